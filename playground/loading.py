@@ -1,0 +1,347 @@
+"""Loading: turn a ModelSpec into a ready (model, tokenizer) and keep recently used models in memory.
+
+- Packaged GGUF weights are imported once (dequantized by transformers' GGUF support) into safetensors under the
+  data dir; every later load reads that cache, which takes seconds instead of most of a minute.
+- Device is CUDA when present, else CPU; dtype is a choice; 4-bit NF4 goes through bitsandbytes (CPU too).
+- LoRA adapters are applied with PEFT.
+- :class:`ModelCache` keeps loaded models in least-recently-used order within a memory budget.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from playground.catalog import PACKAGED, ModelKind, ModelSpec, PackagedModel
+from playground.settings import Settings
+
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+Quant = Literal["none", "4bit"]
+Progress = Callable[[str], None]
+
+_IMPORT_DONE = "import-complete.json"
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load: data type and quantization. Device is automatic (CUDA when present)."""
+
+    dtype: DType = "auto"
+    """auto = bfloat16/float16 on CUDA, float32 on CPU."""
+    quant: Quant = "none"
+    """4bit = NF4 weights via bitsandbytes (QLoRA's format), on CUDA or CPU."""
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.quant not in ("none", "4bit"):
+            raise ValueError(f"quant must be none or 4bit, got {self.quant!r}")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to generate, with what the UI needs to know about it."""
+
+    spec: ModelSpec
+    options: LoadOptions
+    model: Any
+    tokenizer: Any
+    device: str
+    kind: ModelKind
+    context_length: int
+    footprint_bytes: int
+    load_seconds: float = 0.0
+
+
+def import_backends() -> None:
+    """Import torch, transformers and peft once, up front.
+
+    transformers resolves its classes lazily, and two threads resolving them at the same moment (both panes
+    loading at once) can fail with ImportError; resolving them once under the cache's lock avoids that. The app
+    also calls this in the background at start-up, so the first Send does not pay for the import.
+    """
+    import peft  # noqa: F401
+    import torch  # noqa: F401
+    from transformers import (  # noqa: F401
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        BitsAndBytesConfig,
+        GenerationConfig,
+        GgufConfig,
+        LogitsProcessorList,
+        RepetitionPenaltyLogitsProcessor,
+        StoppingCriteriaList,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+
+def pick_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: DType, device: str) -> Any:
+    import torch
+
+    if dtype == "auto":
+        if device == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return getattr(torch, dtype)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(error).lower()
+
+
+# ---------------------------------------------------------------------------------------------- GGUF import
+
+
+def imported_dir(package: PackagedModel, settings: Settings) -> Path:
+    """Where this package version's weights live as safetensors once imported."""
+    return settings.import_cache_dir / f"{package.key}-{package.version()}"
+
+
+def import_packaged(package: PackagedModel, settings: Settings, progress: Progress = lambda _: None) -> Path:
+    """Import a packaged GGUF into a safetensors folder once; return the folder (at once if already imported).
+
+    The import writes into a temporary folder beside the target and renames it, so an interrupted import
+    leaves nothing that looks finished.
+    """
+    target = imported_dir(package, settings)
+    if (target / _IMPORT_DONE).is_file():
+        return target
+    if not package.installed():
+        raise ModelLoadError(f"{package.title} is not installed. Install it with: {package.install}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{package.key}-") as scratch_name:
+        scratch = Path(scratch_name)
+        progress(f"Importing {package.title} from GGUF (first time only, about a minute): locating the weights")
+        gguf = package.locate(scratch)
+        progress(f"Importing {package.title}: reading the tokenizer (1/3)")
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        progress(f"Importing {package.title}: dequantizing the weights (2/3)")
+        # `dequantize=True` makes transformers unpack every block into dense tensors and drop its GGUF quantizer,
+        # so the model is an ordinary one that `save_pretrained` accepts (a GGUF-quantized one refuses).
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent),
+            gguf_file=gguf.name,
+            dtype=torch.float32,
+            quantization_config=GgufConfig(dequantize=True),
+        )
+        progress(f"Importing {package.title}: saving as safetensors (3/3)")
+        out = scratch / "model"
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        record = {"package": package.pip_name, "version": package.version(), "gguf": gguf.name,
+                  "seconds": round(time.monotonic() - started, 1)}
+        (out / _IMPORT_DONE).write_text(json.dumps(record, indent=2))
+        del model
+        if (target / _IMPORT_DONE).is_file():  # another process finished first; keep theirs
+            return target
+        if target.exists():
+            shutil.rmtree(target)
+        out.rename(target)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def weights_location(spec: ModelSpec, settings: Settings, progress: Progress = lambda _: None) -> str:
+    """Folder path or hub id that ``from_pretrained`` reads for this spec's source."""
+    if spec.source_type == "package":
+        return str(import_packaged(PACKAGED[spec.source], settings, progress))
+    if spec.source_type == "local":
+        folder = Path(spec.source)
+        if not (folder / "config.json").is_file():
+            raise ModelLoadError(f"{folder} is not a Hugging Face model folder (no config.json).")
+        if not any(folder.glob("*.safetensors")):
+            raise ModelLoadError(
+                f"{folder} has no .safetensors weights. The playground only loads safetensors "
+                f"(pickled .bin files can run code); convert the model with save_pretrained first."
+            )
+    return spec.source
+
+
+def _hub_error(spec: ModelSpec, error: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"Couldn't load {spec.source} from the Hugging Face hub: it isn't in the local cache and the hub "
+        f"can't be reached (offline?). Pick a packaged model (gemma-3-270m, smollm2-135m-instruct) or a local "
+        f"folder. Details: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    )
+
+
+def load(
+    spec: ModelSpec,
+    settings: Settings,
+    options: LoadOptions = LoadOptions(),
+    progress: Progress = lambda _: None,
+) -> LoadedModel:
+    """Load a spec's model and tokenizer on the best device, with its adapter; raise ModelLoadError with advice."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    started = time.monotonic()
+    device = pick_device()
+    dtype = resolve_dtype(options.dtype, device)
+    location = weights_location(spec, settings, progress)
+    progress(f"Loading {spec.name} on {device}…")
+    kwargs: dict[str, Any] = {"dtype": dtype, "device_map": {"": device}, "use_safetensors": True}
+    if options.quant == "4bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+        if spec.adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, spec.adapter)
+    except Exception as error:
+        if is_out_of_memory(error):
+            free_memory()
+            raise ModelLoadError(
+                f"Out of memory while loading {spec.name} on {device}. Unload other models, try 4-bit, "
+                f"or pick a smaller model."
+            ) from error
+        if spec.source_type == "hub" and isinstance(error, (OSError, ConnectionError)):
+            raise _hub_error(spec, error) from error
+        raise ModelLoadError(f"Couldn't load {spec.name}: {type(error).__name__}: {error}") from error
+    model.eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    context = int(getattr(config, "max_position_embeddings", 0) or 2048)
+    kind = spec.kind or ("instruct" if getattr(tokenizer, "chat_template", None) else "base")
+    return LoadedModel(
+        spec=spec,
+        options=options,
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        kind=kind,
+        context_length=context,
+        footprint_bytes=int(model.get_memory_footprint()),
+        load_seconds=time.monotonic() - started,
+    )
+
+
+def free_memory() -> None:
+    """Return freed tensors to the OS / driver after a model is dropped."""
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class ModelCache:
+    """Loaded models, least recently used first out, kept within ``budget_bytes``.
+
+    One instance per app. Loading the same model from two panes at once loads it once (a lock per key).
+    """
+
+    def __init__(self, settings: Settings, budget_bytes: int | None = None) -> None:
+        self.settings = settings
+        self.budget_bytes = budget_bytes if budget_bytes is not None else int(settings.memory_budget_gb * 2**30)
+        self._models: OrderedDict[tuple, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple, threading.Lock] = {}
+
+    @staticmethod
+    def key(spec: ModelSpec, options: LoadOptions) -> tuple:
+        return (spec.source, spec.adapter, options.dtype, options.quant)
+
+    def get(self, spec: ModelSpec, options: LoadOptions = LoadOptions(),
+            progress: Progress = lambda _: None) -> LoadedModel:
+        """The loaded model for this spec, loading it (and evicting old ones past the budget) if needed."""
+        key = self.key(spec, options)
+        with self._lock:
+            import_backends()
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._models:
+                    self._models.move_to_end(key)
+                    return self._models[key]
+            loaded = load(spec, self.settings, options, progress)
+            with self._lock:
+                self._models[key] = loaded
+                self._evict_over_budget(keep=key)
+            return loaded
+
+    def warm_up(self) -> threading.Thread:
+        """Import the ML libraries in a background thread, so the page answers first and the first Send is quicker."""
+
+        def run() -> None:
+            with self._lock:
+                import_backends()
+
+        thread = threading.Thread(target=run, name="warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def _evict_over_budget(self, keep: tuple) -> None:
+        evicted = False
+        while self.used_bytes() > self.budget_bytes and len(self._models) > 1:
+            oldest = next(k for k in self._models if k != keep)
+            del self._models[oldest]
+            evicted = True
+        if evicted:
+            free_memory()
+
+    def used_bytes(self) -> int:
+        return sum(m.footprint_bytes for m in self._models.values())
+
+    def loaded(self) -> list[LoadedModel]:
+        """Loaded models, least recently used first."""
+        with self._lock:
+            return list(self._models.values())
+
+    def unload(self, spec: ModelSpec | None = None, options: LoadOptions | None = None) -> int:
+        """Drop one model (or, with no arguments, all of them); return how many were dropped."""
+        with self._lock:
+            if spec is None:
+                keys = list(self._models)
+            else:
+                keys = [k for k in self._models if k[:2] == (spec.source, spec.adapter)
+                        and (options is None or k == self.key(spec, options))]
+            for k in keys:
+                del self._models[k]
+        free_memory()
+        return len(keys)
+
+    def describe(self) -> str:
+        """One line per loaded model for the UI."""
+        models = self.loaded()
+        if not models:
+            return "No models loaded."
+        lines = [f"- {m.spec.name} ({m.device}, {m.options.quant if m.options.quant != 'none' else m.options.dtype}, "
+                 f"{m.footprint_bytes / 2**20:.0f} MiB)" for m in models]
+        return f"Loaded ({self.used_bytes() / 2**30:.2f} of {self.budget_bytes / 2**30:.1f} GiB):\n" + "\n".join(lines)

@@ -1,0 +1,59 @@
+"""The web UI: ``build_app(settings)`` assembles one ``gr.Tab`` per ``*_tab.py`` module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from playground import __version__
+from playground.loading import ModelCache
+from playground.settings import Settings
+from playground.ui import compare_tab
+
+THEME = gr.themes.Soft()
+CSS = """
+.pane-title h3 { margin: 0; }
+.pane-stats { font-size: 0.85em; opacity: 0.8; min-height: 1.5em; }
+"""
+
+
+def build_app(settings: Settings, cache: ModelCache | None = None) -> gr.Blocks:
+    """Build the whole app. Nothing heavy happens here: models load on first use, so the page answers at once."""
+    cache = cache or ModelCache(settings)
+    with gr.Blocks(title="RLHF Playground") as app:
+        gr.Markdown(
+            f"# RLHF Playground\n"
+            f"Instruction tuning and RLHF, by hand: compare a base model with an instruction-tuned one. "
+            f"<small>v{__version__} · data in `{settings.data_dir}`</small>"
+        )
+        with gr.Tabs():
+            with gr.Tab("Compare", id="compare"):
+                compare_tab.build(settings, cache)
+    return app
+
+
+def serve(settings: Settings) -> None:
+    """Build the app, start listening, then import the ML libraries in the background while the page is served."""
+    cache = ModelCache(settings)
+    app = build_app(settings, cache)
+    app.launch(prevent_thread_lock=True, **launch_kwargs(settings))
+    cache.warm_up()
+    app.block_thread()
+
+
+def launch_kwargs(settings: Settings) -> dict[str, Any]:
+    """Arguments for ``Blocks.launch``: listen where the settings say, log in if asked, keep no run history.
+
+    Gradio's per-browser run history would store model names next to answers and spoil blind comparisons.
+    """
+    return {
+        "server_name": settings.host,
+        "server_port": settings.port,
+        "auth": settings.auth,
+        "share": settings.share,
+        "run_history": False,
+        "theme": THEME,
+        "css": CSS,
+        "allowed_paths": [],
+    }
