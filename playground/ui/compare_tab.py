@@ -203,7 +203,7 @@ def build(settings: Settings, cache: ModelCache) -> None:
     def clear_all(a: str, b: str) -> list[Any]:
         return [None, _pane_title(a, "Left"), _pane_title(b, "Right"), [], [], "", "", "", ""]
 
-    clear.click(clear_all, [model_a, model_b], [state] + panes, api_visibility="private")
+    clear.click(clear_all, [model_a, model_b], [state] + panes, api_name="clear")
 
     def toggle_blind(blind_on: bool, a: str, b: str) -> list[Any]:
         left, right = ("Model 1", "Model 2") if blind_on else (a, b)

@@ -1,0 +1,92 @@
+"""The Compare endpoint through gradio_client, against the app launched on a free port with tiny models."""
+
+import socket
+
+import pytest
+from gradio_client import Client
+
+from playground.settings import Settings
+from playground.ui import build_app, launch_kwargs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def client(tiny_base, tiny_chat, tmp_path_factory):
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), port=free_port(), model_a=str(tiny_base),
+                        model_b=str(tiny_chat), memory_budget_gb=1)
+    settings.ensure_dirs()
+    app = build_app(settings)
+    app.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings))
+    yield Client(f"http://127.0.0.1:{settings.port}/", verbose=False)
+    app.close()
+
+
+def compare(client, prompt, a, b, new_conversation=True, **overrides):
+    if new_conversation:
+        client.predict(str(a), str(b), api_name="/clear")
+    args = dict(text=prompt, a=str(a), b=str(b), fmt_a="auto", fmt_b="auto", system_text="", temp=0.7, p=0.9, k=50,
+                n=12, rep=1.1, seed_value=42, blind_on=False, dtype_value="auto", quant_value="none")
+    args.update(overrides)
+    return client.predict(*args.values(), api_name="/compare")
+
+
+def answer_text(chat):
+    content = chat[-1]["content"]
+    return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
+
+
+def test_compare_returns_both_answers_with_stats(client, tiny_base, tiny_chat):
+    out = compare(client, "Explain the moon landing.", tiny_base, tiny_chat)
+    prompt_box, title_l, title_r, chat_l, chat_r, stats_l, stats_r, sent_l, sent_r, loaded = out
+    assert prompt_box == ""
+    assert "tiny-base" in title_l and "tiny-chat" in title_r
+    assert answer_text(chat_l) and answer_text(chat_r)
+    assert "tok/s" in stats_l and "finished" in stats_r
+    assert sent_l.startswith("<s>Explain") and "<|assistant|>" in sent_r
+    assert "tiny-base" in loaded and "tiny-chat" in loaded
+
+
+def test_same_seed_same_answers_through_the_api(client, tiny_base, tiny_chat):
+    first = compare(client, "Tell me a story.", tiny_base, tiny_chat, temp=1.0, seed_value=9)
+    second = compare(client, "Tell me a story.", tiny_base, tiny_chat, temp=1.0, seed_value=9)
+    assert answer_text(first[3]) == answer_text(second[3])
+    assert answer_text(first[4]) == answer_text(second[4])
+
+
+def test_follow_up_continues_the_conversation(client, tiny_base, tiny_chat):
+    compare(client, "First question?", tiny_base, tiny_chat)
+    out = compare(client, "Second question?", tiny_base, tiny_chat, new_conversation=False)
+    assert len(out[3]) == len(out[4]) == 4
+    assert "First question?" in out[8] and "Second question?" in out[8]  # the chat model saw the whole dialogue
+
+
+def test_blind_mode_hides_names(client, tiny_base, tiny_chat):
+    out = compare(client, "Hello?", tiny_base, tiny_chat, blind_on=True)
+    assert "Model 1" in out[1] and "Model 2" in out[2]
+    assert "tiny" not in out[1] + out[2]
+
+
+def test_unknown_model_is_reported_in_its_pane(client, tiny_chat):
+    out = compare(client, "Hello?", "/no/such/folder", tiny_chat)
+    assert "not a model folder" in out[5]
+    assert answer_text(out[4])  # the other side still answered
+
+
+def test_empty_prompt_sends_nothing(client, tiny_base, tiny_chat):
+    out = compare(client, "   ", tiny_base, tiny_chat)
+    assert all(value is None for value in out)  # no update at all: nothing was generated or cleared
+
+
+def test_impossible_setting_is_a_clear_error(client, tiny_base, tiny_chat):
+    with pytest.raises(Exception, match="less than minimum value 1"):
+        compare(client, "Hi", tiny_base, tiny_chat, n=0)
+
+
+def test_unload_endpoint(client, tiny_base, tiny_chat):
+    compare(client, "Hi", tiny_base, tiny_chat)
+    assert client.predict(api_name="/unload") == "No models loaded."

@@ -1,0 +1,140 @@
+"""Loading: fp32, 4-bit NF4 on CPU, LoRA adapters, the GGUF import cache, the LRU budget, and failures."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from playground import loading
+from playground.catalog import ModelSpec, PackagedModel
+from playground.loading import LoadOptions, ModelCache, ModelLoadError, import_packaged, load
+
+IDS = torch.tensor([[1, 20, 30, 40, 50]])
+
+
+def test_fp32_load(settings, tiny_base):
+    loaded = load(ModelSpec(str(tiny_base)), settings)
+    assert loaded.device == "cpu"
+    assert loaded.model.dtype == torch.float32
+    assert loaded.kind == "base"  # no chat template
+    assert loaded.context_length == 256
+    reference = AutoModelForCausalLM.from_pretrained(tiny_base)
+    with torch.no_grad():
+        assert torch.allclose(loaded.model(IDS).logits, reference(IDS).logits)
+
+
+def test_chat_model_is_guessed_instruct(settings, tiny_chat):
+    assert load(ModelSpec(str(tiny_chat)), settings).kind == "instruct"
+
+
+def test_4bit_nf4_on_cpu(settings, tiny_base):
+    import bitsandbytes as bnb
+
+    loaded = load(ModelSpec(str(tiny_base)), settings, LoadOptions(quant="4bit"))
+    q_proj = loaded.model.model.layers[0].self_attn.q_proj
+    assert isinstance(q_proj, bnb.nn.Linear4bit)
+    assert q_proj.weight.quant_type == "nf4"
+    full = load(ModelSpec(str(tiny_base)), settings)
+    assert loaded.footprint_bytes < full.footprint_bytes
+    with torch.no_grad():
+        assert torch.isfinite(loaded.model(IDS).logits).all()
+
+
+def test_adapter_matches_plain_peft(settings, tiny_base, tiny_adapter):
+    loaded = load(ModelSpec(str(tiny_base), adapter=str(tiny_adapter)), settings)
+    plain = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base), tiny_adapter).eval()
+    base = AutoModelForCausalLM.from_pretrained(tiny_base)
+    with torch.no_grad():
+        ours = loaded.model(IDS).logits
+        assert torch.allclose(ours, plain(IDS).logits, atol=1e-6)
+        assert not torch.allclose(ours, base(IDS).logits, atol=1e-4)  # the adapter really changes the model
+
+
+def test_only_safetensors_are_loaded(settings, tiny_base, tmp_path):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    shutil.copy(tiny_base / "config.json", folder)
+    torch.save({}, folder / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="only loads safetensors"):
+        load(ModelSpec(str(folder)), settings)
+
+
+def test_unreachable_hub_model_says_so(settings):
+    with pytest.raises(ModelLoadError, match="can't be reached"):
+        load(ModelSpec("HuggingFaceTB/SmolLM2-135M"), settings)
+
+
+def test_out_of_memory_on_load(settings, tiny_base, monkeypatch):
+    def boom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", boom)
+    with pytest.raises(ModelLoadError, match="Out of memory while loading"):
+        load(ModelSpec(str(tiny_base)), settings)
+
+
+def test_cache_reuses_and_evicts_least_recently_used(settings, tiny_base, tiny_chat):
+    one = load(ModelSpec(str(tiny_base)), settings).footprint_bytes
+    cache = ModelCache(settings, budget_bytes=int(one * 1.5))  # room for one tiny model, not two
+    a = cache.get(ModelSpec(str(tiny_base)))
+    assert cache.get(ModelSpec(str(tiny_base))) is a
+    cache.get(ModelSpec(str(tiny_chat)))
+    assert [m.spec.source for m in cache.loaded()] == [str(tiny_chat)]
+    assert "tiny-chat" in cache.describe()
+    assert cache.unload() == 1
+    assert cache.loaded() == [] and cache.describe() == "No models loaded."
+
+
+def test_cache_unload_one(settings, tiny_base, tiny_chat):
+    cache = ModelCache(settings)
+    cache.get(ModelSpec(str(tiny_base)))
+    cache.get(ModelSpec(str(tiny_chat)))
+    assert cache.unload(ModelSpec(str(tiny_base))) == 1
+    assert [m.spec.source for m in cache.loaded()] == [str(tiny_chat)]
+
+
+def test_concurrent_gets_load_once(settings, tiny_base, monkeypatch):
+    import threading
+
+    calls = []
+    real = loading.load
+    monkeypatch.setattr(loading, "load", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cache = ModelCache(settings)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get(ModelSpec(str(tiny_base))))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len({id(r) for r in results}) == 1
+
+
+def _fake_package(locate) -> PackagedModel:
+    return PackagedModel(key="fake", title="Fake", kind="base", pip_name="pytest", module="pytest",
+                         install="pip install fake", locate=locate)
+
+
+def test_imported_model_is_read_from_the_cache(settings):
+    def never(scratch):
+        raise AssertionError("the GGUF must not be read again once imported")
+
+    package = _fake_package(never)
+    target = loading.imported_dir(package, settings)
+    target.mkdir(parents=True)
+    (target / "import-complete.json").write_text(json.dumps({"seconds": 1}))
+    assert import_packaged(package, settings) == target
+
+
+def test_interrupted_import_leaves_nothing_that_looks_finished(settings):
+    def fails(scratch):
+        (scratch / "half-written.gguf").write_bytes(b"GGUF")
+        raise OSError("No space left on device")
+
+    package = _fake_package(fails)
+    with pytest.raises(OSError, match="No space left"):
+        import_packaged(package, settings)
+    assert not loading.imported_dir(package, settings).exists()
+    assert list(settings.import_cache_dir.iterdir()) == []
