@@ -35,6 +35,8 @@ class GenerationParams:
     """Divides the logits of tokens already in the text (1 = off); base models loop without it."""
     seed: int = 42
     """The same seed, model, prompt and settings give the same answer."""
+    ignore_eos: bool = False
+    """Keep generating past the end-of-sequence token up to max_new_tokens (benchmarks use it for equal lengths)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -203,8 +205,8 @@ def stream(
         processors.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
     if params.temperature > 0:
         processors.append(SeededSampler(params, loaded.device))
-    config = GenerationConfig(max_new_tokens=max_new, do_sample=False, eos_token_id=eos_ids,
-                              pad_token_id=tokenizer.pad_token_id)
+    config = GenerationConfig(max_new_tokens=max_new, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                              eos_token_id=eos_ids, min_new_tokens=max_new if params.ignore_eos else None)
     tokens: queue.Queue = queue.Queue()
     input_ids = torch.tensor([ids], device=loaded.device)
 
@@ -248,7 +250,7 @@ def stream(
             stats.finish_reason = "error"
             update.error = _describe_error(value, loaded)
             update.out_of_memory = is_out_of_memory(value)
-        elif new_ids and new_ids[-1] in eos_ids:
+        elif new_ids and new_ids[-1] in eos_ids and not params.ignore_eos:
             stats.finish_reason = "eos"
         elif len(new_ids) >= max_new:
             stats.finish_reason = "length"
