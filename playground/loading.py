@@ -264,15 +264,18 @@ def free_memory() -> None:
 class ModelCache:
     """Loaded models, least recently used first out, kept within ``budget_bytes``.
 
-    One instance per app. Loading the same model from two panes at once loads it once (a lock per key).
+    One instance per app. Models load one at a time; asking for a model that is loading waits for it.
     """
 
     def __init__(self, settings: Settings, budget_bytes: int | None = None) -> None:
         self.settings = settings
         self.budget_bytes = budget_bytes if budget_bytes is not None else int(settings.memory_budget_gb * 2**30)
         self._models: OrderedDict[tuple, LoadedModel] = OrderedDict()
-        self._lock = threading.Lock()
-        self._key_locks: dict[tuple, threading.Lock] = {}
+        self._lock = threading.Lock()  # guards _models
+        # Loads run one at a time: from_pretrained patches process-wide torch state while it builds a model (weight
+        # init functions, default dtype), and two loads at once (both panes on the first Send) produced a model
+        # whose sampling hit NaNs. Serializing also makes two panes asking for the same model load it once.
+        self._load_lock = threading.Lock()
 
     @staticmethod
     def key(spec: ModelSpec, options: LoadOptions) -> tuple:
@@ -283,11 +286,13 @@ class ModelCache:
         """The loaded model for this spec, loading it (and evicting old ones past the budget) if needed."""
         key = self.key(spec, options)
         with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        with self._load_lock:
             import_backends()
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
             with self._lock:
-                if key in self._models:
+                if key in self._models:  # loaded by another pane while this one waited
                     self._models.move_to_end(key)
                     return self._models[key]
             loaded = load(spec, self.settings, options, progress)
@@ -300,7 +305,7 @@ class ModelCache:
         """Import the ML libraries in a background thread, so the page answers first and the first Send is quicker."""
 
         def run() -> None:
-            with self._lock:
+            with self._load_lock:
                 import_backends()
 
         thread = threading.Thread(target=run, name="warm-up", daemon=True)

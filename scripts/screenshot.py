@@ -43,11 +43,13 @@ def main() -> None:
                 time.sleep(0.2)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 1150})
             page.goto(f"http://127.0.0.1:{port}/")
             page.get_by_label("Prompt", exact=True).fill(PROMPT)
             page.get_by_role("button", name="Send").click()
-            expect(page.get_by_text("finished:")).to_have_count(2, timeout=600_000)
+            for side in ("left", "right"):
+                expect(page.locator(f"#stats-{side}")).to_contain_text("finished:", timeout=600_000)
+            page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=args.out, full_page=False)
             browser.close()
     finally:

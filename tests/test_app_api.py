@@ -87,6 +87,21 @@ def test_impossible_setting_is_a_clear_error(client, tiny_base, tiny_chat):
         compare(client, "Hi", tiny_base, tiny_chat, n=0)
 
 
+def test_stop_ends_both_answers(client, tiny_base, tiny_chat):
+    import time
+
+    client.predict(str(tiny_base), str(tiny_chat), api_name="/clear")
+    args = ["Tell me everything.", str(tiny_base), str(tiny_chat), "plain", "plain", "", 1.0, 1.0, 0, 1024, 1.0, 1,
+            False, "auto", "none"]
+    job = client.submit(*args, api_name="/compare")
+    deadline = time.monotonic() + 60
+    while not any("tok/s" in str(out[5]) for out in job.outputs()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    client.predict(api_name="/stop")
+    out = job.result()
+    assert "finished: stopped" in out[5] and "finished: stopped" in out[6]
+
+
 def test_unload_endpoint(client, tiny_base, tiny_chat):
     compare(client, "Hi", tiny_base, tiny_chat)
     assert client.predict(api_name="/unload") == "No models loaded."

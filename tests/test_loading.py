@@ -112,6 +112,32 @@ def test_concurrent_gets_load_once(settings, tiny_base, monkeypatch):
     assert len(calls) == 1 and len({id(r) for r in results}) == 1
 
 
+def test_loads_never_overlap(settings, tiny_base, tiny_chat, monkeypatch):
+    import threading
+    import time
+
+    active, peak = [0], [0]
+    real = loading.load
+
+    def tracked(*args, **kwargs):
+        active[0] += 1
+        peak[0] = max(peak[0], active[0])
+        time.sleep(0.2)  # widen the window in which a second load could start
+        try:
+            return real(*args, **kwargs)
+        finally:
+            active[0] -= 1
+
+    monkeypatch.setattr(loading, "load", tracked)
+    cache = ModelCache(settings)
+    threads = [threading.Thread(target=cache.get, args=(ModelSpec(str(p)),)) for p in (tiny_base, tiny_chat)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(cache.loaded()) == 2 and peak[0] == 1
+
+
 def _fake_package(locate) -> PackagedModel:
     return PackagedModel(key="fake", title="Fake", kind="base", pip_name="pytest", module="pytest",
                          install="pip install fake", locate=locate)

@@ -76,6 +76,17 @@ def _chat(history: list[dict[str, str]], update: StreamUpdate) -> list[dict[str,
     return shown
 
 
+def _pane(side: str, model: str) -> tuple[gr.Markdown, gr.Chatbot, gr.Markdown, gr.Code]:
+    """One answer pane: title, conversation, stats line, and (folded) the exact text the model received."""
+    with gr.Column():
+        title = gr.Markdown(_pane_title(model, side), elem_classes="pane-title")
+        chat = gr.Chatbot(label=f"{side} answer", height=420, buttons=["copy"])
+        stats = gr.Markdown("", elem_classes="pane-stats", elem_id=f"stats-{side.lower()}")
+        with gr.Accordion(f"Exact text the {side.lower()} model received", open=False):
+            sent = gr.Code(language=None, label="Prompt text (after template and truncation)")
+    return title, chat, stats, sent
+
+
 def build(settings: Settings, cache: ModelCache) -> None:
     """Lay out the Compare tab and wire its events (layout first, events at the end)."""
     stops = StopRegistry()
@@ -100,18 +111,8 @@ def build(settings: Settings, cache: ModelCache) -> None:
         reveal = gr.Button("Reveal models", size="sm", visible=False)
         refresh = gr.Button("Refresh model list", size="sm")
     with gr.Row(equal_height=True):
-        with gr.Column():
-            title_left = gr.Markdown(_pane_title(settings.model_a, "Left"), elem_classes="pane-title")
-            chat_left = gr.Chatbot(label="Left answer", height=420, buttons=["copy"])
-            stats_left = gr.Markdown("", elem_classes="pane-stats")
-            with gr.Accordion("Exact text the left model received", open=False):
-                sent_left = gr.Code(language=None, label="Prompt text (after template and truncation)")
-        with gr.Column():
-            title_right = gr.Markdown(_pane_title(settings.model_b, "Right"), elem_classes="pane-title")
-            chat_right = gr.Chatbot(label="Right answer", height=420, buttons=["copy"])
-            stats_right = gr.Markdown("", elem_classes="pane-stats")
-            with gr.Accordion("Exact text the right model received", open=False):
-                sent_right = gr.Code(language=None, label="Prompt text (after template and truncation)")
+        title_left, chat_left, stats_left, sent_left = _pane("Left", settings.model_a)
+        title_right, chat_right, stats_right, sent_right = _pane("Right", settings.model_b)
     prompt = gr.Textbox(label="Prompt", lines=3, placeholder="Ask both models something… (Enter sends)",
                         autofocus=True)
     with gr.Row():
