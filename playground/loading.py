@@ -200,7 +200,6 @@ def load(
     progress: Progress = lambda _: None,
 ) -> LoadedModel:
     """Load a spec's model and tokenizer on the best device, with its adapter; raise ModelLoadError with advice."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
     started = time.monotonic()
