@@ -284,21 +284,25 @@ class ModelCache:
             progress: Progress = lambda _: None) -> LoadedModel:
         """The loaded model for this spec, loading it (and evicting old ones past the budget) if needed."""
         key = self.key(spec, options)
-        with self._lock:
-            if key in self._models:
-                self._models.move_to_end(key)
-                return self._models[key]
+        if (hit := self._lookup(key)) is not None:
+            return hit
         with self._load_lock:
             import_backends()
-            with self._lock:
-                if key in self._models:  # loaded by another pane while this one waited
-                    self._models.move_to_end(key)
-                    return self._models[key]
+            if (hit := self._lookup(key)) is not None:  # loaded by another pane while this one waited
+                return hit
             loaded = load(spec, self.settings, options, progress)
             with self._lock:
                 self._models[key] = loaded
                 self._evict_over_budget(keep=key)
             return loaded
+
+    def _lookup(self, key: tuple) -> LoadedModel | None:
+        """The loaded model for ``key`` (marked most recently used), or None."""
+        with self._lock:
+            if key not in self._models:
+                return None
+            self._models.move_to_end(key)
+            return self._models[key]
 
     def warm_up(self) -> threading.Thread:
         """Import the ML libraries in a background thread, so the page answers first and the first Send is quicker."""

@@ -201,15 +201,18 @@ def build(settings: Settings, cache: ModelCache) -> None:
 
     stop.click(stop_answers, None, None, api_name="stop", queue=False)
 
+    def blank_panes(left: str, right: str) -> list[Any]:
+        """Empty panes (titles, chats, stats, sent texts) under these titles."""
+        return [_pane_title(left, "Left"), _pane_title(right, "Right"), [], [], "", "", "", ""]
+
     def clear_all(a: str, b: str) -> list[Any]:
-        return [None, _pane_title(a, "Left"), _pane_title(b, "Right"), [], [], "", "", "", ""]
+        return [None] + blank_panes(a, b)
 
     clear.click(clear_all, [model_a, model_b], [state] + panes, api_name="clear")
 
     def toggle_blind(blind_on: bool, a: str, b: str) -> list[Any]:
         left, right = ("Model 1", "Model 2") if blind_on else (a, b)
-        return [None, gr.update(visible=blind_on), _pane_title(left, "Left"), _pane_title(right, "Right"),
-                [], [], "", "", "", ""]
+        return [None, gr.update(visible=blind_on)] + blank_panes(left, right)
 
     blind.change(toggle_blind, [blind, model_a, model_b], [state, reveal] + panes, api_visibility="private")
 
