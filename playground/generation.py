@@ -340,7 +340,9 @@ def stream_pair(
         while not (latest[0].done and latest[1].done):
             index, update = events.get()
             latest[index] = update
-            while not events.empty():  # coalesce: only the newest snapshot per side matters to the screen
+            # Coalesce what is already queued (only the newest snapshot per side matters to the screen), but no
+            # more than that: with fast producers "until empty" would never end and nothing would be yielded.
+            for _ in range(events.qsize()):
                 index, update = events.get_nowait()
                 latest[index] = update
             yield latest[0], latest[1]
