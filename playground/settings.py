@@ -41,7 +41,7 @@ class Settings:
     """Everything the app needs to know at start-up. Built by ``app.py`` from the command line."""
 
     data_dir: Path = field(default_factory=default_data_dir)
-    """Root of everything the app writes: imported models, adapters, (later) votes and runs."""
+    """Root of everything the app writes: imported models, adapters, the ratings database, exports, runs."""
     host: str = "127.0.0.1"
     """Interface to listen on. 127.0.0.1 keeps the app private to this machine."""
     port: int = 7860
@@ -79,10 +79,20 @@ class Settings:
         """GGUF weights imported once into safetensors, one folder per packaged model version."""
         return self.data_dir / "cache" / "imported"
 
+    @property
+    def ratings_db(self) -> Path:
+        """The SQLite database of comparisons and votes (the source of truth for ratings)."""
+        return self.data_dir / "ratings.sqlite3"
+
+    @property
+    def exports_dir(self) -> Path:
+        """Preference data exported from the votes (JSONL, Parquet, ``datasets`` folders)."""
+        return self.data_dir / "exports"
+
     def ensure_dirs(self) -> None:
         """Create the data folders and prove they are writable; raise :class:`DataDirError` with advice if not."""
         try:
-            for folder in (self.models_dir, self.adapters_dir, self.import_cache_dir):
+            for folder in (self.models_dir, self.adapters_dir, self.import_cache_dir, self.exports_dir):
                 folder.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=self.data_dir, prefix=".write-test-"):
                 pass

@@ -1,0 +1,478 @@
+"""The ratings database: SQLite (WAL) schema and migrations for comparisons, votes, raters and rating batches.
+
+Nothing else in the app talks SQL. SQLite is the source of truth for ratings: every vote is one short transaction
+with ``synchronous=FULL``, so once :meth:`Store.vote` returns the vote is on disk and survives the app being killed
+at any moment (WAL replays committed transactions on the next open). Connections are opened per operation: Gradio
+calls back from a thread pool, and a fresh connection per call is cheap (tens of microseconds) and never shared
+across threads; ``busy_timeout`` makes concurrent writers queue instead of failing.
+
+A comparison has sides **a** and **b** (the models as the user picked them) and ``left_side`` says which one the
+screen showed on the left, so position bias can be measured and blind votes attributed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from playground import __version__
+
+Winner = Literal["a", "b", "tie", "both_bad"]
+WINNERS: tuple[str, ...] = ("a", "b", "tie", "both_bad")
+Source = Literal["compare", "rate", "import"]
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StoreError(RuntimeError):
+    """The database can't be opened or a write was refused; the message says why and what to do."""
+
+
+def now() -> str:
+    """UTC timestamp, ISO 8601 with microseconds (sorts as text)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Side:
+    """One model's answer in a comparison, with everything needed to reproduce and judge it."""
+
+    model: str | None
+    """Base source (packaged key, hub id or folder); None for imported preference data with no model."""
+    adapter: str | None = None
+    """LoRA adapter folder on top of the source, or None."""
+    revision: str | None = None
+    """Version of the weights when known (packaged model version, hub revision)."""
+    prompt_format: str = "auto"
+    params: dict[str, Any] = field(default_factory=dict)
+    """Generation parameters, seed included (``GenerationParams`` as a dict)."""
+    response: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    time_to_first_token: float | None = None
+    tokens_per_second: float | None = None
+    finish_reason: str | None = None
+    history: list[dict[str, str]] | None = None
+    """Earlier turns of this side's conversation when they differ from the shared ``messages`` (multi-turn)."""
+
+
+@dataclass(frozen=True)
+class ComparisonRecord:
+    """One rated (or to-be-rated) pair: the prompt, both sides, how they were shown, and the vote."""
+
+    messages: list[dict[str, str]]
+    """The conversation the answers reply to, ending with the user's message."""
+    a: Side
+    b: Side
+    system_prompt: str = ""
+    left_side: Literal["a", "b"] = "a"
+    blind: bool = False
+    winner: Winner | None = None
+    strength: int | None = None
+    """How much better the winner is, 1 (slightly) to 5 (far); optional."""
+    rationale: str = ""
+    rater: str = ""
+    source: Source = "compare"
+    batch_id: str | None = None
+    position: int | None = None
+    """Order within a rating batch."""
+    skipped: bool = False
+    id: str = field(default_factory=new_id)
+    created_at: str = field(default_factory=now)
+    updated_at: str | None = None
+    voted_at: str | None = None
+    deleted_at: str | None = None
+    app_version: str = __version__
+
+    def __post_init__(self) -> None:
+        check_vote(self.winner, self.strength)
+        if self.left_side not in ("a", "b"):
+            raise ValueError("left_side must be 'a' or 'b'")
+
+    @property
+    def prompt(self) -> str:
+        """The last user message (what the answers reply to)."""
+        return self.messages[-1]["content"] if self.messages else ""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch rating session: every pair of the chosen models on every prompt of a prompt set."""
+
+    id: str
+    name: str
+    models: list[str]
+    total: int
+    status: str
+    """generating, ready (all pairs generated), stopped, failed."""
+    created_at: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a batch is: pairs generated so far, voted, skipped, out of the total it will have."""
+
+    total: int
+    generated: int
+    rated: int
+    skipped: int
+
+    def summary(self) -> str:
+        text = f"{self.rated} / {self.total} rated"
+        if self.skipped:
+            text += f" · {self.skipped} skipped"
+        if self.generated < self.total:
+            text += f" · {self.generated} / {self.total} generated"
+        return text
+
+
+def check_vote(winner: str | None, strength: int | None) -> None:
+    """Raise ValueError for a winner outside a/b/tie/both_bad or a strength outside 1–5."""
+    if winner is not None and winner not in WINNERS:
+        raise ValueError(f"winner must be one of {', '.join(WINNERS)}, got {winner!r}")
+    if strength is not None and (isinstance(strength, bool) or not isinstance(strength, int) or not 1 <= strength <= 5):
+        raise ValueError(f"strength must be an integer from 1 to 5, got {strength!r}")
+
+
+# Migrations, oldest first. PRAGMA user_version holds how many have run; never edit one that has shipped, append.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: comparisons with both sides and the vote; raters.
+    """
+    CREATE TABLE comparisons (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        voted_at TEXT,
+        deleted_at TEXT,
+        source TEXT NOT NULL CHECK (source IN ('compare', 'rate', 'import')),
+        rater TEXT NOT NULL DEFAULT '',
+        messages TEXT NOT NULL,
+        system_prompt TEXT NOT NULL DEFAULT '',
+        model_a TEXT, adapter_a TEXT, side_a TEXT NOT NULL, response_a TEXT NOT NULL,
+        model_b TEXT, adapter_b TEXT, side_b TEXT NOT NULL, response_b TEXT NOT NULL,
+        left_side TEXT NOT NULL CHECK (left_side IN ('a', 'b')),
+        blind INTEGER NOT NULL,
+        winner TEXT CHECK (winner IN ('a', 'b', 'tie', 'both_bad')),
+        strength INTEGER CHECK (strength BETWEEN 1 AND 5),
+        rationale TEXT NOT NULL DEFAULT '',
+        app_version TEXT NOT NULL
+    );
+    CREATE INDEX comparisons_voted ON comparisons (voted_at);
+    CREATE INDEX comparisons_models ON comparisons (model_a, model_b);
+    CREATE TABLE raters (name TEXT PRIMARY KEY, created_at TEXT NOT NULL, last_vote_at TEXT);
+    """,
+    # 2: batch rating (Rate tab): a batch of generated pairs rated one by one.
+    """
+    CREATE TABLE batches (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        name TEXT NOT NULL,
+        models TEXT NOT NULL,
+        total INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        error TEXT NOT NULL DEFAULT ''
+    );
+    ALTER TABLE comparisons ADD COLUMN batch_id TEXT REFERENCES batches(id);
+    ALTER TABLE comparisons ADD COLUMN position INTEGER;
+    ALTER TABLE comparisons ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX comparisons_batch ON comparisons (batch_id, position);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_SIDE_COLUMNS = ("model", "adapter", "response")
+
+
+def _side_json(side: Side) -> str:
+    return json.dumps({k: v for k, v in asdict(side).items() if k not in _SIDE_COLUMNS})
+
+
+def _row_values(record: ComparisonRecord) -> dict[str, Any]:
+    stamp = record.updated_at or now()
+    return {
+        "id": record.id, "created_at": record.created_at, "updated_at": stamp, "voted_at": record.voted_at,
+        "deleted_at": record.deleted_at, "source": record.source, "rater": record.rater,
+        "messages": json.dumps(record.messages), "system_prompt": record.system_prompt,
+        "model_a": record.a.model, "adapter_a": record.a.adapter, "side_a": _side_json(record.a),
+        "response_a": record.a.response,
+        "model_b": record.b.model, "adapter_b": record.b.adapter, "side_b": _side_json(record.b),
+        "response_b": record.b.response,
+        "left_side": record.left_side, "blind": int(record.blind), "winner": record.winner,
+        "strength": record.strength, "rationale": record.rationale, "app_version": record.app_version,
+        "batch_id": record.batch_id, "position": record.position, "skipped": int(record.skipped),
+    }
+
+
+def _from_row(row: sqlite3.Row) -> ComparisonRecord:
+    def side(suffix: str) -> Side:
+        extra = json.loads(row[f"side_{suffix}"])
+        return Side(model=row[f"model_{suffix}"], adapter=row[f"adapter_{suffix}"],
+                    response=row[f"response_{suffix}"], **extra)
+
+    return ComparisonRecord(
+        id=row["id"], created_at=row["created_at"], updated_at=row["updated_at"], voted_at=row["voted_at"],
+        deleted_at=row["deleted_at"], source=row["source"], rater=row["rater"],
+        messages=json.loads(row["messages"]), system_prompt=row["system_prompt"], a=side("a"), b=side("b"),
+        left_side=row["left_side"], blind=bool(row["blind"]), winner=row["winner"], strength=row["strength"],
+        rationale=row["rationale"], app_version=row["app_version"], batch_id=row["batch_id"],
+        position=row["position"], skipped=bool(row["skipped"]),
+    )
+
+
+class Store:
+    """The ratings database at ``path`` (created and migrated on open)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")  # persistent: set once, every later connection uses it
+                self._migrate(db)
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"Can't open the ratings database {self.path}: {error}. If the file is damaged, move "
+                             f"it aside (votes exported earlier are in the exports folder) and restart.") from error
+
+    # ------------------------------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before it returns (power loss too)
+            db.execute("PRAGMA foreign_keys=ON")
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. BEGIN IMMEDIATE takes the write lock up front, so writers queue (busy_timeout)
+        instead of failing on a read-to-write upgrade."""
+        with self._connect() as db:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                yield db
+                db.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                _rollback(db)
+                if "full" in str(error).lower():
+                    raise StoreError("The disk is full: the vote was not saved. Free some space and vote again.") \
+                        from error
+                raise StoreError(f"The ratings database refused the write ({error}); nothing was changed.") \
+                    from error
+            except BaseException:
+                _rollback(db)
+                raise
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer RLHF Playground (schema {version}, this app "
+                             f"knows {SCHEMA_VERSION}). Upgrade the app, or use another --data-dir.")
+        for number in range(version, SCHEMA_VERSION):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                # executescript() would COMMIT first; statements one by one keep the migration all-or-nothing.
+                for statement in _statements(MIGRATIONS[number]):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={number + 1}")
+                db.execute("COMMIT")
+            except BaseException:
+                _rollback(db)
+                raise
+
+    def schema_version(self) -> int:
+        with self._connect() as db:
+            return db.execute("PRAGMA user_version").fetchone()[0]
+
+    def integrity_check(self) -> str:
+        """SQLite's own consistency check: ``ok`` when the file is sound."""
+        with self._connect() as db:
+            return db.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # ------------------------------------------------------------------------------------------ votes
+
+    def save(self, record: ComparisonRecord) -> ComparisonRecord:
+        """Insert a comparison, or replace the one with the same id (a changed vote updates, never duplicates)."""
+        values = _row_values(record)
+        columns = ", ".join(values)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in values if c not in ("id", "created_at"))
+        with self._write() as db:
+            db.execute(f"INSERT INTO comparisons ({columns}) VALUES ({', '.join(':' + c for c in values)}) "
+                       f"ON CONFLICT (id) DO UPDATE SET {updates}", values)
+            if record.winner is not None and record.rater:
+                _touch_rater(db, record.rater, values["updated_at"])
+        return replace(record, updated_at=values["updated_at"])
+
+    def vote(self, record: ComparisonRecord, winner: Winner, strength: int | None = None, rationale: str = "",
+             rater: str = "") -> ComparisonRecord:
+        """Record (or change) the vote on ``record``, saving the whole record; returns it as stored.
+
+        When this returns, the vote is committed to disk.
+        """
+        check_vote(winner, strength)
+        stamp = now()
+        voted = replace(record, winner=winner, strength=strength, rationale=(rationale or "").strip(),
+                        rater=rater or record.rater, voted_at=stamp, updated_at=stamp, skipped=False)
+        return self.save(voted)
+
+    def clear_vote(self, comparison_id: str) -> None:
+        """Undo a vote: the comparison goes back to unrated (the Rate tab's U key)."""
+        with self._write() as db:
+            db.execute("UPDATE comparisons SET winner = NULL, strength = NULL, rationale = '', voted_at = NULL, "
+                       "skipped = 0, updated_at = ? WHERE id = ?", (now(), comparison_id))
+
+    def skip(self, comparison_id: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE comparisons SET skipped = 1, updated_at = ? WHERE id = ?", (now(), comparison_id))
+
+    def delete(self, comparison_id: str) -> bool:
+        """Soft delete: hidden from history, leaderboard and exports until :meth:`restore`."""
+        with self._write() as db:
+            return db.execute("UPDATE comparisons SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS "
+                              "NULL", (now(), now(), comparison_id)).rowcount == 1
+
+    def restore(self, comparison_id: str) -> bool:
+        with self._write() as db:
+            return db.execute("UPDATE comparisons SET deleted_at = NULL, updated_at = ? WHERE id = ? AND deleted_at "
+                              "IS NOT NULL", (now(), comparison_id)).rowcount == 1
+
+    def insert_many(self, records: Sequence[ComparisonRecord]) -> None:
+        """Insert all records in one transaction, or none: an id already in the database aborts the whole lot."""
+        with self._write() as db:
+            ids = [r.id for r in records]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                taken = db.execute(f"SELECT id FROM comparisons WHERE id IN ({', '.join('?' * len(chunk))})",
+                                   chunk).fetchall()
+                if taken:
+                    raise StoreError(f"{len(taken)} of these comparisons are already in the database (first id "
+                                     f"{taken[0]['id']}); nothing was written.")
+            for record in records:
+                values = _row_values(record)
+                db.execute(f"INSERT INTO comparisons ({', '.join(values)}) VALUES "
+                           f"({', '.join(':' + c for c in values)})", values)
+
+    def get(self, comparison_id: str) -> ComparisonRecord | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM comparisons WHERE id = ?", (comparison_id,)).fetchone()
+        return _from_row(row) if row else None
+
+    def comparisons(self, voted_only: bool = True, include_deleted: bool = False,
+                    batch_id: str | None = None) -> list[ComparisonRecord]:
+        """Comparisons oldest vote first (creation order for unvoted ones)."""
+        where = ["1 = 1"]
+        if voted_only:
+            where.append("winner IS NOT NULL")
+        if not include_deleted:
+            where.append("deleted_at IS NULL")
+        args: list[Any] = []
+        if batch_id is not None:
+            where.append("batch_id = ?")
+            args.append(batch_id)
+        with self._connect() as db:
+            rows = db.execute(f"SELECT * FROM comparisons WHERE {' AND '.join(where)} "
+                              f"ORDER BY COALESCE(voted_at, created_at), id", args).fetchall()
+        return [_from_row(r) for r in rows]
+
+    def count(self) -> int:
+        """Votes in the database (not deleted)."""
+        with self._connect() as db:
+            return db.execute("SELECT COUNT(*) FROM comparisons WHERE winner IS NOT NULL AND deleted_at IS NULL") \
+                .fetchone()[0]
+
+    # ------------------------------------------------------------------------------------------ raters
+
+    def add_rater(self, name: str) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO raters (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                       (name, now()))
+
+    def raters(self) -> list[str]:
+        with self._connect() as db:
+            return [r["name"] for r in db.execute("SELECT name FROM raters ORDER BY name")]
+
+    # ------------------------------------------------------------------------------------------ batches
+
+    def create_batch(self, name: str, models: Sequence[str], total: int) -> Batch:
+        batch = Batch(id=new_id(), name=name, models=list(models), total=total, status="generating",
+                      created_at=now())
+        with self._write() as db:
+            db.execute("INSERT INTO batches (id, created_at, name, models, total, status) VALUES (?, ?, ?, ?, ?, ?)",
+                       (batch.id, batch.created_at, name, json.dumps(batch.models), total, batch.status))
+        return batch
+
+    def set_batch_status(self, batch_id: str, status: str, error: str = "") -> None:
+        with self._write() as db:
+            db.execute("UPDATE batches SET status = ?, error = ? WHERE id = ?", (status, error, batch_id))
+
+    def batches(self) -> list[Batch]:
+        """All batches, newest first."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM batches ORDER BY created_at DESC").fetchall()
+        return [Batch(id=r["id"], name=r["name"], models=json.loads(r["models"]), total=r["total"],
+                      status=r["status"], created_at=r["created_at"], error=r["error"]) for r in rows]
+
+    def batch(self, batch_id: str) -> Batch | None:
+        return next((b for b in self.batches() if b.id == batch_id), None)
+
+    def progress(self, batch_id: str) -> Progress:
+        with self._connect() as db:
+            total = db.execute("SELECT total FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            row = db.execute(
+                "SELECT COUNT(*) AS generated, COUNT(winner) AS rated, "
+                "SUM(CASE WHEN skipped = 1 AND winner IS NULL THEN 1 ELSE 0 END) AS skipped "
+                "FROM comparisons WHERE batch_id = ? AND deleted_at IS NULL", (batch_id,)).fetchone()
+        return Progress(total=total[0] if total else 0, generated=row["generated"], rated=row["rated"],
+                        skipped=row["skipped"] or 0)
+
+    def next_unrated(self, batch_id: str, include_skipped: bool = False) -> ComparisonRecord | None:
+        """The next pair to show: unrated, not skipped (unless asked), lowest position first."""
+        skipped = "" if include_skipped else "AND skipped = 0"
+        with self._connect() as db:
+            row = db.execute(f"SELECT * FROM comparisons WHERE batch_id = ? AND winner IS NULL AND deleted_at IS "
+                             f"NULL {skipped} ORDER BY position LIMIT 1", (batch_id,)).fetchone()
+        return _from_row(row) if row else None
+
+    def last_voted(self, batch_id: str) -> ComparisonRecord | None:
+        """The most recent vote in a batch (for Undo)."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM comparisons WHERE batch_id = ? AND winner IS NOT NULL AND deleted_at IS "
+                             "NULL ORDER BY voted_at DESC LIMIT 1", (batch_id,)).fetchone()
+        return _from_row(row) if row else None
+
+    def unskip(self, batch_id: str) -> int:
+        """Put skipped pairs back in the queue; returns how many."""
+        with self._write() as db:
+            return db.execute("UPDATE comparisons SET skipped = 0 WHERE batch_id = ? AND skipped = 1 AND winner IS "
+                              "NULL", (batch_id,)).rowcount
+
+
+def _touch_rater(db: sqlite3.Connection, name: str, stamp: str) -> None:
+    db.execute("INSERT INTO raters (name, created_at, last_vote_at) VALUES (?, ?, ?) "
+               "ON CONFLICT (name) DO UPDATE SET last_vote_at = excluded.last_vote_at", (name, stamp, stamp))
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (our migrations hold no semicolons inside strings)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
