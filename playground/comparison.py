@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import random
 import threading
-from dataclasses import dataclass, field
-from typing import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Iterator, Literal
 
-from playground.catalog import CatalogEntry, resolve_choice
+from playground.catalog import PACKAGED, CatalogEntry, ModelSpec, resolve_choice
 from playground.generation import GenerationParams, StreamUpdate, answer, stream_pair
 from playground.loading import LoadOptions, ModelCache
-from playground.prompting import Message, PromptFormat, PromptError
+from playground.prompting import Message, PromptError, PromptFormat
+from playground.store import ComparisonRecord, Side, Store
+
+VoteChoice = Literal["left", "right", "tie", "both_bad"]
+COMPLETE = ("eos", "length")
+"""Finish reasons of a complete answer; a stopped or failed answer can't be voted on."""
 
 
 @dataclass
@@ -31,7 +36,9 @@ class Comparison:
     left: list[Message] = field(default_factory=list)
     right: list[Message] = field(default_factory=list)
     revealed: bool = False
-    """Blind mode only: the user asked to see which model is which."""
+    """Blind mode only: the user asked to see which model is which (or voted, which reveals them)."""
+    record: ComparisonRecord | None = None
+    """The last turn, once both answers are complete: what a vote saves (voted again, the same record updates)."""
 
     @property
     def side_models(self) -> tuple[str, str]:
@@ -104,3 +111,53 @@ def run_turn(
         comparison.left[-1]["content"] = left.text
         comparison.right[-1]["content"] = right.text
         yield left, right
+
+
+def _side(spec: ModelSpec, fmt: str, params: GenerationParams, update: StreamUpdate,
+          history: list[Message]) -> Side:
+    revision = PACKAGED[spec.source].version() if spec.source in PACKAGED else None
+    return Side(model=spec.source, adapter=spec.adapter, revision=revision, prompt_format=fmt, params=asdict(params),
+                response=update.text, prompt_tokens=update.stats.prompt_tokens,
+                completion_tokens=update.stats.new_tokens, time_to_first_token=update.stats.time_to_first_token,
+                tokens_per_second=update.stats.tokens_per_second, finish_reason=update.stats.finish_reason,
+                history=history)
+
+
+def finish_turn(comparison: Comparison, left: StreamUpdate, right: StreamUpdate, entries: list[CatalogEntry],
+                formats: tuple[PromptFormat, PromptFormat], system: str, params: GenerationParams) -> bool:
+    """After a turn: keep the record a vote would save when both answers are complete; say whether they are.
+
+    The record's ``messages`` are model A's conversation up to the new question; model B's earlier turns are kept
+    on its side only when they differ (a multi-turn chat where the two models answered differently).
+    """
+    comparison.record = None
+    if not (left.done and right.done and left.stats.finish_reason in COMPLETE
+            and right.stats.finish_reason in COMPLETE):
+        return False
+    by_side = {"left": (comparison.left, left), "right": (comparison.right, right)}
+    a_side, b_side = ("right", "left") if comparison.swapped else ("left", "right")
+    (a_history, a_update), (b_history, b_update) = by_side[a_side], by_side[b_side]
+    messages = [dict(m) for m in a_history[:-1]]
+    b_messages = [dict(m) for m in b_history[:-1]]
+    comparison.record = ComparisonRecord(
+        messages=messages, system_prompt=system, blind=comparison.blind, left_side="b" if comparison.swapped else "a",
+        a=_side(resolve_choice(comparison.model_a, entries), formats[0], params, a_update, None),
+        b=_side(resolve_choice(comparison.model_b, entries), formats[1], params, b_update,
+                None if b_messages == messages else b_messages),
+    )
+    return True
+
+
+def vote(store: Store, comparison: Comparison, choice: VoteChoice, strength: int | None = None,
+         rationale: str = "", rater: str = "") -> ComparisonRecord:
+    """Save the user's verdict on the last turn (left/right as seen on screen); voting again updates it.
+
+    In blind mode the vote reveals the names. Raises ValueError when there is nothing complete to vote on.
+    """
+    if comparison.record is None:
+        raise ValueError("Nothing to vote on yet: wait until both answers are complete.")
+    left_model = comparison.record.left_side
+    winner = {"left": left_model, "right": "b" if left_model == "a" else "a"}.get(choice, choice)
+    comparison.record = store.vote(comparison.record, winner, strength, rationale, rater)
+    comparison.revealed = True
+    return comparison.record

@@ -6,6 +6,7 @@ import pytest
 from gradio_client import Client
 
 from playground.settings import Settings
+from playground.store import Store
 from playground.ui import build_app, launch_kwargs
 
 
@@ -16,10 +17,16 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def client(tiny_base, tiny_chat, tmp_path_factory):
+def app_settings(tiny_base, tiny_chat, tmp_path_factory) -> Settings:
     settings = Settings(data_dir=tmp_path_factory.mktemp("data"), port=free_port(), model_a=str(tiny_base),
                         model_b=str(tiny_chat), memory_budget_gb=1)
     settings.ensure_dirs()
+    return settings
+
+
+@pytest.fixture(scope="module")
+def client(app_settings):
+    settings = app_settings
     app = build_app(settings)
     app.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings))
     yield Client(f"http://127.0.0.1:{settings.port}/", verbose=False)
@@ -32,7 +39,7 @@ def compare(client, prompt, a, b, new_conversation=True, **overrides):
     args = dict(text=prompt, a=str(a), b=str(b), fmt_a="auto", fmt_b="auto", system_text="", temp=0.7, p=0.9, k=50,
                 n=12, rep=1.1, seed_value=42, blind_on=False, dtype_value="auto", quant_value="none")
     args.update(overrides)
-    return client.predict(*args.values(), api_name="/compare")
+    return client.predict(*args.values(), api_name="/compare")[:10]  # prompt box, 8 pane parts, loaded models
 
 
 def answer_text(chat):
@@ -100,8 +107,47 @@ def test_stop_ends_both_answers(client, tiny_base, tiny_chat):
     client.predict(api_name="/stop")
     out = job.result()
     assert "finished: stopped" in out[5] and "finished: stopped" in out[6]
+    with pytest.raises(Exception, match="Nothing to vote on"):  # stopped answers are not complete
+        vote(client, "left")
 
 
 def test_unload_endpoint(client, tiny_base, tiny_chat):
     compare(client, "Hi", tiny_base, tiny_chat)
     assert client.predict(api_name="/unload") == "No models loaded."
+
+
+def vote(client, side, strength=0, why="", rater="tester"):
+    return client.predict(side, strength, why, rater, api_name="/vote")
+
+
+def test_vote_is_stored_once_and_can_be_changed(client, app_settings, tiny_base, tiny_chat):
+    compare(client, "Which is better?", tiny_base, tiny_chat)
+    before = Store(app_settings.ratings_db).count()
+    note = vote(client, "left", 4, "more fluent")[-1]
+    assert "Left" in note and "strength 4" in note
+    note = vote(client, "tie")[-1]
+    assert "a tie" in note
+    store = Store(app_settings.ratings_db)
+    assert store.count() == before + 1  # changed, not added
+    saved = store.comparisons()[-1]
+    assert (saved.winner, saved.strength, saved.rater, saved.prompt) == ("tie", None, "tester", "Which is better?")
+    assert saved.a.model == str(tiny_base) and saved.b.model == str(tiny_chat) and saved.left_side == "a"
+    assert saved.a.params["seed"] == 42 and saved.a.finish_reason in ("eos", "length")
+    assert saved.a.response and saved.a.completion_tokens and saved.a.tokens_per_second
+
+
+def test_blind_vote_reveals_names_and_records_the_left_model(client, app_settings, tiny_base, tiny_chat):
+    compare(client, "Blind question", tiny_base, tiny_chat, blind_on=True)
+    title_left, title_right, note = vote(client, "left", rater="blind rater")
+    assert "tiny" in title_left and "tiny" in title_right  # revealed after the vote
+    saved = Store(app_settings.ratings_db).comparisons()[-1]
+    assert saved.blind and saved.rater == "blind rater"
+    left_model = saved.a.model if saved.left_side == "a" else saved.b.model
+    assert left_model.endswith(title_left.split("/")[-1])
+    assert saved.winner == saved.left_side
+
+
+def test_vote_before_answers_is_refused(client, tiny_base, tiny_chat):
+    client.predict(str(tiny_base), str(tiny_chat), api_name="/clear")
+    with pytest.raises(Exception, match="Nothing to vote on"):
+        vote(client, "left")

@@ -3,9 +3,12 @@
 import random
 import threading
 
+import pytest
+
 from playground import comparison as cmp
-from playground.generation import GenerationParams
+from playground.generation import GenerationParams, StreamStats, StreamUpdate
 from playground.loading import LoadOptions, ModelCache
+from playground.store import Store
 
 
 def test_blind_mode_shuffles_and_records_the_order():
@@ -42,6 +45,14 @@ def test_turns_keep_both_conversations_and_formats_follow_the_model(settings, ti
     assert right.prompt_text.startswith("<s>First question?")
     assert [m["role"] for m in c.left] == ["user", "assistant", "user", "assistant"]
     assert c.left[-1]["content"] == left.text and c.right[-1]["content"] == right.text
+    # Voting on the finished second turn: "left" is model B, and B's own earlier answer is kept on its side.
+    assert cmp.finish_turn(c, left, right, [], ("plain", "chat"), "Be brief.", params)
+    saved = cmp.vote(Store(settings.ratings_db), c, "left", strength=2, rater="r")
+    assert (saved.winner, saved.left_side, saved.blind, saved.strength) == ("b", "b", True, 2)
+    assert saved.a.model == str(tiny_base) and saved.a.prompt_format == "plain" and saved.b.prompt_format == "chat"
+    assert saved.a.response == c.right[-1]["content"] and saved.b.response == c.left[-1]["content"]
+    assert saved.messages == c.right[:-1] and saved.b.history == c.left[:-1]
+    assert saved.system_prompt == "Be brief." and c.revealed
     assert cmp.drop_last_turn(c) == "Second question?"
     assert len(c.left) == len(c.right) == 2
 
@@ -49,3 +60,12 @@ def test_turns_keep_both_conversations_and_formats_follow_the_model(settings, ti
 def test_regenerate_with_nothing_sent():
     c = cmp.start("a", "b", False)
     assert cmp.drop_last_turn(c) is None
+
+
+def test_only_complete_answers_can_be_voted_on(settings):
+    c = cmp.start("a", "b", False)
+    stopped = StreamUpdate(text="partial", done=True, stats=StreamStats(finish_reason="stopped"))
+    complete = StreamUpdate(text="whole", done=True, stats=StreamStats(finish_reason="eos"))
+    assert not cmp.finish_turn(c, stopped, complete, [], ("auto", "auto"), "", GenerationParams())
+    with pytest.raises(ValueError, match="Nothing to vote on"):
+        cmp.vote(Store(settings.ratings_db), c, "left")

@@ -9,7 +9,8 @@ import gradio as gr
 from playground import __version__
 from playground.loading import ModelCache
 from playground.settings import Settings
-from playground.ui import compare_tab
+from playground.store import Store
+from playground.ui import compare_tab, rater
 
 THEME = gr.themes.Soft()
 CSS = """
@@ -18,18 +19,21 @@ CSS = """
 """
 
 
-def build_app(settings: Settings, cache: ModelCache | None = None) -> gr.Blocks:
+def build_app(settings: Settings, cache: ModelCache | None = None, store: Store | None = None) -> gr.Blocks:
     """Build the whole app. Nothing heavy happens here: models load on first use, so the page answers at once."""
     cache = cache or ModelCache(settings)
+    store = store or Store(settings.ratings_db)
     with gr.Blocks(title="RLHF Playground") as app:
-        gr.Markdown(
-            f"# RLHF Playground\n"
-            f"Instruction tuning and RLHF, by hand: compare a base model with an instruction-tuned one. "
-            f"<small>v{__version__} · data in `{settings.data_dir}`</small>"
-        )
+        with gr.Row(equal_height=True):
+            gr.Markdown(
+                f"# RLHF Playground\n"
+                f"Instruction tuning and RLHF, by hand: compare a base model with an instruction-tuned one, rate "
+                f"their answers, rank them. <small>v{__version__} · data in `{settings.data_dir}`</small>"
+            )
+            rater_box = rater.build(app, auth=settings.auth is not None)
         with gr.Tabs():
             with gr.Tab("Compare", id="compare"):
-                compare_tab.build(settings, cache)
+                compare_tab.build(settings, cache, store, rater_box)
     return app
 
 

@@ -15,6 +15,8 @@ from playground.generation import GenerationParams, StreamUpdate
 from playground.loading import LoadOptions, ModelCache
 from playground.prompting import FORMAT_HELP, PromptError
 from playground.settings import Settings
+from playground.store import Store, StoreError
+from playground.ui.rater import rater_name
 
 EXAMPLES_FILE = Path(__file__).resolve().parents[2] / "assets" / "datasets" / "example_prompts.jsonl"
 
@@ -87,7 +89,21 @@ def _pane(side: str, model: str) -> tuple[gr.Markdown, gr.Chatbot, gr.Markdown, 
     return title, chat, stats, sent
 
 
-def build(settings: Settings, cache: ModelCache) -> None:
+VOTES = (("left", "👈 Left is better"), ("right", "👉 Right is better"), ("tie", "🤝 Tie"),
+         ("both_bad", "👎 Both are bad"))
+
+
+def _vote_note(record: Any, names: tuple[str, str]) -> str:
+    what = {"tie": "a tie", "both_bad": "both bad"}.get(record.winner)
+    if what is None:
+        left_won = record.winner == record.left_side
+        what = f"{'Left' if left_won else 'Right'} ({names[0] if left_won else names[1]}) is better"
+    strength = f" · strength {record.strength}" if record.strength else ""
+    return (f"✔ Saved as **{what}**{strength} (rater: {record.rater}). Click another button to change it; the next "
+            f"prompt starts a new comparison.")
+
+
+def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox) -> None:
     """Lay out the Compare tab and wire its events (layout first, events at the end)."""
     stops = StopRegistry()
     entries = list_models(settings)
@@ -113,6 +129,16 @@ def build(settings: Settings, cache: ModelCache) -> None:
     with gr.Row(equal_height=True):
         title_left, chat_left, stats_left, sent_left = _pane("Left", settings.model_a)
         title_right, chat_right, stats_right, sent_right = _pane("Right", settings.model_b)
+    with gr.Group():
+        with gr.Row(equal_height=True):
+            vote_buttons = [gr.Button(label, interactive=False, elem_id=f"vote-{side}") for side, label in VOTES]
+        with gr.Row():
+            strength = gr.Slider(0, 5, 0, step=1, label="How much better? (optional)",
+                                 info="0 = not said, 1 = slightly … 5 = far better")
+            rationale = gr.Textbox(label="Why? (optional, one line)", max_length=300, scale=2)
+    vote_note = gr.Markdown("Vote once both answers are complete.", elem_id="vote-note")
+    vote_side = gr.Radio([side for side, _ in VOTES], visible=False, label="Vote")  # the /vote API's argument
+    vote_api = gr.Button(visible=False)
     prompt = gr.Textbox(label="Prompt", lines=3, placeholder="Ask both models something… (Enter sends)",
                         autofocus=True)
     with gr.Row():
@@ -169,18 +195,28 @@ def build(settings: Settings, cache: ModelCache) -> None:
         except (TypeError, ValueError) as error:
             raise gr.Error(str(error)) from error
         comparison = cmp.continue_or_start(current, a, b, blind_on)
+        comparison.record = None
         event = stops.fresh(request.session_hash or "")
-        turns = cmp.run_turn(comparison, text, cache, list_models(settings), (fmt_a, fmt_b), system_text or "",
-                             params, options, event)
+        entries = list_models(settings)
+        turns = cmp.run_turn(comparison, text, cache, entries, (fmt_a, fmt_b), system_text or "", params, options,
+                             event)
+        locked = [gr.update(interactive=False)] * len(VOTES) + ["Vote once both answers are complete."]
+        left = right = None
         try:
             for left, right in turns:
-                yield [comparison, ""] + show(comparison, left, right) + [cache.describe()]
+                yield [comparison, ""] + show(comparison, left, right) + [cache.describe()] + locked
         except PromptError as error:
             raise gr.Error(str(error)) from error
+        complete = left is not None and cmp.finish_turn(comparison, left, right, entries, (fmt_a, fmt_b), system_text or "", params)
+        note = "Which answer is better?" if complete else "Only complete answers can be voted on (one was stopped " \
+                                                          "or failed)."
+        if left is not None:  # the last snapshot again, with the vote buttons unlocked (API callers get it whole)
+            yield [comparison, ""] + show(comparison, left, right) + [cache.describe()] + \
+                [gr.update(interactive=complete)] * len(VOTES) + [note]
 
     inputs = [state, prompt, model_a, model_b, format_a, format_b, system, temperature, top_p, top_k, max_new,
               repetition, seed, blind, dtype, quant]
-    outputs = [state, prompt] + panes + [loaded]
+    outputs = [state, prompt] + panes + [loaded] + vote_buttons + [vote_note]
     send.click(respond, inputs, outputs, api_name="compare")
     prompt.submit(respond, inputs, outputs, api_visibility="private")
 
@@ -196,25 +232,51 @@ def build(settings: Settings, cache: ModelCache) -> None:
     regenerate.click(regenerate_last, [state] + inputs[2:], outputs, api_visibility="private").then(
         lambda s: s + 1 if s is not None else 0, seed, seed, api_visibility="private")
 
+    def cast_vote(current: cmp.Comparison | None, side: str, strength_value: float, why: str, typed_rater: str,
+                  request: gr.Request) -> list[Any]:
+        try:
+            record = cmp.vote(store, current, side, int(strength_value or 0) or None, why or "",
+                              rater_name(typed_rater, request)) if current is not None else None
+        except (ValueError, StoreError) as error:
+            raise gr.Error(f"The vote was not saved: {error}") from error
+        if record is None:
+            raise gr.Error("Nothing to vote on yet: send a prompt and wait for both answers.")
+        names = current.labels()
+        return [current, _pane_title(names[0], "Left"), _pane_title(names[1], "Right"), _vote_note(record, names)]
+
+    vote_inputs = [state, vote_side, strength, rationale, rater]
+    vote_outputs = [state, title_left, title_right, vote_note]
+    def vote_for(side: str):
+        def handler(current, _side, strength_value, why, typed_rater, request: gr.Request) -> list[Any]:
+            return cast_vote(current, side, strength_value, why, typed_rater, request)
+        return handler
+
+    for button, (side, _) in zip(vote_buttons, VOTES):
+        button.click(vote_for(side), vote_inputs, vote_outputs, api_visibility="private")
+    vote_api.click(cast_vote, vote_inputs, vote_outputs, api_name="vote")
+
     def stop_answers(request: gr.Request) -> None:
         stops.stop(request.session_hash or "")
 
     stop.click(stop_answers, None, None, api_name="stop", queue=False)
 
     def blank_panes(left: str, right: str) -> list[Any]:
-        """Empty panes (titles, chats, stats, sent texts) under these titles."""
-        return [_pane_title(left, "Left"), _pane_title(right, "Right"), [], [], "", "", "", ""]
+        """Empty panes (titles, chats, stats, sent texts) under these titles, and locked vote buttons."""
+        return [_pane_title(left, "Left"), _pane_title(right, "Right"), [], [], "", "", "", ""] + \
+            [gr.update(interactive=False)] * len(VOTES) + ["Vote once both answers are complete."]
+
+    blank_outputs = panes + vote_buttons + [vote_note]
 
     def clear_all(a: str, b: str) -> list[Any]:
         return [None] + blank_panes(a, b)
 
-    clear.click(clear_all, [model_a, model_b], [state] + panes, api_name="clear")
+    clear.click(clear_all, [model_a, model_b], [state] + blank_outputs, api_name="clear")
 
     def toggle_blind(blind_on: bool, a: str, b: str) -> list[Any]:
         left, right = ("Model 1", "Model 2") if blind_on else (a, b)
         return [None, gr.update(visible=blind_on)] + blank_panes(left, right)
 
-    blind.change(toggle_blind, [blind, model_a, model_b], [state, reveal] + panes, api_visibility="private")
+    blind.change(toggle_blind, [blind, model_a, model_b], [state, reveal] + blank_outputs, api_visibility="private")
 
     def reveal_names(current: cmp.Comparison | None) -> list[Any]:
         if current is None:
