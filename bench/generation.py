@@ -61,8 +61,7 @@ def plain_generate(loaded, prompt, params: GenerationParams) -> tuple[int, float
 def playground_stream(loaded, prompt, params: GenerationParams) -> tuple[int, float, str]:
     """Ours: the Compare tab's path (worker thread, streamer, seeded sampler, stats), consumed to the end."""
     started = time.perf_counter()
-    for last in stream(loaded, prompt, params):
-        pass
+    *_, last = stream(loaded, prompt, params)
     return last.stats.new_tokens, time.perf_counter() - started, last.text
 
 

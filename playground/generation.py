@@ -190,7 +190,12 @@ def stream(
     the answer after the current token (finish reason "stopped").
     """
     import torch
-    from transformers import GenerationConfig, LogitsProcessorList, RepetitionPenaltyLogitsProcessor, StoppingCriteriaList
+    from transformers import (
+        GenerationConfig,
+        LogitsProcessorList,
+        RepetitionPenaltyLogitsProcessor,
+        StoppingCriteriaList,
+    )
 
     stop = stop or threading.Event()
     tokenizer = loaded.tokenizer

@@ -135,8 +135,8 @@ def test_pair_streams_both_at_the_same_time(settings, tiny_base, tiny_chat):
     assert left.done and right.done and left.text and right.text
     assert left.prompt_text.startswith("<s>Explain") and "<|assistant|>" in right.prompt_text
     # Both were streaming at once: some snapshot shows both sides mid-answer.
-    assert any(0 < l.stats.new_tokens < 40 and 0 < r.stats.new_tokens < 40 and not l.done and not r.done
-               for l, r in snapshots)
+    assert any(0 < left.stats.new_tokens < 40 and 0 < right.stats.new_tokens < 40 and not left.done
+               and not right.done for left, right in snapshots)
     # The pair gives each side the same answer it gives alone.
     alone = [u for u in answer(cache, ModelSpec(str(tiny_base)), LoadOptions(), MSG, "auto", "", params,
                                threading.Event())][-1]
@@ -175,8 +175,10 @@ def test_pair_closing_the_stream_stops_the_workers():
 def test_pair_reports_one_sides_error_and_finishes_the_other(settings, tiny_base):
     cache = ModelCache(settings)
     params = GenerationParams(max_new_tokens=8)
-    good = lambda stop: answer(cache, ModelSpec(str(tiny_base)), LoadOptions(), MSG, "plain", "", params, stop)
-    bad = lambda stop: answer(cache, ModelSpec("/no/such/model"), LoadOptions(), MSG, "plain", "", params, stop)
+    def good(stop):
+        return answer(cache, ModelSpec(str(tiny_base)), LoadOptions(), MSG, "plain", "", params, stop)
+    def bad(stop):
+        return answer(cache, ModelSpec("/no/such/model"), LoadOptions(), MSG, "plain", "", params, stop)
     *_, (left, right) = stream_pair(good, bad)
     assert left.done and left.error is None and left.text
     assert right.done and right.stats.finish_reason == "error"
@@ -185,8 +187,9 @@ def test_pair_reports_one_sides_error_and_finishes_the_other(settings, tiny_base
 
 def test_pair_chat_format_on_a_base_model_is_an_error_in_that_pane(settings, tiny_base):
     cache = ModelCache(settings)
-    job = lambda stop: answer(cache, ModelSpec(str(tiny_base)), LoadOptions(), MSG, "chat", "", GenerationParams(),
-                              stop)
+    def job(stop):
+        return answer(cache, ModelSpec(str(tiny_base)), LoadOptions(), MSG, "chat", "", GenerationParams(),
+                                  stop)
     *_, (left, _) = stream_pair(job, lambda stop: iter(()))
     assert "no chat template" in left.error
 
