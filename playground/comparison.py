@@ -17,7 +17,7 @@ from playground.catalog import PACKAGED, CatalogEntry, ModelSpec, resolve_choice
 from playground.generation import GenerationParams, StreamUpdate, answer, stream_pair
 from playground.loading import LoadOptions, ModelCache
 from playground.prompting import Message, PromptError, PromptFormat
-from playground.store import ComparisonRecord, Side, Store
+from playground.store import ComparisonRecord, Side, Store, winner_from_screen
 
 VoteChoice = Literal["left", "right", "tie", "both_bad"]
 COMPLETE = ("eos", "length")
@@ -113,8 +113,9 @@ def run_turn(
         yield left, right
 
 
-def _side(spec: ModelSpec, fmt: str, params: GenerationParams, update: StreamUpdate,
-          history: list[Message]) -> Side:
+def side_from_answer(spec: ModelSpec, fmt: str, params: GenerationParams, update: StreamUpdate,
+                     history: list[Message] | None = None) -> Side:
+    """One side of a comparison record: the model, how it was prompted, and how its answer went."""
     revision = PACKAGED[spec.source].version() if spec.source in PACKAGED else None
     return Side(model=spec.source, adapter=spec.adapter, revision=revision, prompt_format=fmt, params=asdict(params),
                 response=update.text, prompt_tokens=update.stats.prompt_tokens,
@@ -141,8 +142,8 @@ def finish_turn(comparison: Comparison, left: StreamUpdate, right: StreamUpdate,
     b_messages = [dict(m) for m in b_history[:-1]]
     comparison.record = ComparisonRecord(
         messages=messages, system_prompt=system, blind=comparison.blind, left_side="b" if comparison.swapped else "a",
-        a=_side(resolve_choice(comparison.model_a, entries), formats[0], params, a_update, None),
-        b=_side(resolve_choice(comparison.model_b, entries), formats[1], params, b_update,
+        a=side_from_answer(resolve_choice(comparison.model_a, entries), formats[0], params, a_update, None),
+        b=side_from_answer(resolve_choice(comparison.model_b, entries), formats[1], params, b_update,
                 None if b_messages == messages else b_messages),
     )
     return True
@@ -156,8 +157,7 @@ def vote(store: Store, comparison: Comparison, choice: VoteChoice, strength: int
     """
     if comparison.record is None:
         raise ValueError("Nothing to vote on yet: wait until both answers are complete.")
-    left_model = comparison.record.left_side
-    winner = {"left": left_model, "right": "b" if left_model == "a" else "a"}.get(choice, choice)
+    winner = winner_from_screen(comparison.record.left_side, choice)
     comparison.record = store.vote(comparison.record, winner, strength, rationale, rater)
     comparison.revealed = True
     return comparison.record

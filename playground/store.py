@@ -115,9 +115,13 @@ class Batch:
     models: list[str]
     total: int
     status: str
-    """generating, ready (all pairs generated), stopped, failed."""
+    """generating, ready (all pairs generated), stopped, failed, interrupted (the app quit while generating)."""
     created_at: str
     error: str = ""
+    prompts: list[dict[str, str]] = field(default_factory=list)
+    """The prompt set ({"prompt", "system"?, "id"?, "category"?} each), kept so generation can resume."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Generation settings (params, load options, prompt format), kept so generation can resume."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,16 @@ class Progress:
         if self.generated < self.total:
             text += f" · {self.generated} / {self.total} generated"
         return text
+
+
+def winner_from_screen(left_side: str, choice: str) -> Winner:
+    """Turn what the user clicked (left / right / tie / both_bad, as seen on screen) into the stored winner."""
+    if choice == "left":
+        return left_side  # type: ignore[return-value]
+    if choice == "right":
+        return "b" if left_side == "a" else "a"
+    check_vote(choice, None)
+    return choice  # type: ignore[return-value]
 
 
 def check_vote(winner: str | None, strength: int | None) -> None:
@@ -182,7 +196,9 @@ MIGRATIONS: tuple[str, ...] = (
         models TEXT NOT NULL,
         total INTEGER NOT NULL,
         status TEXT NOT NULL,
-        error TEXT NOT NULL DEFAULT ''
+        error TEXT NOT NULL DEFAULT '',
+        prompts TEXT NOT NULL DEFAULT '[]',
+        settings TEXT NOT NULL DEFAULT '{}'
     );
     ALTER TABLE comparisons ADD COLUMN batch_id TEXT REFERENCES batches(id);
     ALTER TABLE comparisons ADD COLUMN position INTEGER;
@@ -409,12 +425,15 @@ class Store:
 
     # ------------------------------------------------------------------------------------------ batches
 
-    def create_batch(self, name: str, models: Sequence[str], total: int) -> Batch:
+    def create_batch(self, name: str, models: Sequence[str], total: int, prompts: Sequence[dict[str, str]] = (),
+                     settings: dict[str, Any] | None = None) -> Batch:
         batch = Batch(id=new_id(), name=name, models=list(models), total=total, status="generating",
-                      created_at=now())
+                      created_at=now(), prompts=list(prompts), settings=settings or {})
         with self._write() as db:
-            db.execute("INSERT INTO batches (id, created_at, name, models, total, status) VALUES (?, ?, ?, ?, ?, ?)",
-                       (batch.id, batch.created_at, name, json.dumps(batch.models), total, batch.status))
+            db.execute("INSERT INTO batches (id, created_at, name, models, total, status, prompts, settings) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (batch.id, batch.created_at, name, json.dumps(batch.models), total, batch.status,
+                        json.dumps(batch.prompts), json.dumps(batch.settings)))
         return batch
 
     def set_batch_status(self, batch_id: str, status: str, error: str = "") -> None:
@@ -426,7 +445,8 @@ class Store:
         with self._connect() as db:
             rows = db.execute("SELECT * FROM batches ORDER BY created_at DESC").fetchall()
         return [Batch(id=r["id"], name=r["name"], models=json.loads(r["models"]), total=r["total"],
-                      status=r["status"], created_at=r["created_at"], error=r["error"]) for r in rows]
+                      status=r["status"], created_at=r["created_at"], error=r["error"],
+                      prompts=json.loads(r["prompts"]), settings=json.loads(r["settings"])) for r in rows]
 
     def batch(self, batch_id: str) -> Batch | None:
         return next((b for b in self.batches() if b.id == batch_id), None)
@@ -440,6 +460,11 @@ class Store:
                 "FROM comparisons WHERE batch_id = ? AND deleted_at IS NULL", (batch_id,)).fetchone()
         return Progress(total=total[0] if total else 0, generated=row["generated"], rated=row["rated"],
                         skipped=row["skipped"] or 0)
+
+    def batch_positions(self, batch_id: str) -> set[int]:
+        """Positions already generated in a batch (to resume generation where it stopped)."""
+        with self._connect() as db:
+            return {r[0] for r in db.execute("SELECT position FROM comparisons WHERE batch_id = ?", (batch_id,))}
 
     def next_unrated(self, batch_id: str, include_skipped: bool = False) -> ComparisonRecord | None:
         """The next pair to show: unrated, not skipped (unless asked), lowest position first."""
