@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from playground.batch import (BUNDLED_PROMPTS, BatchRunner, BatchSettings, PromptSetError, load_prompt_set,
-                              pair_count)
+from playground.batch import BUNDLED_PROMPTS, BatchRunner, BatchSettings, PromptSetError, load_prompt_set, pair_count
 from playground.generation import GenerationParams
 from playground.loading import LoadOptions, ModelCache
 from playground.store import Store
