@@ -1,36 +1,24 @@
 """The Compare endpoint through gradio_client, against the app launched on a free port with tiny models."""
 
-import socket
-
 import pytest
-from gradio_client import Client
 
 from playground.settings import Settings
 from playground.store import Store
-from playground.ui import build_app, launch_kwargs
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.app_server import serve
 
 
 @pytest.fixture(scope="module")
 def app_settings(tiny_base, tiny_chat, tmp_path_factory) -> Settings:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), port=free_port(), model_a=str(tiny_base),
-                        model_b=str(tiny_chat), memory_budget_gb=1)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), model_a=str(tiny_base), model_b=str(tiny_chat),
+                        memory_budget_gb=1)
     settings.ensure_dirs()
     return settings
 
 
 @pytest.fixture(scope="module")
 def client(app_settings):
-    settings = app_settings
-    app = build_app(settings)
-    app.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings))
-    yield Client(f"http://127.0.0.1:{settings.port}/", verbose=False)
-    app.close()
+    with serve(app_settings) as client:
+        yield client
 
 
 def compare(client, prompt, a, b, new_conversation=True, **overrides):

@@ -7,10 +7,12 @@ from typing import Any
 import gradio as gr
 
 from playground import __version__
+from playground.batch import BatchRunner
+from playground.catalog import list_models
 from playground.loading import ModelCache
 from playground.settings import Settings
 from playground.store import Store
-from playground.ui import compare_tab, rater
+from playground.ui import compare_tab, rate_tab, rater
 
 THEME = gr.themes.Soft()
 CSS = """
@@ -31,9 +33,12 @@ def build_app(settings: Settings, cache: ModelCache | None = None, store: Store 
                 f"their answers, rank them. <small>v{__version__} · data in `{settings.data_dir}`</small>"
             )
             rater_box = rater.build(app, auth=settings.auth is not None)
+        runner = BatchRunner(store, cache, lambda: list_models(settings))
         with gr.Tabs():
             with gr.Tab("Compare", id="compare"):
                 compare_tab.build(settings, cache, store, rater_box)
+            with gr.Tab("Rate", id="rate"):
+                rate_tab.build(settings, store, runner, rater_box, app)
     return app
 
 
@@ -59,5 +64,6 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
         "run_history": False,
         "theme": THEME,
         "css": CSS,
+        "js": rate_tab.KEYBOARD_JS,
         "allowed_paths": [],
     }

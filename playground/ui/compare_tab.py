@@ -54,7 +54,8 @@ def load_examples(path: Path = EXAMPLES_FILE) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _choices(entries: list[CatalogEntry]) -> list[tuple[str, str]]:
+def model_choices(entries: list[CatalogEntry]) -> list[tuple[str, str]]:
+    """Dropdown choices: (label with its note, label)."""
     return [(f"{e.label}  ·  {e.note}" if e.note else e.label, e.label) for e in entries]
 
 
@@ -114,12 +115,12 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
         gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column():
-            model_a = gr.Dropdown(_choices(entries), value=settings.model_a, label="Model A", allow_custom_value=True,
+            model_a = gr.Dropdown(model_choices(entries), value=settings.model_a, label="Model A", allow_custom_value=True,
                                   info="Pick, or type a hub id, a model folder or a LoRA adapter folder.")
             format_a = gr.Dropdown(list(FORMAT_HELP), value="auto", label="Prompt format (A)",
                                    info="; ".join(f"{k}: {v}" for k, v in FORMAT_HELP.items()))
         with gr.Column():
-            model_b = gr.Dropdown(_choices(entries), value=settings.model_b, label="Model B", allow_custom_value=True,
+            model_b = gr.Dropdown(model_choices(entries), value=settings.model_b, label="Model B", allow_custom_value=True,
                                   info="Pick, or type a hub id, a model folder or a LoRA adapter folder.")
             format_b = gr.Dropdown(list(FORMAT_HELP), value="auto", label="Prompt format (B)")
     with gr.Row():
@@ -289,7 +290,7 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
     reveal.click(reveal_names, state, [state, title_left, title_right], api_visibility="private")
 
     def rescan(a: str, b: str) -> list[Any]:
-        choices = _choices(list_models(settings))
+        choices = model_choices(list_models(settings))
         return [gr.update(choices=choices, value=a), gr.update(choices=choices, value=b)]
 
     refresh.click(rescan, [model_a, model_b], [model_a, model_b], api_visibility="private")

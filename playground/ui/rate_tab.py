@@ -1,0 +1,262 @@
+"""Rate tab: generate every model pair on a prompt set in the background, then vote on them one by one, blind."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from playground.batch import BUNDLED_PROMPTS, BatchRunner, BatchSettings, PromptSetError, load_prompt_set, pair_count
+from playground.catalog import ModelSpec, list_models
+from playground.generation import GenerationParams
+from playground.loading import LoadOptions
+from playground.settings import Settings
+from playground.store import Batch, ComparisonRecord, Store, StoreError, winner_from_screen
+from playground.ui.compare_tab import model_choices
+from playground.ui.rater import rater_name
+
+INTRO = """
+This is how the lecture's preference data is made: people see two answers to the same prompt and say which is
+better. Pick a prompt set and two or more models; every pair of models answers every prompt in the background, and
+you rate the pairs one at a time — blind, sides shuffled. Keys: **1** left better · **2** right better · **3** tie ·
+**4** both bad · **S** skip · **U** undo the last vote. Your progress is saved with every vote.
+"""
+
+KEYS = (("left", "1 · Left is better"), ("right", "2 · Right is better"), ("tie", "3 · Tie"),
+        ("both_bad", "4 · Both are bad"))
+BATCH_KEY = "rlhf-playground-batch"
+
+# Keyboard shortcuts for the rating buttons; typing in a text box is left alone. Passed to launch(js=...).
+KEYBOARD_JS = """
+() => {
+  const keys = {"1": "rate-left", "2": "rate-right", "3": "rate-tie", "4": "rate-both_bad", "s": "rate-skip",
+                "u": "rate-undo"};
+  const typing = (el) => el && (el.isContentEditable || el.tagName === "TEXTAREA" || el.tagName === "SELECT" ||
+    (el.tagName === "INPUT" && !["range", "checkbox", "radio", "button"].includes(el.type)));
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    const id = keys[event.key.toLowerCase()];
+    const button = id && document.getElementById(id);
+    if (!button || button.offsetParent === null || button.disabled) return;
+    event.preventDefault();
+    button.click();
+  });
+}
+"""
+
+
+def _batch_label(batch: Batch) -> str:
+    return f"{batch.name} · {batch.status} · {batch.created_at[:16].replace('T', ' ')}"
+
+
+def _progress_html(store: Store, batch: Batch | None) -> str:
+    if batch is None:
+        return ""
+    progress = store.progress(batch.id)
+    rated = f'<progress value="{progress.rated}" max="{max(progress.total, 1)}"></progress>'
+    generated = "" if progress.generated >= progress.total else \
+        f' · generating <progress value="{progress.generated}" max="{max(progress.total, 1)}"></progress>'
+    return f'<div id="rate-progress">{rated} <b>{html.escape(progress.summary())}</b>{generated}</div>'
+
+
+def _status(batch: Batch | None, generating: bool) -> str:
+    if batch is None:
+        return "No batch yet: start one above."
+    if batch.status == "failed":
+        return f"⚠️ Generation failed: {batch.error}"
+    if batch.status in ("stopped", "interrupted") and not generating:
+        return f"Generation {batch.status}. Resume it to generate the remaining pairs."
+    return ""
+
+
+def _prompt_markdown(record: ComparisonRecord) -> str:
+    system = f"**System:** {record.system_prompt}\n\n" if record.system_prompt else ""
+    return f"{system}**Prompt:** {record.prompt}"
+
+
+def _reveal(record: ComparisonRecord) -> str:
+    sides = {"a": record.a, "b": record.b}
+    left, right = (ModelSpec(s.model or "?", s.adapter).name
+                   for s in (sides[record.left_side], sides["b" if record.left_side == "a" else "a"]))
+    verdict = {"tie": "a tie", "both_bad": "both bad", record.left_side: "left better"}.get(record.winner,
+                                                                                          "right better")
+    return f"Last vote: **{verdict}** — left was `{left}`, right was `{right}`."
+
+
+def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textbox, app: gr.Blocks) -> None:
+    """Lay out the Rate tab and wire its events (layout first, events at the end)."""
+    entries = list_models(settings)
+    current = gr.State(None)  # id of the pair on screen
+    remembered = gr.BrowserState("", storage_key=BATCH_KEY)
+
+    with gr.Accordion("What this tab does", open=False):
+        gr.Markdown(INTRO)
+    with gr.Accordion("New batch", open=not store.batches()) as new_batch:
+        with gr.Row():
+            source = gr.Radio(["Bundled prompts (60)", "Upload a file"], value="Bundled prompts (60)",
+                              label="Prompt set")
+            upload = gr.File(label="Prompt file (.jsonl with a 'prompt' field, .csv with a 'prompt' column, .txt)",
+                             file_types=[".jsonl", ".csv", ".txt"], visible=False)
+        models = gr.Dropdown(model_choices(entries), value=[settings.model_a, settings.model_b], multiselect=True,
+                             allow_custom_value=True, label="Models (two or more; every pair is compared)")
+        with gr.Row():
+            limit = gr.Number(0, precision=0, minimum=0, label="Use the first N prompts (0 = all)")
+            max_new = gr.Slider(1, 1024, 128, step=1, label="Max new tokens")
+            temperature = gr.Slider(0, 2, 0.7, step=0.05, label="Temperature")
+            seed = gr.Number(42, precision=0, minimum=0, label="Seed")
+        start = gr.Button("Generate pairs", variant="primary")
+    with gr.Row(equal_height=True):
+        batch = gr.Dropdown([], label="Batch", scale=3, allow_custom_value=True)
+        stop_gen = gr.Button("Stop generating", size="sm")
+        resume = gr.Button("Resume generating", size="sm")
+        rate_skipped = gr.Button("Rate skipped pairs", size="sm")
+    progress = gr.HTML("")
+    status = gr.Markdown("")
+    prompt = gr.Markdown("", elem_id="rate-prompt")
+    with gr.Row(equal_height=True):
+        with gr.Column(variant="panel"):
+            gr.Markdown("#### Left answer")
+            left = gr.Markdown("", elem_id="rate-left-answer")
+        with gr.Column(variant="panel"):
+            gr.Markdown("#### Right answer")
+            right = gr.Markdown("", elem_id="rate-right-answer")
+    with gr.Row():
+        buttons = [gr.Button(label, elem_id=f"rate-{side}", interactive=False) for side, label in KEYS]
+        skip = gr.Button("S · Skip", elem_id="rate-skip", interactive=False)
+        undo = gr.Button("U · Undo last vote", elem_id="rate-undo")
+    with gr.Row():
+        strength = gr.Slider(0, 5, 0, step=1, label="How much better? (optional; 0 = not said)")
+        rationale = gr.Textbox(label="Why? (optional, one line)", max_length=300, scale=2)
+    last = gr.Markdown("")
+    timer = gr.Timer(1.0)
+
+    # ------------------------------------------------------------------------------------------ events
+
+    def choices(selected: str | None) -> dict:
+        batches = store.batches()
+        ids = [b.id for b in batches]
+        value = selected if selected in ids else (ids[0] if ids else None)
+        return gr.update(choices=[(_batch_label(b), b.id) for b in batches], value=value)
+
+    def show(batch_id: str | None, current_id: str | None) -> list[Any]:
+        """Progress, status and the pair to rate: the one on screen while it is unrated, else the next one."""
+        chosen = store.batch(batch_id) if batch_id else None
+        record = store.get(current_id) if current_id else None
+        if record is None or record.winner is not None or record.batch_id != batch_id or record.deleted_at:
+            record = store.next_unrated(batch_id) if chosen else None
+        generating = chosen is not None and runner.running() == chosen.id
+        note = _status(chosen, generating)
+        if record is None and chosen is not None and not note:
+            p = store.progress(chosen.id)
+            note = ("⏳ The next pair is being generated…" if generating else
+                    f"All done: {p.rated} rated." + (f" {p.skipped} skipped: press *Rate skipped pairs*."
+                                                     if p.skipped else ""))
+        ready = gr.update(interactive=record is not None)
+        if record is not None and record.id == current_id:  # already on screen: don't redraw (the timer calls this)
+            texts = [gr.skip()] * 3
+        else:
+            texts = [_prompt_markdown(record) if record else "", record_side(record, "left"),
+                     record_side(record, "right")]
+        return [record.id if record else None, _progress_html(store, chosen), note] + texts + \
+            [ready] * (len(buttons) + 1)
+
+    def record_side(record: ComparisonRecord | None, side: str) -> str:
+        if record is None:
+            return ""
+        on_left = record.a if record.left_side == "a" else record.b
+        on_right = record.b if record.left_side == "a" else record.a
+        text = (on_left if side == "left" else on_right).response
+        return text if text.strip() else "*(empty answer)*"
+
+    view = [current, progress, status, prompt, left, right] + buttons + [skip]
+
+    def open_batch(batch_id: str | None, current_id: str | None) -> list[Any]:
+        return [batch_id or ""] + show(batch_id, current_id)
+
+    app.load(lambda saved: choices(saved), remembered, batch, api_visibility="private")
+    batch.change(open_batch, [batch, current], [remembered] + view, api_name="rate_open")
+    timer.tick(show, [batch, current], view, api_visibility="private", show_progress="hidden")
+
+    def start_batch(kind: str, file: str | None, picked: list[str], n: float, tokens: float, temp: float,
+                    seed_value: float) -> list[Any]:
+        try:
+            path = Path(file) if kind == "Upload a file" and file else BUNDLED_PROMPTS
+            if kind == "Upload a file" and not file:
+                raise PromptSetError("Upload a prompt file first, or choose the bundled prompts.")
+            prompts = load_prompt_set(path)[: int(n)] if int(n or 0) > 0 else load_prompt_set(path)
+            params = GenerationParams(max_new_tokens=int(tokens), temperature=float(temp), seed=int(seed_value or 0))
+            name = f"{path.stem} · {len(prompts)} prompts · {len(picked or [])} models"
+            created = runner.start(name, prompts, picked or [], BatchSettings(params, LoadOptions()))
+        except (ValueError, StoreError) as error:
+            raise gr.Error(str(error)) from error
+        gr.Info(f"Generating {pair_count(len(prompts), len(created.models))} pairs in the background; rate them "
+                f"as they arrive.")
+        return [choices(created.id), gr.update(open=False)]
+
+    start.click(start_batch, [source, upload, models, limit, max_new, temperature, seed], [batch, new_batch],
+                api_name="rate_start")
+    source.change(lambda kind: gr.update(visible=kind == "Upload a file"), source, upload, api_visibility="private")
+
+    def cast(batch_id: str | None, current_id: str | None, choice: str, strength_value: float, why: str,
+             typed_rater: str, request: gr.Request) -> list[Any]:
+        record = store.get(current_id) if current_id else None
+        if record is None or record.winner is not None:
+            raise gr.Error("That pair is no longer waiting for a vote; the next one is shown.")
+        try:
+            saved = store.vote(record, winner_from_screen(record.left_side, choice),
+                               int(strength_value or 0) or None, why or "", rater_name(typed_rater, request))
+        except (ValueError, StoreError) as error:
+            raise gr.Error(f"The vote was not saved: {error}") from error
+        return show(batch_id, None) + [_reveal(saved), 0, ""]
+
+    vote_outputs = view + [last, strength, rationale]
+
+    def vote_for(choice: str):
+        def handler(batch_id, current_id, strength_value, why, typed_rater, request: gr.Request) -> list[Any]:
+            return cast(batch_id, current_id, choice, strength_value, why, typed_rater, request)
+        return handler
+
+    for button, (choice, _) in zip(buttons, KEYS):
+        button.click(vote_for(choice), [batch, current, strength, rationale, rater], vote_outputs,
+                     api_name=f"rate_{choice}")
+
+    def skip_pair(batch_id: str | None, current_id: str | None) -> list[Any]:
+        if current_id:
+            store.skip(current_id)
+        return show(batch_id, None)
+
+    skip.click(skip_pair, [batch, current], view, api_name="rate_skip")
+
+    def undo_last(batch_id: str | None) -> list[Any]:
+        previous = store.last_voted(batch_id) if batch_id else None
+        if previous is None:
+            gr.Info("No vote to undo in this batch.")
+            return show(batch_id, None) + ["", gr.skip(), gr.skip()]
+        store.clear_vote(previous.id)
+        return show(batch_id, previous.id) + ["Vote undone: rate this pair again.", previous.strength or 0,
+                                              previous.rationale]
+
+    undo.click(undo_last, batch, vote_outputs, api_name="rate_undo")
+
+    def stop_generating(batch_id: str | None) -> None:
+        if not batch_id or not runner.stop(batch_id):
+            gr.Info("This batch is not generating.")
+
+    stop_gen.click(stop_generating, batch, None, api_visibility="private")
+
+    def resume_generating(batch_id: str | None) -> None:
+        try:
+            runner.resume(batch_id) if batch_id else None
+        except ValueError as error:
+            raise gr.Error(str(error)) from error
+
+    resume.click(resume_generating, batch, None, api_visibility="private")
+
+    def requeue_skipped(batch_id: str | None) -> list[Any]:
+        if batch_id:
+            gr.Info(f"{store.unskip(batch_id)} skipped pair(s) are back in the queue.")
+        return show(batch_id, None)
+
+    rate_skipped.click(requeue_skipped, batch, view, api_visibility="private")

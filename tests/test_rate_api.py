@@ -1,0 +1,69 @@
+"""The Rate tab through gradio_client: start a batch, vote, skip, undo; progress is kept in the database."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from playground.settings import Settings
+from playground.store import Store
+from tests.app_server import serve
+
+
+@pytest.fixture(scope="module")
+def rated(tiny_base, tiny_chat, tmp_path_factory):
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), model_a=str(tiny_base), model_b=str(tiny_chat),
+                        memory_budget_gb=1)
+    settings.ensure_dirs()
+    with serve(settings) as client:
+        yield client, settings
+
+
+def wait_until_ready(store: Store, batch_id: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while store.batch(batch_id).status == "generating" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert store.batch(batch_id).status == "ready"
+
+
+def test_batch_rating_round_trip(rated, tiny_base, tiny_chat):
+    client, settings = rated
+    client.predict("Bundled prompts (60)", None, [str(tiny_base), str(tiny_chat)], 3, 6, 0.7, 1,
+                                     api_name="/rate_start")
+    store = Store(settings.ratings_db)
+    batch_id = store.batches()[0].id
+    wait_until_ready(store, batch_id)
+
+    # Outputs leave out state and buttons. /rate_open: remembered batch, progress, status, prompt, left, right;
+    # votes: progress, status, prompt, left, right, last-vote note, strength, rationale.
+    opened = client.predict(batch_id, api_name="/rate_open")
+    progress, prompt = opened[1], opened[3]
+    assert "0 / 3 rated" in progress and prompt.startswith("**Prompt:**")
+
+    out = client.predict(batch_id, 4, "clearer", "ana", api_name="/rate_left")
+    assert "1 / 3 rated" in out[0]
+    assert "Last vote: **left better**" in out[-3] and "tiny" in out[-3]  # names revealed after the vote
+    voted = store.last_voted(batch_id)
+    assert voted.winner == voted.left_side and voted.rater == "ana" and voted.strength == 4
+
+    out = client.predict(batch_id, api_name="/rate_skip")
+    assert "1 skipped" in out[0]
+    out = client.predict(batch_id, 0, "", "ana", api_name="/rate_both_bad")
+    assert "2 / 3 rated" in out[0] and "All done" in out[1] and "1 skipped" in out[1]
+
+    out = client.predict(batch_id, api_name="/rate_undo")
+    assert "1 / 3 rated" in out[0] and "undone" in out[-3]
+    assert store.progress(batch_id).rated == 1
+
+    # A reload (a new session) sees the same progress: it lives in the database.
+    fresh = type(client)(client.src, verbose=False)
+    assert "1 / 3 rated" in fresh.predict(batch_id, api_name="/rate_open")[1]
+
+
+def test_bad_batch_requests_are_refused(rated, tiny_base):
+    client, settings = rated
+    with pytest.raises(Exception, match="at least two"):
+        client.predict("Bundled prompts (60)", None, [str(tiny_base)], 2, 6, 0.7, 1, api_name="/rate_start")
+    with pytest.raises(Exception, match="Upload a prompt file"):
+        client.predict("Upload a file", None, [str(tiny_base), "x/y"], 2, 6, 0.7, 1, api_name="/rate_start")
