@@ -12,7 +12,7 @@ from playground.catalog import list_models
 from playground.loading import ModelCache
 from playground.settings import Settings
 from playground.store import Store
-from playground.ui import compare_tab, rate_tab, rater
+from playground.ui import compare_tab, history_tab, leaderboard_tab, rate_tab, rater
 
 THEME = gr.themes.Soft()
 CSS = """
@@ -39,6 +39,10 @@ def build_app(settings: Settings, cache: ModelCache | None = None, store: Store 
                 compare_tab.build(settings, cache, store, rater_box)
             with gr.Tab("Rate", id="rate"):
                 rate_tab.build(settings, store, runner, rater_box, app)
+            with gr.Tab("Leaderboard", id="leaderboard") as board:
+                leaderboard_tab.build(store, board)
+            with gr.Tab("History", id="history") as past:
+                history_tab.build(settings, store, rater_box, past)
     return app
 
 
@@ -65,5 +69,5 @@ def launch_kwargs(settings: Settings) -> dict[str, Any]:
         "theme": THEME,
         "css": CSS,
         "js": rate_tab.KEYBOARD_JS,
-        "allowed_paths": [],
+        "allowed_paths": [str(settings.exports_dir)],  # the export zip is offered for download from here
     }

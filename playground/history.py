@@ -1,0 +1,129 @@
+"""Vote history: the comparisons as a filterable table, one comparison in detail, and votes per model pair.
+
+Pure functions over :class:`~playground.store.ComparisonRecord` lists (the store reads, this shapes), so the
+History tab stays a thin layer and the filters are tested without a browser.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from playground.leaderboard import display_names, model_identity
+from playground.store import ComparisonRecord, Side
+
+WINNER_LABELS = {"a": "A better", "b": "B better", "tie": "tie", "both_bad": "both bad"}
+TABLE_COLUMNS = ["id", "voted (UTC)", "rater", "prompt", "model A", "model B", "left", "winner", "strength",
+                 "source", "blind"]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the history table shows. Empty strings mean "any"; dates are inclusive ``YYYY-MM-DD``."""
+
+    model: str = ""
+    """A model identity: shown when it is on either side."""
+    winner: str = ""
+    rater: str = ""
+    since: str = ""
+    until: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value:
+                try:
+                    pd.Timestamp(value)
+                except ValueError as error:
+                    raise ValueError(f"{name}: {value!r} is not a date (use YYYY-MM-DD).") from error
+        if self.winner and self.winner not in WINNER_LABELS:
+            raise ValueError(f"winner must be one of {', '.join(WINNER_LABELS)}")
+
+    def keep(self, record: ComparisonRecord) -> bool:
+        identities = (model_identity(record.a), model_identity(record.b))
+        day = (record.voted_at or record.created_at)[:10]
+        return ((not self.model or self.model in identities)
+                and (not self.winner or record.winner == self.winner)
+                and (not self.rater or record.rater == self.rater)
+                and (not self.since or day >= str(pd.Timestamp(self.since).date()))
+                and (not self.until or day <= str(pd.Timestamp(self.until).date())))
+
+
+def model_options(records: Iterable[ComparisonRecord]) -> list[tuple[str, str]]:
+    """(label, identity) for every model that appears in the records, for the model filter."""
+    identities = {i for r in records for i in (model_identity(r.a), model_identity(r.b)) if i}
+    names = display_names(sorted(identities))
+    return sorted(((names[i], i) for i in identities), key=lambda pair: pair[0].lower())
+
+
+def _name(side: Side, names: dict[str, str]) -> str:
+    identity = model_identity(side)
+    return names.get(identity, identity) if identity else "(imported)"
+
+
+def table(records: Iterable[ComparisonRecord], filters: Filters = Filters()) -> pd.DataFrame:
+    """One row per comparison (newest first) that passes ``filters``; the prompt shortened to one line."""
+    kept = [r for r in records if filters.keep(r)]
+    names = display_names({i for r in kept for i in (model_identity(r.a), model_identity(r.b)) if i})
+    rows = [
+        (r.id, (r.voted_at or r.created_at)[:19].replace("T", " "), r.rater,
+         " ".join(r.prompt.split())[:80], _name(r.a, names), _name(r.b, names), "A" if r.left_side == "a" else "B",
+         WINNER_LABELS.get(r.winner or "", "—"), r.strength or "", r.source, "yes" if r.blind else "no")
+        for r in sorted(kept, key=lambda r: r.voted_at or r.created_at, reverse=True)
+    ]
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def pair_counts(records: Iterable[ComparisonRecord]) -> pd.DataFrame:
+    """Votes per model pair (the pair in alphabetical order), with how each outcome went."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for r in records:
+        a, b = model_identity(r.a), model_identity(r.b)
+        if r.winner is None or a is None or b is None:
+            continue
+        winner = r.winner
+        if a > b:  # one row per unordered pair
+            a, b = b, a
+            winner = {"a": "b", "b": "a"}.get(winner, winner)
+        row = counts.setdefault((a, b), {"votes": 0, "first wins": 0, "second wins": 0, "tie": 0, "both bad": 0})
+        row["votes"] += 1
+        row[{"a": "first wins", "b": "second wins", "tie": "tie", "both_bad": "both bad"}[winner]] += 1
+    names = display_names({m for pair in counts for m in pair})
+    rows = [{"first model": names[a], "second model": names[b], **row} for (a, b), row in counts.items()]
+    columns = ["first model", "second model", "votes", "first wins", "second wins", "tie", "both bad"]
+    return pd.DataFrame(rows, columns=columns).sort_values("votes", ascending=False, ignore_index=True)
+
+
+def detail(record: ComparisonRecord) -> str:
+    """The whole comparison as Markdown: prompt, both answers with how they were made, and the vote."""
+    def side(label: str, s: Side, on_left: bool) -> str:
+        params = json.dumps(s.params, sort_keys=True)
+        stats = ", ".join(f"{k} {v}" for k, v in (("prompt tokens", s.prompt_tokens), ("new tokens",
+                          s.completion_tokens), ("TTFT s", s.time_to_first_token), ("tok/s", s.tokens_per_second),
+                          ("finished", s.finish_reason)) if v is not None)
+        model = model_identity(s) or "(imported, model unknown)"
+        return (f"#### {label}: `{model}` {'(left)' if on_left else '(right)'}\n"
+                f"format {s.prompt_format}{' · revision ' + s.revision if s.revision else ''} · {stats}\n\n"
+                f"<small>params: {params}</small>\n\n{_quote(s.response)}")
+
+    history = "\n".join(f"- **{m['role']}**: {m['content']}" for m in record.messages[:-1])
+    vote = WINNER_LABELS.get(record.winner or "", "not voted")
+    extra = "".join([f" · strength {record.strength}" if record.strength else "",
+                     f" · “{record.rationale}”" if record.rationale else "",
+                     " · **deleted**" if record.deleted_at else ""])
+    return "\n\n".join(filter(None, [
+        f"**Vote:** {vote}{extra} · rater {record.rater or '—'} · {record.source}"
+        f"{' · blind' if record.blind else ''} · app {record.app_version} · id `{record.id}`",
+        f"**System prompt:** {record.system_prompt}" if record.system_prompt else "",
+        f"**Earlier turns:**\n{history}" if history else "",
+        f"**Prompt:**\n\n{_quote(record.prompt)}",
+        side("A", record.a, record.left_side == "a"),
+        side("B", record.b, record.left_side == "b"),
+    ]))
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" for line in (text or "(empty)").splitlines()) or "> (empty)"

@@ -1,0 +1,374 @@
+"""Preference import: JSONL / JSON / CSV / Parquet preference files become comparisons, checked row by row, all or
+nothing.
+
+Accepted rows (the layouts TRL and Anthropic HH use):
+
+* ``prompt`` + ``chosen`` + ``rejected``: strings, or TRL conversational message lists (``prompt`` may start with a
+  system message; ``chosen`` / ``rejected`` hold one assistant message). A string prompt in the HH layout
+  (``"\\n\\nHuman: …\\n\\nAssistant:"``, what our text export writes) is read back into messages.
+* ``chosen`` + ``rejected`` only: full HH transcripts (or full message lists); everything before the last
+  ``Assistant:`` turn must be the same in both, and is the prompt.
+* optional ``id``, ``system`` / ``system_prompt``, ``strength`` (1–5) or ``margin`` (≥ 0, read back as
+  ``strength = round(margin * 5)``, clamped to 1–5; 0 means none), ``model_chosen`` / ``model_rejected``
+  (``model`` or ``model + adapter``).
+
+Every row becomes a comparison with source ``import``, winner ``a``: side a is the chosen answer, side b the
+rejected one. The whole file is checked before anything is written; any problem (reported by line for JSONL, by
+1-based data row otherwise, with the field and the reason) means nothing is written. Without an ``id`` column the
+id is a hash of the row, so importing the same file twice is caught as duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+from playground.preferences import Message, strength_for
+from playground.prompting import PromptError, validate_messages
+from playground.row_files import FileProblem, ImportLimits, Problems, RowError, read_rows
+from playground.store import ComparisonRecord, Side, Store, StoreError, now
+
+__all__ = ["ImportLimits", "ImportResult", "RowError", "import_file", "parse_transcript", "read_preferences"]
+
+MAX_ID_CHARS = 200
+_EXPECTED = "prompt, chosen, rejected — or chosen, rejected as whole HH transcripts"
+_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):[ \t]?")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """The comparisons read from a file (none when anything is wrong), the problems found, and how many were saved."""
+
+    path: Path
+    records: list[ComparisonRecord] = field(default_factory=list)
+    row_numbers: list[int] = field(default_factory=list)
+    """Where each record came from (lines for JSONL, data rows otherwise)."""
+    errors: list[RowError] = field(default_factory=list)
+    """The first ``max_errors`` problems."""
+    error_count: int = 0
+    written: int = 0
+    unit: str = "row"
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    def summary(self) -> str:
+        """What happened, and for a refused file the problems one per line (all or nothing: fix and retry)."""
+        name = self.path.name
+        if self.ok:
+            return (f"Imported {self.written} comparisons from {name}." if self.written
+                    else f"{len(self.records)} comparisons in {name} are ready to import.")
+        lines = [f"Nothing was imported: {name} has {self.error_count} problem"
+                 f"{'s' if self.error_count > 1 else ''} (a file is imported all or nothing; fix it and retry):"]
+        lines += [f"- {error}" for error in self.errors]
+        if self.error_count > len(self.errors):
+            lines.append(f"… and {self.error_count - len(self.errors)} more.")
+        return "\n".join(lines)
+
+
+class _RowProblem(Exception):
+    """One row is refused: the field and the reason."""
+
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field, self.reason = field_name, reason
+
+
+# ---------------------------------------------------------------------------------------------- checking rows
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """One valid row: the prompt and both answers."""
+
+    id: str | None
+    messages: list[Message]
+    system: str
+    chosen: str
+    rejected: str
+    strength: int | None = None
+    model_chosen: str | None = None
+    model_rejected: str | None = None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object {…}", list: "a list", str: "text", bytes: "binary data"}.get(type(value), "something else")
+
+
+def _text(value: Any, name: str, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise _RowProblem(name, f"expected text, got {_kind(value)}")
+    if not allow_empty and not value.strip():
+        raise _RowProblem(name, "is empty")
+    return value
+
+
+def _length(value: Any) -> int:
+    """Characters of text in a field, nested message lists included."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_length(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_length(v) for v in value)
+    return 0
+
+
+def _messages(value: list[Any], name: str) -> tuple[str, list[Message]]:
+    """(system text, the other messages) from a message list; every item must be {role, content} with text."""
+    system, messages = [], []
+    for index, item in enumerate(value, 1):
+        if not isinstance(item, dict) or not isinstance(item.get("content"), str) \
+                or item.get("role") not in ("system", "user", "assistant"):
+            raise _RowProblem(name, f"message {index} should be {{\"role\": \"user\"|\"assistant\"|\"system\", "
+                                    f"\"content\": text}}, got {_kind(item) if not isinstance(item, dict) else item}")
+        if item["role"] == "system" and not messages:
+            system.append(item["content"])
+        else:
+            messages.append({"role": item["role"], "content": item["content"]})
+    return "\n\n".join(system), messages
+
+
+def parse_transcript(text: str) -> tuple[str, list[Message]]:
+    """An HH transcript (``"\\n\\nHuman: …\\n\\nAssistant: …"``) as (preamble used as system prompt, messages)."""
+    pieces = _TURN.split(text)
+    turns = [{"role": "user" if speaker == "Human" else "assistant", "content": content.strip()}
+             for speaker, content in zip(pieces[1::2], pieces[2::2])]
+    return pieces[0].strip(), turns
+
+
+def _conversation(value: Any, name: str) -> tuple[str, list[Message]]:
+    """A prompt or full transcript (text or message list) as (system, messages)."""
+    if isinstance(value, list):
+        return _messages(value, name)
+    text = _text(value, name)
+    if _TURN.search(text):
+        return parse_transcript(text)
+    return "", [{"role": "user", "content": text}]
+
+
+def _prompt(value: Any) -> tuple[str, list[Message], bool]:
+    """(system, messages ending with the user's turn, whether it was HH text) from a ``prompt`` field."""
+    system, messages = _conversation(value, "prompt")
+    is_hh = isinstance(value, str) and bool(_TURN.search(value))
+    if is_hh and messages and messages[-1]["role"] == "assistant" and not messages[-1]["content"]:
+        messages = messages[:-1]  # the open "Assistant:" the answers continue
+    return system, messages, is_hh
+
+
+def _answer(value: Any, name: str, after_hh: bool) -> str:
+    """An answer: text, or a list holding one assistant message."""
+    if isinstance(value, list):
+        _, messages = _messages(value, name)
+        if len(messages) != 1 or messages[0]["role"] != "assistant":
+            raise _RowProblem(name, "expected one assistant message, e.g. [{\"role\": \"assistant\", \"content\": …}]")
+        value = messages[0]["content"]
+    text = _text(value, name)
+    return text.removeprefix(" ") if after_hh else text
+
+
+def _split_last(value: Any, name: str) -> tuple[str, list[Message], str]:
+    """A full transcript as (system, prompt messages, last assistant answer)."""
+    system, messages = _conversation(value, name)
+    if len(messages) < 2 or messages[-1]["role"] != "assistant":
+        raise _RowProblem(name, "without a prompt column this must be a whole conversation ending with the "
+                                "answer (\"\\n\\nHuman: …\\n\\nAssistant: …\", or a message list)")
+    return system, messages[:-1], _text(messages[-1]["content"], name)
+
+
+def _exchange(values: dict[str, Any]) -> tuple[str, list[Message], str, str]:
+    """(system, prompt messages, chosen answer, rejected answer), with an explicit prompt or from whole transcripts."""
+    if "prompt" in values:
+        system, messages, is_hh = _prompt(values["prompt"])
+        return (system, messages, _answer(values["chosen"], "chosen", is_hh),
+                _answer(values["rejected"], "rejected", is_hh))
+    system, messages, chosen = _split_last(values["chosen"], "chosen")
+    other_system, other_messages, rejected = _split_last(values["rejected"], "rejected")
+    if (system, messages) != (other_system, other_messages):
+        raise _RowProblem("rejected", "differs from 'chosen' before the last Assistant turn (with no prompt column, "
+                                      "that shared part is the prompt)")
+    return system, messages, chosen, rejected
+
+
+def _present(value: Any) -> Any:
+    """None for an absent optional value: missing, null, an empty CSV cell or a NaN from pandas."""
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise _RowProblem(name, f"expected a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _RowProblem(name, f"expected a number, got {_kind(value)}")
+    if not math.isfinite(value):
+        raise _RowProblem(name, f"expected a finite number, got {value}")
+    return float(value)
+
+
+def _strength(values: dict[str, Any]) -> int | None:
+    """``strength`` (1–5) if given, else from ``margin`` (see :func:`playground.preferences.strength_for`)."""
+    if (value := _present(values.get("strength"))) is not None:
+        number = _number(value, "strength")
+        if number not in (1, 2, 3, 4, 5):
+            raise _RowProblem("strength", f"must be a whole number from 1 to 5, got {value!r}")
+        return int(number)
+    if (value := _present(values.get("margin"))) is None:
+        return None
+    margin = _number(value, "margin")
+    if margin < 0:
+        raise _RowProblem("margin", f"must be 0 or more (chosen is the better answer), got {value!r}")
+    return strength_for(margin)
+
+
+def _optional_text(values: dict[str, Any], *names: str) -> str | None:
+    for name in names:
+        if (value := _present(values.get(name))) is not None:
+            return _text(value, name, allow_empty=True)
+    return None
+
+
+def _row_id(values: dict[str, Any]) -> str | None:
+    value = _present(values.get("id"))
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    text = _text(value, "id").strip()
+    if len(text) > MAX_ID_CHARS:
+        raise _RowProblem("id", f"is {len(text)} characters long; ids are at most {MAX_ID_CHARS}")
+    return text
+
+
+def _parse_row(values: Any, limits: ImportLimits) -> _Pair:
+    """Check one row and return its pair; the first problem is raised as _RowProblem(field, reason)."""
+    if not isinstance(values, dict):
+        raise _RowProblem("", f"expected an object with prompt/chosen/rejected fields, got {_kind(values)}")
+    for name, value in values.items():
+        if (size := _length(value)) > limits.max_field_chars:
+            raise _RowProblem(str(name), f"{size:,} characters, over the {limits.max_field_chars:,} limit (a huge "
+                                         f"row: is the file broken?)")
+    for name in ("chosen", "rejected"):
+        if name not in values:
+            raise _RowProblem(name, "missing: each row needs 'chosen' and 'rejected' (and 'prompt', unless they "
+                                    "are whole HH transcripts)")
+    system, messages, chosen, rejected = _exchange(values)
+    try:
+        validate_messages(messages)
+        if messages[-1]["role"] != "user":
+            raise PromptError("it should end with the user's message, which the answers reply to")
+    except PromptError as error:
+        raise _RowProblem("prompt" if "prompt" in values else "chosen", f"bad prompt: {error}") from None
+    column_system = _optional_text(values, "system", "system_prompt")
+    if column_system and system and column_system.strip() != system.strip():
+        raise _RowProblem("system", "differs from the system message inside the prompt")
+    return _Pair(id=_row_id(values), messages=messages, system=system or column_system or "", chosen=chosen,
+                 rejected=rejected, strength=_strength(values),
+                 model_chosen=_optional_text(values, "model_chosen"),
+                 model_rejected=_optional_text(values, "model_rejected"))
+
+
+def derived_id(pair: _Pair) -> str:
+    """A stable id from the row's content, for files without ids: the same row always gets the same id."""
+    content = [pair.system, pair.messages, pair.chosen, pair.rejected, pair.strength, pair.model_chosen,
+               pair.model_rejected]
+    digest = hashlib.sha256(json.dumps(content, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
+    return f"import-{digest[:24]}"
+
+
+# ---------------------------------------------------------------------------------------------- the whole file
+
+
+def _parse_rows(rows: Iterator[tuple[int, Any]], limits: ImportLimits,
+                problems: Problems) -> tuple[list[_Pair], list[int]]:
+    """Every valid row as a pair with its id settled; invalid and duplicate rows go to ``problems``."""
+    pairs, numbers, seen = [], [], {}
+    for number, values in rows:
+        try:
+            pair = _parse_row(values, limits)
+        except _RowProblem as problem:
+            problems.add(number, problem.field, problem.reason)
+            continue
+        pair_id = pair.id or derived_id(pair)
+        if pair_id in seen:
+            reason = (f"id {pair_id!r} is also used by {problems.unit} {seen[pair_id]}" if pair.id else
+                      f"same prompt and answers as {problems.unit} {seen[pair_id]} (a repeated row)")
+            problems.add(number, "id" if pair.id else "", reason)
+            continue
+        seen[pair_id] = number
+        pairs.append(replace(pair, id=pair_id))
+        numbers.append(number)
+    return pairs, numbers
+
+
+def _side(model: str | None, response: str) -> Side:
+    base, _, adapter = (model or "").partition(" + ")
+    return Side(model=base or None, adapter=adapter or None, response=response)
+
+
+def _record(pair: _Pair, rater: str, stamp: str) -> ComparisonRecord:
+    return ComparisonRecord(messages=pair.messages, system_prompt=pair.system, a=_side(pair.model_chosen, pair.chosen),
+                            b=_side(pair.model_rejected, pair.rejected), winner="a", strength=pair.strength,
+                            rater=rater, source="import", id=pair.id or derived_id(pair), created_at=stamp,
+                            voted_at=stamp)
+
+
+def read_preferences(path: Path | str, rater: str = "", limits: ImportLimits | None = None) -> ImportResult:
+    """Read and check a preference file without writing anything: its comparisons, or every problem found."""
+    path, limits = Path(path), limits or ImportLimits()
+    problems = Problems(limits.max_errors)
+    try:
+        rows = read_rows(path, limits, problems, required=("chosen", "rejected"), expected=_EXPECTED)
+        pairs, numbers = _parse_rows(rows, limits, problems)
+    except FileProblem as problem:
+        problems.add(problem.row, problem.field, problem.reason, problem.unit)
+        return ImportResult(path, errors=problems.kept, error_count=problems.count, unit=problems.unit)
+    if not pairs and not problems.count:
+        problems.add(None, "", "no rows: the file holds no data (only a header or blank lines?)")
+    if problems.count:
+        return ImportResult(path, errors=problems.kept, error_count=problems.count, unit=problems.unit)
+    stamp = now()
+    return ImportResult(path, records=[_record(p, rater, stamp) for p in pairs], row_numbers=numbers,
+                        unit=problems.unit)
+
+
+def import_file(store: Store, path: Path | str, rater: str = "", limits: ImportLimits | None = None) -> ImportResult:
+    """Read, check and save a preference file in one transaction: every row, or (on any problem) none."""
+    result = read_preferences(path, rater, limits)
+    if not result.ok:
+        return result
+    try:
+        store.insert_many(result.records)
+    except StoreError as error:
+        return _refused(store, result, error, (limits or ImportLimits()).max_errors)
+    if rater:
+        store.add_rater(rater)
+    return replace(result, written=len(result.records))
+
+
+def _refused(store: Store, result: ImportResult, error: StoreError, max_errors: int) -> ImportResult:
+    """The store refused the lot: name the rows whose ids it already holds (or pass its message on)."""
+    taken = {r.id for r in store.comparisons(voted_only=False, include_deleted=True)}
+    problems = Problems(max_errors, result.unit)
+    for record, number in zip(result.records, result.row_numbers):
+        if record.id in taken:
+            problems.add(number, "id", f"{record.id!r} is already in the ratings database (imported before?)")
+    if not problems.count:
+        problems.add(None, "", str(error))
+    return replace(result, records=[], row_numbers=[], errors=problems.kept, error_count=problems.count)

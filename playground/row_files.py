@@ -1,0 +1,189 @@
+"""Uploaded data files (JSONL, JSON, CSV, Parquet) read into numbered rows, refusing what can't be read with a reason.
+
+Shared by every upload that reports problems per row: the checks here are about the *file* (extension, size,
+emptiness, encoding, JSON syntax, ragged CSV rows, required columns); what a row must contain is up to the caller.
+Rows are numbered as the user counts them: the line for JSON lines, the 1-based data row otherwise (the CSV header
+is not a data row). Text must be UTF-8; a UTF-8 byte-order mark (Excel's "CSV UTF-8") is accepted, UTF-16 is
+refused with "save it as UTF-8".
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+EXTENSIONS: dict[str, str] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
+                              ".parquet": "parquet"}
+
+ColumnCheck = Callable[[list[str]], None]
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """What an import refuses, with a message, before it reads further."""
+
+    max_bytes: int = 200 * 2**20
+    """Larger files are refused whole (split them)."""
+    max_field_chars: int = 100_000
+    """A field longer than this makes its row an error (a "huge row"): usually a broken file."""
+    max_errors: int = 50
+    """Errors listed in the report; the rest are counted."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem: where (``row`` None = the whole file), which field ('' = the whole row), and why."""
+
+    row: int | None
+    field: str
+    reason: str
+    unit: str = "row"
+    """``line`` for JSONL (and bytes that aren't UTF-8), ``row`` = 1-based data row otherwise."""
+
+    def __str__(self) -> str:
+        where = [f"{self.unit} {self.row}"] if self.row is not None else []
+        where += [f"field '{self.field}'"] if self.field else []
+        return f"{', '.join(where)}: {self.reason}" if where else self.reason
+
+
+class Problems:
+    """Collects errors: keeps the first ``limit`` in full, counts the rest."""
+
+    def __init__(self, limit: int, unit: str = "row") -> None:
+        self.limit, self.unit, self.kept, self.count = limit, unit, [], 0
+
+    def add(self, row: int | None, field_name: str, reason: str, unit: str | None = None) -> None:
+        self.count += 1
+        if len(self.kept) < self.limit:
+            self.kept.append(RowError(row, field_name, reason, unit or self.unit))
+
+
+class FileProblem(Exception):
+    """The whole file is refused (with an optional place and field)."""
+
+    def __init__(self, reason: str, row: int | None = None, unit: str = "line", field_name: str = "") -> None:
+        super().__init__(reason)
+        self.reason, self.row, self.unit, self.field = reason, row, unit, field_name
+
+
+def _decode(data: bytes) -> str:
+    """UTF-8 (a leading BOM, as Excel writes, is dropped); UTF-16 and undecodable bytes are refused."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise FileProblem("the file is UTF-16 (it starts with a UTF-16 byte-order mark): save it as UTF-8 "
+                           "(in Excel: Save As → CSV UTF-8)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise FileProblem(f"byte {data[error.start]:#04x} is not UTF-8 text: save the file as UTF-8", line) \
+            from error
+
+
+def _jsonl(text: str, problems: Problems) -> Iterator[tuple[int, Any]]:
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as error:
+            problems.add(number, "", f"not valid JSON ({error.msg} at column {error.colno})")
+
+
+def _json(text: str, problems: Problems) -> Iterator[tuple[int, Any]]:
+    """A JSON array of objects (rows numbered from 1), or JSON lines saved as .json."""
+    if not text.lstrip().startswith("["):
+        problems.unit = "line"
+        yield from _jsonl(text, problems)
+        return
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise FileProblem(f"not valid JSON ({error.msg} at column {error.colno})", error.lineno) from error
+    yield from enumerate(rows, 1)
+
+
+def _csv(text: str, problems: Problems, check_columns: ColumnCheck) -> Iterator[tuple[int, Any]]:
+    """CSV with a header row; data rows numbered from 1; ragged rows are errors, blank lines are skipped."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    number = 0
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        if len(set(header)) < len(header):
+            raise FileProblem(f"the header names a column twice: {', '.join(header)}", 1)
+        check_columns(header)
+        for cells in reader:
+            if not cells:
+                continue
+            number += 1
+            if len(cells) != len(header):
+                problems.add(number, "", f"has {len(cells)} fields but the header has {len(header)} (a missing or "
+                             f"extra comma, or an unclosed quote?)")
+                continue
+            yield number, dict(zip(header, cells))
+    except csv.Error as error:
+        huge = "larger than field limit" in str(error)
+        problems.add(number + 1, "", f"a field is over {csv.field_size_limit():,} characters (a huge row: is the "
+                     f"file broken?)" if huge else f"unreadable CSV ({error})")
+
+
+def _parquet(path: Path, check_columns: ColumnCheck) -> Iterator[tuple[int, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as error:
+        raise FileProblem(f"not a Parquet file ({error})") from error
+    check_columns(table.column_names)
+    yield from enumerate(table.to_pylist(), 1)
+
+
+def _column_check(required: Sequence[str], expected: str) -> ColumnCheck:
+    """CSV and Parquet name their columns up front: a missing one is one file-level error, not one per row."""
+    def check(columns: list[str]) -> None:
+        for name in required:
+            if name not in columns:
+                raise FileProblem(f"no '{name}' column (the columns are: {', '.join(columns) or 'none'})"
+                                  + (f"; expected {expected}" if expected else ""), field_name=name)
+    return check
+
+
+def _kind_of(path: Path, limits: ImportLimits) -> str:
+    """The reader for ``path``, or a FileProblem for a file that can't be read at all."""
+    kind = EXTENSIONS.get(path.suffix.lower())
+    if kind is None:
+        raise FileProblem(f"can't import '{path.suffix or path.name}' files: use "
+                          f"{', '.join(EXTENSIONS)} (UTF-8 text or Parquet)")
+    if not path.is_file():
+        raise FileProblem(f"{path} does not exist")
+    size = path.stat().st_size
+    if size == 0:
+        raise FileProblem("the file is empty")
+    if size > limits.max_bytes:
+        raise FileProblem(f"the file is {size / 2**20:.1f} MB, over the {limits.max_bytes / 2**20:.0f} MB import "
+                          f"limit: split it into smaller files")
+    return kind
+
+
+def read_rows(path: Path, limits: ImportLimits, problems: Problems, required: Sequence[str] = (),
+              expected: str = "") -> Iterator[tuple[int, Any]]:
+    """(row number, row) for every row of ``path``; rows that can't be read go to ``problems``.
+
+    Raises :class:`FileProblem` for a file that can't be read at all (extension, size, empty, encoding, not
+    Parquet, a required column missing from the CSV header or Parquet schema; ``expected`` says what the columns
+    should be). Sets ``problems.unit`` to ``line`` for JSON lines. Rows are whatever the file holds (usually dicts;
+    CSV cells are strings, empty cells ``""``): checking them is the caller's job.
+    """
+    kind = _kind_of(path, limits)
+    problems.unit = "line" if kind == "jsonl" else "row"
+    check_columns = _column_check(required, expected)
+    if kind == "parquet":
+        return _parquet(path, check_columns)
+    text = _decode(path.read_bytes())
+    if kind == "csv":
+        return _csv(text, problems, check_columns)
+    return _jsonl(text, problems) if kind == "jsonl" else _json(text, problems)
