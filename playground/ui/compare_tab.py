@@ -253,8 +253,8 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
         return handler
 
     for button, (side, _) in zip(vote_buttons, VOTES):
-        button.click(vote_for(side), vote_inputs, vote_outputs, api_visibility="private")
-    vote_api.click(cast_vote, vote_inputs, vote_outputs, api_name="vote")
+        button.click(vote_for(side), vote_inputs, vote_outputs, api_visibility="private", concurrency_limit=None)
+    vote_api.click(cast_vote, vote_inputs, vote_outputs, api_name="vote", concurrency_limit=None)
 
     def stop_answers(request: gr.Request) -> None:
         stops.stop(request.session_hash or "")

@@ -140,8 +140,10 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
         value = selected if selected in ids else (ids[0] if ids else None)
         return gr.update(choices=[(_batch_label(b), b.id) for b in batches], value=value)
 
-    def show(batch_id: str | None, current_id: str | None) -> list[Any]:
-        """Progress, status and the pair to rate: the one on screen while it is unrated, else the next one."""
+    def show(batch_id: str | None, current_id: str | None, redraw: bool = False) -> list[Any]:
+        """Progress, status and the pair to rate: ``current_id`` while it is unrated, else the next one.
+
+        The pair already on screen isn't sent again (the timer calls this every second) unless ``redraw``."""
         chosen = store.batch(batch_id) if batch_id else None
         record = store.get(current_id) if current_id else None
         if record is None or record.winner is not None or record.batch_id != batch_id or record.deleted_at:
@@ -154,7 +156,7 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
                     f"All done: {p.rated} rated." + (f" {p.skipped} skipped: press *Rate skipped pairs*."
                                                      if p.skipped else ""))
         ready = gr.update(interactive=record is not None)
-        if record is not None and record.id == current_id:  # already on screen: don't redraw (the timer calls this)
+        if record is not None and record.id == current_id and not redraw:
             texts = [gr.skip()] * 3
         else:
             texts = [_prompt_markdown(record) if record else "", record_side(record, "left"),
@@ -176,8 +178,9 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
         return [batch_id or ""] + show(batch_id, current_id)
 
     app.load(lambda saved: choices(saved), remembered, batch, api_visibility="private")
-    batch.change(open_batch, [batch, current], [remembered] + view, api_name="rate_open")
-    timer.tick(show, [batch, current], view, api_visibility="private", show_progress="hidden")
+    batch.change(open_batch, [batch, current], [remembered] + view, api_name="rate_open", concurrency_limit=None)
+    timer.tick(show, [batch, current], view, api_visibility="private", show_progress="hidden",
+               concurrency_limit=None)
 
     def start_batch(kind: str, file: str | None, picked: list[str], n: float, tokens: float, temp: float,
                     seed_value: float) -> list[Any]:
@@ -202,8 +205,9 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
     def cast(batch_id: str | None, current_id: str | None, choice: str, strength_value: float, why: str,
              typed_rater: str, request: gr.Request) -> list[Any]:
         record = store.get(current_id) if current_id else None
-        if record is None or record.winner is not None:
-            raise gr.Error("That pair is no longer waiting for a vote; the next one is shown.")
+        if record is None or record.winner is not None:  # e.g. voted from another tab: move on, don't vote twice
+            gr.Info("That pair already has a vote; here is the next one.")
+            return show(batch_id, None) + [gr.skip()] * 3
         try:
             saved = store.vote(record, winner_from_screen(record.left_side, choice),
                                int(strength_value or 0) or None, why or "", rater_name(typed_rater, request))
@@ -219,15 +223,16 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
         return handler
 
     for button, (choice, _) in zip(buttons, KEYS):
+        # Votes are short writes that SQLite serializes itself: no need to queue them one at a time.
         button.click(vote_for(choice), [batch, current, strength, rationale, rater], vote_outputs,
-                     api_name=f"rate_{choice}")
+                     api_name=f"rate_{choice}", concurrency_limit=None)
 
     def skip_pair(batch_id: str | None, current_id: str | None) -> list[Any]:
         if current_id:
             store.skip(current_id)
         return show(batch_id, None)
 
-    skip.click(skip_pair, [batch, current], view, api_name="rate_skip")
+    skip.click(skip_pair, [batch, current], view, api_name="rate_skip", concurrency_limit=None)
 
     def undo_last(batch_id: str | None) -> list[Any]:
         previous = store.last_voted(batch_id) if batch_id else None
@@ -235,10 +240,10 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
             gr.Info("No vote to undo in this batch.")
             return show(batch_id, None) + ["", gr.skip(), gr.skip()]
         store.clear_vote(previous.id)
-        return show(batch_id, previous.id) + ["Vote undone: rate this pair again.", previous.strength or 0,
+        return show(batch_id, previous.id, redraw=True) + ["Vote undone: rate this pair again.", previous.strength or 0,
                                               previous.rationale]
 
-    undo.click(undo_last, batch, vote_outputs, api_name="rate_undo")
+    undo.click(undo_last, batch, vote_outputs, api_name="rate_undo", concurrency_limit=None)
 
     def stop_generating(batch_id: str | None) -> None:
         if not batch_id or not runner.stop(batch_id):
