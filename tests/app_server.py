@@ -20,11 +20,12 @@ def free_port() -> int:
 
 @contextmanager
 def serve(settings: Settings) -> Iterator[Client]:
-    """The app for ``settings`` (its port is ignored: a free one is used), and a client connected to it."""
+    """The app for ``settings`` (its port is ignored: a free one is used), and a client connected to it (logged in
+    when the settings ask for a login)."""
     app = build_app(settings)
     kwargs = launch_kwargs(settings) | {"server_port": free_port()}
     app.launch(prevent_thread_lock=True, quiet=True, **kwargs)
     try:
-        yield Client(f"http://127.0.0.1:{kwargs['server_port']}/", verbose=False)
+        yield Client(f"http://127.0.0.1:{kwargs['server_port']}/", auth=settings.auth, verbose=False)
     finally:
         app.close()
