@@ -9,10 +9,7 @@ restart resumes where it stopped.
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
-import json
 import random
 import threading
 from collections.abc import Callable, Sequence
@@ -23,6 +20,7 @@ from playground.catalog import CatalogEntry, resolve_choice
 from playground.comparison import side_from_answer
 from playground.generation import GenerationParams, StreamUpdate, answer
 from playground.loading import LoadOptions, ModelCache
+from playground.row_files import EXTENSIONS, FileProblem, ImportLimits, Problems, read_rows
 from playground.store import Batch, ComparisonRecord, Store
 
 BUNDLED_PROMPTS = Path(__file__).resolve().parents[1] / "assets" / "datasets" / "prompts.jsonl"
@@ -43,23 +41,16 @@ def _check_prompt(value: object, where: str) -> str:
 
 
 def load_prompt_set(path: Path) -> list[dict[str, str]]:
-    """Read prompts from JSONL (``prompt`` and optional ``system``, ``id``, ``category``), CSV (a ``prompt``
-    column) or plain text (one prompt per line). Raises :class:`PromptSetError` naming the first bad line."""
+    """Read prompts from JSONL / JSON / Parquet (``prompt`` and optional ``system``, ``id``, ``category``), CSV (a
+    ``prompt`` column) or plain text (one prompt per line). Raises :class:`PromptSetError` naming the first bad
+    line or row."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise PromptSetError(f"{path.name} is not UTF-8 text (byte {error.start}); save it as UTF-8.") from error
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        prompts = _from_jsonl(text)
-    elif suffix == ".csv":
-        prompts = _from_csv(text)
-    elif suffix == ".txt":
-        prompts = [{"prompt": _check_prompt(line, f"line {n}")} for n, line in enumerate(text.splitlines(), 1)
-                   if line.strip()]
+    if path.suffix.lower() == ".txt":
+        prompts = _from_text(path)
+    elif path.suffix.lower() in EXTENSIONS:
+        prompts = _from_rows(path)
     else:
-        raise PromptSetError(f"{path.name}: use a .jsonl, .csv or .txt file (one prompt per line).")
+        raise PromptSetError(f"{path.name}: use a .jsonl, .csv, .parquet or .txt file (one prompt per line).")
     if not prompts:
         raise PromptSetError(f"{path.name} has no prompts.")
     if len(prompts) > MAX_PROMPTS:
@@ -67,37 +58,39 @@ def load_prompt_set(path: Path) -> list[dict[str, str]]:
     return prompts
 
 
-def _from_jsonl(text: str) -> list[dict[str, str]]:
-    prompts = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise PromptSetError(f"line {number}: not valid JSON ({error.msg}).") from error
-        if not isinstance(row, dict):
-            raise PromptSetError(f"line {number}: expected an object like {{\"prompt\": \"…\"}}.")
-        item = {"prompt": _check_prompt(row.get("prompt"), f"line {number}")}
-        for key in ("system", "id", "category"):
-            if row.get(key) is not None:
-                if not isinstance(row[key], str):
-                    raise PromptSetError(f"line {number}: {key} must be text.")
-                item[key] = row[key]
-        prompts.append(item)
-    return prompts
+def _from_text(path: Path) -> list[dict[str, str]]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise PromptSetError(f"{path.name} is not UTF-8 text (byte {error.start}); save it as UTF-8.") from error
+    return [{"prompt": _check_prompt(line, f"line {n}")} for n, line in enumerate(text.splitlines(), 1)
+            if line.strip()]
 
 
-def _from_csv(text: str) -> list[dict[str, str]]:
-    reader = csv.DictReader(io.StringIO(text))
-    if "prompt" not in (reader.fieldnames or []):
-        raise PromptSetError("the CSV needs a header row with a 'prompt' column.")
+def _from_rows(path: Path) -> list[dict[str, str]]:
+    """Rows through the shared upload reader (encoding, size, JSON syntax, columns), then each row checked here."""
+    problems = Problems(limit=1)
     prompts = []
-    for number, row in enumerate(reader, 2):
-        item = {"prompt": _check_prompt(row.get("prompt"), f"line {number}")}
-        if (row.get("system") or "").strip():
-            item["system"] = row["system"]
-        prompts.append(item)
+    try:
+        for number, row in read_rows(path, ImportLimits(), problems, required=("prompt",)):
+            where = f"{problems.unit} {number}"
+            if not isinstance(row, dict):
+                raise PromptSetError(f"{where}: expected an object like {{\"prompt\": \"…\"}}.")
+            item = {"prompt": _check_prompt(row.get("prompt"), where)}
+            for key in ("system", "id", "category"):
+                value = row.get(key)
+                if value not in (None, ""):
+                    if not isinstance(value, str):
+                        raise PromptSetError(f"{where}: {key} must be text.")
+                    item[key] = value
+            prompts.append(item)
+            if problems.count:
+                break
+    except FileProblem as problem:
+        where = f" ({problem.unit} {problem.row})" if problem.row else ""
+        raise PromptSetError(f"{path.name}{where}: {problem.reason}.") from problem
+    if problems.count:
+        raise PromptSetError(f"{path.name}: {problems.kept[0]}.")
     return prompts
 
 

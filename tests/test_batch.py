@@ -23,12 +23,14 @@ def test_bundled_prompt_set_is_large_and_varied():
 
 @pytest.mark.parametrize("name, content, message", [
     ("set.jsonl", '{"prompt": "ok"}\n{"prompt": "oops"\n', "line 2: not valid JSON"),
-    ("set.jsonl", '{"prompt": "ok"}\n{"system": "x"}\n', "line 2: the prompt is missing"),
+    ("set.jsonl", '{"prompt": "ok"}\n{"system": "x"}\n', "no 'prompt'|line 2: the prompt is missing"),
     ("set.jsonl", '["a list"]\n', "line 1: expected an object"),
     ("set.jsonl", '{"prompt": "ok", "system": 3}\n', "line 1: system must be text"),
     ("set.csv", "question\nhello\n", "'prompt' column"),
     ("set.txt", "\n\n", "has no prompts"),
-    ("set.pdf", "x", "use a .jsonl, .csv or .txt"),
+    ("set.pdf", "x", "use a .jsonl, .csv, .parquet or .txt"),
+    ("set.csv", "prompt,system\nfine,x\na,b,c\n", "row 2: has 3 fields"),
+    ("set.jsonl", "\ufeff".encode("utf-16").decode("latin-1"), "UTF-16"),
     ("set.txt", "x" * 20_001, "line 1: the prompt has 20,001 characters"),
 ])
 def test_bad_prompt_sets_are_refused_with_the_line(tmp_path, name, content, message):
