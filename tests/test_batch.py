@@ -30,12 +30,12 @@ def test_bundled_prompt_set_is_large_and_varied():
     ("set.txt", "\n\n", "has no prompts"),
     ("set.pdf", "x", "use a .jsonl, .csv, .parquet or .txt"),
     ("set.csv", "prompt,system\nfine,x\na,b,c\n", "row 2: has 3 fields"),
-    ("set.jsonl", "\ufeff".encode("utf-16").decode("latin-1"), "UTF-16"),
+    ("set.jsonl", '{"prompt": "hi"}\n'.encode("utf-16"), "UTF-16"),
     ("set.txt", "x" * 20_001, "line 1: the prompt has 20,001 characters"),
 ])
 def test_bad_prompt_sets_are_refused_with_the_line(tmp_path, name, content, message):
     path = tmp_path / name
-    path.write_text(content)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(PromptSetError, match=message):
         load_prompt_set(path)
 
