@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,22 @@ def test_batch_progress_skip_and_undo(store):
     store.clear_vote(store.last_voted(batch.id).id)  # U: undo the last vote
     assert store.progress(batch.id).rated == 0
     assert store.next_unrated(batch.id).id == second.id
+
+
+class FullDiskStore(Store):
+    """A store whose database may not grow: SQLite answers SQLITE_FULL, exactly as on a full disk."""
+
+    @contextmanager
+    def _connect(self):
+        with super()._connect() as db:
+            pages = db.execute("PRAGMA page_count").fetchone()[0]
+            db.execute(f"PRAGMA max_page_count={pages}")
+            yield db
+
+
+def test_a_full_disk_refuses_the_vote_clearly_and_changes_nothing(tmp_path):
+    store = FullDiskStore(tmp_path / "ratings.sqlite3")
+    big = record("x" * 200_000)  # needs new pages
+    with pytest.raises(StoreError, match="disk is full"):
+        store.vote(big, "a")
+    assert store.count() == 0 and store.integrity_check() == "ok"
