@@ -89,10 +89,21 @@ class Settings:
         """Preference data exported from the votes (JSONL, Parquet, ``datasets`` folders)."""
         return self.data_dir / "exports"
 
+    @property
+    def runs_dir(self) -> Path:
+        """Training runs, one folder each (config.yaml, metrics.jsonl, train.log, checkpoints, adapter)."""
+        return self.data_dir / "runs"
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Uploaded datasets that passed validation."""
+        return self.data_dir / "datasets"
+
     def ensure_dirs(self) -> None:
         """Create the data folders and prove they are writable; raise :class:`DataDirError` with advice if not."""
         try:
-            for folder in (self.models_dir, self.adapters_dir, self.import_cache_dir, self.exports_dir):
+            for folder in (self.models_dir, self.adapters_dir, self.import_cache_dir, self.exports_dir, self.runs_dir,
+                           self.datasets_dir):
                 folder.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=self.data_dir, prefix=".write-test-"):
                 pass
