@@ -40,6 +40,8 @@ class ModelSpec:
     """Folder of a PEFT LoRA adapter applied on top of the source, or None."""
     kind: ModelKind | None = None
     """Base or instruction-tuned; decides the default prompt format. None: guess from the chat template."""
+    trained_format: str | None = None
+    """The prompt format a fine-tuning run trained this adapter on; the "auto" format uses it."""
 
     @property
     def source_type(self) -> SourceType:
@@ -53,7 +55,7 @@ class ModelSpec:
     def name(self) -> str:
         """Short display name: ``gemma-3-270m``, ``SmolLM2-135M`` or ``my-model + my-adapter``."""
         base = self.source if self.source_type == "package" else Path(self.source).name
-        return f"{base} + {Path(self.adapter).name}" if self.adapter else base
+        return f"{base} + {adapter_name(self.adapter)}" if self.adapter else base
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,12 @@ class CatalogEntry:
     note: str = ""
 
 
+def adapter_name(adapter: str | Path) -> str:
+    """An adapter's display name: its folder, or the run's name for a run's ``<run>/adapter`` folder."""
+    path = Path(adapter)
+    return path.parent.name if path.name == "adapter" and (path.parent / "config.yaml").is_file() else path.name
+
+
 def adapter_base(adapter_dir: Path) -> str:
     """The base model an adapter folder was trained on (``base_model_name_or_path`` of its adapter_config.json)."""
     try:
@@ -176,6 +184,13 @@ def list_models(settings: Settings) -> list[CatalogEntry]:
             except CatalogError:
                 continue
             entries.append(CatalogEntry(spec.name, spec, note="adapter"))
+    for run in _subfolders(settings.runs_dir):  # a training run's adapter is a model as soon as it is saved
+        if (run / "adapter" / "adapter_config.json").is_file():
+            try:
+                spec = spec_for_folder(run / "adapter")
+            except CatalogError:
+                continue
+            entries.append(CatalogEntry(spec.name, spec, note="trained here"))
     return entries
 
 
@@ -183,12 +198,22 @@ def _subfolders(parent: Path) -> list[Path]:
     return sorted(p for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
 
 
+def _trained_format(adapter_dir: Path) -> str | None:
+    """The prompt format recorded by the run that trained this adapter (``playground.json``), if any."""
+    try:
+        info = json.loads((adapter_dir / "playground.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return info.get("prompt_format") if isinstance(info, dict) else None
+
+
 def spec_for_folder(folder: Path) -> ModelSpec:
     """A model folder or an adapter folder (whose base comes from its adapter_config.json) as a spec."""
     if (folder / "adapter_config.json").is_file():
         base = adapter_base(folder)
         base_spec = resolve_choice(base, [])
-        return ModelSpec(base_spec.source, adapter=str(folder), kind=base_spec.kind)
+        return ModelSpec(base_spec.source, adapter=str(folder), kind=base_spec.kind,
+                         trained_format=_trained_format(folder))
     if (folder / "config.json").is_file():
         return ModelSpec(str(folder), kind=_kind_from_name(folder.name))
     raise CatalogError(

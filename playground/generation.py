@@ -305,6 +305,8 @@ def answer(
     if "error" in result:
         raise result["error"]
     loaded = result["model"]
+    if fmt == "auto" and spec.trained_format:  # a tuned adapter is prompted the way it was trained
+        fmt = spec.trained_format
     prompt = render(messages, fmt, loaded.kind, loaded.tokenizer, system)
     for update in stream(loaded, prompt, params, stop):
         if update.out_of_memory:

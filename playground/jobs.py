@@ -1,0 +1,251 @@
+"""Training runs as processes: create a run folder, queue it, start ``python -m playground.train``, watch, stop.
+
+Runs are processes, not threads (DESIGN.md): the run writes its own folder (see :mod:`playground.run_folder`) and
+the app only reads it, so a closed browser or a reloaded page loses nothing. One GPU means one run at a time:
+further runs wait as "queued" and start in order. After an app restart :class:`Jobs` re-attaches to runs whose
+process is still alive and marks the dead ones failed with the last lines of their log.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from playground.run_folder import ACTIVE, RunFolder
+from playground.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+POLL_SECONDS = 1.0
+
+
+class JobError(ValueError):
+    """A run action that can't be done (name taken, run still going…); the message says why."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One row of the run list."""
+
+    name: str
+    stage: str
+    base_model: str
+    state: str
+    created: float | None
+    started: float | None
+    finished: float | None
+    step: int
+    max_steps: int
+    error: str
+    queue_position: int | None
+    last_loss: float | None
+
+
+def command(stage: str, config: Path, resume: bool = False, launcher: str = "python") -> list[str]:
+    """The exact command a run uses (the UI shows it; ``launcher="accelerate"`` for several GPUs)."""
+    head = [sys.executable, "-m"] if launcher == "python" else ["accelerate", "launch", "-m"]
+    return head + ["playground.train", stage, str(config)] + (["--resume"] if resume else [])
+
+
+def shell_command(stage: str, config: Path, resume: bool = False, launcher: str = "python") -> str:
+    parts = command(stage, config, resume, launcher)
+    if launcher == "python":
+        parts[0] = "python"
+    return shlex.join(parts)
+
+
+def _process_alive(pid: int | None) -> bool:
+    """True if ``pid`` is a live (not zombie) ``playground.train`` process."""
+    if not pid:
+        return False
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and "playground.train" in " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+class Jobs:
+    """The app's run manager: one per app, shared by every browser session."""
+
+    def __init__(self, settings: Settings, poll: bool = True) -> None:
+        self.settings = settings
+        self.root = settings.runs_dir
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._processes: dict[str, subprocess.Popen] = {}
+        self.reattach()
+        if poll:
+            threading.Thread(target=self._poll_forever, name="jobs", daemon=True).start()
+
+    # ------------------------------------------------------------------------------------------ queries
+
+    def folder(self, name: str) -> RunFolder:
+        folder = RunFolder(self.root / name)
+        if not folder.path.resolve().parent == self.root.resolve() or not folder.config.is_file():
+            raise JobError(f"There is no run named {name!r}.")
+        return folder
+
+    def folders(self) -> list[RunFolder]:
+        if not self.root.is_dir():
+            return []
+        return [RunFolder(p) for p in sorted(self.root.iterdir()) if (p / "config.yaml").is_file()]
+
+    def runs(self) -> list[RunInfo]:
+        """Every run, newest first, with queue positions for the waiting ones."""
+        infos = []
+        queued = self._queued()
+        for folder in self.folders():
+            status = folder.status()
+            losses = [m["loss"] for m in folder.metrics() if "loss" in m]
+            infos.append(RunInfo(
+                name=folder.name, stage=status.get("stage", "?"), base_model=status.get("base_model", ""),
+                state=status.get("state", "unknown"), created=status.get("created"), started=status.get("started"),
+                finished=status.get("finished"), step=int(status.get("step") or 0),
+                max_steps=int(status.get("max_steps") or 0), error=status.get("error", ""),
+                queue_position=queued.index(folder.name) + 1 if folder.name in queued else None,
+                last_loss=losses[-1] if losses else None))
+        return sorted(infos, key=lambda r: r.created or 0, reverse=True)
+
+    def _queued(self) -> list[str]:
+        waiting = [(f.status().get("queued_at", 0), f.name) for f in self.folders()
+                   if f.status().get("state") == "queued"]
+        return [name for _, name in sorted(waiting)]
+
+    def active(self) -> str | None:
+        """The run that holds the GPU/CPU now (starting or running), if any."""
+        for folder in self.folders():
+            if folder.status().get("state") in ("starting", "running"):
+                return folder.name
+        return None
+
+    # ------------------------------------------------------------------------------------------ actions
+
+    def create(self, stage: str, config: Any) -> RunFolder:
+        """Make the run folder with its config.yaml and queue the run (it starts when nothing else runs)."""
+        folder = RunFolder(self.root / config.name)
+        with self._lock:
+            try:
+                folder.path.mkdir(parents=True)
+            except FileExistsError as error:
+                raise JobError(f"A run named {config.name!r} already exists: choose another name.") from error
+            except OSError as error:
+                raise JobError(f"Can't create the run folder {folder.path}: {error.strerror or error}") from error
+            try:
+                folder.config.write_text(config.to_yaml())
+                folder.update_status(state="queued", stage=stage, base_model=config.base_model, created=time.time(),
+                                     queued_at=time.time(), resume=False)
+            except OSError as error:
+                shutil.rmtree(folder.path, ignore_errors=True)
+                raise JobError(f"Can't write the run's files ({error.strerror or error}); is the disk full?") \
+                    from error
+        self.pump()
+        return folder
+
+    def stop(self, name: str) -> str:
+        """Ask a run to stop: a queued one is simply cancelled; a running one finishes its step and checkpoints."""
+        folder = self.folder(name)
+        state = folder.status().get("state")
+        if state == "queued":
+            folder.update_status(state="stopped", error="Cancelled before it started.", finished=time.time())
+            return "cancelled"
+        if state not in ("starting", "running"):
+            raise JobError(f"{name} is not running ({state}).")
+        folder.stop_file.touch()
+        return "stopping"
+
+    def resume(self, name: str) -> None:
+        """Queue a stopped or failed run again; it continues from its newest checkpoint (or starts over)."""
+        folder = self.folder(name)
+        state = folder.status().get("state")
+        if state in ACTIVE:
+            raise JobError(f"{name} is already {state}.")
+        folder.stop_file.unlink(missing_ok=True)
+        folder.update_status(state="queued", queued_at=time.time(), resume=folder.last_checkpoint() is not None,
+                             error="")
+        self.pump()
+
+    def delete(self, name: str) -> None:
+        folder = self.folder(name)
+        if folder.status().get("state") in ("starting", "running"):
+            raise JobError(f"{name} is running: stop it first.")
+        shutil.rmtree(folder.path)
+
+    # ------------------------------------------------------------------------------------------ the loop
+
+    def pump(self) -> None:
+        """Notice ended processes, then start the oldest queued run if nothing is running."""
+        with self._lock:
+            self._reap()
+            if self.active() is not None:
+                return
+            queued = self._queued()
+            if queued:
+                self._launch(RunFolder(self.root / queued[0]))
+
+    def _launch(self, folder: RunFolder) -> None:
+        status = folder.status()
+        args = command(status.get("stage", "sft"), folder.config, resume=bool(status.get("resume")))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+                   PYTHONUNBUFFERED="1")
+        try:
+            log = folder.log.open("a")
+            log.write(f"\n$ {shell_command(status.get('stage', 'sft'), folder.config, bool(status.get('resume')))}\n")
+            log.flush()
+            process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as error:
+            folder.update_status(state="failed", error=f"Couldn't start the run: {error}", finished=time.time())
+            return
+        finally:
+            if "log" in locals():
+                log.close()
+        self._processes[folder.name] = process
+        folder.update_status(state="starting", pid=process.pid, started=time.time())
+
+    def _reap(self) -> None:
+        """Runs whose process ended without saying how are failed, with the log's last lines as the reason."""
+        for name, process in list(self._processes.items()):
+            if process.poll() is not None:
+                del self._processes[name]
+        for folder in self.folders():
+            status = folder.status()
+            if status.get("state") not in ("starting", "running") or folder.name in self._processes:
+                continue
+            if not _process_alive(status.get("pid")):
+                tail = folder.log_tail(8)
+                folder.update_status(state="failed", finished=time.time(),
+                                     error="The run's process ended without finishing (killed, or the machine ran "
+                                           f"out of memory?). Last lines of its log:\n{tail}")
+
+    def reattach(self) -> None:
+        """After an app restart: keep watching live runs, fail dead ones, and carry on with the queue."""
+        self.pump()
+
+    def _poll_forever(self) -> None:
+        while True:
+            time.sleep(POLL_SECONDS)
+            try:
+                self.pump()
+            except Exception as error:  # noqa: BLE001 - the poller must survive a bad run folder
+                print(f"jobs: {error}", file=sys.stderr)
+
+    def wait(self, name: str, timeout: float = 300) -> str:
+        """Block until run ``name`` is no longer active; return its final state (tests, scripts)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.pump()
+            state = self.folder(name).status().get("state")
+            if state not in ACTIVE:
+                return state
+            time.sleep(0.2)
+        raise TimeoutError(f"{name} still {self.folder(name).status().get('state')} after {timeout} s")

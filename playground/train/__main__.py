@@ -1,0 +1,63 @@
+"""``python -m playground.train {sft} CONFIG.yaml [--resume]`` — the command the UI runs, and you can too.
+
+The run folder is the folder holding CONFIG.yaml: status, metrics, log, checkpoints and the adapter go there. The
+exit status is 0 when the run finished or was stopped, 1 when it failed (the reason is in status.json and the log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from playground.run_folder import RunFolder
+from playground.train.config import STAGES, ConfigError, load
+
+
+def _failure_message(error: BaseException) -> str:
+    from playground.loading import is_out_of_memory
+
+    if is_out_of_memory(error):
+        return ("Out of memory. Try a smaller batch size (raise gradient accumulation to keep the effective batch), "
+                "a shorter max length, 4-bit quantization or gradient checkpointing.")
+    if isinstance(error, OSError) and error.errno == 28:
+        return "The disk is full: free some space (old runs' checkpoints are large) and resume the run."
+    return f"{type(error).__name__}: {error}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m playground.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("config", type=Path, help="the run's config.yaml (its folder is the run folder)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the folder")
+    args = parser.parse_args(argv)
+    folder = RunFolder(args.config.resolve().parent)
+    try:
+        cfg = load(args.stage, args.config)
+    except ConfigError as error:
+        print(f"Bad config: {error}", file=sys.stderr)
+        folder.update_status(state="failed", error=f"Bad config: {error}", finished=time.time())
+        return 1
+    folder.stop_file.unlink(missing_ok=True)
+    folder.update_status(state="running", stage=args.stage, pid=os.getpid(), started=time.time(), error="",
+                         base_model=cfg.base_model)
+    try:
+        from playground.train import sft
+
+        state = sft.main(cfg, folder, resume=args.resume)
+    except BaseException as error:  # noqa: BLE001 - every failure is recorded for the Runs tab
+        traceback.print_exc()
+        folder.update_status(state="failed", error=_failure_message(error), finished=time.time())
+        return 1
+    folder.stop_file.unlink(missing_ok=True)
+    folder.update_status(state=state, finished=time.time())
+    print(f"Run {state}.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
