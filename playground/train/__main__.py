@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Bad config: {error}", file=sys.stderr)
         folder.update_status(state="failed", error=f"Bad config: {error}", finished=time.time())
         return 1
-    folder.stop_file.unlink(missing_ok=True)
+    # A STOP file already here is a Stop pressed while the run was starting: it stops after the first step.
     folder.update_status(state="running", stage=args.stage, pid=os.getpid(), started=time.time(), error="",
                          base_model=cfg.base_model)
     try:

@@ -1,0 +1,341 @@
+"""Held-out evaluation: does instruction tuning generalize to tasks the SFT data never contained?
+
+The lecture's claim (FLAN, T0) is that tuning on many instruction tasks makes a model better at *unseen* ones. We
+measure it the plain way: a base model and the same base plus a LoRA adapter answer the same held-out examples
+(``assets/datasets/heldout.jsonl``, task families kept out of every bundled SFT set) greedily, one at a time,
+through :func:`playground.generation.answer` — exactly what the Compare tab would show — and each answer is scored
+by a small pure rule (:func:`is_correct`). The result is accuracy per task family, base vs tuned, as a table and
+a grouped bar chart; the Runs tab saves it into the run folder as ``eval.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import threading
+import unicodedata
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Literal
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from playground.catalog import ModelSpec
+from playground.generation import GenerationParams, StreamUpdate, answer
+from playground.loading import LoadOptions, ModelCache
+from playground.prompting import PromptFormat
+
+HELDOUT = Path(__file__).resolve().parents[1] / "assets" / "datasets" / "heldout.jsonl"
+EVAL_FILE = "eval.json"
+ALL_TASKS = "all tasks"
+Check = Literal["exact", "contains"]
+CHECKS: tuple[str, ...] = ("exact", "contains")
+Progress = Callable[[float, str], None]
+
+# Greedy and with no repetition penalty: the model's single most likely answer, so a score is reproducible and a
+# penalty can't stop a model from repeating a word of the question that *is* the answer.
+_GREEDY = GenerationParams(temperature=0.0, repetition_penalty=1.0)
+_DEFAULT_OPTIONS = LoadOptions()
+
+
+class HeldoutError(ValueError):
+    """A held-out file that can't be used; the message names the file, the line and what is wrong."""
+
+
+class EvaluationError(RuntimeError):
+    """A model failed (didn't load, or raised while generating): no score is given rather than a wrong one."""
+
+
+class EvaluationStopped(RuntimeError):
+    """The user pressed Stop; the partial result is dropped, since accuracy on a subset would mislead."""
+
+
+@dataclass(frozen=True)
+class HeldoutExample:
+    """One held-out question: an instruction (plus optional input), the expected answer, and how to check it."""
+
+    id: str
+    task: str
+    """Task family, e.g. ``capital_city``; accuracy is reported per family."""
+    instruction: str
+    input: str
+    """Extra text after the instruction (may be empty)."""
+    answer: str
+    check: Check
+    """exact: the first line of the output is the answer; contains: the answer appears as a whole word/number."""
+
+    @property
+    def prompt(self) -> str:
+        """The user message: the instruction, then a blank line and the input when there is one."""
+        return f"{self.instruction}\n\n{self.input}" if self.input.strip() else self.instruction
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+_TRAILING = ".!?。"
+
+
+def normalize(text: str) -> str:
+    """Case- and form-insensitive text: NFKC (full-width ``１２`` → ``12``, composed accents), curly quotes made
+    straight, casefolded (``Straße`` = ``strasse``), runs of whitespace made one space, ends stripped."""
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES).casefold()
+    return " ".join(text.split())
+
+
+def _first_line(output: str) -> str:
+    """The first non-blank line: the model's answer before whatever it rambles on with."""
+    return next((line for line in output.splitlines() if line.strip()), "")
+
+
+def _strip_trailing(text: str) -> str:
+    return text.rstrip().rstrip(_TRAILING).rstrip()
+
+
+def _whole(answer_text: str) -> re.Pattern[str]:
+    """A pattern matching ``answer_text`` only as a whole word or number.
+
+    ``(?<!\\w)`` / ``(?!\\w)`` rather than ``\\b`` so answers that start or end with punctuation (``C++``, ``-4``)
+    work. Around digits a decimal point or comma joins: ``12`` does not match ``120``, ``12.5``, ``3,120`` or
+    ``-12`` (a minus glued to the number, not a range like ``10-12``).
+    """
+    left = r"(?<!\w)(?<!\d[.,])"
+    if answer_text[:1].isdigit():
+        left += r"(?<!(?<!\w)-)"
+    return re.compile(left + re.escape(answer_text) + r"(?!\w)(?![.,]\d)")
+
+
+def is_correct(output: str, example: HeldoutExample) -> bool:
+    """Whether a model's output answers ``example``, by its ``check`` (see :class:`HeldoutExample`).
+
+    Both sides are normalized the same way (:func:`normalize`); ``exact`` also drops trailing ``. ! ?`` from
+    both, so ``Paris.`` is right for ``Paris``. An empty output is never right.
+    """
+    expected = normalize(example.answer)
+    if not expected or not output.strip():
+        return False
+    if example.check == "exact":
+        return _strip_trailing(normalize(_first_line(output))) == _strip_trailing(expected)
+    if example.check == "contains":
+        return _whole(expected).search(normalize(output)) is not None
+    raise ValueError(f"unknown check {example.check!r}; use one of {', '.join(CHECKS)}")
+
+
+# ---------------------------------------------------------------------------------------------- the data file
+
+
+def _example(row: object, where: str) -> HeldoutExample:
+    """One JSON line checked and turned into an example; HeldoutError says which field is wrong."""
+    if not isinstance(row, dict):
+        raise HeldoutError(f"{where}: expected an object like {{\"id\": …, \"task\": …, \"instruction\": …}}.")
+    values: dict[str, str] = {}
+    for name in ("id", "task", "instruction", "input", "answer", "check"):
+        value = row.get(name, "" if name == "input" else None)
+        if not isinstance(value, str):
+            raise HeldoutError(f"{where}: '{name}' is missing or not text.")
+        if name != "input" and not value.strip():
+            raise HeldoutError(f"{where}: '{name}' is empty.")
+        values[name] = value.strip()
+    if values["check"] not in CHECKS:
+        raise HeldoutError(f"{where}: 'check' must be exact or contains, got {values['check']!r}.")
+    if values["check"] == "exact" and not _strip_trailing(normalize(values["answer"])):
+        raise HeldoutError(f"{where}: the answer is only punctuation, which an exact check can't compare.")
+    return HeldoutExample(**values)  # type: ignore[arg-type]
+
+
+def load_heldout(path: Path = HELDOUT) -> list[HeldoutExample]:
+    """Read held-out examples from JSON lines, checking every line; HeldoutError (a ValueError) names the bad one."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as error:
+        raise HeldoutError(f"{path} does not exist.") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise HeldoutError(f"{path.name} can't be read as UTF-8 text: {error}") from error
+    examples: list[HeldoutExample] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path.name} line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise HeldoutError(f"{where}: not valid JSON ({error.msg} at column {error.colno}).") from error
+        example = _example(row, where)
+        if example.id in seen:
+            raise HeldoutError(f"{where}: id {example.id!r} is already used on line {seen[example.id]}.")
+        seen[example.id] = number
+        examples.append(example)
+    if not examples:
+        raise HeldoutError(f"{path.name} has no examples.")
+    return examples
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+
+@dataclass
+class EvalResult:
+    """One model's answers to the held-out examples: a row per example (id, task, answer, output, correct)."""
+
+    model: str
+    """The spec's display name, e.g. ``gemma-3-270m + sft-run``."""
+    prompt_format: str
+    rows: list[dict] = field(default_factory=list)
+
+    def by_task(self) -> pd.DataFrame:
+        """Accuracy per task family: columns task, correct, total, accuracy % (0–100), sorted by task."""
+        columns = ["task", "correct", "total", "accuracy %"]
+        if not self.rows:
+            return pd.DataFrame(columns=columns)
+        frame = pd.DataFrame(self.rows)
+        table = frame.groupby("task", sort=True)["correct"].agg(correct="sum", total="count").reset_index()
+        table["correct"] = table["correct"].astype(int)
+        table["accuracy %"] = (100 * table["correct"] / table["total"]).round(1)
+        return table[columns]
+
+    @property
+    def accuracy(self) -> float:
+        """Share of all examples answered correctly, in percent (0 when there are no rows)."""
+        if not self.rows:
+            return 0.0
+        return 100 * sum(bool(row["correct"]) for row in self.rows) / len(self.rows)
+
+
+def _run_one(cache: ModelCache, spec: ModelSpec, example: HeldoutExample, fmt: PromptFormat, options: LoadOptions,
+             params: GenerationParams, stop: threading.Event, status: Callable[[str], None]) -> str:
+    """One greedy answer through the Compare tab's path; a model error or a stop raises instead of returning."""
+    messages = [{"role": "user", "content": example.prompt}]
+    last = StreamUpdate()
+    try:
+        for last in answer(cache, spec, options, messages, fmt, "", params, stop):
+            if last.status:
+                status(last.status)
+    except Exception as error:
+        raise EvaluationError(f"{spec.name} failed on held-out example {example.id}: {error}") from error
+    if stop.is_set():
+        raise EvaluationStopped(f"Evaluation of {spec.name} stopped at example {example.id}.")
+    if last.error or not last.done:
+        reason = last.error or "the answer ended without finishing"
+        raise EvaluationError(f"{spec.name} failed on held-out example {example.id}: {reason}")
+    return last.text
+
+
+def evaluate(
+    cache: ModelCache,
+    spec: ModelSpec,
+    examples: list[HeldoutExample],
+    prompt_format: PromptFormat = "instruction",
+    options: LoadOptions = _DEFAULT_OPTIONS,
+    max_new_tokens: int = 32,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> EvalResult:
+    """Answer every example greedily with one model and score it.
+
+    ``instruction`` is the default format for both models, so base and tuned see the same frame and only the
+    weights differ. ``progress(fraction, message)`` is called before each example (and with loading lines).
+    Raises EvaluationError when the model fails, EvaluationStopped when ``stop`` is set.
+    """
+    if not examples:
+        raise ValueError("No held-out examples to evaluate.")
+    params = GenerationParams(**{**asdict(_GREEDY), "max_new_tokens": max_new_tokens})
+    stop = stop or threading.Event()
+    report = progress or (lambda fraction, message: None)
+    result = EvalResult(model=spec.name, prompt_format=prompt_format)
+    for index, example in enumerate(examples):
+        if stop.is_set():
+            raise EvaluationStopped(f"Evaluation of {spec.name} stopped before example {example.id}.")
+        fraction = index / len(examples)
+        report(fraction, f"{spec.name}: example {index + 1} of {len(examples)} ({example.task})")
+        output = _run_one(cache, spec, example, prompt_format, options, params, stop,
+                          lambda line, at=fraction: report(at, line))
+        result.rows.append({"id": example.id, "task": example.task, "answer": example.answer, "output": output,
+                            "correct": is_correct(output, example)})
+    report(1.0, f"{spec.name}: {result.accuracy:.0f}% of {len(examples)} held-out examples correct")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- base vs tuned
+
+
+def compare(base: EvalResult, tuned: EvalResult) -> pd.DataFrame:
+    """Per task family: base %, tuned %, change (percentage points) and n, then an ``all tasks`` row.
+
+    Both results must cover the same examples, else the comparison would mix questions (ValueError).
+    """
+    if {r["id"] for r in base.rows} != {r["id"] for r in tuned.rows}:
+        raise ValueError(f"{base.model} and {tuned.model} were evaluated on different examples; evaluate both "
+                         f"on the same held-out set.")
+    left = base.by_task().set_index("task")
+    right = tuned.by_task().set_index("task")
+    table = pd.DataFrame({
+        "task": left.index,
+        "base %": left["accuracy %"].to_numpy(),
+        "tuned %": right.loc[left.index, "accuracy %"].to_numpy(),
+        "n": left["total"].to_numpy(),
+    })
+    overall = {"task": ALL_TASKS, "base %": round(base.accuracy, 1), "tuned %": round(tuned.accuracy, 1),
+               "n": len(base.rows)}
+    table = pd.concat([table, pd.DataFrame([overall])], ignore_index=True)
+    table["change"] = (table["tuned %"] - table["base %"]).round(1)
+    table["n"] = table["n"].astype(int)
+    return table[["task", "base %", "tuned %", "change", "n"]]
+
+
+def bar_chart(table: pd.DataFrame, base_name: str = "base", tuned_name: str = "tuned") -> go.Figure:
+    """Grouped bars, base vs tuned, per task family (and all tasks), from :func:`compare`'s table; y is 0–100 %."""
+    tasks = [str(task) for task in table["task"]]
+    figure = go.Figure()
+    for column, name in (("base %", base_name), ("tuned %", tuned_name)):
+        values = [float(v) for v in table[column]]
+        figure.add_trace(go.Bar(
+            x=tasks, y=values, name=name, text=[f"{v:.0f}%" for v in values], textposition="outside",
+            customdata=list(table["n"]), hovertemplate=f"{name}<br>%{{x}}: %{{y:.1f}}% of %{{customdata}}"
+                                                       f"<extra></extra>"))
+    figure.update_layout(
+        title="Held-out (unseen) task accuracy: base vs tuned", barmode="group", height=420,
+        xaxis_title="task family (not in the SFT data)", yaxis_title="accuracy (%)", yaxis_range=[0, 105],
+        legend_title_text="model", margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure
+
+
+# ---------------------------------------------------------------------------------------------- saving
+
+
+def save(results: list[EvalResult], folder: Path) -> Path:
+    """Write ``folder/eval.json`` (the results and a UTC timestamp) via a temporary file and a rename, so a crash
+    never leaves half a file where the Runs tab would read it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = {"created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "results": [asdict(result) for result in results]}
+    final = folder / EVAL_FILE
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{EVAL_FILE}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(payload, out, ensure_ascii=False, indent=1)
+        os.replace(temporary, final)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return final
+
+
+def load_saved(folder: Path) -> list[EvalResult] | None:
+    """The results saved in ``folder/eval.json``; None when there is none. A damaged file raises ValueError."""
+    path = Path(folder) / EVAL_FILE
+    if not path.is_file():
+        return None
+    names = {f.name for f in fields(EvalResult)}
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        return [EvalResult(**{k: v for k, v in item.items() if k in names}) for item in payload["results"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{path} is damaged ({type(error).__name__}: {error}); evaluate again to replace it.") \
+            from error

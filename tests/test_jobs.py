@@ -1,0 +1,147 @@
+"""Training runs end to end on a tiny model: queue, run, metrics, adapter in the catalog, stop/resume, re-attach,
+killed runs, and bad configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from playground.catalog import list_models
+from playground.jobs import JobError, Jobs, command
+from playground.loading import LoadOptions, ModelCache
+from playground.settings import Settings
+from playground.train.config import SFTConfig
+
+WORDS = ["hi", "yo", "ok", "no", "up", "go", "so", "be"]
+
+
+@pytest.fixture
+def setup(tmp_path, tiny_base):
+    data = tmp_path / "mini.jsonl"
+    data.write_text("".join(json.dumps({"instruction": f"Say {w}.", "input": "", "output": f"{w} {w}."}) + "\n"
+                            for w in WORDS * 4))
+    settings = Settings(data_dir=tmp_path / "data", memory_budget_gb=1)
+    settings.ensure_dirs()
+    jobs = Jobs(settings, poll=False)
+    yield jobs, settings, data, tiny_base
+    for folder in jobs.folders():  # never leave a run process behind
+        pid = folder.status().get("pid")
+        if folder.status().get("state") in ("starting", "running") and pid:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def config(settings, data, base, **overrides) -> SFTConfig:
+    values = dict(name="tiny", base_model=str(base), datasets=[str(data)], max_steps=6, batch_size=2,
+                  gradient_accumulation=1, save_steps=3, data_dir=str(settings.data_dir), lora_r=4, lora_alpha=8,
+                  eval_fraction=0.1)
+    values.update(overrides)
+    return SFTConfig(**values)
+
+
+def wait_for(predicate, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_run_trains_saves_a_loadable_adapter_and_joins_the_catalog(setup):
+    jobs, settings, data, base = setup
+    folder = jobs.create("sft", config(settings, data, base))
+    assert jobs.wait("tiny", 300) == "finished"
+    metrics = folder.metrics()
+    steps = [m["step"] for m in metrics if "loss" in m]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert all(m["loss"] > 0 for m in metrics if "loss" in m) and any("eval_loss" in m for m in metrics)
+    assert any(m.get("tokens_per_s") for m in metrics)
+    assert "Run finished." in folder.log_tail()
+    # The adapter is a model: listed as "<base> + <run>", prompted the way it was trained.
+    entry = next(e for e in list_models(settings) if e.note == "trained here")
+    assert entry.label == "tiny-base + tiny" and entry.spec.trained_format == "instruction"
+    # Plain PEFT loads it and gives the same logits as the app's loader.
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    plain = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base)), str(folder.adapter)).eval()
+    ours = ModelCache(settings).get(entry.spec, LoadOptions(dtype="float32"))
+    ids = torch.tensor([[1, 5, 9, 13, 21]])
+    with torch.no_grad():
+        assert torch.allclose(plain(ids).logits, ours.model(ids).logits, atol=1e-5)
+    # and the LoRA weights moved away from their zero initialisation
+    assert any(p.abs().sum() > 0 for n, p in plain.named_parameters() if "lora_B" in n)
+
+
+def test_stop_checkpoints_and_resume_continues_the_step_count(setup):
+    jobs, settings, data, base = setup
+    folder = jobs.create("sft", config(settings, data, base, max_steps=400, save_steps=1000, eval_fraction=0.0))
+    wait_for(lambda: (folder.status().get("step") or 0) >= 3)
+    assert jobs.stop("tiny") == "stopping"
+    assert jobs.wait("tiny", 120) == "stopped"
+    stopped_at = folder.status()["step"]
+    assert folder.last_checkpoint().name == f"checkpoint-{stopped_at}"
+    assert (folder.adapter / "adapter_config.json").is_file()  # a stopped run's adapter is usable too
+    folder.config.write_text(folder.config.read_text().replace("max_steps: 400", f"max_steps: {stopped_at + 3}"))
+    jobs.resume("tiny")
+    assert jobs.wait("tiny", 300) == "finished"
+    steps = [m["step"] for m in folder.metrics() if "loss" in m]
+    assert steps[-3:] == [stopped_at + 1, stopped_at + 2, stopped_at + 3]  # continued, not restarted
+    assert "Resuming from checkpoint-" in folder.log.read_text()
+
+
+def test_runs_queue_one_at_a_time(setup):
+    jobs, settings, data, base = setup
+    jobs.create("sft", config(settings, data, base, name="first", max_steps=400, save_steps=1000))
+    second = jobs.create("sft", config(settings, data, base, name="second"))
+    runs = {r.name: r for r in jobs.runs()}
+    assert runs["second"].state == "queued" and runs["second"].queue_position == 1
+    jobs.stop("first")
+    assert jobs.wait("first", 120) == "stopped"
+    assert jobs.wait("second", 300) == "finished"
+    assert second.status()["step"] == 6
+
+
+def test_restarted_app_reattaches_to_a_live_run_and_fails_a_killed_one(setup):
+    jobs, settings, data, base = setup
+    folder = jobs.create("sft", config(settings, data, base, max_steps=4000, save_steps=10_000))
+    wait_for(lambda: folder.status().get("state") == "running")
+    again = Jobs(settings, poll=False)  # the app restarted: a new manager, the run process lives on
+    assert again.active() == "tiny"
+    assert folder.status()["state"] == "running"
+    os.killpg(folder.status()["pid"], signal.SIGKILL)
+    wait_for(lambda: (again.pump(), folder.status()["state"] == "failed")[1], timeout=30)
+    assert "ended without finishing" in folder.status()["error"]
+
+
+def test_a_failing_run_is_marked_failed_with_the_reason(setup):
+    jobs, settings, data, base = setup
+    jobs.create("sft", config(settings, data, "/no/such/model"))
+    assert jobs.wait("tiny", 120) == "failed"
+    assert "not a model folder" in jobs.folder("tiny").status()["error"]
+
+
+def test_names_must_be_unique_and_actions_checked(setup):
+    jobs, settings, data, base = setup
+    jobs.create("sft", config(settings, data, base, max_steps=2))
+    with pytest.raises(JobError, match="already exists"):
+        jobs.create("sft", config(settings, data, base, max_steps=2))
+    jobs.wait("tiny", 300)
+    with pytest.raises(JobError, match="not running"):
+        jobs.stop("tiny")
+    with pytest.raises(JobError, match="no run named"):
+        jobs.folder("../../etc")
+    jobs.delete("tiny")
+    assert jobs.runs() == []
+
+
+def test_the_command_is_the_one_a_user_can_run(tmp_path):
+    args = command("sft", tmp_path / "config.yaml", resume=True)
+    assert args[1:] == ["-m", "playground.train", "sft", str(tmp_path / "config.yaml"), "--resume"]
+    assert command("sft", tmp_path / "c.yaml", launcher="accelerate")[:3] == ["accelerate", "launch", "-m"]
