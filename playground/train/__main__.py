@@ -1,6 +1,7 @@
-"""``python -m playground.train {sft} CONFIG.yaml [--resume]`` — the command the UI runs, and you can too.
+"""``python -m playground.train {sft} CONFIG.yaml [--resume] [--run-dir DIR]`` — the command the UI runs, and
+you can too.
 
-The run folder is the folder holding CONFIG.yaml: status, metrics, log, checkpoints and the adapter go there. The
+The run folder is the folder holding CONFIG.yaml (or ``--run-dir``): status, metrics, log, checkpoints and the adapter go there. The
 exit status is 0 when the run finished or was stopped, 1 when it failed (the reason is in status.json and the log).
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -34,8 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stage", choices=STAGES)
     parser.add_argument("config", type=Path, help="the run's config.yaml (its folder is the run folder)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the folder")
+    parser.add_argument("--run-dir", type=Path, help="run folder (default: the config's folder); the config is "
+                        "copied into it, so a recipe can be run as it is")
     args = parser.parse_args(argv)
-    folder = RunFolder(args.config.resolve().parent)
+    folder = RunFolder((args.run_dir or args.config.resolve().parent).expanduser().resolve())
+    if folder.config.resolve() != args.config.resolve():
+        folder.path.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.config, folder.config)
     try:
         cfg = load(args.stage, args.config)
     except ConfigError as error:

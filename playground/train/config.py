@@ -44,7 +44,7 @@ class SFTConfig:
     base_model: str = "gemma-3-270m"
     """The model to tune: a packaged key, a hub id or a local folder (the same choices as in Compare)."""
     datasets: list[str] = field(default_factory=lambda: ["instructions"])
-    """Training data: bundled names (see the Data tab) or file paths; several are concatenated."""
+    """Training data: bundled or uploaded dataset names (see the Data tab) or file paths; several are concatenated."""
     max_examples: int = 0
     """Use at most this many examples (0 = all); handy for a quick try."""
     prompt_format: Literal["instruction", "chat"] = "instruction"

@@ -37,7 +37,7 @@ def build_dataset(cfg: SFTConfig, settings: Settings, tokenizer: Any) -> tuple[A
     """(train, eval) ``datasets.Dataset`` of prompt/completion text; eval is None when eval_fraction is 0."""
     from datasets import Dataset
 
-    examples = [e for name in cfg.datasets for e in load_examples(resolve(name, settings))]
+    examples = [e for name in cfg.datasets for e in load_examples(resolve(name, settings, for_training=True))]
     random.Random(cfg.seed).shuffle(examples)  # bundled files are grouped by task
     if cfg.max_examples:
         examples = examples[: cfg.max_examples]

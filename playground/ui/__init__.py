@@ -9,10 +9,11 @@ import gradio as gr
 from playground import __version__
 from playground.batch import BatchRunner
 from playground.catalog import list_models
+from playground.jobs import Jobs
 from playground.loading import ModelCache
 from playground.settings import Settings
 from playground.store import Store
-from playground.ui import compare_tab, history_tab, leaderboard_tab, rate_tab, rater
+from playground.ui import compare_tab, data_tab, history_tab, leaderboard_tab, rate_tab, rater, runs_tab, train_tab
 
 THEME = gr.themes.Soft()
 CSS = """
@@ -21,10 +22,12 @@ CSS = """
 """
 
 
-def build_app(settings: Settings, cache: ModelCache | None = None, store: Store | None = None) -> gr.Blocks:
+def build_app(settings: Settings, cache: ModelCache | None = None, store: Store | None = None,
+              jobs: Jobs | None = None) -> gr.Blocks:
     """Build the whole app. Nothing heavy happens here: models load on first use, so the page answers at once."""
     cache = cache or ModelCache(settings)
     store = store or Store(settings.ratings_db)
+    jobs = jobs or Jobs(settings)  # re-attaches to runs still going from before a restart
     with gr.Blocks(title="RLHF Playground") as app:
         with gr.Row(equal_height=True):
             gr.Markdown(
@@ -43,6 +46,12 @@ def build_app(settings: Settings, cache: ModelCache | None = None, store: Store 
                 leaderboard_tab.build(store, board)
             with gr.Tab("History", id="history") as past:
                 history_tab.build(settings, store, rater_box, past)
+            with gr.Tab("Train", id="train") as train:
+                train_tab.build(settings, jobs, train)
+            with gr.Tab("Runs", id="runs") as runs:
+                runs_tab.build(settings, jobs, cache, runs)
+            with gr.Tab("Data", id="data") as data:
+                data_tab.build(settings, data)
     return app
 
 

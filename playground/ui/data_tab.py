@@ -1,0 +1,149 @@
+"""Data tab: the instruction datasets (bundled and uploaded), a preview with per-task counts, and checked uploads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from playground.datasets import (
+    EVALUATION_ONLY,
+    DatasetError,
+    DatasetInfo,
+    list_datasets,
+    load_examples,
+    preview_table,
+    resolve,
+    save_upload,
+    task_counts,
+)
+from playground.settings import Settings
+
+INTRO = """
+**Instruction tuning** is fine-tuning a pretrained model on many (instruction, answer) pairs spanning many different
+tasks, so that it learns to follow instructions in general and does well on tasks it has never seen. These are the
+datasets the SFT stage learns from: **instructions** is bundled (15 task families); **heldout** holds other task
+families, kept out of training and used only to measure that generalization. Upload your own as JSONL, JSON, CSV or
+Parquet in one of four shapes: `prompt` + `completion`, `instruction` + `input` + `output` (Alpaca), `messages` (a
+chat ending with the assistant's answer) or `text`; an optional `task` column is counted below. A file is checked
+whole: any bad row is reported with its line or row, the field and the reason, and nothing is saved.
+"""
+
+COLUMNS = ["name", "shape", "rows", "source", "purpose"]
+PREVIEW_ROWS = 20
+
+
+def datasets_table(infos: list[DatasetInfo]) -> pd.DataFrame:
+    """The dataset list as the table shows it (held-out data is marked "evaluation only")."""
+    rows = [(i.name, i.shape, i.rows, i.source, "evaluation only" if i.purpose == "evaluation" else i.purpose)
+            for i in infos]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _empty_counts() -> pd.DataFrame:
+    return pd.DataFrame({"task": pd.Series(dtype="object"), "examples": pd.Series(dtype="int64")})
+
+
+def _summary(name: str, path: Path, count: int, tasks: int) -> str:
+    use = ("**evaluation only**: tasks kept out of training, to measure generalization to unseen tasks"
+           if name in EVALUATION_ONLY else "usable for SFT runs")
+    return f"**{name}** · {count} examples · {tasks} task{'s' if tasks != 1 else ''} · {use} · `{path}`"
+
+
+def refresh_list(settings: Settings, current: str | None) -> list[Any]:
+    """The dataset table and the picker's choices, keeping the picked dataset (else the first one)."""
+    listed = list_datasets(settings)
+    known = [info.name for info in listed]
+    value = current if current in known else (known[0] if known else None)
+    return [datasets_table(listed), gr.update(choices=known, value=value)]
+
+
+def show(settings: Settings, picked: str | None) -> list[Any]:
+    """Summary, preview rows and per-task counts of a dataset; a file that fails its check shows the report."""
+    if not picked:
+        return ["", preview_table([]), _empty_counts()]
+    try:
+        path = resolve(picked, settings)
+        examples = load_examples(path)
+    except DatasetError as error:
+        return [str(error), preview_table([]), _empty_counts()]
+    per_task = task_counts(examples)
+    return [_summary(picked, path, len(examples), len(per_task)), preview_table(examples, PREVIEW_ROWS), per_task]
+
+
+def save(settings: Settings, path: str | None, typed_name: str) -> list[Any]:
+    """Check and keep an uploaded file: a note, then the refreshed list with the new dataset picked (on success)."""
+    typed_name = (typed_name or "").strip()
+    if not path:
+        return ["", gr.skip(), gr.skip()]
+    try:
+        info = save_upload(Path(path), settings, typed_name or None)
+    except DatasetError as error:
+        return [f"**Nothing was saved.** {error}", gr.skip(), gr.skip()]
+    except OSError as error:
+        return [f"**Nothing was saved:** the datasets folder isn't writable ({error}).", gr.skip(), gr.skip()]
+    renamed = f" (The name {typed_name!r} was taken or unsafe, so it is called {info.name!r}.)" \
+        if typed_name and info.name != typed_name else ""
+    message = f"✅ Saved **{info.name}**: {info.rows} examples ({info.shape}), now in the list above and usable " \
+              f"for SFT runs.{renamed}"
+    return [message] + refresh_list(settings, info.name)
+
+
+def _pick(frame: Any, event: gr.SelectData) -> Any:
+    """The name in the clicked row of the dataset table."""
+    row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+    try:
+        return frame.iloc[row]["name"]
+    except (IndexError, KeyError, TypeError):
+        return gr.skip()
+
+
+def build(settings: Settings, tab: gr.Tab) -> None:
+    """Lay out the Data tab and wire its events (layout first, events at the end)."""
+    infos = list_datasets(settings)
+    with gr.Accordion("What this tab shows", open=False):
+        gr.Markdown(INTRO)
+    table = gr.Dataframe(datasets_table(infos), interactive=False, wrap=False, max_height=300,
+                         label="Datasets (click a row to preview it)")
+    with gr.Row(equal_height=True):
+        choice = gr.Dropdown([info.name for info in infos], value=None, label="Dataset", scale=3)
+        refresh = gr.Button("Refresh", size="sm")
+    summary = gr.Markdown("", elem_id="dataset-summary")
+    with gr.Row():
+        rows = gr.Dataframe(preview_table([]), interactive=False, wrap=True, max_height=480, scale=3,
+                            label=f"First {PREVIEW_ROWS} examples (prompt = the last user turn; shortened)")
+        counts = gr.BarPlot(_empty_counts(), x="task", y="examples", x_title="task family",
+                            y_title="examples (count)", sort="-y", x_label_angle=-40, scale=2,
+                            label="Examples per task")
+    with gr.Accordion("Upload a dataset", open=True):
+        with gr.Row():
+            with gr.Column():
+                name = gr.Textbox(label="Name (optional; set it before choosing the file — default: the file name)",
+                                  max_length=80)
+                upload = gr.File(label="Dataset file", file_types=[".jsonl", ".json", ".csv", ".parquet"])
+            note = gr.Markdown("", elem_id="dataset-upload-note")
+
+    # ------------------------------------------------------------------------------------------ events
+
+    view = [summary, rows, counts]
+
+    def show_picked(picked: str | None) -> list[Any]:
+        return show(settings, picked)
+
+    def refresh_picked(current: str | None) -> list[Any]:
+        return refresh_list(settings, current)
+
+    def save_upload_file(path: str | None, typed_name: str) -> list[Any]:
+        return save(settings, path, typed_name)
+
+    choice.input(show_picked, choice, view, api_name="dataset_preview")
+    refresh.click(refresh_picked, choice, [table, choice], api_name="datasets").then(
+        show_picked, choice, view, api_visibility="private")
+    tab.select(refresh_picked, choice, [table, choice], api_visibility="private").then(
+        show_picked, choice, view, api_visibility="private")  # fresh every time the tab is opened
+    table.select(_pick, table, choice, api_visibility="private").then(
+        show_picked, choice, view, api_visibility="private")
+    upload.upload(save_upload_file, [upload, name], [note, table, choice], api_name="dataset_upload").then(
+        show_picked, choice, view, api_visibility="private")

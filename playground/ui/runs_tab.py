@@ -1,0 +1,203 @@
+"""Runs tab: every training run with live progress, loss curves and log; stop, resume, delete, evaluate."""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from playground import evaluation
+from playground.catalog import list_models, resolve_choice, spec_for_folder
+from playground.jobs import JobError, Jobs, RunInfo, shell_command
+from playground.loading import ModelCache
+from playground.run_folder import ACTIVE
+from playground.settings import Settings
+
+INTRO = """
+Each run is its own process writing into its own folder (`config.yaml`, `metrics.jsonl`, `train.log`, checkpoints,
+the adapter), so closing the page or restarting the app loses nothing. **Stop** finishes the current step and saves
+a checkpoint; **Resume** continues from it. A finished or stopped run's adapter is a model you can pick in Compare.
+**Evaluate** measures base vs tuned on held-out task families the training data never contained — does instruction
+tuning generalize to unseen tasks?
+"""
+
+LIST_COLUMNS = ["name", "stage", "base", "status", "started", "duration", "step", "last loss"]
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def run_table(runs: list[RunInfo]) -> pd.DataFrame:
+    now = time.time()
+    rows = []
+    for r in runs:
+        end = r.finished if r.state not in ACTIVE else now
+        status = f"queued #{r.queue_position}" if r.queue_position else r.state
+        rows.append([r.name, r.stage, r.base_model, status,
+                     time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else "",
+                     _clock(end - r.started) if r.started and end else "", f"{r.step} / {r.max_steps}",
+                     f"{r.last_loss:.4f}" if r.last_loss is not None else ""])
+    return pd.DataFrame(rows, columns=LIST_COLUMNS)
+
+
+def progress_html(status: dict[str, Any]) -> str:
+    step, total = int(status.get("step") or 0), int(status.get("max_steps") or 0)
+    state = status.get("state", "unknown")
+    eta = f" · ETA {_clock(status.get('eta_s'))}" if state == "running" and status.get("eta_s") else ""
+    bar = f'<progress value="{step}" max="{max(total, 1)}"></progress>' if total else ""
+    error = f'<pre class="run-error">{html.escape(status.get("error", ""))}</pre>' if status.get("error") else ""
+    return f'<div id="run-progress">{bar} <b>{html.escape(state)}</b> · step {step} / {total or "?"}{eta}</div>{error}'
+
+
+def curves(frames: dict[str, list[dict[str, Any]]], keys: tuple[str, ...]) -> pd.DataFrame:
+    """Long table (step, value, series) of ``keys`` for each run, for a line plot with one line per series."""
+    rows = [{"step": m["step"], "value": float(m[key]), "series": f"{run} · {key}" if len(frames) > 1 else key}
+            for run, metrics in frames.items() for m in metrics for key in keys if m.get(key) is not None]
+    return pd.DataFrame(rows, columns=["step", "value", "series"])
+
+
+def speed_text(metrics: list[dict[str, Any]]) -> str:
+    last = next((m for m in reversed(metrics) if m.get("tokens_per_s")), None)
+    if last is None:
+        return ""
+    memory = f" · peak GPU memory {last['gpu_memory_gb']:.2f} GB" if last.get("gpu_memory_gb") else ""
+    return f"{last['tokens_per_s']:.0f} tokens/s (training tokens, no padding){memory}"
+
+
+def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> None:
+    """Lay out the Runs tab and wire its events (layout first, events at the end)."""
+    stop_eval = threading.Event()
+    with gr.Accordion("What this tab shows", open=False):
+        gr.Markdown(INTRO)
+    runs = gr.Dataframe(run_table([]), interactive=False, label="Runs (newest first)")
+    with gr.Row():
+        chosen = gr.Dropdown([], label="Run", scale=2, allow_custom_value=True)
+        overlay = gr.Dropdown([], label="Overlay another run's curves", scale=2, allow_custom_value=True)
+        stop = gr.Button("Stop", variant="stop", size="sm")
+        resume = gr.Button("Resume", size="sm")
+        delete = gr.Button("Delete", size="sm")
+    progress = gr.HTML("")
+    speed = gr.Markdown("")
+    with gr.Row():
+        loss_plot = gr.LinePlot(x="step", y="value", color="series", label="Loss (train and eval)",
+                                x_title="optimizer step", y_title="loss (cross-entropy, nats/token)", height=300)
+        lr_plot = gr.LinePlot(x="step", y="value", color="series", label="Learning rate", x_title="optimizer step",
+                              y_title="learning rate", height=300)
+    log = gr.Code(label="train.log (last lines)", language=None, lines=12, max_lines=12)
+    command = gr.Code(label="Command", language="shell", lines=3)
+    with gr.Accordion("Evaluate on held-out tasks (base vs tuned)", open=False):
+        gr.Markdown("Greedy answers to held-out tasks the training data never contained, checked by program "
+                    "(exact or contains, per task family). Both models are prompted the way the run trained.")
+        with gr.Row():
+            limit = gr.Number(0, precision=0, minimum=0, label="Examples per family (0 = all)")
+            evaluate = gr.Button("Evaluate", variant="primary")
+            cancel = gr.Button("Cancel evaluation", size="sm")
+        eval_table = gr.Dataframe(label="Accuracy per task family", interactive=False)
+        eval_chart = gr.Plot(label="Accuracy, base vs tuned")
+    timer = gr.Timer(2.0)
+
+    # ------------------------------------------------------------------------------------------ events
+
+    def listing(selected: str | None, other: str | None) -> list[Any]:
+        infos = jobs.runs()
+        names = [r.name for r in infos]
+        value = selected if selected in names else (names[0] if names else None)
+        return [run_table(infos), gr.update(choices=names, value=value),
+                gr.update(choices=[""] + names, value=other if other in names else "")]
+
+    def details(name: str | None, other: str | None) -> list[Any]:
+        try:
+            folder = jobs.folder(name) if name else None
+        except JobError:
+            folder = None
+        if folder is None:
+            return ["", "", None, None, "", ""]
+        frames = {name: folder.metrics()}
+        if other and other != name:
+            try:
+                frames[other] = jobs.folder(other).metrics()
+            except JobError:
+                pass
+        cmd = f"{shell_command('sft', folder.config)}\n# several GPUs:\n" \
+              f"{shell_command('sft', folder.config, launcher='accelerate')}"
+        return [progress_html(folder.status()), speed_text(frames[name]), curves(frames, ("loss", "eval_loss")),
+                curves(frames, ("learning_rate",)), folder.log_tail(40), cmd]
+
+    view = [progress, speed, loss_plot, lr_plot, log, command]
+
+    def refresh(name: str | None, other: str | None) -> list[Any]:
+        top = listing(name, other)
+        return top + details(top[1]["value"], other)
+
+    everything = [runs, chosen, overlay] + view
+    tab.select(refresh, [chosen, overlay], everything, api_visibility="private")
+    timer.tick(refresh, [chosen, overlay], everything, api_visibility="private", show_progress="hidden",
+               concurrency_limit=None)
+    chosen.change(details, [chosen, overlay], view, api_name="run_details")
+    overlay.change(details, [chosen, overlay], view, api_visibility="private")
+
+    def act(action: str):
+        def handler(name: str | None, other: str | None) -> list[Any]:
+            if not name:
+                raise gr.Error("Pick a run first.")
+            try:
+                result = getattr(jobs, action)(name)
+            except JobError as error:
+                raise gr.Error(str(error)) from error
+            gr.Info({"stop": f"{name}: {result}.", "resume": f"{name} queued to resume.",
+                     "delete": f"{name} deleted."}[action])
+            return refresh(None if action == "delete" else name, other)
+        return handler
+
+    for button, action in ((stop, "stop"), (resume, "resume"), (delete, "delete")):
+        button.click(act(action), [chosen, overlay], everything, api_name=f"run_{action}")
+
+    def run_evaluation(name: str | None, per_family: float,
+                       progress_bar: gr.Progress = gr.Progress()) -> list[Any]:  # noqa: B008 - Gradio's idiom
+        if not name:
+            raise gr.Error("Pick a finished or stopped run first.")
+        folder = jobs.folder(name)
+        if not (folder.adapter / "adapter_config.json").is_file():
+            raise gr.Error("This run has no adapter yet: evaluate it once it has finished or been stopped.")
+        tuned = spec_for_folder(folder.adapter)
+        base = resolve_choice(tuned.source, list_models(settings))
+        examples = evaluation.load_heldout()
+        if int(per_family or 0) > 0:
+            examples = [e for task in dict.fromkeys(e.task for e in examples)
+                        for e in [x for x in examples if x.task == task][: int(per_family)]]
+        stop_eval.clear()
+        fmt = tuned.trained_format or "instruction"
+        results = []
+        for index, spec in enumerate((base, tuned)):
+            def report(fraction: float, text: str, index: int = index) -> None:
+                progress_bar((index + fraction) / 2, desc=text)
+            try:
+                results.append(evaluation.evaluate(cache, spec, examples, fmt, progress=report, stop=stop_eval))
+            except RuntimeError as error:
+                raise gr.Error(str(error)) from error
+        evaluation.save(results, folder.path)
+        table = evaluation.compare(*results)
+        return [table, evaluation.bar_chart(table, base.name, tuned.name)]
+
+    evaluate.click(run_evaluation, [chosen, limit], [eval_table, eval_chart], api_name="run_evaluate")
+    cancel.click(lambda: stop_eval.set(), None, None, api_visibility="private", queue=False)
+
+    def saved_evaluation(name: str | None) -> list[Any]:
+        try:
+            results = evaluation.load_saved(jobs.folder(name).path) if name else None
+        except (JobError, ValueError):
+            results = None
+        if not results or len(results) != 2:
+            return [None, None]
+        table = evaluation.compare(*results)
+        return [table, evaluation.bar_chart(table, results[0].model, results[1].model)]
+
+    chosen.change(saved_evaluation, chosen, [eval_table, eval_chart], api_visibility="private")

@@ -1,0 +1,86 @@
+"""Run configs: defaults, every bad value named by its field, YAML round trip, shipped recipes, the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from playground.datasets import load_examples, resolve
+from playground.run_folder import RunFolder
+from playground.train.config import ConfigError, SFTConfig, from_dict, help_text, load
+from playground.ui.train_tab import recipes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_are_valid_and_every_field_has_help():
+    config = SFTConfig()
+    assert config.base_model == "gemma-3-270m" and config.datasets == ["instructions"]
+    for field in dataclasses.fields(SFTConfig):
+        assert help_text(SFTConfig, field.name), field.name
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("name", "../escape", "letters, digits"),
+    ("name", "", "letters, digits"),
+    ("lora_r", 0, "between 1 and 1024"),
+    ("lora_r", "8", "whole number"),
+    ("lora_dropout", 1.0, r"\[0, 1\)"),
+    ("learning_rate", 0.5, "0.01"),
+    ("epochs", 0.0, "max_steps is 0"),
+    ("batch_size", 0, "between 1 and 1024"),
+    ("max_length", 8, "between 16"),
+    ("eval_fraction", 0.9, r"\[0, 0.5\)"),
+    ("datasets", [], "at least one"),
+    ("quantization", "8bit", "auto, 4bit or none"),
+    ("completion_only_loss", "yes", "true or false"),
+    ("save_steps", 0, "at least 1"),
+])
+def test_impossible_values_name_their_field(field, value, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        SFTConfig(**{field: value})
+    assert caught.value.field == field
+
+
+def test_unknown_settings_are_refused_by_name():
+    with pytest.raises(ConfigError, match="unknown setting") as caught:
+        from_dict("sft", {"lora_rank": 8})
+    assert caught.value.field == "lora_rank"
+    with pytest.raises(ConfigError, match="unknown stage"):
+        from_dict("ppo", {})
+
+
+def test_yaml_round_trip(tmp_path):
+    config = SFTConfig(name="x", lora_r=8, epochs=2, datasets=["a", "b"])
+    (tmp_path / "config.yaml").write_text(config.to_yaml())
+    assert load("sft", tmp_path / "config.yaml") == config
+    assert isinstance(load("sft", tmp_path / "config.yaml").epochs, float)  # 2 in YAML widens to 2.0
+
+
+@pytest.mark.parametrize("name", sorted(recipes()))
+def test_every_recipe_validates_and_names_its_command(name):
+    path = recipes()[name]
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# python -m playground.train sft assets/recipes/") and path.name in first
+    config = load("sft", path)
+    assert config.name == yaml.safe_load(path.read_text())["name"]
+    for dataset in config.datasets:
+        assert load_examples(resolve(dataset, None, for_training=True))
+
+
+def test_there_are_recipes_for_cpu_and_gpu():
+    assert {"sft-gemma-cpu-demo", "sft-qwen-0.5b-qlora-gpu"} <= set(recipes())
+
+
+def test_cli_refuses_a_bad_config_and_records_why(tmp_path):
+    (tmp_path / "config.yaml").write_text("name: ok\nlora_r: -3\n")
+    done = subprocess.run([sys.executable, "-m", "playground.train", "sft", str(tmp_path / "config.yaml")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "lora_r" in done.stderr
+    status = RunFolder(tmp_path).status()
+    assert status["state"] == "failed" and "lora_r" in status["error"]
