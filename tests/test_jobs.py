@@ -3,6 +3,7 @@ killed runs, and bad configs."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -145,3 +146,15 @@ def test_the_command_is_the_one_a_user_can_run(tmp_path):
     args = command("sft", tmp_path / "config.yaml", resume=True)
     assert args[1:] == ["-m", "playground.train", "sft", str(tmp_path / "config.yaml"), "--resume"]
     assert command("sft", tmp_path / "c.yaml", launcher="accelerate")[:3] == ["accelerate", "launch", "-m"]
+
+
+def test_a_full_disk_when_creating_a_run_leaves_nothing_behind(setup, monkeypatch):
+    jobs, settings, data, base = setup
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("playground.run_folder.write_atomic", full)
+    with pytest.raises(JobError, match="disk full"):
+        jobs.create("sft", config(settings, data, base))
+    assert not (settings.runs_dir / "tiny").exists()
