@@ -139,7 +139,17 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
 
     everything = [runs, chosen, overlay] + view
     tab.select(refresh, [chosen, overlay], everything, api_visibility="private")
-    timer.tick(refresh, [chosen, overlay], everything, api_visibility="private", show_progress="hidden",
+
+    def tick(name: str | None, other: str | None, seen: tuple) -> list[Any]:
+        """Redraw only when some run's status file changed since the last tick (no flicker, little work)."""
+        now_seen = tuple((f.name, f.status_file.stat().st_mtime_ns if f.status_file.exists() else 0)
+                         for f in jobs.folders())
+        if now_seen == tuple(seen or ()):
+            return [gr.skip()] * len(everything) + [seen]
+        return refresh(name, other) + [now_seen]
+
+    seen = gr.State(())
+    timer.tick(tick, [chosen, overlay, seen], everything + [seen], api_visibility="private", show_progress="hidden",
                concurrency_limit=None)
     chosen.change(details, [chosen, overlay], view, api_name="run_details")
     overlay.change(details, [chosen, overlay], view, api_visibility="private")
