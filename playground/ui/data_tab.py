@@ -116,6 +116,7 @@ def build(settings: Settings, tab: gr.Tab) -> None:
                             label=f"First {PREVIEW_ROWS} examples (prompt = the last user turn; shortened)")
         counts = gr.BarPlot(_empty_counts(), x="task", y="examples", x_title="task family",
                             y_title="examples (count)", sort="-y", x_label_angle=-40, scale=2,
+                            y_lim=[0, None],  # Gradio fits the axis to the data: equal counts drew no bars
                             label="Examples per task")
     with gr.Accordion("Upload a dataset", open=True):
         with gr.Row():
