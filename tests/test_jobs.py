@@ -18,6 +18,8 @@ from playground.loading import LoadOptions, ModelCache
 from playground.settings import Settings
 from playground.train.config import SFTConfig
 
+pytestmark = pytest.mark.slow  # real training processes: seconds each
+
 WORDS = ["hi", "yo", "ok", "no", "up", "go", "so", "be"]
 
 

@@ -12,6 +12,8 @@ from playground.settings import Settings
 from playground.train.config import SFTConfig
 from tests.app_server import serve
 
+pytestmark = pytest.mark.slow  # a real training process and a held-out evaluation
+
 FORM = [name for names in (
     ["name", "base_model", "datasets", "max_examples", "prompt_format"],
     ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "quantization"],
