@@ -84,3 +84,14 @@ def test_cli_refuses_a_bad_config_and_records_why(tmp_path):
     assert done.returncode == 1 and "lora_r" in done.stderr
     status = RunFolder(tmp_path).status()
     assert status["state"] == "failed" and "lora_r" in status["error"]
+
+
+@pytest.mark.parametrize("error, message", [
+    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "smaller batch size"),
+    (OSError(28, "No space left on device"), "disk is full"),
+    (ValueError("bad thing"), "ValueError: bad thing"),
+])
+def test_run_failures_are_explained(error, message):
+    from playground.train.__main__ import _failure_message
+
+    assert message in _failure_message(error)
