@@ -32,7 +32,18 @@ from typing import Any, Iterator, Literal
 import pandas as pd
 
 from playground.prompting import Message, PromptError, validate_messages
-from playground.row_files import EXTENSIONS, FileProblem, ImportLimits, Problems, RowError, read_rows
+from playground.row_files import (
+    EXTENSIONS,
+    FileProblem,
+    ImportLimits,
+    Problems,
+    RowError,
+    RowProblem,
+    describe,
+    read_rows,
+    require_text,
+    text_length,
+)
 from playground.settings import Settings
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "datasets"
@@ -88,47 +99,12 @@ class DatasetInfo:
     """``training``, or ``evaluation`` for held-out data that must never be trained on."""
 
 
-class _RowProblem(Exception):
-    """One row is refused: the field ('' = the whole row) and the reason."""
-
-    def __init__(self, field_name: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field, self.reason = field_name, reason
-
-
 # ---------------------------------------------------------------------------------------------- one row
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return {dict: "an object {…}", list: "a list", str: "text"}.get(type(value), type(value).__name__)
-
-
-def _text(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise _RowProblem(name, f"expected text, got {_kind(value)}")
-    if not value.strip():
-        raise _RowProblem(name, "is empty")
-    return value
 
 
 def _absent(value: Any) -> bool:
     """Missing, null, an empty CSV cell, or pandas' NaN."""
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
-
-
-def _length(value: Any) -> int:
-    """Characters of text in a field, nested message lists included."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, dict):
-        return sum(_length(v) for v in value.values())
-    return sum(_length(v) for v in value) if isinstance(value, list) else 0
 
 
 def _shape_of(columns: Any) -> str | None:
@@ -141,15 +117,15 @@ def _message_list(value: Any, name: str) -> list[Message]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as error:
-            raise _RowProblem(name, f"not a valid JSON message list ({error.msg})") from None
+            raise RowProblem(name, f"not a valid JSON message list ({error.msg})") from None
     if not isinstance(value, list):
-        raise _RowProblem(name, f"expected a list of {{\"role\", \"content\"}} messages, got {_kind(value)}")
+        raise RowProblem(name, f"expected a list of {{\"role\", \"content\"}} messages, got {describe(value)}")
     messages = []
     for index, item in enumerate(value, 1):
         if not isinstance(item, dict) or item.get("role") not in ("system", "user", "assistant"):
-            raise _RowProblem(name, f"message {index} should be {{\"role\": \"system\"|\"user\"|\"assistant\", "
-                                    f"\"content\": text}}, got {item if isinstance(item, dict) else _kind(item)}")
-        messages.append({"role": item["role"], "content": _text(item.get("content"), f"{name}[{index}].content")})
+            raise RowProblem(name, f"message {index} should be {{\"role\": \"system\"|\"user\"|\"assistant\", "
+                                    f"\"content\": text}}, got {item if isinstance(item, dict) else describe(item)}")
+        messages.append({"role": item["role"], "content": require_text(item.get("content"), f"{name}[{index}].content")})
     return messages
 
 
@@ -158,7 +134,7 @@ def _fold_system(messages: list[Message], name: str) -> list[Message]:
     count = next((i for i, m in enumerate(messages) if m["role"] != "system"), len(messages))
     system, turns = "\n\n".join(m["content"] for m in messages[:count]), messages[count:]
     if any(m["role"] == "system" for m in turns):
-        raise _RowProblem(name, "a system message is only allowed at the start")
+        raise RowProblem(name, "a system message is only allowed at the start")
     if system and turns:
         turns = [{"role": turns[0]["role"], "content": f"{system}\n\n{turns[0]['content']}"}] + turns[1:]
     return turns
@@ -171,7 +147,7 @@ def _prompt_turns(messages: list[Message], name: str) -> list[Message]:
         if messages[-1]["role"] != "user":
             raise PromptError("the last message before the answer must be the user's")
     except PromptError as error:
-        raise _RowProblem(name, str(error)) from None
+        raise RowProblem(name, str(error)) from None
     return messages
 
 
@@ -179,37 +155,37 @@ def _from_prompt_completion(row: dict[str, Any]) -> tuple[list[Message], str]:
     if isinstance(row["prompt"], list):
         messages = _prompt_turns(_fold_system(_message_list(row["prompt"], "prompt"), "prompt"), "prompt")
     else:
-        messages = [{"role": "user", "content": _text(row["prompt"], "prompt")}]
+        messages = [{"role": "user", "content": require_text(row["prompt"], "prompt")}]
     completion = row["completion"]
     if isinstance(completion, list):
         answer = _message_list(completion, "completion")
         if len(answer) != 1 or answer[0]["role"] != "assistant":
-            raise _RowProblem("completion", "expected one assistant message: [{\"role\": \"assistant\", ...}]")
+            raise RowProblem("completion", "expected one assistant message: [{\"role\": \"assistant\", ...}]")
         completion = answer[0]["content"]
-    return messages, _text(completion, "completion")
+    return messages, require_text(completion, "completion")
 
 
 def _from_instruction(row: dict[str, Any]) -> tuple[list[Message], str]:
-    instruction = _text(row["instruction"], "instruction")
+    instruction = require_text(row["instruction"], "instruction")
     extra = row.get("input")
     if not _absent(extra) and not isinstance(extra, str):
-        raise _RowProblem("input", f"expected text, got {_kind(extra)}")
+        raise RowProblem("input", f"expected text, got {describe(extra)}")
     user = f"{instruction}\n\n{extra}" if isinstance(extra, str) and extra.strip() else instruction
     name = "output" if "output" in row or "answer" not in row else "answer"
-    return [{"role": "user", "content": user}], _text(row[name], name)
+    return [{"role": "user", "content": user}], require_text(row[name], name)
 
 
 def _from_messages(row: dict[str, Any]) -> tuple[list[Message], str]:
     turns = _fold_system(_message_list(row["messages"], "messages"), "messages")
     if len(turns) < 2 or turns[-1]["role"] != "assistant":
-        raise _RowProblem("messages", "must end with the assistant's answer (the completion to learn), after at "
+        raise RowProblem("messages", "must end with the assistant's answer (the completion to learn), after at "
                                       "least one user message")
     return _prompt_turns(turns[:-1], "messages"), turns[-1]["content"]
 
 
 _READERS = {"messages": _from_messages, "prompt/completion": _from_prompt_completion,
             "instruction/input/output": _from_instruction,
-            "text": lambda row: ([], _text(row["text"], "text"))}
+            "text": lambda row: ([], require_text(row["text"], "text"))}
 _REQUIRED = {"messages": (("messages",),), "prompt/completion": (("prompt",), ("completion",)),
              "instruction/input/output": (("instruction",), ("output", "answer")), "text": (("text",),)}
 
@@ -222,19 +198,19 @@ def _label(row: dict[str, Any], name: str) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, str):
-        raise _RowProblem(name, f"expected text, got {_kind(value)}")
+        raise RowProblem(name, f"expected text, got {describe(value)}")
     return value.strip()
 
 
 def _example(row: dict[str, Any], shape: str, limits: ImportLimits) -> Example:
-    """Check one row of a known shape and build its example; the first problem is raised as _RowProblem."""
+    """Check one row of a known shape and build its example; the first problem is raised as RowProblem."""
     for name, value in row.items():
-        if (size := _length(value)) > limits.max_field_chars:
-            raise _RowProblem(str(name), f"{size:,} characters, over the {limits.max_field_chars:,} limit (a huge "
+        if (size := text_length(value)) > limits.max_field_chars:
+            raise RowProblem(str(name), f"{size:,} characters, over the {limits.max_field_chars:,} limit (a huge "
                                          f"field: is the file broken?)")
     for names in _REQUIRED[shape]:
         if not any(name in row for name in names):
-            raise _RowProblem(names[0], f"missing: a {shape} row needs {' and '.join(n[0] for n in _REQUIRED[shape])}")
+            raise RowProblem(names[0], f"missing: a {shape} row needs {' and '.join(n[0] for n in _REQUIRED[shape])}")
     messages, completion = _READERS[shape](row)
     return Example(messages=messages, completion=completion, task=_label(row, "task"), id=_label(row, "id"))
 
@@ -251,7 +227,7 @@ def _examples(rows: Iterator[tuple[int, Any]], problems: Problems,
     shape, examples, unshaped, columns = None, [], [], []
     for number, row in rows:
         if not isinstance(row, dict):
-            problems.add(number, "", f"expected an object with named fields, got {_kind(row)}")
+            problems.add(number, "", f"expected an object with named fields, got {describe(row)}")
             continue
         columns = columns or [str(key) for key in row]
         row_shape = _shape_of(row)
@@ -271,7 +247,7 @@ def _examples(rows: Iterator[tuple[int, Any]], problems: Problems,
             continue
         try:
             examples.append(_example(row, shape, limits))
-        except _RowProblem as problem:
+        except RowProblem as problem:
             problems.add(number, problem.field, problem.reason)
     if shape is None and unshaped:
         problems.add(None, "", f"no column says what the rows hold (the columns are: {', '.join(columns)}); expected "

@@ -30,7 +30,17 @@ from typing import Any, Iterator
 
 from playground.preferences import Message, strength_for
 from playground.prompting import PromptError, validate_messages
-from playground.row_files import FileProblem, ImportLimits, Problems, RowError, read_rows
+from playground.row_files import (
+    FileProblem,
+    ImportLimits,
+    Problems,
+    RowError,
+    RowProblem,
+    describe,
+    read_rows,
+    require_text,
+    text_length,
+)
 from playground.store import ComparisonRecord, Side, Store, StoreError, now
 
 __all__ = ["ImportLimits", "ImportResult", "RowError", "import_file", "parse_transcript", "read_preferences"]
@@ -72,14 +82,6 @@ class ImportResult:
         return "\n".join(lines)
 
 
-class _RowProblem(Exception):
-    """One row is refused: the field and the reason."""
-
-    def __init__(self, field_name: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field, self.reason = field_name, reason
-
-
 # ---------------------------------------------------------------------------------------------- checking rows
 
 
@@ -97,43 +99,14 @@ class _Pair:
     model_rejected: str | None = None
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return {dict: "an object {…}", list: "a list", str: "text", bytes: "binary data"}.get(type(value), "something else")
-
-
-def _text(value: Any, name: str, allow_empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise _RowProblem(name, f"expected text, got {_kind(value)}")
-    if not allow_empty and not value.strip():
-        raise _RowProblem(name, "is empty")
-    return value
-
-
-def _length(value: Any) -> int:
-    """Characters of text in a field, nested message lists included."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, dict):
-        return sum(_length(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(_length(v) for v in value)
-    return 0
-
-
 def _messages(value: list[Any], name: str) -> tuple[str, list[Message]]:
     """(system text, the other messages) from a message list; every item must be {role, content} with text."""
     system, messages = [], []
     for index, item in enumerate(value, 1):
         if not isinstance(item, dict) or not isinstance(item.get("content"), str) \
                 or item.get("role") not in ("system", "user", "assistant"):
-            raise _RowProblem(name, f"message {index} should be {{\"role\": \"user\"|\"assistant\"|\"system\", "
-                                    f"\"content\": text}}, got {_kind(item) if not isinstance(item, dict) else item}")
+            raise RowProblem(name, f"message {index} should be {{\"role\": \"user\"|\"assistant\"|\"system\", "
+                                    f"\"content\": text}}, got {describe(item) if not isinstance(item, dict) else item}")
         if item["role"] == "system" and not messages:
             system.append(item["content"])
         else:
@@ -153,7 +126,7 @@ def _conversation(value: Any, name: str) -> tuple[str, list[Message]]:
     """A prompt or full transcript (text or message list) as (system, messages)."""
     if isinstance(value, list):
         return _messages(value, name)
-    text = _text(value, name)
+    text = require_text(value, name)
     if _TURN.search(text):
         return parse_transcript(text)
     return "", [{"role": "user", "content": text}]
@@ -173,9 +146,9 @@ def _answer(value: Any, name: str, after_hh: bool) -> str:
     if isinstance(value, list):
         _, messages = _messages(value, name)
         if len(messages) != 1 or messages[0]["role"] != "assistant":
-            raise _RowProblem(name, "expected one assistant message, e.g. [{\"role\": \"assistant\", \"content\": …}]")
+            raise RowProblem(name, "expected one assistant message, e.g. [{\"role\": \"assistant\", \"content\": …}]")
         value = messages[0]["content"]
-    text = _text(value, name)
+    text = require_text(value, name)
     return text.removeprefix(" ") if after_hh else text
 
 
@@ -183,9 +156,9 @@ def _split_last(value: Any, name: str) -> tuple[str, list[Message], str]:
     """A full transcript as (system, prompt messages, last assistant answer)."""
     system, messages = _conversation(value, name)
     if len(messages) < 2 or messages[-1]["role"] != "assistant":
-        raise _RowProblem(name, "without a prompt column this must be a whole conversation ending with the "
+        raise RowProblem(name, "without a prompt column this must be a whole conversation ending with the "
                                 "answer (\"\\n\\nHuman: …\\n\\nAssistant: …\", or a message list)")
-    return system, messages[:-1], _text(messages[-1]["content"], name)
+    return system, messages[:-1], require_text(messages[-1]["content"], name)
 
 
 def _exchange(values: dict[str, Any]) -> tuple[str, list[Message], str, str]:
@@ -197,7 +170,7 @@ def _exchange(values: dict[str, Any]) -> tuple[str, list[Message], str, str]:
     system, messages, chosen = _split_last(values["chosen"], "chosen")
     other_system, other_messages, rejected = _split_last(values["rejected"], "rejected")
     if (system, messages) != (other_system, other_messages):
-        raise _RowProblem("rejected", "differs from 'chosen' before the last Assistant turn (with no prompt column, "
+        raise RowProblem("rejected", "differs from 'chosen' before the last Assistant turn (with no prompt column, "
                                       "that shared part is the prompt)")
     return system, messages, chosen, rejected
 
@@ -214,11 +187,11 @@ def _number(value: Any, name: str) -> float:
         try:
             value = float(value.strip())
         except ValueError:
-            raise _RowProblem(name, f"expected a number, got {value!r}") from None
+            raise RowProblem(name, f"expected a number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _RowProblem(name, f"expected a number, got {_kind(value)}")
+        raise RowProblem(name, f"expected a number, got {describe(value)}")
     if not math.isfinite(value):
-        raise _RowProblem(name, f"expected a finite number, got {value}")
+        raise RowProblem(name, f"expected a finite number, got {value}")
     return float(value)
 
 
@@ -227,20 +200,20 @@ def _strength(values: dict[str, Any]) -> int | None:
     if (value := _present(values.get("strength"))) is not None:
         number = _number(value, "strength")
         if number not in (1, 2, 3, 4, 5):
-            raise _RowProblem("strength", f"must be a whole number from 1 to 5, got {value!r}")
+            raise RowProblem("strength", f"must be a whole number from 1 to 5, got {value!r}")
         return int(number)
     if (value := _present(values.get("margin"))) is None:
         return None
     margin = _number(value, "margin")
     if margin < 0:
-        raise _RowProblem("margin", f"must be 0 or more (chosen is the better answer), got {value!r}")
+        raise RowProblem("margin", f"must be 0 or more (chosen is the better answer), got {value!r}")
     return strength_for(margin)
 
 
 def _optional_text(values: dict[str, Any], *names: str) -> str | None:
     for name in names:
         if (value := _present(values.get(name))) is not None:
-            return _text(value, name, allow_empty=True)
+            return require_text(value, name, allow_empty=True)
     return None
 
 
@@ -250,23 +223,23 @@ def _row_id(values: dict[str, Any]) -> str | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    text = _text(value, "id").strip()
+    text = require_text(value, "id").strip()
     if len(text) > MAX_ID_CHARS:
-        raise _RowProblem("id", f"is {len(text)} characters long; ids are at most {MAX_ID_CHARS}")
+        raise RowProblem("id", f"is {len(text)} characters long; ids are at most {MAX_ID_CHARS}")
     return text
 
 
 def _parse_row(values: Any, limits: ImportLimits) -> _Pair:
-    """Check one row and return its pair; the first problem is raised as _RowProblem(field, reason)."""
+    """Check one row and return its pair; the first problem is raised as RowProblem(field, reason)."""
     if not isinstance(values, dict):
-        raise _RowProblem("", f"expected an object with prompt/chosen/rejected fields, got {_kind(values)}")
+        raise RowProblem("", f"expected an object with prompt/chosen/rejected fields, got {describe(values)}")
     for name, value in values.items():
-        if (size := _length(value)) > limits.max_field_chars:
-            raise _RowProblem(str(name), f"{size:,} characters, over the {limits.max_field_chars:,} limit (a huge "
+        if (size := text_length(value)) > limits.max_field_chars:
+            raise RowProblem(str(name), f"{size:,} characters, over the {limits.max_field_chars:,} limit (a huge "
                                          f"row: is the file broken?)")
     for name in ("chosen", "rejected"):
         if name not in values:
-            raise _RowProblem(name, "missing: each row needs 'chosen' and 'rejected' (and 'prompt', unless they "
+            raise RowProblem(name, "missing: each row needs 'chosen' and 'rejected' (and 'prompt', unless they "
                                     "are whole HH transcripts)")
     system, messages, chosen, rejected = _exchange(values)
     try:
@@ -274,10 +247,10 @@ def _parse_row(values: Any, limits: ImportLimits) -> _Pair:
         if messages[-1]["role"] != "user":
             raise PromptError("it should end with the user's message, which the answers reply to")
     except PromptError as error:
-        raise _RowProblem("prompt" if "prompt" in values else "chosen", f"bad prompt: {error}") from None
+        raise RowProblem("prompt" if "prompt" in values else "chosen", f"bad prompt: {error}") from None
     column_system = _optional_text(values, "system", "system_prompt")
     if column_system and system and column_system.strip() != system.strip():
-        raise _RowProblem("system", "differs from the system message inside the prompt")
+        raise RowProblem("system", "differs from the system message inside the prompt")
     return _Pair(id=_row_id(values), messages=messages, system=system or column_system or "", chosen=chosen,
                  rejected=rejected, strength=_strength(values),
                  model_chosen=_optional_text(values, "model_chosen"),
@@ -302,7 +275,7 @@ def _parse_rows(rows: Iterator[tuple[int, Any]], limits: ImportLimits,
     for number, values in rows:
         try:
             pair = _parse_row(values, limits)
-        except _RowProblem as problem:
+        except RowProblem as problem:
             problems.add(number, problem.field, problem.reason)
             continue
         pair_id = pair.id or derived_id(pair)

@@ -187,3 +187,46 @@ def read_rows(path: Path, limits: ImportLimits, problems: Problems, required: Se
     if kind == "csv":
         return _csv(text, problems, check_columns)
     return _jsonl(text, problems) if kind == "jsonl" else _json(text, problems)
+
+
+# ---------------------------------------------------------------------------------------------- checking one row
+
+
+class RowProblem(Exception):
+    """One row is refused: the field ('' = the whole row) and the reason. Raised while checking a row; the
+    caller records it and goes on to the next row, so one report lists every bad row."""
+
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field, self.reason = field_name, reason
+
+
+def describe(value: Any) -> str:
+    """What a value is, in words for an error message ("a number", "a list", "nothing (null)")."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object {…}", list: "a list", str: "text", bytes: "binary data"}.get(type(value),
+                                                                                      "something else")
+
+
+def require_text(value: Any, name: str, allow_empty: bool = False) -> str:
+    """``value`` if it is text (non-blank unless ``allow_empty``); otherwise a :class:`RowProblem` for ``name``."""
+    if not isinstance(value, str):
+        raise RowProblem(name, f"expected text, got {describe(value)}")
+    if not allow_empty and not value.strip():
+        raise RowProblem(name, "is empty")
+    return value
+
+
+def text_length(value: Any) -> int:
+    """Characters of text in a field, nested message lists included (for the huge-row limit)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(text_length(v) for v in value.values())
+    return sum(text_length(v) for v in value) if isinstance(value, list) else 0
+
