@@ -197,18 +197,16 @@ class Jobs:
         args = command(status.get("stage", "sft"), folder.config, resume=bool(status.get("resume")))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                    PYTHONUNBUFFERED="1")
+        shown = shell_command(status.get("stage", "sft"), folder.config, bool(status.get("resume")))
         try:
-            log = folder.log.open("a")
-            log.write(f"\n$ {shell_command(status.get('stage', 'sft'), folder.config, bool(status.get('resume')))}\n")
-            log.flush()
-            process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
+            with folder.log.open("a") as log:  # the child keeps its own handle; ours closes at once
+                log.write(f"\n$ {shown}\n")
+                log.flush()
+                process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, start_new_session=True)
         except OSError as error:
             folder.update_status(state="failed", error=f"Couldn't start the run: {error}", finished=time.time())
             return
-        finally:
-            if "log" in locals():
-                log.close()
         self._processes[folder.name] = process
         folder.update_status(state="starting", pid=process.pid, started=time.time())
 
