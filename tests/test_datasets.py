@@ -109,7 +109,6 @@ def test_answer_is_accepted_for_output(tmp_path):
 # ---------------------------------------------------------------------------------------------- bundled files
 
 
-@pytest.mark.skipif(not BUNDLED["instructions"].exists(), reason="assets/datasets/instructions.jsonl not written yet")
 def test_bundled_instructions_are_many_tasks():
     examples = load_examples(BUNDLED["instructions"])
     counts = task_counts(examples)
@@ -118,7 +117,6 @@ def test_bundled_instructions_are_many_tasks():
     assert len({e.id for e in examples}) == len(examples)
 
 
-@pytest.mark.skipif(not BUNDLED["heldout"].exists(), reason="assets/datasets/heldout.jsonl not written yet")
 def test_bundled_heldout_is_evaluation_data_on_unseen_tasks():
     from playground.evaluation import load_heldout
 

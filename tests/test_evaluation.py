@@ -14,7 +14,6 @@ import pytest
 from playground import evaluation as ev
 from playground.catalog import ModelSpec
 from playground.evaluation import (
-    HELDOUT,
     EvalResult,
     EvaluationError,
     EvaluationStopped,
@@ -167,7 +166,6 @@ def test_load_heldout_refuses_missing_and_non_utf8_files(tmp_path):
         load_heldout(tmp_path / "latin1.jsonl")
 
 
-@pytest.mark.skipif(not HELDOUT.is_file(), reason="assets/datasets/heldout.jsonl not written yet")
 def test_bundled_heldout_set_is_large_and_varied():
     examples = load_heldout()
     assert len(examples) >= 60
