@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from playground.catalog import CatalogEntry, resolve_choice
+from playground.catalog import CatalogEntry, ModelSpec, resolve_choice
 from playground.comparison import side_from_answer
 from playground.generation import GenerationParams, StreamUpdate, answer
 from playground.loading import LoadOptions, ModelCache
@@ -189,6 +189,8 @@ class BatchRunner:
             done = self.store.batch_positions(batch.id)
             pairs = list(itertools.combinations(range(len(batch.models)), 2))
             rng = random.Random(batch.id)  # side order is reproducible for a batch, random across pairs
+            entries = self.entries()  # scans the model folders: once per batch, not once per answer
+            specs = [resolve_choice(model, entries) for model in batch.models]
             for index, item in enumerate(batch.prompts):
                 sides = [rng.random() < 0.5 for _ in pairs]
                 positions = [index * len(pairs) + p for p in range(len(pairs))]
@@ -196,21 +198,20 @@ class BatchRunner:
                     continue
                 # Every model gets the same seed on a prompt; the seed moves on with each prompt.
                 params = replace(settings.params, seed=settings.params.seed + index)
-                answers = [self._answer(model, item, settings, params, stop) for model in batch.models]
+                answers = [self._answer(spec, item, settings, params, stop) for spec in specs]
                 if stop.is_set():
                     self.store.set_batch_status(batch.id, "stopped", "Stopped by the user.")
                     return
                 self.store.insert_many([
-                    self._record(batch, item, settings, params, (answers[i], answers[j]),
-                                 (batch.models[i], batch.models[j]), position, swap)
+                    self._record(batch, item, settings, params, (answers[i], answers[j]), (specs[i], specs[j]),
+                                 position, swap)
                     for (i, j), position, swap in zip(pairs, positions, sides) if position not in done])
             self.store.set_batch_status(batch.id, "ready")
         except Exception as error:  # noqa: BLE001 - any failure is shown on the batch, the app keeps running
             self.store.set_batch_status(batch.id, "failed", str(error) or type(error).__name__)
 
-    def _answer(self, model: str, item: dict[str, str], settings: BatchSettings, params: GenerationParams,
+    def _answer(self, spec: ModelSpec, item: dict[str, str], settings: BatchSettings, params: GenerationParams,
                 stop: threading.Event) -> StreamUpdate:
-        spec = resolve_choice(model, self.entries())
         messages = [{"role": "user", "content": item["prompt"]}]
         *_, last = answer(self.cache, spec, settings.options, messages, settings.prompt_format,
                           item.get("system", ""), params, stop)
@@ -219,11 +220,9 @@ class BatchRunner:
         return last
 
     def _record(self, batch: Batch, item: dict[str, str], settings: BatchSettings, params: GenerationParams,
-                answers: tuple[StreamUpdate, StreamUpdate], models: tuple[str, str], position: int,
+                answers: tuple[StreamUpdate, StreamUpdate], specs: tuple[ModelSpec, ModelSpec], position: int,
                 swap: bool) -> ComparisonRecord:
-        entries = self.entries()
-        a, b = (side_from_answer(resolve_choice(model, entries), settings.prompt_format, params, update)
-                for model, update in zip(models, answers))
+        a, b = (side_from_answer(spec, settings.prompt_format, params, update) for spec, update in zip(specs, answers))
         return ComparisonRecord(
             messages=[{"role": "user", "content": item["prompt"]}], system_prompt=item.get("system", ""), a=a, b=b,
             left_side="b" if swap else "a", blind=True, source="rate", batch_id=batch.id, position=position)

@@ -117,8 +117,8 @@ class Jobs:
         return sorted(infos, key=lambda r: r.created or 0, reverse=True)
 
     def _queued(self) -> list[str]:
-        waiting = [(f.status().get("queued_at", 0), f.name) for f in self.folders()
-                   if f.status().get("state") == "queued"]
+        statuses = ((f.name, f.status()) for f in self.folders())  # one read of each status.json
+        waiting = [(status.get("queued_at", 0), name) for name, status in statuses if status.get("state") == "queued"]
         return [name for _, name in sorted(waiting)]
 
     def active(self) -> str | None:

@@ -444,12 +444,12 @@ class Store:
         """All batches, newest first."""
         with self._connect() as db:
             rows = db.execute("SELECT * FROM batches ORDER BY created_at DESC").fetchall()
-        return [Batch(id=r["id"], name=r["name"], models=json.loads(r["models"]), total=r["total"],
-                      status=r["status"], created_at=r["created_at"], error=r["error"],
-                      prompts=json.loads(r["prompts"]), settings=json.loads(r["settings"])) for r in rows]
+        return [_batch_from_row(r) for r in rows]
 
     def batch(self, batch_id: str) -> Batch | None:
-        return next((b for b in self.batches() if b.id == batch_id), None)
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        return _batch_from_row(row) if row else None
 
     def progress(self, batch_id: str) -> Progress:
         with self._connect() as db:
@@ -486,6 +486,12 @@ class Store:
         with self._write() as db:
             return db.execute("UPDATE comparisons SET skipped = 0 WHERE batch_id = ? AND skipped = 1 AND winner IS "
                               "NULL", (batch_id,)).rowcount
+
+
+def _batch_from_row(r: sqlite3.Row) -> Batch:
+    return Batch(id=r["id"], name=r["name"], models=json.loads(r["models"]), total=r["total"], status=r["status"],
+                 created_at=r["created_at"], error=r["error"], prompts=json.loads(r["prompts"]),
+                 settings=json.loads(r["settings"]))
 
 
 def _touch_rater(db: sqlite3.Connection, name: str, stamp: str) -> None:
