@@ -178,20 +178,29 @@ def list_models(settings: Settings) -> list[CatalogEntry]:
             spec = ModelSpec(str(folder), kind=_kind_from_name(folder.name))
             entries.append(CatalogEntry(spec.name, spec, note="local"))
     for folder in _subfolders(settings.adapters_dir):
-        if (folder / "adapter_config.json").is_file():
+        if is_language_model_adapter(folder):
             try:
                 spec = spec_for_folder(folder)
             except CatalogError:
                 continue
             entries.append(CatalogEntry(spec.name, spec, note="adapter"))
     for run in _subfolders(settings.runs_dir):  # a training run's adapter is a model as soon as it is saved
-        if (run / "adapter" / "adapter_config.json").is_file():
+        if is_language_model_adapter(run / "adapter"):  # a reward run's adapter scores, it doesn't answer
             try:
                 spec = spec_for_folder(run / "adapter")
             except CatalogError:
                 continue
             entries.append(CatalogEntry(spec.name, spec, note="trained here"))
     return entries
+
+
+def is_language_model_adapter(folder: Path) -> bool:
+    """An adapter folder for a causal language model (not a reward model's sequence-classification adapter)."""
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return config.get("task_type") in (None, "CAUSAL_LM")
 
 
 def _subfolders(parent: Path) -> list[Path]:

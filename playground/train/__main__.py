@@ -1,4 +1,4 @@
-"""``python -m playground.train {sft} CONFIG.yaml [--resume] [--run-dir DIR]`` — the command the UI runs, and
+"""``python -m playground.train {sft,reward,dpo} CONFIG.yaml [--resume] [--run-dir DIR]`` — the command the UI runs, and
 you can too.
 
 The run folder is the folder holding CONFIG.yaml (or ``--run-dir``): status, metrics, log, checkpoints and the adapter go there. The
@@ -8,6 +8,7 @@ exit status is 0 when the run finished or was stopped, 1 when it failed (the rea
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import sys
@@ -53,9 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     folder.update_status(state="running", stage=args.stage, pid=os.getpid(), started=time.time(), error="",
                          base_model=cfg.base_model)
     try:
-        from playground.train import sft
-
-        state = sft.main(cfg, folder, resume=args.resume)
+        stage = importlib.import_module(f"playground.train.{args.stage}")
+        state = stage.main(cfg, folder, resume=args.resume)
     except BaseException as error:  # noqa: BLE001 - every failure is recorded for the Runs tab
         traceback.print_exc()
         folder.update_status(state="failed", error=_failure_message(error), finished=time.time())

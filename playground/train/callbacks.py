@@ -18,6 +18,12 @@ def _gpu_memory_gb() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 3)
 
 
+IGNORED = frozenset({"epoch", "total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second",
+                     "eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "num_tokens",
+                     "eval_num_tokens", "num_input_tokens_seen"})
+"""Trainer log entries the Runs tab has no use for (timings it measures itself)."""
+
+
 class RunCallback(TrainerCallback):
     """Writes what the Runs tab shows, and turns the Stop button (a STOP file) into a graceful stop.
 
@@ -59,7 +65,8 @@ class RunCallback(TrainerCallback):
             "tokens_per_s": round(tokens / elapsed, 1) if tokens and elapsed > 0 else None,
             "gpu_memory_gb": _gpu_memory_gb(),
         }
-        for key in ("loss", "eval_loss", "learning_rate", "grad_norm", "train_loss"):
-            if key in logs:
-                row[key] = logs[key]
+        # Every number the trainer logs (loss, eval_loss, learning_rate, accuracy, margin, rewards/chosen, …): the
+        # Runs tab picks its charts per stage, so a metric a stage adds needs no change here.
+        row |= {key: value for key, value in logs.items() if key not in row and key not in IGNORED
+                and isinstance(value, (int, float)) and not isinstance(value, bool)}
         self.folder.append_metrics(row)

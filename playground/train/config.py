@@ -13,12 +13,12 @@ import dataclasses
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
-Stage = Literal["sft"]
-STAGES: tuple[str, ...] = ("sft",)
+Stage = Literal["sft", "reward", "dpo"]
+STAGES: tuple[str, ...] = ("sft", "reward", "dpo")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -36,10 +36,10 @@ def _check(ok: bool, field_name: str, message: str) -> None:
 
 
 @dataclass
-class SFTConfig:
-    """Supervised fine-tuning (instruction tuning) of a LoRA adapter on (instruction, answer) pairs."""
+class TrainConfig:
+    """What every stage shares: the model, the data, the LoRA adapter and the optimisation."""
 
-    name: str = "sft-demo"
+    name: str = "run"
     """Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .)."""
     base_model: str = "gemma-3-270m"
     """The model to tune: a packaged key, a hub id or a local folder (the same choices as in Compare)."""
@@ -72,8 +72,6 @@ class SFTConfig:
     """Forward passes per optimizer step (effective batch = batch_size × gradient_accumulation)."""
     max_length: int = 256
     """Longest tokenized example; longer ones are cut."""
-    completion_only_loss: bool = True
-    """Learn only the answer tokens, not the instruction (the usual instruction-tuning loss)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, about 30 % slower."""
     seed: int = 42
@@ -86,6 +84,8 @@ class SFTConfig:
     """Fraction of the steps spent warming the learning rate up from 0."""
     data_dir: str = ""
     """The app's data folder (packaged models' import cache, uploaded datasets); empty = the default."""
+
+    stage: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -112,15 +112,87 @@ class SFTConfig:
         _check(self.save_steps >= 1, "save_steps", "must be at least 1")
         _check(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)")
 
-    @property
-    def stage(self) -> str:
-        return "sft"
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+@dataclass
+class SFTConfig(TrainConfig):
+    """Supervised fine-tuning (instruction tuning) of a LoRA adapter on (instruction, answer) pairs."""
+
+    name: str = "sft-demo"
+    """Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .)."""
+    completion_only_loss: bool = True
+    """Learn only the answer tokens, not the instruction (the usual instruction-tuning loss)."""
+
+    stage: ClassVar[str] = "sft"
+
+
+@dataclass
+class _PreferenceConfig(TrainConfig):
+    """What the reward and DPO stages share: preference pairs in, optionally on top of an SFT run."""
+
+    datasets: list[str] = field(default_factory=lambda: ["preferences"])
+    """Preference pairs: "votes" (your votes in this app: Left/Right is better), "preferences" (bundled: 240 pairs
+    whose rejected answer has a labelled flaw), uploaded preference files (Data tab) or file paths."""
+    sft_run: str = ""
+    """Start from an SFT run's adapter (its run name or adapter folder) instead of a fresh LoRA; it must be trained
+    on the same base model. Empty = start from the base model."""
+    eval_fraction: float = 0.1
+    """Fraction of the pairs held out to measure accuracy on pairs the model never trained on (0 = none)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.sft_run = self.sft_run.strip()
+
+
+@dataclass
+class RewardConfig(_PreferenceConfig):
+    """A reward model r(x, y): LoRA + a one-output score head, trained so r(chosen) > r(rejected)."""
+
+    name: str = "reward-demo"
+    """Run name: the run's folder and the reward model's name in the Reward tab (letters, digits, - _ .)."""
+    epochs: float = 2.0
+    """Passes over the pairs (ignored when max_steps > 0)."""
+    learning_rate: float = 2e-4
+    """Peak learning rate for the LoRA weights and the score head."""
+    use_margin: bool = False
+    """Use your vote's strength: the loss becomes −log σ(r_chosen − r_rejected − strength/5) (Llama 2's margin
+    loss), so strong preferences must be separated by more. Pairs without a strength use 0."""
+    center_rewards_coefficient: float = 0.01
+    """Small penalty on (r_chosen + r_rejected)² that keeps rewards centred on 0 (useful for PPO later); 0 = off."""
+
+    stage: ClassVar[str] = "reward"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(0 <= self.center_rewards_coefficient <= 1, "center_rewards_coefficient", "must be in [0, 1]")
+
+
+@dataclass
+class DPOConfig(_PreferenceConfig):
+    """Direct preference optimization: the policy learns from the pairs directly, no reward model needed."""
+
+    name: str = "dpo-demo"
+    """Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .)."""
+    learning_rate: float = 5e-5
+    """Peak learning rate (DPO wants a smaller one than SFT: the policy must stay near the reference)."""
+    beta: float = 0.1
+    """Strength of the implicit KL penalty: small β lets the policy move far from the reference, large β keeps it
+    close (0.1 is the usual choice)."""
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
+    """sigmoid = the DPO paper's loss, −log σ(β·margin); ipo = squared loss that doesn't overfit deterministic
+    preferences; hinge = SLiC's hinge loss."""
+
+    stage: ClassVar[str] = "dpo"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(0 < self.beta <= 10, "beta", "must be in (0, 10]; 0.1 is the usual choice")
+        _check(self.loss_type in ("sigmoid", "ipo", "hinge"), "loss_type", "must be sigmoid, ipo or hinge")
 
 
 def _check_types(config: Any) -> None:
@@ -143,7 +215,7 @@ def _check_types(config: Any) -> None:
             _check(isinstance(value, list), f.name, f"must be a list, got {value!r}")
 
 
-CONFIGS: dict[str, type] = {"sft": SFTConfig}
+CONFIGS: dict[str, type] = {"sft": SFTConfig, "reward": RewardConfig, "dpo": DPOConfig}
 
 
 def help_text(config_class: type, name: str) -> str:
@@ -152,12 +224,14 @@ def help_text(config_class: type, name: str) -> str:
     import inspect
     import textwrap
 
-    tree = ast.parse(textwrap.dedent(inspect.getsource(config_class)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, following in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == name and isinstance(
-                following, ast.Expr) and isinstance(getattr(following, "value", None), ast.Constant):
-            return " ".join(str(following.value.value).split())
+    for klass in config_class.__mro__:  # the most derived class that documents the field wins
+        if klass is object:
+            break
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body  # type: ignore[attr-defined]
+        for node, following in zip(body, body[1:]):
+            if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == name and isinstance(
+                    following, ast.Expr) and isinstance(getattr(following, "value", None), ast.Constant):
+                return " ".join(str(following.value.value).split())
     return ""
 
 

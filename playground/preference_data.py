@@ -1,0 +1,236 @@
+"""Preference pairs for the reward and DPO stages: where they come from, and how one becomes token ids.
+
+Sources, by name: ``votes`` (this app's votes, exported exactly as History → Export does), ``preferences`` (the
+bundled 240 pairs whose rejected answer has a labelled flaw), uploaded preference files (saved by the Data tab into
+``DATA_DIR/datasets/preferences/`` only when every row is valid), or a file path. Every source goes through the
+same path — comparison records → :func:`playground.preferences.preference_rows` — so a vote, an import and a
+bundled row become the same kind of pair.
+
+:func:`encode` is the one place a (prompt, answer) becomes tokens, for training *and* for scoring in the Reward
+tab: a reward model sees at scoring time exactly what it saw in training.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from playground.datasets import safe_name
+from playground.preference_import import read_preferences
+from playground.preferences import preference_rows
+from playground.prompting import Message, render
+from playground.row_files import EXTENSIONS
+from playground.settings import Settings
+from playground.store import ComparisonRecord, Store
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "datasets"
+VOTES = "votes"
+BUNDLED = {"preferences": ASSETS / "preferences.jsonl"}
+
+
+class PreferenceDataError(ValueError):
+    """Preference data that can't be used; the message says which source and what to do."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One preference: a conversation (ending with the user's turn), a better and a worse answer."""
+
+    id: str
+    messages: list[Message]
+    system: str
+    chosen: str
+    rejected: str
+    margin: float = 0.0
+    """The vote's strength / 5 (0 without one): Llama 2's margin, used when the reward config asks for it."""
+
+
+@dataclass(frozen=True)
+class PreferenceSet:
+    """One selectable source of pairs, for the Train form and the Data tab."""
+
+    name: str
+    path: Path | None
+    pairs: int
+    origin: str
+    """"votes", "bundled" or "uploaded"."""
+
+
+def folder(settings: Settings) -> Path:
+    """Where uploaded preference files are kept."""
+    return settings.datasets_dir / "preferences"
+
+
+def _uploaded(settings: Settings | None) -> list[Path]:
+    where = folder(settings) if settings else None
+    if where is None or not where.is_dir():
+        return []
+    return sorted(p for p in where.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and p.suffix.lower() in EXTENSIONS)
+
+
+def pairs_from_records(records: Iterable[ComparisonRecord]) -> tuple[list[Pair], str]:
+    """Pairs from comparison records (ties, both-bad and diverging multi-turn pairs left out, as in Export), and a
+    sentence saying what was left out."""
+    exported = preference_rows(records, conversational=True)
+    pairs = []
+    for row in exported.rows:
+        prompt = list(row["prompt"])
+        system = prompt.pop(0)["content"] if prompt and prompt[0]["role"] == "system" else ""
+        pairs.append(Pair(id=row["id"], messages=prompt, system=system, chosen=row["chosen"][0]["content"],
+                          rejected=row["rejected"][0]["content"], margin=float(row["margin"])))
+    return pairs, f"left out: {exported.left_out_text()}"
+
+
+def _from_file(path: Path) -> list[Pair]:
+    result = read_preferences(path)
+    if not result.ok:
+        raise PreferenceDataError(result.summary())
+    return pairs_from_records(result.records)[0]
+
+
+def load_pairs(name: str, settings: Settings | None) -> list[Pair]:
+    """The pairs of one source (see the module docstring), or :class:`PreferenceDataError` saying why not."""
+    text = (name or "").strip()
+    if text == VOTES:
+        if settings is None or not settings.ratings_db.exists():
+            raise PreferenceDataError("There are no votes yet: rate some answers in Compare or Rate first.")
+        pairs, left_out = pairs_from_records(Store(settings.ratings_db).comparisons())
+        if not pairs:
+            raise PreferenceDataError(f"Your votes hold no chosen/rejected pair yet ({left_out}): vote Left or "
+                                      f"Right is better on a few comparisons first.")
+        return pairs
+    path = BUNDLED.get(text) or next((p for p in _uploaded(settings) if text in (p.stem, p.name)), None)
+    if path is None and text and Path(text).expanduser().is_file():
+        path = Path(text).expanduser()
+    if path is None or not path.is_file():
+        known = [s.name for s in list_sets(settings)]
+        raise PreferenceDataError(f"No preference data {text!r}: choose one of {', '.join(known)}, or give the path "
+                                  f"of a file with prompt/chosen/rejected." if text else "Choose preference data.")
+    return _from_file(path)
+
+
+def list_sets(settings: Settings | None) -> list[PreferenceSet]:
+    """Your votes (counted), the bundled pairs and the uploaded files: what the Train form offers."""
+    sets = []
+    if settings is not None and settings.ratings_db.exists():
+        try:
+            sets.append(PreferenceSet(VOTES, None, len(load_pairs(VOTES, settings)), "votes"))
+        except PreferenceDataError:
+            sets.append(PreferenceSet(VOTES, None, 0, "votes"))
+    else:
+        sets.append(PreferenceSet(VOTES, None, 0, "votes"))
+    for name, path in BUNDLED.items():
+        if path.is_file():
+            sets.append(PreferenceSet(name, path, _count_lines(path), "bundled"))
+    for path in _uploaded(settings):
+        sets.append(PreferenceSet(path.stem, path, _count_lines(path) if path.suffix == ".jsonl" else -1,
+                                  "uploaded"))
+    return sets
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def save_upload(source: Path, settings: Settings, name: str | None = None) -> PreferenceSet:
+    """Check an uploaded preference file whole (every problem listed by row), then keep a copy under a safe, unused
+    name. Nothing is written when any row is bad."""
+    source = Path(source)
+    pairs = _from_file(source)
+    where = folder(settings)
+    where.mkdir(parents=True, exist_ok=True)
+    suffix = source.suffix.lower()
+    stem = safe_name(name or source.stem, suffix)
+    taken = set(BUNDLED) | {VOTES} | {p.stem for p in _uploaded(settings)}
+    final_stem = next(s for s in (stem if n == 1 else f"{stem}-{n}" for n in range(1, 10_000)) if s not in taken)
+    temporary = where / f".upload-{uuid.uuid4().hex}{suffix}.tmp"
+    try:
+        shutil.copyfile(source, temporary)
+        final = where / f"{final_stem}{suffix}"
+        temporary.rename(final)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return PreferenceSet(final.stem, final, len(pairs), "uploaded")
+
+
+def split(pairs: list[Pair], eval_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """Shuffle (seeded) and hold out ``eval_fraction`` of the pairs (at least one when the fraction is > 0 and
+    there are two or more pairs)."""
+    shuffled = list(pairs)
+    random.Random(seed).shuffle(shuffled)
+    held = int(len(shuffled) * eval_fraction)
+    if eval_fraction > 0 and held == 0 and len(shuffled) >= 2:
+        held = 1
+    return shuffled[held:], shuffled[:held]
+
+
+def write_pairs(path: Path, pairs: list[Pair]) -> None:
+    """A run's snapshot of its data (so a resumed run trains on the same split, and the Reward tab can report
+    held-out accuracy)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text("".join(json.dumps(asdict(p), ensure_ascii=False) + "\n" for p in pairs))
+    temporary.replace(path)
+
+
+def read_pairs(path: Path) -> list[Pair]:
+    return [Pair(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_pairs(cfg: Any, settings: Settings, data_dir: Path, resume: bool) -> tuple[list[Pair], list[Pair]]:
+    """A run's (train, held-out) pairs: read from ``cfg.datasets``, cut to ``max_examples`` and split (seeded) on a
+    new run and written to ``data_dir`` (train.jsonl, eval.jsonl); read back from there on resume."""
+    train_file, eval_file = data_dir / "train.jsonl", data_dir / "eval.jsonl"
+    if resume and train_file.is_file():
+        return read_pairs(train_file), read_pairs(eval_file) if eval_file.is_file() else []
+    pairs = [p for name in cfg.datasets for p in load_pairs(name, settings)]
+    if cfg.max_examples:
+        pairs = split(pairs, 0, cfg.seed)[0][: cfg.max_examples]
+    train, held = split(pairs, cfg.eval_fraction, cfg.seed)
+    if not train:
+        raise PreferenceDataError("No preference pairs left to train on: add data or lower eval_fraction.")
+    write_pairs(train_file, train)
+    write_pairs(eval_file, held)
+    return train, held
+
+
+# ---------------------------------------------------------------------------------------------- tokens
+
+
+def encode_prompt(tokenizer: Any, messages: list[Message], system: str, fmt: str) -> list[int]:
+    """The prompt's token ids, rendered as Compare renders it for a tuned model (``fmt``: instruction or chat)."""
+    rendered = render(messages, fmt, "base", tokenizer, system=system)  # type: ignore[arg-type]
+    return list(tokenizer(rendered.text, add_special_tokens=rendered.add_special_tokens)["input_ids"])
+
+
+def encode_answer(tokenizer: Any, answer: str) -> list[int]:
+    """The answer's token ids, ending with EOS (a finished answer), tokenized on its own as a model generates it."""
+    ids = list(tokenizer(answer.strip(), add_special_tokens=False)["input_ids"])
+    return ids + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
+
+
+def fit(prompt_ids: list[int], answer_ids: list[int], max_length: int) -> tuple[list[int], list[int]]:
+    """Cut a (prompt, answer) to ``max_length`` tokens: the answer keeps at most ¾ of the room (cut at its end),
+    the prompt keeps its last tokens (its first token too: usually BOS)."""
+    if len(prompt_ids) + len(answer_ids) <= max_length:
+        return prompt_ids, answer_ids
+    answer_ids = answer_ids[: max(max_length * 3 // 4, max_length - len(prompt_ids))]
+    room = max_length - len(answer_ids)
+    if len(prompt_ids) > room:
+        prompt_ids = prompt_ids[:1] + prompt_ids[len(prompt_ids) - (room - 1):] if room > 1 else prompt_ids[:room]
+    return prompt_ids, answer_ids
+
+
+def encode(tokenizer: Any, messages: list[Message], system: str, answer: str, fmt: str,
+           max_length: int) -> list[int]:
+    """prompt + answer as one sequence of at most ``max_length`` ids: what a reward model scores."""
+    prompt_ids, answer_ids = fit(encode_prompt(tokenizer, messages, system, fmt), encode_answer(tokenizer, answer),
+                                 max_length)
+    return prompt_ids + answer_ids

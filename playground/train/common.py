@@ -1,0 +1,136 @@
+"""What every training stage does the same way: settings, the base model (4-bit for QLoRA), the LoRA config, the
+trainer arguments they share, the SFT adapter a later stage starts from, and saving the final adapter.
+
+Every adapter a run saves sits directly on the base model the user picked (a stage that "starts from an SFT run"
+starts its LoRA weights from that run's adapter rather than stacking a second adapter), so the catalog, the
+Reward tab and PPO can all load any run's adapter the same way: base + one adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from playground.catalog import CatalogError, list_models, resolve_choice
+from playground.loading import weights_location
+from playground.run_folder import RunFolder, write_atomic
+from playground.settings import Settings
+from playground.train.config import TrainConfig
+
+ADAPTER_INFO = "playground.json"
+"""Written beside adapter_config.json: which run made the adapter, its stage and the prompt format it used."""
+
+
+def settings_for(cfg: TrainConfig) -> Settings:
+    """The app's settings for the data folder the config names (or the default one)."""
+    settings = Settings(data_dir=Path(cfg.data_dir)) if cfg.data_dir else Settings()
+    settings.ensure_dirs()
+    return settings
+
+
+def uses_4bit(cfg: TrainConfig) -> bool:
+    """QLoRA or not: ``auto`` means 4-bit NF4 on a CUDA GPU and full precision on a CPU."""
+    import torch
+
+    return cfg.quantization == "4bit" or (cfg.quantization == "auto" and torch.cuda.is_available())
+
+
+def load_base(cfg: TrainConfig, settings: Settings, model_class: Any = None,
+              **model_kwargs: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """The base model as ``model_class`` (default: a causal LM), 4-bit NF4 when QLoRA, its tokenizer (with a pad
+    token), and the precision flags for the trainer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    spec = resolve_choice(cfg.base_model, list_models(settings))
+    location = weights_location(spec, settings, progress=print)
+    cuda = torch.cuda.is_available()
+    quantize = uses_4bit(cfg)
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    dtype = torch.bfloat16 if bf16 else (torch.float16 if cuda else torch.float32)
+    kwargs: dict[str, Any] = {"dtype": dtype, **model_kwargs}
+    if quantize:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_use_double_quant=True)
+    if cuda:
+        kwargs["device_map"] = {"": 0}
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = (model_class or AutoModelForCausalLM).from_pretrained(location, **kwargs)
+    if getattr(model.config, "pad_token_id", None) is None:  # a score head finds the last token by the pad id
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if quantize:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    print(f"Base model {spec.name} from {location}: {'4-bit NF4 (QLoRA)' if quantize else dtype}, "
+          f"{'CUDA' if cuda else 'CPU'}", flush=True)
+    return model, tokenizer, {"bf16": bf16, "fp16": cuda and not bf16, "use_cpu": not cuda}
+
+
+def lora_config(cfg: TrainConfig, task_type: str) -> Any:
+    """The LoRA adapter the run trains. For ``SEQ_CLS`` PEFT also trains and saves the score head
+    (``modules_to_save``), which a reward model needs: a fresh head is random."""
+    from peft import LoraConfig
+
+    targets = cfg.target_modules.strip()
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, task_type=task_type,
+                      target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
+                      modules_to_save=["score"] if task_type == "SEQ_CLS" else None)
+
+
+def sft_adapter(cfg: Any, settings: Settings) -> Path | None:
+    """The adapter folder of the SFT run a stage starts from (``cfg.sft_run``: a run name or a folder), checked to
+    be a causal-LM adapter trained on the same base model; None when the stage starts from the base."""
+    text = getattr(cfg, "sft_run", "")
+    if not text:
+        return None
+    candidates = [settings.runs_dir / text / "adapter", Path(text).expanduser() / "adapter", Path(text).expanduser()]
+    folder = next((c for c in candidates if (c / "adapter_config.json").is_file()), None)
+    if folder is None:
+        raise CatalogError(f"sft_run: no adapter for {text!r}: name a finished or stopped SFT run (its adapter is "
+                           f"saved when it ends) or an adapter folder.")
+    config = json.loads((folder / "adapter_config.json").read_text())
+    if config.get("task_type") not in (None, "CAUSAL_LM"):
+        raise CatalogError(f"sft_run: {text!r} is a {config.get('task_type')} adapter (a reward model?), not a "
+                           f"language model's: pick an SFT run.")
+    trained_on = config.get("base_model_name_or_path")
+    if trained_on and trained_on != cfg.base_model:
+        raise CatalogError(f"sft_run: {text!r} was trained on {trained_on!r}, not on {cfg.base_model!r}: pick that "
+                           f"base model, or another SFT run.")
+    return folder
+
+
+def trainer_kwargs(cfg: TrainConfig, folder: RunFolder, precision: dict[str, Any], has_eval: bool) -> dict[str, Any]:
+    """The TRL config arguments every stage sets the same way (each stage adds its own and picks the class)."""
+    return dict(
+        output_dir=str(folder.checkpoints), per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.gradient_accumulation,
+        learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1,
+        warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine", max_length=cfg.max_length,
+        gradient_checkpointing=cfg.gradient_checkpointing, seed=cfg.seed, data_seed=cfg.seed, logging_steps=1,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
+        eval_strategy="steps" if has_eval else "no", eval_steps=cfg.save_steps, report_to="none",
+        include_num_input_tokens_seen="non_padding", disable_tqdm=False, dataloader_num_workers=0, **precision)
+
+
+def save_adapter(model: Any, cfg: TrainConfig, folder: RunFolder, **info: Any) -> None:
+    """Save the trained LoRA adapter (only the run's own: ``default``), naming the base as the user chose it, with
+    what the playground needs to use it; written under a temporary name and renamed."""
+    staging = folder.path / ".adapter-tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(str(staging), selected_adapters=["default"])
+    adapter_config = staging / "adapter_config.json"
+    data = json.loads(adapter_config.read_text())
+    data["base_model_name_or_path"] = cfg.base_model  # the catalog resolves it (a packaged key stays offline)
+    adapter_config.write_text(json.dumps(data, indent=2))
+    write_atomic(staging / ADAPTER_INFO, json.dumps({"run": cfg.name, "stage": cfg.stage,
+                                                     "base_model": cfg.base_model,
+                                                     "prompt_format": cfg.prompt_format, **info}, indent=2))
+    if folder.adapter.exists():
+        shutil.rmtree(folder.adapter)
+    staging.rename(folder.adapter)
