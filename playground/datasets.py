@@ -400,7 +400,7 @@ def save_upload(source: Path, settings: Settings, name: str | None = None) -> Da
 # ---------------------------------------------------------------------------------------------- preview
 
 
-def _short(text: str, limit: int = PREVIEW_CHARS) -> str:
+def short(text: str, limit: int = PREVIEW_CHARS) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
@@ -408,7 +408,7 @@ def _short(text: str, limit: int = PREVIEW_CHARS) -> str:
 def preview_table(examples: list[Example], rows: int = 20) -> pd.DataFrame:
     """The first ``rows`` examples as task, prompt (the last user turn) and completion, each shortened."""
     return pd.DataFrame(
-        [(e.task, _short(e.messages[-1]["content"]) if e.messages else "", _short(e.completion))
+        [(e.task, short(e.messages[-1]["content"]) if e.messages else "", short(e.completion))
          for e in examples[:rows]], columns=["task", "prompt", "completion"])
 
 

@@ -16,7 +16,7 @@ import json
 import random
 import shutil
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -171,17 +171,34 @@ def split(pairs: list[Pair], eval_fraction: float, seed: int) -> tuple[list[Pair
     return shuffled[held:], shuffled[:held]
 
 
+def trl_row(pair: Pair) -> dict[str, Any]:
+    """A pair as a TRL conversational preference row (what Export writes, and what the importer reads back)."""
+    system = [{"role": "system", "content": pair.system}] if pair.system else []
+    return {"id": pair.id, "prompt": system + [dict(m) for m in pair.messages],
+            "chosen": [{"role": "assistant", "content": pair.chosen}],
+            "rejected": [{"role": "assistant", "content": pair.rejected}], "margin": pair.margin}
+
+
 def write_pairs(path: Path, pairs: list[Pair]) -> None:
-    """A run's snapshot of its data (so a resumed run trains on the same split, and the Reward tab can report
-    held-out accuracy)."""
+    """A run's snapshot of its data as TRL preference JSONL (so a resumed run trains on the same split, and the
+    file is ordinary preference data for any other tool)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text("".join(json.dumps(asdict(p), ensure_ascii=False) + "\n" for p in pairs))
+    temporary.write_text("".join(json.dumps(trl_row(p), ensure_ascii=False) + "\n" for p in pairs))
     temporary.replace(path)
 
 
 def read_pairs(path: Path) -> list[Pair]:
-    return [Pair(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    """Read back what :func:`write_pairs` wrote."""
+    pairs = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            prompt = list(row["prompt"])
+            system = prompt.pop(0)["content"] if prompt and prompt[0]["role"] == "system" else ""
+            pairs.append(Pair(id=row["id"], messages=prompt, system=system, chosen=row["chosen"][0]["content"],
+                              rejected=row["rejected"][0]["content"], margin=float(row.get("margin", 0.0))))
+    return pairs
 
 
 def run_pairs(cfg: Any, settings: Settings, data_dir: Path, resume: bool) -> tuple[list[Pair], list[Pair]]:

@@ -11,9 +11,20 @@ from playground.batch import BatchRunner
 from playground.catalog import list_models
 from playground.jobs import Jobs
 from playground.loading import ModelCache
+from playground.reward_model import RewardModels
 from playground.settings import Settings
 from playground.store import Store
-from playground.ui import compare_tab, data_tab, history_tab, leaderboard_tab, rate_tab, rater, runs_tab, train_tab
+from playground.ui import (
+    compare_tab,
+    data_tab,
+    history_tab,
+    leaderboard_tab,
+    rate_tab,
+    rater,
+    reward_tab,
+    runs_tab,
+    train_tab,
+)
 
 THEME = gr.themes.Soft()
 CSS = """
@@ -50,6 +61,8 @@ def build_app(settings: Settings, cache: ModelCache | None = None, store: Store 
                 train_tab.build(settings, jobs, train)
             with gr.Tab("Runs", id="runs") as runs:
                 runs_tab.build(settings, jobs, cache, runs)
+            with gr.Tab("Reward", id="reward") as reward:
+                reward_tab.build(jobs, store, RewardModels(settings), reward)
             with gr.Tab("Data", id="data") as data:
                 data_tab.build(settings, data)
     return app

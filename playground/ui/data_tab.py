@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from playground import preference_data
 from playground.datasets import (
     EVALUATION_ONLY,
     DatasetError,
@@ -17,6 +18,7 @@ from playground.datasets import (
     preview_table,
     resolve,
     save_upload,
+    short,
     task_counts,
 )
 from playground.settings import Settings
@@ -148,3 +150,78 @@ def build(settings: Settings, tab: gr.Tab) -> None:
         show_picked, choice, view, api_visibility="private")
     upload.upload(save_upload_file, [upload, name], [note, table, choice], api_name="dataset_upload").then(
         show_picked, choice, view, api_visibility="private")
+    _preference_section(settings, tab)
+
+
+# ---------------------------------------------------------------------------------------------- preference pairs
+
+PREFERENCE_INTRO = """
+**Preference pairs** — a prompt, a better answer and a worse one — are what the reward model and DPO learn from.
+`votes` are your own (every comparison voted *Left/Right is better*; ties and both-bad are left out); `preferences` is
+bundled: 240 pairs written for this project whose rejected answer has a labelled flaw (wrong, ignores the
+instruction, off topic, rambling, rude, unsafe, incomplete, repetitive). Upload JSONL, JSON, CSV or Parquet with
+`prompt`, `chosen`, `rejected` (text or chat messages) or HH-RLHF transcripts; a file with any bad row is refused with
+a per-row report and nothing is saved.
+"""
+
+
+def preference_table(settings: Settings) -> pd.DataFrame:
+    sets = preference_data.list_sets(settings)
+    return pd.DataFrame([(s.name, s.pairs if s.pairs >= 0 else "", s.origin) for s in sets],
+                        columns=["name", "pairs", "source"])
+
+
+def preference_preview(settings: Settings, picked: str | None) -> list[Any]:
+    """A summary line and the first rows of a preference source (or why it can't be read)."""
+    empty = pd.DataFrame(columns=["prompt", "chosen", "rejected", "margin"])
+    if not picked:
+        return ["", empty]
+    try:
+        pairs = preference_data.load_pairs(picked, settings)
+    except preference_data.PreferenceDataError as error:
+        return [str(error), empty]
+    rows = [(short(p.messages[-1]["content"]), short(p.chosen), short(p.rejected), p.margin)
+            for p in pairs[:PREVIEW_ROWS]]
+    return [f"**{picked}** · {len(pairs)} pairs · usable for reward-model and DPO runs",
+            pd.DataFrame(rows, columns=list(empty.columns))]
+
+
+def save_preferences(settings: Settings, path: str | None, typed_name: str) -> list[Any]:
+    """Check and keep an uploaded preference file; a note (per-row problems when refused) and the new list."""
+    if not path:
+        return ["", gr.skip(), gr.skip()]
+    try:
+        saved = preference_data.save_upload(Path(path), settings, (typed_name or "").strip() or None)
+    except preference_data.PreferenceDataError as error:
+        return [f"**Nothing was saved.** {error}", gr.skip(), gr.skip()]
+    except OSError as error:
+        return [f"**Nothing was saved:** the datasets folder isn't writable ({error}).", gr.skip(), gr.skip()]
+    names = [s.name for s in preference_data.list_sets(settings)]
+    return [f"✅ Saved **{saved.name}**: {saved.pairs} pairs, now usable for reward-model and DPO runs.",
+            preference_table(settings), gr.update(choices=names, value=saved.name)]
+
+
+def _preference_section(settings: Settings, tab: gr.Tab) -> None:
+    with gr.Accordion("Preference pairs (reward model, DPO)", open=False):
+        gr.Markdown(PREFERENCE_INTRO)
+        listing = gr.Dataframe(preference_table(settings), interactive=False, label="Preference data")
+        picked = gr.Dropdown([s.name for s in preference_data.list_sets(settings)], value=None,
+                             label="Preview")
+        summary = gr.Markdown("")
+        rows = gr.Dataframe(interactive=False, wrap=True, max_height=420, label=f"First {PREVIEW_ROWS} pairs")
+        with gr.Row():
+            with gr.Column():
+                name = gr.Textbox(label="Name (optional; set it before choosing the file)", max_length=80)
+                upload = gr.File(label="Preference file", file_types=[".jsonl", ".json", ".csv", ".parquet"])
+            note = gr.Markdown("", elem_id="preference-upload-note")
+
+    picked.input(lambda choice: preference_preview(settings, choice), picked, [summary, rows],
+                 api_name="preference_preview")
+    upload.upload(lambda path, typed: save_preferences(settings, path, typed), [upload, name],
+                  [note, listing, picked], api_name="preference_upload").then(
+        lambda choice: preference_preview(settings, choice), picked, [summary, rows], api_visibility="private")
+
+    def refresh() -> list[Any]:
+        return [preference_table(settings), gr.update(choices=[s.name for s in preference_data.list_sets(settings)])]
+
+    tab.select(refresh, None, [listing, picked], api_visibility="private")

@@ -11,7 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from playground import evaluation
-from playground.catalog import list_models, resolve_choice, spec_for_folder
+from playground.catalog import is_language_model_adapter, list_models, resolve_choice, spec_for_folder
 from playground.jobs import JobError, Jobs, RunInfo, shell_command
 from playground.loading import ModelCache
 from playground.run_folder import ACTIVE
@@ -26,6 +26,23 @@ tuning generalize to unseen tasks?
 """
 
 LIST_COLUMNS = ["name", "stage", "base", "status", "started", "duration", "step", "last loss"]
+
+CHARTS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
+    "sft": [("Loss (train and eval)", "loss (cross-entropy, nats/token)", ("loss", "eval_loss")),
+            ("Learning rate", "learning rate", ("learning_rate",))],
+    "reward": [("Loss (train and eval)", "−log σ(r_chosen − r_rejected)", ("loss", "eval_loss")),
+               ("Accuracy: r_chosen > r_rejected", "share of pairs", ("accuracy", "eval_accuracy")),
+               ("Margin: mean r_chosen − r_rejected", "reward difference", ("margin", "eval_margin")),
+               ("Learning rate", "learning rate", ("learning_rate",))],
+    "dpo": [("Implicit rewards β·log(π/π_ref)", "reward", ("rewards/chosen", "rewards/rejected",
+                                                          "eval_rewards/chosen", "eval_rewards/rejected")),
+            ("Margin: reward chosen − rejected", "reward difference", ("rewards/margins", "eval_rewards/margins")),
+            ("Accuracy: chosen reward > rejected", "share of pairs", ("rewards/accuracies",
+                                                                      "eval_rewards/accuracies")),
+            ("Loss (train and eval)", "DPO loss", ("loss", "eval_loss"))],
+}
+"""Per stage, the charts the Runs tab draws: (title, y axis, metrics.jsonl keys). Four chart slots at most."""
+SLOTS = 4
 
 
 def _clock(seconds: float | None) -> str:
@@ -86,11 +103,14 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
         delete = gr.Button("Delete", size="sm")
     progress = gr.HTML("")
     speed = gr.Markdown("")
-    with gr.Row():
-        loss_plot = gr.LinePlot(x="step", y="value", color="series", label="Loss (train and eval)",
-                                x_title="optimizer step", y_title="loss (cross-entropy, nats/token)", height=300)
-        lr_plot = gr.LinePlot(x="step", y="value", color="series", label="Learning rate", x_title="optimizer step",
-                              y_title="learning rate", height=300)
+    plots = []
+    for row in range(SLOTS // 2):
+        with gr.Row():
+            for column in range(2):
+                title, y_title, _ = CHARTS["sft"][row * 2 + column] if row * 2 + column < 2 else ("", "", ())
+                plots.append(gr.LinePlot(x="step", y="value", color="series", label=title or "chart",
+                                         x_title="optimizer step", y_title=y_title or "value", height=300,
+                                         visible=bool(title)))
     log = gr.Code(label="train.log (last lines)", language=None, lines=12, max_lines=12)
     command = gr.Code(label="Command", language="shell", lines=3)
     with gr.Accordion("Evaluate on held-out tasks (base vs tuned)", open=False):
@@ -119,19 +139,23 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
         except JobError:
             folder = None
         if folder is None:
-            return ["", "", None, None, "", ""]
+            return ["", ""] + [gr.update(visible=False)] * SLOTS + ["", ""]
         frames = {name: folder.metrics()}
         if other and other != name:
             try:
                 frames[other] = jobs.folder(other).metrics()
             except JobError:
                 pass
-        cmd = f"{shell_command('sft', folder.config)}\n# several GPUs:\n" \
-              f"{shell_command('sft', folder.config, launcher='accelerate')}"
-        return [progress_html(folder.status()), speed_text(frames[name]), curves(frames, ("loss", "eval_loss")),
-                curves(frames, ("learning_rate",)), folder.log_tail(40), cmd]
+        status = folder.status()
+        stage = status.get("stage", "sft")
+        cmd = f"{shell_command(stage, folder.config)}\n# several GPUs:\n" \
+              f"{shell_command(stage, folder.config, launcher='accelerate')}"
+        charts = CHARTS.get(stage, CHARTS["sft"])
+        plots = [gr.update(value=curves(frames, keys), label=title, y_title=y_title, visible=True)
+                 for title, y_title, keys in charts] + [gr.update(visible=False)] * (SLOTS - len(charts))
+        return [progress_html(status), speed_text(frames[name])] + plots + [folder.log_tail(40), cmd]
 
-    view = [progress, speed, loss_plot, lr_plot, log, command]
+    view = [progress, speed, *plots, log, command]
 
     def refresh(name: str | None, other: str | None) -> list[Any]:
         top = listing(name, other)
@@ -177,6 +201,9 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
         folder = jobs.folder(name)
         if not (folder.adapter / "adapter_config.json").is_file():
             raise gr.Error("This run has no adapter yet: evaluate it once it has finished or been stopped.")
+        if not is_language_model_adapter(folder.adapter):
+            raise gr.Error("This is a reward model: it scores answers rather than writing them. Check it in the "
+                           "Reward tab (agreement with your votes, length bias).")
         tuned = spec_for_folder(folder.adapter)
         base = resolve_choice(tuned.source, list_models(settings))
         examples = evaluation.load_heldout()

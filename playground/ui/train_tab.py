@@ -1,4 +1,5 @@
-"""Train tab: a form built from the stage's config dataclass; Start queues the run as its own process."""
+"""Train tab: SFT, reward model or DPO — a form built from the stage's config dataclass; Start queues the run as its
+own process."""
 
 from __future__ import annotations
 
@@ -11,46 +12,95 @@ from typing import Any
 import gradio as gr
 import yaml
 
-from playground import datasets
-from playground.catalog import list_models
+from playground import datasets, preference_data
+from playground.catalog import is_language_model_adapter, list_models
 from playground.jobs import JobError, Jobs, shell_command
 from playground.settings import Settings
-from playground.train.config import ConfigError, SFTConfig, from_dict, help_text
+from playground.train.config import CONFIGS, ConfigError, from_dict, help_text
 from playground.ui.compare_tab import model_choices
 
-INTRO = """
+INTRO = {
+    "sft": """
 **Instruction fine-tuning** (the lecture's first step): collect (instruction, answer) pairs across many tasks and
 fine-tune the language model on them, so it learns to *answer* rather than continue — and, the claim goes, to answer
 tasks it never saw. Here the base model stays frozen and a small **LoRA** adapter learns the change (QLoRA: the
 frozen base in 4-bit, on a GPU). Defaults finish a demo on a CPU in minutes with the offline Gemma 3 270M base. The
 run continues if you close the page; watch it in the **Runs** tab, then compare base vs tuned in **Compare**.
-"""
-
-RECIPES = Path(__file__).resolve().parents[2] / "assets" / "recipes"
-GROUPS = {
-    "Model and data": ["name", "base_model", "datasets", "max_examples", "prompt_format"],
-    "LoRA / QLoRA": ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "quantization"],
-    "Optimisation": ["learning_rate", "epochs", "max_steps", "batch_size", "gradient_accumulation", "max_length",
-                     "warmup_ratio", "completion_only_loss", "gradient_checkpointing", "seed", "eval_fraction",
-                     "save_steps"],
+""",
+    "reward": """
+**Reward model** (the lecture's second step): humans are better at *comparing* two answers than at scoring one, so
+learn a scalar reward r(x, y) from pairwise comparisons with the Bradley–Terry loss
+−log σ(r(x, y_chosen) − r(x, y_rejected)). The model is the base (or an SFT run) with a one-output score head and a
+LoRA adapter. Train it on **your votes** (`votes`), the bundled flawed-answer pairs (`preferences`) or an upload;
+watch accuracy on held-out pairs rise in **Runs**, then probe it in the **Reward** tab (does it agree with you?
+does it just like long answers?).
+""",
+    "dpo": """
+**DPO** (Direct Preference Optimization): the same comparisons straight into the policy, with no reward model and no
+RL. The loss −log σ(β·[(log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_l|x) − log π_ref(y_l|x))]) pushes up the chosen
+answer relative to the reference model and pushes down the rejected one; β plays the role of RLHF's KL penalty.
+The reference is the starting model (the base, or an SFT run). The result is a model you can pick in **Compare**.
+""",
 }
 
+STAGE_LABELS = {"sft": "SFT (instruction tuning)", "reward": "Reward model", "dpo": "DPO"}
+RECIPES = Path(__file__).resolve().parents[2] / "assets" / "recipes"
+_LORA = ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "quantization"]
+_OPTIMISATION = ["learning_rate", "epochs", "max_steps", "batch_size", "gradient_accumulation", "max_length",
+                 "warmup_ratio"]
+_RUNTIME = ["gradient_checkpointing", "seed", "save_steps"]
+GROUPS: dict[str, dict[str, list[str]]] = {
+    "sft": {"Model and data": ["name", "base_model", "datasets", "max_examples", "prompt_format"],
+            "LoRA / QLoRA": _LORA,
+            "Optimisation": _OPTIMISATION + ["completion_only_loss"] + _RUNTIME[:2] + ["eval_fraction"]
+            + _RUNTIME[2:]},
+    "reward": {"Model and data": ["name", "base_model", "sft_run", "datasets", "max_examples", "prompt_format",
+                                  "eval_fraction"],
+               "LoRA / QLoRA": _LORA,
+               "Reward loss": ["use_margin", "center_rewards_coefficient"],
+               "Optimisation": _OPTIMISATION + _RUNTIME},
+    "dpo": {"Model and data": ["name", "base_model", "sft_run", "datasets", "max_examples", "prompt_format",
+                               "eval_fraction"],
+            "LoRA / QLoRA": _LORA,
+            "DPO loss": ["beta", "loss_type"],
+            "Optimisation": _OPTIMISATION + _RUNTIME},
+}
+"""The form of each stage: every config field but data_dir, once (a test checks)."""
 
-def recipes() -> dict[str, Path]:
-    """Ready-made configs in assets/recipes (name → file)."""
-    return {p.stem: p for p in sorted(RECIPES.glob("*.yaml"))} if RECIPES.is_dir() else {}
+
+def recipes(stage: str | None = None) -> dict[str, Path]:
+    """Ready-made configs in assets/recipes (name → file), those of ``stage`` when given (by file-name prefix)."""
+    if not RECIPES.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(RECIPES.glob("*.yaml")) if stage is None or p.stem.startswith(f"{stage}-")}
 
 
-def _component(field: dataclasses.Field, default: Any, settings: Settings) -> gr.components.Component:
+def sft_runs(settings: Settings) -> list[str]:
+    """Runs whose adapter a reward or DPO run can start from: SFT (and DPO) runs with a saved LoRA adapter."""
+    root = settings.runs_dir
+    names = sorted(p.name for p in root.iterdir() if is_language_model_adapter(p / "adapter")) if root.is_dir() else []
+    return [""] + names
+
+
+def dataset_choices(stage: str, settings: Settings) -> list[str]:
+    if stage == "sft":
+        return [d.name for d in datasets.list_datasets(settings) if d.purpose == "training"]
+    return [s.name for s in preference_data.list_sets(settings)]
+
+
+def _component(config_class: type, field: dataclasses.Field, default: Any,
+               settings: Settings) -> gr.components.Component:
     """The input for one config field, chosen by its type; its help text comes from the dataclass."""
-    label, info = field.name.replace("_", " "), help_text(SFTConfig, field.name)
+    label, info = field.name.replace("_", " "), help_text(config_class, field.name)
     if field.name == "base_model":
         return gr.Dropdown(model_choices(list_models(settings)), value=default, label=label, info=info,
                            allow_custom_value=True)
     if field.name == "datasets":
-        names = [d.name for d in datasets.list_datasets(settings) if d.purpose == "training"]
-        return gr.Dropdown(names, value=default, multiselect=True, allow_custom_value=True, label=label, info=info)
-    choices = typing.get_args(typing.get_type_hints(SFTConfig)[field.name])
+        return gr.Dropdown(dataset_choices(config_class.stage, settings), value=default, multiselect=True,
+                           allow_custom_value=True, label=label, info=info)
+    if field.name == "sft_run":
+        return gr.Dropdown(sft_runs(settings), value=default, allow_custom_value=True, label=label, info=info)
+    choices = typing.get_args(typing.get_type_hints(config_class)[field.name])
     if choices:
         return gr.Radio(list(choices), value=default, label=label, info=info)
     if isinstance(default, bool):
@@ -60,9 +110,9 @@ def _component(field: dataclasses.Field, default: Any, settings: Settings) -> gr
     return gr.Textbox(default, label=label, info=info)
 
 
-def _values(names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
+def _values(config_class: type, names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
     """Form values as config values: whole numbers from Number boxes back to int where the field is an int."""
-    defaults = SFTConfig()
+    defaults = config_class()
     out = {}
     for name, value in zip(names, values):
         if isinstance(getattr(defaults, name), int) and not isinstance(getattr(defaults, name), bool) and \
@@ -72,64 +122,84 @@ def _values(names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
     return out
 
 
-def build(settings: Settings, jobs: Jobs, tab: gr.Tab) -> None:
-    """Lay out the Train tab and wire its events (layout first, events at the end)."""
-    defaults = SFTConfig(name=time.strftime("sft-%Y%m%d-%H%M"))
-    fields = {f.name: f for f in dataclasses.fields(SFTConfig) if f.name != "data_dir"}
+def run_name(stage: str) -> str:
+    return time.strftime(f"{stage}-%Y%m%d-%H%M%S")
 
-    with gr.Accordion("What this tab does", open=False):
-        gr.Markdown(INTRO)
+
+def build(settings: Settings, jobs: Jobs, tab: gr.Tab) -> None:
+    """Lay out the Train tab (a stage picker, then one form per stage) and wire its events."""
     with gr.Row():
-        gr.Radio(["SFT (instruction tuning)"], value="SFT (instruction tuning)", label="Stage",
-                 info="Reward model, DPO and PPO come next.")
-        recipe = gr.Dropdown(list(recipes()), value=None, label="Start from a recipe (optional)")
-    inputs: dict[str, Any] = {}
-    for group, names in GROUPS.items():
-        with gr.Accordion(group, open=group == "Model and data"), gr.Row(equal_height=False):
-            for name in names:
-                inputs[name] = _component(fields[name], getattr(defaults, name), settings)
-    with gr.Row():
-        start = gr.Button("Start", variant="primary")
-        preview = gr.Button("Show config and command")
+        stage = gr.Radio([(label, key) for key, label in STAGE_LABELS.items()], value="sft", label="Stage",
+                         info="PPO comes next.")
+    with gr.Accordion("What this stage does", open=False):
+        intro = gr.Markdown(INTRO["sft"])
     message = gr.Markdown("", elem_id="train-message")
     with gr.Accordion("Config and command", open=False) as details:
         config_text = gr.Code(language="yaml", label="config.yaml")
         command_text = gr.Code(language="shell", label="Command (run it yourself, or with accelerate on several GPUs)")
+    forms = {key: _stage_form(key, settings, jobs, tab, [message, config_text, command_text, details])
+             for key in STAGE_LABELS}
+
+    def pick(choice: str) -> list[Any]:
+        return [INTRO[choice]] + [gr.update(visible=key == choice) for key in forms]
+
+    stage.change(pick, stage, [intro] + list(forms.values()), api_visibility="private")
+
+
+def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs: list[Any]) -> gr.Column:
+    """One stage's form with its recipes, Start and Show config buttons; returns its column (shown for its stage)."""
+    config_class = CONFIGS[stage]
+    defaults = config_class(name=run_name(stage))
+    fields = {f.name: f for f in dataclasses.fields(config_class) if f.name != "data_dir"}
+    message, config_text, command_text, details = outputs
+    with gr.Column(visible=stage == "sft") as column:
+        recipe = gr.Dropdown(list(recipes(stage)), value=None, label="Start from a recipe (optional)")
+        inputs: dict[str, Any] = {}
+        for group, names in GROUPS[stage].items():
+            with gr.Accordion(group, open=group == "Model and data"), gr.Row(equal_height=False):
+                for name in names:
+                    inputs[name] = _component(config_class, fields[name], getattr(defaults, name), settings)
+        with gr.Row():
+            start = gr.Button("Start", variant="primary")
+            preview = gr.Button("Show config and command")
 
     # ------------------------------------------------------------------------------------------ events
 
     names = list(inputs)
+    suffix = "" if stage == "sft" else f"_{stage}"
 
-    def make_config(*values: Any) -> SFTConfig:
+    def make_config(*values: Any) -> Any:
         try:
-            return from_dict("sft", _values(names, values) | {"data_dir": str(settings.data_dir)})
+            return from_dict(stage, _values(config_class, names, values) | {"data_dir": str(settings.data_dir)})
         except ConfigError as error:
             raise gr.Error(f"**{error.field.replace('_', ' ')}**: {str(error).split(': ', 1)[-1]}") from error
 
     def show_config(*values: Any) -> list[Any]:
         cfg = make_config(*values)
         path = settings.runs_dir / cfg.name / "config.yaml"
-        commands = f"{shell_command('sft', path)}\n# several GPUs:\n{shell_command('sft', path, launcher='accelerate')}"
+        commands = f"{shell_command(stage, path)}\n# several GPUs:\n" \
+                   f"{shell_command(stage, path, launcher='accelerate')}"
         return [cfg.to_yaml(), commands, gr.update(open=True)]
 
-    preview.click(show_config, list(inputs.values()), [config_text, command_text, details], api_visibility="private")
+    preview.click(show_config, list(inputs.values()), [config_text, command_text, details],
+                  api_visibility="private")
 
     def start_run(*values: Any) -> list[Any]:
         cfg = make_config(*values)
         try:
-            jobs.create("sft", cfg)
+            jobs.create(stage, cfg)
         except JobError as error:
             raise gr.Error(str(error)) from error
         position = next((r.queue_position for r in jobs.runs() if r.name == cfg.name), None)
         where = f"queued (#{position}: another run is using the machine)" if position else "started"
-        return [f"✔ Run **{cfg.name}** {where}. Watch it in the **Runs** tab.",
-                time.strftime("sft-%Y%m%d-%H%M%S")] + show_config(*values)
+        return [f"✔ Run **{cfg.name}** {where}. Watch it in the **Runs** tab.", run_name(stage)] \
+            + show_config(*values)
 
     start.click(start_run, list(inputs.values()), [message, inputs["name"], config_text, command_text, details],
-                api_name="train_start")
+                api_name=f"train{suffix}_start")
 
     def load_recipe(choice: str | None) -> list[Any]:
-        path = recipes().get(choice or "")
+        path = recipes(stage).get(choice or "")
         if path is None:
             return [gr.skip()] * len(names)
         data = yaml.safe_load(path.read_text()) or {}
@@ -138,7 +208,10 @@ def build(settings: Settings, jobs: Jobs, tab: gr.Tab) -> None:
     recipe.change(load_recipe, recipe, list(inputs.values()), api_visibility="private")
 
     def refresh_lists() -> list[Any]:
-        training = [d.name for d in datasets.list_datasets(settings) if d.purpose == "training"]
-        return [gr.update(choices=model_choices(list_models(settings))), gr.update(choices=training)]
+        updates = [gr.update(choices=model_choices(list_models(settings))),
+                   gr.update(choices=dataset_choices(stage, settings))]
+        return updates + ([gr.update(choices=sft_runs(settings))] if "sft_run" in inputs else [])
 
-    tab.select(refresh_lists, None, [inputs["base_model"], inputs["datasets"]], api_visibility="private")
+    tab.select(refresh_lists, None, [inputs["base_model"], inputs["datasets"]]
+               + ([inputs["sft_run"]] if "sft_run" in inputs else []), api_visibility="private")
+    return column

@@ -1,0 +1,159 @@
+"""Reward tab: probe a trained reward model — score two answers, check it against the votes, look for length bias."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gradio as gr
+
+from playground import reward_model
+from playground.jobs import Jobs
+from playground.prompting import PromptError, validate_messages
+from playground.reward_model import RewardModelError, RewardModels
+from playground.store import Store
+
+INTRO = """
+A **reward model** learns R(x, y) — one number for an answer y to a prompt x — from your comparisons:
+loss = −log σ(r_chosen − r_rejected) (Bradley–Terry), so P(A better than B) = σ(r_A − r_B). Only differences mean
+something: the scale and zero point are arbitrary. Train one in **Train** (stage: Reward model). Here you can type a
+prompt and two answers to see which it prefers and by how much, and check it before PPO optimizes against it: does it
+agree with the human votes (per rater, per model pair)? Does it simply prefer longer answers (*length bias*, a known
+failure of reward models)?
+"""
+
+EMPTY_SCORES = {"reward_a": None, "reward_b": None, "margin": None, "prefers": None, "p_a_better": None}
+
+
+def comparison_choices(store: Store, limit: int = 200) -> list[tuple[str, str]]:
+    """(label, id) of the newest stored comparisons, for "fill from a stored comparison"."""
+    records = sorted(store.comparisons(voted_only=False), key=lambda r: r.voted_at or r.created_at,
+                     reverse=True)[:limit]
+    return [(f"{(r.voted_at or r.created_at)[:16].replace('T', ' ')} · {' '.join(r.prompt.split())[:60]}", r.id)
+            for r in records]
+
+
+def score_text(run: str, reward_a: float, reward_b: float) -> str:
+    margin = reward_a - reward_b
+    p_a = 1 / (1 + math.exp(-margin))
+    prefers = "A" if margin > 0 else "B" if margin < 0 else "neither"
+    return (f"**{run}** prefers **{prefers}**: r(A) = {reward_a:+.3f}, r(B) = {reward_b:+.3f}, margin r(A) − r(B) = "
+            f"{margin:+.3f} → P(A is better) = σ(margin) = {p_a:.2f} under Bradley–Terry.")
+
+
+def build(jobs: Jobs, store: Store, models: RewardModels, tab: gr.Tab) -> None:
+    """Lay out the Reward tab and wire its events (layout first, events at the end)."""
+    settings = jobs.settings
+    earlier = gr.State([])  # turns before the prompt, when filled from a multi-turn comparison
+    with gr.Accordion("What this tab does", open=False):
+        gr.Markdown(INTRO)
+    with gr.Row():
+        run = gr.Dropdown([], label="Reward model (a reward run)", scale=3, allow_custom_value=True)
+        refresh = gr.Button("Refresh", size="sm", scale=0)
+    about = gr.Markdown("")
+    with gr.Accordion("Score two answers", open=True):
+        stored = gr.Dropdown([], label="Fill from a stored comparison (optional)", allow_custom_value=True)
+        prompt = gr.Textbox(label="Prompt", lines=2)
+        system = gr.Textbox(label="System prompt (optional)", lines=1)
+        with gr.Row():
+            answer_a = gr.Textbox(label="Answer A", lines=5)
+            answer_b = gr.Textbox(label="Answer B", lines=5)
+        score = gr.Button("Score both", variant="primary")
+        result = gr.Markdown("", elem_id="reward-result")
+        scores = gr.JSON(EMPTY_SCORES, label="Scores", visible=False)
+    with gr.Accordion("Check against the votes", open=True):
+        gr.Markdown("Scores both answers of every stored comparison voted *Left/Right is better* (ties and both-bad "
+                    "say nothing about order) and counts how often the reward model ranks them as the human did.")
+        with gr.Row():
+            limit = gr.Number(0, precision=0, minimum=0, label="Newest comparisons to score (0 = all)")
+            check = gr.Button("Score stored comparisons", variant="primary")
+        summary = gr.Markdown("")
+        with gr.Row():
+            by_rater = gr.Dataframe(label="Agreement per rater", interactive=False)
+            by_pair = gr.Dataframe(label="Agreement per model pair", interactive=False)
+        scatter = gr.Plot(label="Reward vs answer length")
+
+    # ------------------------------------------------------------------------------------------ events
+
+    def runs(current: str | None) -> list[Any]:
+        names = [r.name for r in reward_model.reward_runs(settings)]
+        value = current if current in names else (names[-1] if names else None)
+        return [gr.update(choices=names, value=value), gr.update(choices=comparison_choices(store))]
+
+    def describe(name: str | None) -> str:
+        if not name:
+            return "No reward model yet: train one in the **Train** tab (stage: Reward model)."
+        try:
+            found = reward_model.find_run(name, settings)
+        except RewardModelError as error:
+            return str(error)
+        held = [m["eval_accuracy"] for m in jobs.folder(name).metrics() if "eval_accuracy" in m] \
+            if (settings.runs_dir / name / "config.yaml").is_file() else []
+        accuracy = f" · held-out accuracy {held[-1]:.2f} (last eval)" if held else ""
+        return (f"Base **{found.base_model}** · prompts in the *{found.prompt_format}* format · sequences up to "
+                f"{found.max_length} tokens{accuracy}")
+
+    for event in (tab.select, refresh.click):
+        event(runs, run, [run, stored], api_visibility="private").then(describe, run, about,
+                                                                        api_visibility="private")
+    run.change(describe, run, about, api_visibility="private")
+
+    def fill(comparison_id: str | None) -> list[Any]:
+        record = store.get(comparison_id) if comparison_id else None
+        if record is None:
+            return [gr.skip()] * 5
+        return [record.messages[-1]["content"], record.system_prompt, record.a.response, record.b.response,
+                [dict(m) for m in record.messages[:-1]]]
+
+    stored.change(fill, stored, [prompt, system, answer_a, answer_b, earlier], api_visibility="private")
+    prompt.input(lambda: [], None, earlier, api_visibility="private")  # a typed prompt starts a new conversation
+
+    def score_pair(name: str | None, text: str, system_prompt: str, a: str, b: str,
+                   history: list[dict[str, str]] | None = None) -> list[Any]:
+        if not name:
+            raise gr.Error("Pick a reward model first (train one in the Train tab: stage Reward model).")
+        messages = list(history or []) + [{"role": "user", "content": (text or "").strip()}]
+        try:
+            validate_messages(messages)
+        except PromptError as error:
+            raise gr.Error(str(error)) from error
+        if not (a or "").strip() or not (b or "").strip():
+            raise gr.Error("Type both answers (A and B) to compare them.")
+        try:
+            model = models.get(name)
+            reward_a, reward_b = model.score([(messages, system_prompt or "", a), (messages, system_prompt or "", b)])
+        except (RewardModelError, RuntimeError, OSError, ValueError) as error:
+            raise gr.Error(f"Couldn't score with {name}: {error}") from error
+        margin = reward_a - reward_b
+        data = {"reward_a": reward_a, "reward_b": reward_b, "margin": margin,
+                "prefers": "a" if margin > 0 else "b" if margin < 0 else "neither",
+                "p_a_better": 1 / (1 + math.exp(-margin))}
+        return [score_text(name, reward_a, reward_b), data]
+
+    score.click(score_pair, [run, prompt, system, answer_a, answer_b, earlier], [result, scores],
+                api_name="reward_score")
+
+    def check_votes(name: str | None, newest: float | None) -> list[Any]:
+        if not name:
+            raise gr.Error("Pick a reward model first.")
+        records = [r for r in store.comparisons() if r.winner in ("a", "b")]
+        if int(newest or 0) > 0:
+            records = records[-int(newest):]
+        if not records:
+            raise gr.Error("No comparison is voted Left or Right is better yet: vote in Compare or Rate first.")
+        try:
+            checked = reward_model.agreement(models.get(name), records)
+        except (RewardModelError, RuntimeError, OSError, ValueError) as error:
+            raise gr.Error(f"Couldn't score with {name}: {error}") from error
+        lengths = checked.lengths()
+        r, p = reward_model.length_correlation(lengths)
+        bias = "" if math.isnan(r) else (
+            f" Reward vs length: Pearson r = {r:+.2f} (p = {p:.2g})"
+            + (" — it strongly favours longer answers." if r > 0.5 else
+               " — it favours shorter answers." if r < -0.5 else "."))
+        text = (f"**{name}** agrees with **{checked.overall:.0%}** of {len(checked.rows)} human votes "
+                f"(50 % = chance).{bias}")
+        return [text, checked.by("rater"), checked.by("pair"), reward_model.length_plot(lengths, name)]
+
+    check.click(check_votes, [run, limit], [summary, by_rater, by_pair, scatter], api_name="reward_agreement")
+

@@ -1,0 +1,129 @@
+"""Preference pairs for reward/DPO runs: every source, checked uploads, the seeded split, and how a pair becomes
+tokens (the same ids in training and scoring)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from playground import preference_data
+from playground.preference_data import (
+    PreferenceDataError,
+    encode,
+    encode_answer,
+    encode_prompt,
+    fit,
+    load_pairs,
+    run_pairs,
+    split,
+)
+from playground.store import Store
+from playground.train.config import RewardConfig
+from tests.preference_records import sample_records
+from tests.tiny_models import build_tokenizer
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return path
+
+
+def test_votes_become_pairs_as_export_makes_them(settings):
+    with pytest.raises(PreferenceDataError, match="no votes yet"):
+        load_pairs("votes", settings)
+    store = Store(settings.ratings_db)
+    store.insert_many(sample_records())
+    pairs = load_pairs("votes", settings)
+    # 8 votes: a tie, a both-bad and a multi-turn pair with different earlier turns are left out, as in Export.
+    assert len(pairs) == 5
+    first = next(p for p in pairs if p.messages[-1]["content"] == "Explain the moon landing.")
+    assert first.system == "Answer briefly." and first.chosen == "People flew to the moon in 1969."
+    assert first.rejected == "The moon is made of cheese." and first.margin == 1.0
+    swapped = next(p for p in pairs if p.messages[-1]["content"] == "달은 무엇인가요?")
+    assert swapped.chosen == "달은 지구의 위성입니다."  # the winner's answer, whichever side it was shown on
+    multi = next(p for p in pairs if p.messages[-1]["content"] == "Continue the story.")
+    assert len(multi.messages) == 3  # the earlier turns come along
+    listed = {s.name: s for s in preference_data.list_sets(settings)}
+    assert listed["votes"].pairs == 5
+
+
+def test_only_ties_is_a_clear_message(settings):
+    Store(settings.ratings_db).insert_many([r for r in sample_records() if r.winner == "tie"])
+    with pytest.raises(PreferenceDataError, match="no chosen/rejected pair yet"):
+        load_pairs("votes", settings)
+
+
+def test_files_and_unknown_names(settings, tmp_path):
+    path = write_jsonl(tmp_path / "mine.jsonl", [{"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."}])
+    assert [p.chosen for p in load_pairs(str(path), settings)] == ["Hello."]
+    with pytest.raises(PreferenceDataError, match="No preference data 'nope'"):
+        load_pairs("nope", settings)
+
+
+def test_uploads_are_checked_whole_and_saved_under_a_safe_name(settings, tmp_path):
+    bad = write_jsonl(tmp_path / "bad.jsonl", [
+        {"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."},
+        {"prompt": "Hi?", "chosen": "Hello."},
+        {"prompt": "", "chosen": "a", "rejected": "b"},
+    ])
+    with pytest.raises(PreferenceDataError) as refused:
+        preference_data.save_upload(bad, settings)
+    message = str(refused.value)
+    assert "Nothing was imported" in message and "line 2" in message and "rejected" in message
+    assert "line 3" in message and "prompt" in message
+    assert not preference_data.folder(settings).exists() or not any(preference_data.folder(settings).iterdir())
+    (tmp_path / "broken.csv").write_text("prompt,chosen\nhi,hello\n")
+    with pytest.raises(PreferenceDataError, match="rejected"):
+        preference_data.save_upload(tmp_path / "broken.csv", settings)
+
+    good = write_jsonl(tmp_path / "good.jsonl", [{"prompt": f"Q{i}?", "chosen": "yes", "rejected": "no"}
+                                                 for i in range(3)])
+    saved = preference_data.save_upload(good, settings, name="../../votes")
+    assert saved.pairs == 3 and saved.path.parent == preference_data.folder(settings)
+    assert saved.name not in ("votes", "preferences") and "/" not in saved.name
+    assert len(load_pairs(saved.name, settings)) == 3
+    again = preference_data.save_upload(good, settings, name=saved.name)
+    assert again.name == f"{saved.name}-2"
+    assert {s.name for s in preference_data.list_sets(settings)} >= {saved.name, again.name, "votes"}
+
+
+def test_split_is_seeded_and_holds_some_out(settings, tmp_path):
+    pairs = [preference_data.Pair(id=str(i), messages=[{"role": "user", "content": str(i)}], system="",
+                                  chosen="a", rejected="b") for i in range(20)]
+    train, held = split(pairs, 0.1, seed=3)
+    assert len(held) == 2 and len(train) == 18 and not {p.id for p in train} & {p.id for p in held}
+    assert split(pairs, 0.1, seed=3) == (train, held) and split(pairs, 0.1, seed=4) != (train, held)
+    assert len(split(pairs[:3], 0.1, seed=0)[1]) == 1  # a fraction > 0 always holds at least one pair out
+    assert split(pairs, 0.0, seed=0)[1] == []
+
+
+def test_a_run_keeps_its_split_when_resumed(settings, tmp_path):
+    source = write_jsonl(tmp_path / "p.jsonl", [{"prompt": f"Q{i}?", "chosen": "yes", "rejected": "no"}
+                                                for i in range(10)])
+    cfg = RewardConfig(datasets=[str(source)], eval_fraction=0.2, data_dir=str(settings.data_dir))
+    train, held = run_pairs(cfg, settings, tmp_path / "run" / "data", resume=False)
+    assert len(train) == 8 and len(held) == 2
+    source.write_text("")  # the source changes or disappears: a resumed run still has its own copy
+    assert run_pairs(cfg, settings, tmp_path / "run" / "data", resume=True) == (train, held)
+    limited = RewardConfig(datasets=[str(tmp_path / "run" / "data" / "train.jsonl")], max_examples=4,
+                           eval_fraction=0.25, data_dir=str(settings.data_dir))
+    train, held = run_pairs(limited, settings, tmp_path / "other", resume=False)  # the snapshot is preference data
+    assert len(train) + len(held) == 4
+
+
+def test_encoding_is_prompt_then_answer_then_eos_and_fits():
+    tokenizer = build_tokenizer()
+    messages = [{"role": "user", "content": "Tell me a story."}]
+    prompt = encode_prompt(tokenizer, messages, "", "instruction")
+    answer = encode_answer(tokenizer, " Once upon a time. ")
+    assert prompt[0] == tokenizer.bos_token_id and answer[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(prompt, skip_special_tokens=True) == "### Instruction:\nTell me a story.\n\n### Response:\n"
+    assert tokenizer.decode(answer, skip_special_tokens=True) == "Once upon a time."
+    assert encode(tokenizer, messages, "", " Once upon a time. ", "instruction", 256) == prompt + answer
+    # Too long: the answer keeps at most 3/4 of the room, the prompt its first (BOS) and last tokens.
+    long_prompt, long_answer = list(range(100)), list(range(1000, 1100))
+    cut_prompt, cut_answer = fit(long_prompt, long_answer, 64)
+    assert len(cut_prompt) + len(cut_answer) == 64 and cut_answer == long_answer[:48]
+    assert cut_prompt[0] == 0 and cut_prompt[1:] == long_prompt[-15:]
+    assert fit([1, 2], [3, 4], 64) == ([1, 2], [3, 4])
