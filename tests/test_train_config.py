@@ -11,8 +11,19 @@ import pytest
 import yaml
 
 from playground.datasets import load_examples, resolve
+from playground.preference_data import load_pairs
 from playground.run_folder import RunFolder
-from playground.train.config import ConfigError, SFTConfig, from_dict, help_text, load
+from playground.train.config import (
+    CONFIGS,
+    STAGES,
+    ConfigError,
+    DPOConfig,
+    RewardConfig,
+    SFTConfig,
+    from_dict,
+    help_text,
+    load,
+)
 from playground.ui.train_tab import recipes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +64,9 @@ def test_unknown_settings_are_refused_by_name():
     assert caught.value.field == "lora_rank"
     with pytest.raises(ConfigError, match="unknown stage"):
         from_dict("ppo", {})
+    with pytest.raises(ConfigError, match="unknown setting") as caught:
+        from_dict("sft", {"beta": 0.1})  # a DPO setting is not an SFT one
+    assert caught.value.field == "beta"
 
 
 def test_yaml_round_trip(tmp_path):
@@ -65,16 +79,48 @@ def test_yaml_round_trip(tmp_path):
 @pytest.mark.parametrize("name", sorted(recipes()))
 def test_every_recipe_validates_and_names_its_command(name):
     path = recipes()[name]
+    stage = name.split("-")[0]
     first = path.read_text().splitlines()[0]
-    assert first.startswith("# python -m playground.train sft assets/recipes/") and path.name in first
-    config = load("sft", path)
-    assert config.name == yaml.safe_load(path.read_text())["name"]
+    assert first.startswith(f"# python -m playground.train {stage} assets/recipes/") and path.name in first
+    config = load(stage, path)
+    assert config.name == yaml.safe_load(path.read_text())["name"] and config.stage == stage
     for dataset in config.datasets:
-        assert load_examples(resolve(dataset, None, for_training=True))
+        if stage == "sft":
+            assert load_examples(resolve(dataset, None, for_training=True))
+        elif dataset != "votes":  # votes exist once the user has rated
+            assert load_pairs(dataset, None)
+    sft_run = getattr(config, "sft_run", "")
+    if sft_run:  # a later stage starts from an SFT recipe's run on the same base
+        assert load("sft", recipes()[f"{sft_run}-gpu"]).base_model == config.base_model
 
 
-def test_there_are_recipes_for_cpu_and_gpu():
-    assert {"sft-gemma-cpu-demo", "sft-qwen-0.5b-qlora-gpu"} <= set(recipes())
+def test_there_are_recipes_for_cpu_and_gpu_for_every_stage():
+    assert {f"{stage}-{kind}" for stage in STAGES for kind in ("gemma-cpu-demo", "qwen-0.5b-qlora-gpu")} \
+        <= set(recipes())
+    assert set(recipes("reward")) == {"reward-gemma-cpu-demo", "reward-qwen-0.5b-qlora-gpu"}
+
+
+def test_every_stage_has_help_for_every_field_and_its_own_defaults():
+    for stage, config_class in CONFIGS.items():
+        config = config_class()
+        assert config.stage == stage and config.name.startswith(stage)
+        for field in dataclasses.fields(config_class):
+            assert help_text(config_class, field.name), (stage, field.name)
+    assert RewardConfig().datasets == DPOConfig().datasets == ["preferences"]
+    assert "reward model's name" in help_text(RewardConfig, "name")  # a subclass's own docstring wins
+
+
+@pytest.mark.parametrize("stage, field, value, message", [
+    ("dpo", "beta", 0.0, r"\(0, 10\]"),
+    ("dpo", "loss_type", "kto", "sigmoid, ipo or hinge"),
+    ("reward", "center_rewards_coefficient", 2.0, r"\[0, 1\]"),
+    ("reward", "use_margin", "yes", "true or false"),
+    ("reward", "eval_fraction", 0.6, r"\[0, 0.5\)"),
+])
+def test_later_stages_refuse_impossible_values_by_field(stage, field, value, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        from_dict(stage, {field: value})
+    assert caught.value.field == field
 
 
 def test_cli_refuses_a_bad_config_and_records_why(tmp_path):
