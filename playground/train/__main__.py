@@ -28,6 +28,12 @@ def _failure_message(error: BaseException) -> str:
                 "a shorter max length, 4-bit quantization or gradient checkpointing.")
     if isinstance(error, OSError) and error.errno == 28:
         return "The disk is full: free some space (old runs' checkpoints are large) and resume the run."
+    from playground.catalog import CatalogError
+    from playground.datasets import DatasetError
+    from playground.preference_data import PreferenceDataError
+
+    if isinstance(error, (CatalogError, DatasetError, PreferenceDataError)):  # ours: the message says what to do
+        return str(error)
     return f"{type(error).__name__}: {error}"
 
 

@@ -17,7 +17,7 @@ from playground.catalog import CatalogError, list_models, resolve_choice
 from playground.loading import weights_location
 from playground.run_folder import RunFolder, write_atomic
 from playground.settings import Settings
-from playground.train.config import TrainConfig
+from playground.train.config import ConfigError, TrainConfig
 
 ADAPTER_INFO = "playground.json"
 """Written beside adapter_config.json: which run made the adapter, its stage and the prompt format it used."""
@@ -103,6 +103,25 @@ def sft_adapter(cfg: Any, settings: Settings) -> Path | None:
         raise CatalogError(f"sft_run: {text!r} was trained on {trained_on!r}, not on {cfg.base_model!r}: pick that "
                            f"base model, or another SFT run.")
     return folder
+
+
+def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
+    """Before a run is queued: its data and its SFT start exist and can be read, so the form can say what is wrong
+    next to the field instead of a run failing minutes later. Raises :class:`ConfigError` naming the field."""
+    from playground import datasets, preference_data
+
+    for name in cfg.datasets:
+        try:
+            if cfg.stage == "sft":
+                datasets.resolve(name, settings, for_training=True)
+            else:
+                preference_data.load_pairs(name, settings)
+        except (datasets.DatasetError, preference_data.PreferenceDataError) as error:
+            raise ConfigError("datasets", str(error)) from error
+    try:
+        sft_adapter(cfg, settings)
+    except CatalogError as error:
+        raise ConfigError("sft_run", str(error).removeprefix("sft_run: ")) from error
 
 
 def trainer_kwargs(cfg: TrainConfig, folder: RunFolder, precision: dict[str, Any], has_eval: bool) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from playground import datasets, preference_data
 from playground.catalog import is_language_model_adapter, list_models
 from playground.jobs import JobError, Jobs, shell_command
 from playground.settings import Settings
+from playground.train.common import check_inputs
 from playground.train.config import CONFIGS, ConfigError, from_dict, help_text
 from playground.ui.compare_tab import model_choices
 
@@ -186,6 +187,10 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
 
     def start_run(*values: Any) -> list[Any]:
         cfg = make_config(*values)
+        try:
+            check_inputs(cfg, settings)
+        except ConfigError as error:
+            raise gr.Error(f"**{error.field.replace('_', ' ')}**: {str(error).split(': ', 1)[-1]}") from error
         try:
             jobs.create(stage, cfg)
         except JobError as error:
