@@ -128,9 +128,11 @@ def list_sets(settings: Settings | None) -> list[PreferenceSet]:
     for name, path in BUNDLED.items():
         if path.is_file():
             sets.append(PreferenceSet(name, path, _count_lines(path), "bundled"))
-    for path in _uploaded(settings):
-        sets.append(PreferenceSet(path.stem, path, _count_lines(path) if path.suffix == ".jsonl" else -1,
-                                  "uploaded"))
+    for path in _uploaded(settings):  # checked when saved; reading them again is quick next to a training run
+        try:
+            sets.append(PreferenceSet(path.stem, path, len(_from_file(path)), "uploaded"))
+        except PreferenceDataError:
+            sets.append(PreferenceSet(path.stem, path, 0, "uploaded"))
     return sets
 
 

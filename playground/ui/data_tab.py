@@ -167,7 +167,7 @@ a per-row report and nothing is saved.
 
 def preference_table(settings: Settings) -> pd.DataFrame:
     sets = preference_data.list_sets(settings)
-    return pd.DataFrame([(s.name, s.pairs if s.pairs >= 0 else "", s.origin) for s in sets],
+    return pd.DataFrame([(s.name, s.pairs, s.origin) for s in sets],
                         columns=["name", "pairs", "source"])
 
 
