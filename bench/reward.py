@@ -4,7 +4,7 @@ model, preference pairs, LoRA, seed.
 Run:  HF_HUB_OFFLINE=1 python -m bench.reward [--model gemma-3-270m|tiny] [--steps 8] [--warmup 2] [--repeats 2]
                                                [--sides plain,plain-matched,plain-grouped,ours]
 Prints a Markdown table. Target ratio (ours / plain tokens/s) ≥ 1.0. With Gemma 3 270M on 2 CPU cores the default
-run takes about 20 minutes (the plain script with TRL's defaults is the slow one); ``--model tiny`` or fewer
+run takes about 23 minutes (the plain script with TRL's defaults is the slow one); ``--model tiny`` or fewer
 ``--sides`` for a quick check. It is bench/sft.py's benchmark for the reward stage, and shares its helpers.
 
 * Ours: a run exactly as the Train tab starts it — ``Jobs.create`` writes the run folder and config.yaml and launches

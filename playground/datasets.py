@@ -293,8 +293,9 @@ def _uploaded(folder: Path | None) -> list[Path]:
     """Dataset files in the datasets folder (hidden and temporary files left out), by name."""
     if folder is None or not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in EXTENSIONS)
+    return sorted(p for p in folder.iterdir()  # a link could point anywhere: only files really in the folder
+                  if p.is_file() and not p.is_symlink() and not p.name.startswith(".")
+                  and p.suffix.lower() in EXTENSIONS)
 
 
 def _describe(path: Path) -> tuple[int, str]:

@@ -70,7 +70,8 @@ def _uploaded(settings: Settings | None) -> list[Path]:
     where = folder(settings) if settings else None
     if where is None or not where.is_dir():
         return []
-    return sorted(p for p in where.iterdir() if p.is_file() and not p.name.startswith(".")
+    return sorted(p for p in where.iterdir()  # a link could point anywhere: only files really in the folder
+                  if p.is_file() and not p.is_symlink() and not p.name.startswith(".")
                   and p.suffix.lower() in EXTENSIONS)
 
 

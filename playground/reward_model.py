@@ -93,7 +93,8 @@ class RewardModel:
         location = weights_location(resolve_choice(run.base_model, list_models(settings)), settings)
         cuda = torch.cuda.is_available()
         self.device = "cuda" if cuda else "cpu"
-        kwargs: dict[str, Any] = {"num_labels": 1, "dtype": torch.bfloat16 if cuda else torch.float32}
+        kwargs: dict[str, Any] = {"num_labels": 1, "dtype": torch.bfloat16 if cuda else torch.float32,
+                                  "use_safetensors": True}
         if run.quantized and cuda:
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                                bnb_4bit_compute_dtype=torch.bfloat16)

@@ -42,15 +42,16 @@ def load_base(cfg: TrainConfig, settings: Settings, model_class: Any = None,
     """The base model as ``model_class`` (default: a causal LM), 4-bit NF4 when QLoRA, its tokenizer (with a pad
     token), and the precision flags for the trainer."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, set_seed
 
+    set_seed(cfg.seed)  # a new score head or LoRA is initialised from this: the same seed, the same run
     spec = resolve_choice(cfg.base_model, list_models(settings))
     location = weights_location(spec, settings, progress=print)
     cuda = torch.cuda.is_available()
     quantize = uses_4bit(cfg)
     bf16 = cuda and torch.cuda.is_bf16_supported()
     dtype = torch.bfloat16 if bf16 else (torch.float16 if cuda else torch.float32)
-    kwargs: dict[str, Any] = {"dtype": dtype, **model_kwargs}
+    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, **model_kwargs}  # never pickle
     if quantize:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,

@@ -105,7 +105,7 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
     speed = gr.Markdown("")
     plots = []
     for row in range(SLOTS // 2):
-        with gr.Row():
+        with gr.Row(elem_id="runs-charts" if row == 0 else None):
             for column in range(2):
                 title, y_title, _ = CHARTS["sft"][row * 2 + column] if row * 2 + column < 2 else ("", "", ())
                 plots.append(gr.LinePlot(x="step", y="value", color="series", label=title or "chart",

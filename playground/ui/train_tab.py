@@ -153,7 +153,7 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
     defaults = config_class(name=run_name(stage))
     fields = {f.name: f for f in dataclasses.fields(config_class) if f.name != "data_dir"}
     message, config_text, command_text, details = outputs
-    with gr.Column(visible=stage == "sft") as column:
+    with gr.Column(visible=stage == "sft", elem_id=f"train-form-{stage}") as column:
         recipe = gr.Dropdown(list(recipes(stage)), value=None, label="Start from a recipe (optional)")
         inputs: dict[str, Any] = {}
         for group, names in GROUPS[stage].items():
