@@ -1,0 +1,142 @@
+"""``python -m bench`` — run every benchmark and rewrite the figures in docs/BENCHMARKS.md.
+
+Usage: HF_HUB_OFFLINE=1 python -m bench [--only sft,reward] [--quick] [--dry-run]
+
+Each benchmark runs as its own process (``python -m bench.NAME`` with the arguments below) and prints Markdown: a
+table with a baseline measured in the same run, and ``ratio`` lines. This runner puts that output into
+docs/BENCHMARKS.md between the markers ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` of the benchmark's
+section (a section without markers gets a new one at the end), rewrites the machine and date block at the top and
+the summary of ratios, and leaves the prose around them alone — re-read it when a figure moves a lot.
+
+``--quick`` runs each benchmark with smaller settings (minutes instead of about an hour on 2 CPU cores); the
+figures are then marked as quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    title: str
+    arguments: tuple[str, ...] = ()
+    quick: tuple[str, ...] = ()
+    target: str = ""
+
+
+BENCHMARKS = (
+    Benchmark("generation", "Generation: streaming vs plain generate; two panes vs one", (), ("--repeats", "1"),
+              "ours / plain ≥ 0.95"),
+    Benchmark("startup", "Start-up: `python app.py` vs a bare Gradio app", (), ("--repeats", "1"), "≤ 5 s"),
+    Benchmark("leaderboard", "Leaderboard bootstrap, 100,000 votes", (), ("--repeats", "1"), "≤ 2 s"),
+    Benchmark("votes", "Vote latency, 8 clients at once", (), ("--votes", "10"), "durable, near the HTTP floor"),
+    Benchmark("sft", "SFT training throughput vs a plain TRL script", (),
+              ("--steps", "3", "--warmup", "1", "--repeats", "1", "--sides", "plain-matched,ours"), "ratio ≥ 1.0"),
+    Benchmark("reward", "Reward-model training throughput vs a plain TRL script", (),
+              ("--steps", "3", "--warmup", "1", "--repeats", "1"), "ratio ≥ 1.0"),
+)
+
+
+def machine() -> str:
+    """CPU model, cores, memory, GPU and library versions, one line each."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+        else platform.processor()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    versions = subprocess.run(
+        [sys.executable, "-c", "import torch, transformers, trl, peft, gradio; "
+         "print(f'torch {torch.__version__} · transformers {transformers.__version__} · trl {trl.__version__} · "
+         "peft {peft.__version__} · gradio {gradio.__version__}'); "
+         "print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none')"],
+        capture_output=True, text=True).stdout.splitlines() or ["?", "?"]
+    return (f"- CPU: {cpu}, {os.cpu_count()} cores; memory {memory:.0f} GiB; GPU: {versions[-1]}\n"
+            f"- Python {platform.python_version()} · {versions[0]}")
+
+
+def run(benchmark: Benchmark, quick: bool) -> tuple[str, str, float]:
+    """(command, Markdown output, seconds) of one benchmark, run in its own process."""
+    arguments = benchmark.quick if quick else benchmark.arguments
+    command = ["python", "-m", f"bench.{benchmark.name}", *arguments]
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, *command[1:]], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return "HF_HUB_OFFLINE=1 " + " ".join(command), done.stdout.strip(), time.monotonic() - started
+
+
+def ratios(output: str) -> list[str]:
+    """The lines of a benchmark's output that state a ratio to its baseline."""
+    return [line.strip().lstrip("-* ").strip() for line in output.splitlines() if "ratio" in line.lower()]
+
+
+def block(name: str, body: str) -> str:
+    return f"<!-- bench:{name} -->\n{body}\n<!-- /bench:{name} -->"
+
+
+def replace_block(text: str, name: str, body: str, title: str) -> str:
+    """Put ``body`` between the markers of ``name``, or append a new section holding them."""
+    pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
+    if pattern.search(text):
+        return pattern.sub(lambda _: block(name, body), text, count=1)
+    return text.rstrip() + f"\n\n## {title} (`bench/{name}.py`)\n\n{block(name, body)}\n"
+
+
+def rewrite(text: str, results: dict[str, tuple[str, str, float]], quick: bool, header: str) -> str:
+    """The document with fresh figures: machine/date block, summary of ratios, and each benchmark's output."""
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    kind = " (quick settings: `python -m bench --quick`)" if quick else ""
+    text = replace_block(text, "machine", f"Last full rewrite by `python -m bench`: {stamp}{kind}\n\n{header}",
+                         "Machine")
+    summary = ["| benchmark | target | ratios to the baseline measured in the same run | command |",
+               "|---|---|---|---|"]
+    for benchmark in BENCHMARKS:
+        if benchmark.name in results:
+            command, output, seconds = results[benchmark.name]
+            summary.append(f"| {benchmark.name} | {benchmark.target} | "
+                           f"{'<br>'.join(ratios(output)) or 'see its section'} | `{command}` ({seconds:.0f} s) |")
+            body = f"Command: `{command}` — {stamp}{kind}, {seconds:.0f} s\n\n{output}"
+            text = replace_block(text, benchmark.name, body, benchmark.title)
+    return replace_block(text, "summary", "\n".join(summary), "Summary")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help=f"comma-separated subset of {', '.join(b.name for b in BENCHMARKS)}")
+    parser.add_argument("--quick", action="store_true", help="smaller settings: minutes instead of about an hour")
+    parser.add_argument("--dry-run", action="store_true", help="print the new document instead of writing it")
+    args = parser.parse_args(argv)
+    chosen = [b for b in BENCHMARKS if not args.only or b.name in args.only.split(",")]
+    unknown = set((args.only or "").split(",")) - {b.name for b in BENCHMARKS} - {""}
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    results = {}
+    for benchmark in chosen:
+        print(f"# {benchmark.name}…", file=sys.stderr, flush=True)
+        results[benchmark.name] = run(benchmark, args.quick)
+        print(results[benchmark.name][1], file=sys.stderr, flush=True)
+    document = rewrite(DOC.read_text() if DOC.exists() else "# Benchmarks\n", results, args.quick, machine())
+    if args.dry_run:
+        print(document)
+    else:
+        DOC.write_text(document)
+        print(f"wrote {DOC}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
