@@ -138,6 +138,17 @@ def trainer_kwargs(cfg: TrainConfig, folder: RunFolder, precision: dict[str, Any
         include_num_input_tokens_seen="non_padding", disable_tqdm=False, dataloader_num_workers=0, **precision)
 
 
+def run_training(trainer: Any, folder: RunFolder, resume: bool, final_eval_every: int = 0) -> None:
+    """Train from step 0, or on resume from the folder's newest checkpoint (the step count goes on). With
+    ``final_eval_every`` (the eval interval), held-out figures are measured at the last step too, unless the last
+    step already was an eval step."""
+    checkpoint = folder.last_checkpoint() if resume else None
+    print(f"Resuming from {checkpoint.name}" if checkpoint else "Starting from step 0", flush=True)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if final_eval_every and trainer.eval_dataset is not None and trainer.state.global_step % final_eval_every:
+        trainer.evaluate()
+
+
 def save_adapter(model: Any, cfg: TrainConfig, folder: RunFolder, **info: Any) -> None:
     """Save the trained LoRA adapter (only the run's own: ``default``), naming the base as the user chose it, with
     what the playground needs to use it; written under a temporary name and renamed."""

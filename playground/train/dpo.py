@@ -22,6 +22,7 @@ from playground.train.callbacks import RunCallback
 from playground.train.common import (
     load_base,
     lora_config,
+    run_training,
     save_adapter,
     settings_for,
     sft_adapter,
@@ -80,10 +81,6 @@ def main(cfg: DPOConfig, folder: RunFolder, resume: bool = False) -> str:
     callback = RunCallback(folder)
     trainer = DPOTrainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
                          processing_class=tokenizer, peft_config=peft_config, callbacks=[callback])
-    checkpoint = folder.last_checkpoint() if resume else None
-    print(f"Resuming from {checkpoint.name}" if checkpoint else "Starting from step 0", flush=True)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    if evaluation is not None and trainer.state.global_step % cfg.save_steps:
-        trainer.evaluate()  # held-out margins at the last step too (they are measured every save_steps)
+    run_training(trainer, folder, resume, final_eval_every=cfg.save_steps)  # held-out figures at the last step too
     save_adapter(trainer.model, cfg, folder, beta=cfg.beta, quantized=uses_4bit(cfg))
     return "stopped" if callback.stopped else "finished"

@@ -20,6 +20,7 @@ from playground.train.callbacks import RunCallback
 from playground.train.common import (
     load_base,
     lora_config,
+    run_training,
     save_adapter,
     settings_for,
     sft_adapter,
@@ -91,11 +92,7 @@ def main(cfg: RewardConfig, folder: RunFolder, resume: bool = False) -> str:
     callback = RunCallback(folder)
     trainer = RewardTrainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
                             processing_class=tokenizer, peft_config=peft_config, callbacks=[callback])
-    checkpoint = folder.last_checkpoint() if resume else None
-    print(f"Resuming from {checkpoint.name}" if checkpoint else "Starting from step 0", flush=True)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    if evaluation is not None and trainer.state.global_step % cfg.save_steps:
-        trainer.evaluate()  # held-out accuracy at the last step too (it is measured every save_steps)
+    run_training(trainer, folder, resume, final_eval_every=cfg.save_steps)  # held-out figures at the last step too
     save_adapter(trainer.model, cfg, folder, max_length=cfg.max_length, num_labels=1,
                  quantized=uses_4bit(cfg))
     return "stopped" if callback.stopped else "finished"

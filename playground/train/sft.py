@@ -16,7 +16,7 @@ from playground.prompting import render
 from playground.run_folder import RunFolder
 from playground.settings import Settings
 from playground.train.callbacks import RunCallback
-from playground.train.common import load_base, lora_config, save_adapter, settings_for, trainer_kwargs
+from playground.train.common import load_base, lora_config, run_training, save_adapter, settings_for, trainer_kwargs
 from playground.train.config import SFTConfig
 
 
@@ -59,8 +59,6 @@ def main(cfg: SFTConfig, folder: RunFolder, resume: bool = False) -> str:
     trainer = SFTTrainer(model=model, args=trainer_args(cfg, folder, precision, evaluation is not None),
                          train_dataset=train, eval_dataset=evaluation, processing_class=tokenizer,
                          peft_config=lora_config(cfg, "CAUSAL_LM"), callbacks=[callback])
-    checkpoint = folder.last_checkpoint() if resume else None
-    print(f"Resuming from {checkpoint.name}" if checkpoint else "Starting from step 0", flush=True)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    run_training(trainer, folder, resume)
     save_adapter(trainer.model, cfg, folder)
     return "stopped" if callback.stopped else "finished"
