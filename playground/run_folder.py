@@ -12,6 +12,7 @@ closed browser or a restarted app loses nothing. Layout::
       checkpoints/     trainer checkpoints (resume from the newest)
       adapter/         the final LoRA adapter (also written when stopped) — the model the run made
       eval.json        held-out evaluation results, when measured
+      samples.jsonl    PPO: a few answers per step (prompt, answer, score, KL), for the sample viewer
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ class RunFolder:
         return self.path / "train.log"
 
     @property
+    def samples_file(self) -> Path:
+        return self.path / "samples.jsonl"
+
+    @property
     def stop_file(self) -> Path:
         return self.path / "STOP"
 
@@ -87,17 +92,11 @@ class RunFolder:
 
     def metrics(self) -> list[dict[str, Any]]:
         """Every complete metrics line so far (a line being written is skipped)."""
-        try:
-            lines = self.metrics_file.read_text().splitlines()
-        except OSError:
-            return []
-        rows = []
-        for line in lines:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return rows
+        return _json_lines(self.metrics_file)
+
+    def samples(self) -> list[dict[str, Any]]:
+        """PPO's answers per step (complete lines only, like :meth:`metrics`)."""
+        return _json_lines(self.samples_file)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -117,6 +116,20 @@ class RunFolder:
         """The newest ``checkpoint-N`` folder (by N), or None."""
         found = [p for p in self.checkpoints.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
         return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from playground import prompt_sets
 from playground.datasets import load_examples, resolve
 from playground.preference_data import PreferenceDataError, load_pairs
 from playground.run_folder import RunFolder
@@ -64,7 +65,7 @@ def test_unknown_settings_are_refused_by_name():
         from_dict("sft", {"lora_rank": 8})
     assert caught.value.field == "lora_rank"
     with pytest.raises(ConfigError, match="unknown stage"):
-        from_dict("ppo", {})
+        from_dict("rlhf", {})
     with pytest.raises(ConfigError, match="unknown setting") as caught:
         from_dict("sft", {"beta": 0.1})  # a DPO setting is not an SFT one
     assert caught.value.field == "beta"
@@ -88,11 +89,17 @@ def test_every_recipe_validates_and_names_its_command(name):
     for dataset in config.datasets:
         if stage == "sft":
             assert load_examples(resolve(dataset, None, for_training=True))
+        elif stage == "ppo":
+            assert prompt_sets.load_prompts(dataset, None)
         elif dataset != "votes":  # votes exist once the user has rated
             assert load_pairs(dataset, None)
     sft_run = getattr(config, "sft_run", "")
     if sft_run:  # a later stage starts from an SFT recipe's run on the same base
         assert load("sft", recipes()[f"{sft_run}-gpu"]).base_model == config.base_model
+    reward_run = getattr(config, "reward_run", "")
+    if reward_run:  # PPO maximises a reward recipe's run on the same base
+        reward_recipe = recipes().get(reward_run) or recipes()[f"{reward_run}-gpu"]
+        assert load("reward", reward_recipe).base_model == config.base_model
 
 
 def test_there_are_recipes_for_cpu_and_gpu_for_every_stage():

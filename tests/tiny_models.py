@@ -39,8 +39,11 @@ def build_tokenizer():
     )
 
 
-def build_model(folder: Path, chat: bool, context: int = 256, seed: int = 0) -> Path:
-    """Save a 2-layer random Llama and its tokenizer (with a chat template when ``chat``) as safetensors."""
+def build_model(folder: Path, chat: bool, context: int = 256, seed: int = 0, initializer_range: float = 0.02) -> Path:
+    """Save a 2-layer random Llama and its tokenizer (with a chat template when ``chat``) as safetensors.
+
+    A larger ``initializer_range`` gives the random model peaked next-token distributions a small adapter can move
+    (with the default 0.02 every logit is near 0: the model is uniform and barely trainable by LoRA)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -58,6 +61,7 @@ def build_model(folder: Path, chat: bool, context: int = 256, seed: int = 0) -> 
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        initializer_range=initializer_range,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

@@ -1,4 +1,4 @@
-"""``python -m playground.train {sft,reward,dpo} CONFIG.yaml [--resume] [--run-dir DIR]`` — the command the UI runs, and
+"""``python -m playground.train {sft,reward,dpo,ppo} CONFIG.yaml [--resume] [--run-dir DIR]`` — the command the UI runs, and
 you can too.
 
 The run folder is the folder holding CONFIG.yaml (or ``--run-dir``): status, metrics, log, checkpoints and the adapter go there. The
@@ -31,8 +31,11 @@ def _failure_message(error: BaseException) -> str:
     from playground.catalog import CatalogError
     from playground.datasets import DatasetError
     from playground.preference_data import PreferenceDataError
+    from playground.reward_model import RewardModelError
 
-    if isinstance(error, (CatalogError, DatasetError, PreferenceDataError)):  # ours: the message says what to do
+    if isinstance(error, ConfigError):
+        return f"Bad config: {error}"
+    if isinstance(error, (CatalogError, DatasetError, PreferenceDataError, RewardModelError)):  # ours: the message says what to do
         return str(error)
     return f"{type(error).__name__}: {error}"
 

@@ -111,7 +111,12 @@ def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
     next to the field instead of a run failing minutes later. Raises :class:`ConfigError` naming the field."""
     from playground import datasets, preference_data
 
-    for name in cfg.datasets:
+    if cfg.stage == "ppo":
+        from playground.train import ppo
+
+        ppo.check_prompts(cfg, settings)
+        ppo.reward_run_for(cfg, settings)
+    for name in cfg.datasets if cfg.stage != "ppo" else []:
         try:
             if cfg.stage == "sft":
                 datasets.resolve(name, settings, for_training=True)

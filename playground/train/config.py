@@ -17,8 +17,8 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 
-Stage = Literal["sft", "reward", "dpo"]
-STAGES: tuple[str, ...] = ("sft", "reward", "dpo")
+Stage = Literal["sft", "reward", "dpo", "ppo"]
+STAGES: tuple[str, ...] = ("sft", "reward", "dpo", "ppo")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -195,6 +195,127 @@ class DPOConfig(_PreferenceConfig):
         _check(self.loss_type in ("sigmoid", "ipo", "hinge"), "loss_type", "must be sigmoid, ipo or hinge")
 
 
+@dataclass
+class PPOConfig(TrainConfig):
+    """PPO: the policy writes answers to prompts, the reward model scores them, and the policy is pushed towards
+    higher reward while a KL penalty keeps it near where it started (InstructGPT's step three).
+
+    One base model serves every role through adapters: policy (LoRA), reference (adapters off, or the SFT run's
+    adapter frozen), reward (the reward run's LoRA and score head), value (a LoRA and a scalar head). The batch
+    fields count answers: each step samples ``batch_size`` answers, then runs ``ppo_epochs`` passes over them in
+    minibatches of ``mini_batch_size`` (split into ``gradient_accumulation`` forward passes each).
+    """
+
+    name: str = "ppo-demo"
+    """Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .)."""
+    datasets: list[str] = field(default_factory=lambda: ["prompts"])
+    """Prompts to answer: "prompts" (bundled: 60 prompts over 15 kinds of task, as in the Rate tab), the prompts of
+    a training dataset ("instructions" or an upload; their answers are ignored), or a prompt file's path."""
+    sft_run: str = ""
+    """Policy start: an SFT run's adapter (run name or folder), which is also the frozen reference. Empty = a fresh
+    LoRA on the base model, whose reference is the base itself."""
+    reward_run: str = ""
+    """The reward model to maximise: a reward run trained on the same base model (see the Reward tab)."""
+    max_steps: int = 30
+    """PPO steps (each: sample a batch of answers, score them, update); 0 = run the epochs over the prompts."""
+    epochs: float = 1.0
+    """Passes over the prompt set (ignored when max_steps > 0)."""
+    learning_rate: float = 1e-4
+    """Learning rate of the policy and value adapters (constant after the warm-up)."""
+    batch_size: int = 8
+    """Answers sampled per PPO step (one per prompt)."""
+    mini_batch_size: int = 4
+    """Answers per optimizer step within a PPO epoch; must divide batch_size."""
+    gradient_accumulation: int = 1
+    """Forward passes per minibatch (less memory, same result); must divide mini_batch_size."""
+    ppo_epochs: int = 2
+    """Passes over each batch of answers (more reuse of expensive samples, but a staler policy)."""
+    max_length: int = 256
+    """Longest prompt + answer in tokens; longer prompts keep their last tokens."""
+    response_length: int = 48
+    """Most tokens per answer; an answer without EOS by then is cut."""
+    temperature: float = 0.7
+    """Sampling temperature of the answers (the log-probabilities PPO uses are of this tempered distribution)."""
+    top_k: int = 0
+    """Sample only from the k likeliest tokens (0 = all: PPO's log-probabilities assume the full distribution)."""
+    top_p: float = 1.0
+    """Nucleus sampling (1 = off, for the same reason as top_k)."""
+    kl_coef: float = 0.05
+    """β: the per-token penalty β·KL(π‖π_ref) subtracted from the reward. Larger keeps the policy closer to its
+    start (less reward hacking, less progress)."""
+    kl_estimator: Literal["k1", "k3"] = "k1"
+    """KL estimator per token: k1 = log π − log π_ref (unbiased, can be negative), k3 = (r − 1) − log r with
+    r = π_ref/π (unbiased, never negative, lower variance)."""
+    adaptive_kl: bool = False
+    """Adapt β so the KL per answer approaches kl_target (Ziegler et al. 2019)."""
+    kl_target: float = 6.0
+    """Target KL per answer (nats) for the adaptive β."""
+    kl_horizon: int = 10000
+    """Horizon of the adaptive β, in answers: larger changes β more slowly."""
+    cliprange: float = 0.2
+    """ε of PPO's clipped objective: the probability ratio π/π_old counts only within [1 − ε, 1 + ε]."""
+    cliprange_value: float = 0.2
+    """How far a value prediction may move from the old one before its loss is clipped."""
+    vf_coef: float = 0.1
+    """Weight of the value loss in the total loss."""
+    gamma: float = 1.0
+    """Discount γ of future rewards (1 = none: the reward comes at the end of the answer)."""
+    lam: float = 0.95
+    """λ of generalised advantage estimation: lower trusts the value model more (less variance, more bias)."""
+    whiten_rewards: bool = False
+    """Normalise the rewards of each batch (the advantages always are)."""
+    missing_eos_penalty: float = 0.0
+    """Subtract this from the score of an answer that didn't end (no EOS within response_length); 0 = off.
+    Discourages rambling until the length limit."""
+    value_init: Literal["reward", "fresh"] = "reward"
+    """Value model start: the reward model's LoRA and head (it already judges answers; needs the same LoRA rank as
+    the reward run, else fresh), or a fresh LoRA and a zero head."""
+    max_grad_norm: float = 1.0
+    """Clip the gradient norm at this (PPO's updates can be large)."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA input; 0 so that the sampled answers and the update see the same policy."""
+    eval_fraction: float = 0.0
+    """Fraction of the prompts held out: every save_steps steps the policy answers them and their mean reward is
+    logged (reward on prompts it never trained on; 0 = none)."""
+    save_steps: int = 10
+    """Save a checkpoint every this many steps (Stop and Resume use them)."""
+    warmup_ratio: float = 0.0
+    """Fraction of the steps spent warming the learning rate up from 0."""
+    samples_per_step: int = 4
+    """Answers per step kept for the sample viewer in Runs (prompt, answer, reward, KL)."""
+
+    stage: ClassVar[str] = "ppo"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.sft_run, self.reward_run = self.sft_run.strip(), self.reward_run.strip()
+        _check(self.mini_batch_size >= 1 and self.batch_size % self.mini_batch_size == 0, "mini_batch_size",
+               f"must divide batch_size ({self.batch_size})")
+        _check(self.mini_batch_size % self.gradient_accumulation == 0, "gradient_accumulation",
+               f"must divide mini_batch_size ({self.mini_batch_size})")
+        _check(1 <= self.ppo_epochs <= 16, "ppo_epochs", "must be between 1 and 16")
+        _check(1 <= self.response_length <= 4096, "response_length", "must be between 1 and 4096 tokens")
+        _check(self.response_length + 8 <= self.max_length, "max_length",
+               f"must leave room for a prompt: at least response_length + 8 ({self.response_length + 8})")
+        _check(0 < self.temperature <= 5, "temperature", "must be in (0, 5]")
+        _check(self.top_k >= 0, "top_k", "must be 0 (off) or positive")
+        _check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
+        _check(0 <= self.kl_coef <= 10, "kl_coef", "must be in [0, 10]; 0.05 is usual")
+        _check(self.kl_estimator in ("k1", "k3"), "kl_estimator", "must be k1 or k3")
+        _check(self.kl_target > 0, "kl_target", "must be positive")
+        _check(self.kl_horizon >= 1, "kl_horizon", "must be at least 1")
+        _check(0 < self.cliprange < 1, "cliprange", "must be in (0, 1); 0.2 is usual")
+        _check(self.cliprange_value > 0, "cliprange_value", "must be positive")
+        _check(0 <= self.vf_coef <= 10, "vf_coef", "must be in [0, 10]")
+        _check(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")
+        _check(0 <= self.lam <= 1, "lam", "must be in [0, 1]")
+        _check(self.missing_eos_penalty >= 0, "missing_eos_penalty", "must be 0 (off) or positive")
+        _check(self.value_init in ("reward", "fresh"), "value_init", "must be reward or fresh")
+        _check(self.max_grad_norm > 0, "max_grad_norm", "must be positive")
+        _check(0 <= self.samples_per_step <= self.batch_size, "samples_per_step",
+               f"must be between 0 and batch_size ({self.batch_size})")
+
+
 def _check_types(config: Any) -> None:
     """Each field must have its default's type (YAML and forms can hand over "8" or 8.0); ints widen to floats."""
     for f in fields(config):
@@ -215,7 +336,7 @@ def _check_types(config: Any) -> None:
             _check(isinstance(value, list), f.name, f"must be a list, got {value!r}")
 
 
-CONFIGS: dict[str, type] = {"sft": SFTConfig, "reward": RewardConfig, "dpo": DPOConfig}
+CONFIGS: dict[str, type] = {"sft": SFTConfig, "reward": RewardConfig, "dpo": DPOConfig, "ppo": PPOConfig}
 
 
 def help_text(config_class: type, name: str) -> str:

@@ -1,0 +1,192 @@
+"""PPO's four models on one base model: policy, reference, reward and value are adapters switched on one network.
+
+TRL's old PPOTrainer (removed in 1.13) held four models; with a 4-bit base and LoRA adapters the roles differ only
+in their adapter, so one base serves them all (Hu et al. 2021 "LoRA"; Dettmers et al. 2023 "QLoRA"):
+
+* **policy** = base + LoRA ``default`` (trainable; a fresh LoRA, or the SFT run's adapter to continue from);
+* **reference** = the base with adapters off, or — when the policy starts from an SFT run — that SFT adapter loaded
+  a second time, frozen (``reference``); the KL penalty is measured against it;
+* **reward** = base + the reward run's LoRA (``reward``, frozen) + its score head (one linear layer, applied here to
+  the last hidden state exactly as ``AutoModelForSequenceClassification`` does);
+* **value** = base + LoRA ``value`` (trainable) + a scalar head on every position, optionally started from the
+  reward run's LoRA and head.
+
+The reward adapter was trained on the sequence-classification model, whose backbone is the causal LM's backbone
+(both are ``model.model``), so its LoRA weights load into the causal LM unchanged; only the score head, which the
+causal LM doesn't have, is kept here as a tensor. The roles share the frozen base weights: memory is one base plus
+four small adapters (see docs/BENCHMARKS.md, ppo).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from playground.reward_model import RewardRun
+from playground.settings import Settings
+from playground.train.common import load_base, lora_config, sft_adapter
+from playground.train.config import PPOConfig
+
+POLICY, REFERENCE, REWARD, VALUE = "default", "reference", "reward", "value"
+"""Adapter names. The policy's is PEFT's default, so the run's adapter saves as any other stage's."""
+
+
+def position_ids(mask: Any) -> Any:
+    """Positions that skip left padding: (B, L) mask → (B, L), as ``generate`` numbers them, so a forward pass on
+    a left-padded sequence sees the same positions as the sampling did."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class SharedBase:
+    """The four roles of PPO over one base model. Call a role's method; the adapter switch is inside it."""
+
+    def __init__(self, cfg: PPOConfig, settings: Settings, reward: RewardRun | None) -> None:
+        import torch
+        from peft import PeftModel, get_peft_model
+
+        base, self.tokenizer, self.precision = load_base(cfg, settings)
+        self.tokenizer.padding_side = "left"
+        start = sft_adapter(cfg, settings)
+        if start is None:
+            self.model = get_peft_model(base, lora_config(cfg, "CAUSAL_LM"))
+            self.reference_adapter: str | None = None
+        else:
+            self.model = PeftModel.from_pretrained(base, str(start), is_trainable=True)
+            self.model.load_adapter(str(start), adapter_name=REFERENCE, is_trainable=False)
+            self.reference_adapter = REFERENCE
+            print(f"Policy starts from the SFT adapter {start}; the reference is that adapter, frozen", flush=True)
+        if cfg.gradient_checkpointing:  # non-reentrant: the frozen base's inputs need not require grad
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.device = next(p.device for p in self.model.parameters())
+        hidden = base.config.get_text_config().hidden_size
+        self.score_head: Any = None
+        self.reward_pad_id = self.tokenizer.pad_token_id
+        reward_weights: dict[str, Any] = {}
+        if reward is not None:
+            reward_weights = self._add_reward(reward)
+        value_config, value_weights = lora_config(cfg, "CAUSAL_LM"), {}
+        if cfg.value_init == "reward" and reward is not None:
+            value_config, value_weights = self._lora_of(reward.adapter), reward_weights
+        self.model.add_adapter(VALUE, value_config)
+        self.value_head = torch.nn.Linear(hidden, 1, device=self.device, dtype=torch.float32)
+        torch.nn.init.zeros_(self.value_head.bias)
+        if value_weights:
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(self.model, {k: v for k, v in value_weights.items() if "lora_" in k},
+                                      adapter_name=VALUE)
+            self.value_head.weight.data.copy_(self.score_head)
+            print("Value model starts from the reward model (LoRA and head)", flush=True)
+        else:
+            torch.nn.init.zeros_(self.value_head.weight)
+        self.model.set_adapter(POLICY)
+        self.trainable = self._adapter_parameters(POLICY) + self._adapter_parameters(VALUE) \
+            + list(self.value_head.parameters())
+        self._train_mode()
+
+    # ------------------------------------------------------------------------------------------ setup
+
+    @staticmethod
+    def _lora_of(adapter: Path) -> Any:
+        """A causal-LM LoRA config with the same shape as a reward adapter's (its score head is handled apart)."""
+        from peft import LoraConfig
+
+        saved = LoraConfig.from_pretrained(str(adapter))
+        return LoraConfig(r=saved.r, lora_alpha=saved.lora_alpha, lora_dropout=0.0, task_type="CAUSAL_LM",
+                          target_modules=saved.target_modules)
+
+    def _add_reward(self, reward: RewardRun) -> dict[str, Any]:
+        """Load the reward run's LoRA as the frozen ``reward`` adapter and its score head; returns its weights."""
+        import torch
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        weights = load_file(str(reward.adapter / "adapter_model.safetensors"))
+        heads = [k for k in weights if "lora_" not in k and k.endswith("score.weight")]
+        if len(heads) != 1:
+            raise ValueError(f"The reward adapter in {reward.adapter} has no score head (keys: {len(weights)}).")
+        self.model.add_adapter(REWARD, self._lora_of(reward.adapter))
+        result = set_peft_model_state_dict(self.model, {k: v for k, v in weights.items() if "lora_" in k},
+                                           adapter_name=REWARD)
+        missing = [k for k in result.missing_keys if f".{REWARD}." in k]
+        if missing:
+            raise ValueError(f"The reward adapter in {reward.adapter} doesn't fit this base model ({len(missing)} "
+                             f"LoRA weights missing, e.g. {missing[0]}).")
+        for p in self._adapter_parameters(REWARD):
+            p.requires_grad_(False)
+        self.score_head = weights[heads[0]].to(self.device, torch.float32)  # (1, H)
+        config = json.loads((reward.adapter / "adapter_config.json").read_text())
+        print(f"Reward model {reward.name}: LoRA r{config.get('r')} + score head, on the shared base", flush=True)
+        return weights
+
+    def _adapter_parameters(self, name: str) -> list[Any]:
+        return [p for n, p in self.model.named_parameters() if f".{name}." in n]
+
+    def _train_mode(self) -> None:
+        """PEFT's set_adapter marks only the active adapter trainable; the optimizer owns policy and value."""
+        for p in self.trainable:
+            p.requires_grad_(True)
+
+    @contextmanager
+    def role(self, name: str) -> Iterator[None]:
+        """Run the block as one role: the policy, the reference, the reward or the value model."""
+        if name == REFERENCE and self.reference_adapter is None:
+            with self.model.disable_adapter():
+                yield
+            return
+        self.model.set_adapter(name)
+        self._train_mode()
+        try:
+            yield
+        finally:
+            self.model.set_adapter(POLICY)
+            self._train_mode()
+
+    # ------------------------------------------------------------------------------------------ roles
+
+    def generate(self, query: Any, query_mask: Any, generation_config: Any) -> Any:
+        """Sample answers with the policy: (B, P) left-padded prompts → (B, T) answer tokens (padded after EOS)."""
+        import torch
+
+        self.model.eval()
+        with torch.no_grad(), self.role(POLICY):
+            out = self.model.generate(input_ids=query, attention_mask=query_mask, generation_config=generation_config)
+        return out[:, query.shape[1]:]
+
+    def logits(self, name: str, ids: Any, mask: Any, answer_length: int) -> Any:
+        """Next-token logits for the answer positions: (B, L) sequences → (B, T, V) for the last T = answer_length
+        tokens (row t predicts answer token t). ``name``: the policy or the reference."""
+        with self.role(name):
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
+                             logits_to_keep=answer_length + 1, use_cache=False)
+        return out.logits[:, :-1].float()
+
+    def _hidden(self, ids: Any, mask: Any) -> Any:
+        """The backbone's last hidden states (B, L, H), after the final norm (the heads' input)."""
+        backbone = self.model.get_base_model().base_model
+        return backbone(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
+                        use_cache=False).last_hidden_state
+
+    def values(self, ids: Any, mask: Any, answer_length: int) -> Any:
+        """V(state before each answer token): (B, L) → (B, T), from the value adapter and head."""
+        with self.role(VALUE):
+            hidden = self._hidden(ids, mask)[:, -answer_length - 1:-1]
+        return self.value_head(hidden.float()).squeeze(-1)
+
+    def reward(self, ids: Any) -> Any:
+        """r(x, y) for right-padded (B, L) sequences → (B,): the score head at the last token that isn't padding,
+        the token ``AutoModelForSequenceClassification`` pools (so a pair scores as in the reward run)."""
+        import torch
+
+        if self.score_head is None:
+            raise RuntimeError("No reward model loaded.")
+        mask = (ids != self.reward_pad_id).long()
+        last = (torch.arange(ids.shape[1], device=ids.device) * mask).argmax(-1)  # (B,)
+        with torch.no_grad(), self.role(REWARD):
+            backbone = self.model.get_base_model().base_model
+            hidden = backbone(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).last_hidden_state
+        pooled = hidden[torch.arange(ids.shape[0], device=ids.device), last].float()  # (B, H)
+        return pooled @ self.score_head[0]

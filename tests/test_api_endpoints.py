@@ -1,0 +1,187 @@
+"""Every endpoint the app documents ("Use via API", ``/gradio_api/info``) is called with bad arguments and must
+answer clearly: an error that says what is wrong, or (for calls that are harmless) a reply that says so. A new
+endpoint can't slip in untested: the documented endpoints must be exactly the ones in ``BAD_CALLS``.
+
+To cover a new endpoint, add ``"/its_name": [Bad(arguments, error=...)]`` (or ``answer=...`` when a bad argument
+is answered rather than refused). Arguments are a tuple in the documented order; ``Form(...)`` means "the documented
+defaults with these parameters changed" (by parameter name, or by config field for a Train form, which Gradio
+documents as ``param_0``, ``param_1``…); ``BAD_FILE`` is replaced by an uploaded file that fails every check.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from gradio_client import handle_file
+
+from playground.settings import Settings
+from playground.ui.train_tab import GROUPS
+from tests.app_server import serve
+
+BAD_FILE = object()
+"""Stands for an uploaded file whose two rows are both wrong (a missing field, then not JSON)."""
+
+
+class Form:
+    """The endpoint's documented default arguments, with some changed: by parameter name, or — for the Train forms,
+    whose parameters Gradio names ``param_N`` — by config field name (``Form("sft", learning_rate="fast")``)."""
+
+    def __init__(self, stage: str | None = None, **changes: Any) -> None:
+        self.stage, self.changes = stage, changes
+
+    def resolve(self, parameters: list[dict[str, Any]]) -> list[Any]:
+        names = [p["parameter_name"] for p in parameters]
+        if self.stage is not None:  # the form's inputs in order: the stage's config fields, group by group
+            fields = [name for group in GROUPS[self.stage].values() for name in group]
+            assert len(fields) == len(names), f"the {self.stage} form documents {len(names)} inputs, not {len(fields)}"
+            names = fields
+        values = [p.get("parameter_default") if p.get("parameter_has_default") else "" for p in parameters]
+        for name, value in self.changes.items():
+            values[names.index(name)] = value
+        return values
+
+    def __repr__(self) -> str:
+        return f"Form({self.stage!r}, {self.changes})"
+
+
+@dataclass(frozen=True)
+class Bad:
+    """One bad call: its arguments, and either the ``error`` it must raise (a case-insensitive regex) or the
+    ``answer`` it must give (a regex searched in the reply, or a check of the reply)."""
+
+    args: tuple | Form
+    error: str = ""
+    answer: str | Callable[[Any], bool] = ""
+    xfail: str = field(default="", compare=False)  # a known app bug, described (strict: passes once it is fixed)
+
+    def __post_init__(self) -> None:
+        assert bool(self.error) != bool(self.answer), "a bad call says what it must raise or what it must answer"
+
+
+def blank_run_view(reply: tuple) -> bool:
+    """/run_details on a run that doesn't exist: empty progress and log, every chart hidden."""
+    charts = [r for r in reply if isinstance(r, dict) and "visible" in r]
+    return reply[0] == "" and len(charts) >= 2 and all(c["visible"] is False for c in charts)
+
+
+NO_BATCH = "No batch yet"  # what the Rate endpoints say about a batch id that doesn't exist
+TWO_PROBLEMS = "2 problems.*line 1.*line 2: not valid JSON"
+
+BAD_CALLS: dict[str, list[Bad]] = {
+    # Compare
+    "/compare": [Bad(Form(text="Hi", n=0), error="less than minimum value 1"),
+                 Bad(Form(text="Hi", a="no/such-model-here", b="no/such-model-here", n=4),
+                     answer="Couldn't load no/such-model-here")],  # shown in each pane, where the user looks
+    "/vote": [Bad(("sideways", 0, "", ""), error="not in the list of choices"),
+              Bad(("left", 0, "", ""), error="vote was not saved: Nothing to vote on yet")],
+    "/stop": [Bad((), answer=lambda reply: reply == ())],  # takes nothing; stopping nothing is fine
+    "/clear": [Bad(("no/such-model", "other"), answer=r"### Left: no/such-model")],  # only retitles the panes
+    "/unload": [Bad((), answer="No models loaded")],
+    # Rate
+    "/rate_open": [Bad(("no-such-batch",), answer=NO_BATCH)],
+    "/rate_start": [Bad(("Bundled prompts (60)", None, ["only-one-model"], 0, 16, 0.7, 42),
+                        error="at least two different models"),
+                    Bad(("Upload a file", None, ["a/b", "c/d"], 0, 16, 0.7, 42), error="Upload a prompt file first"),
+                    Bad(("Bundled prompts (60)", None, ["a/b", "c/d"], 0, 0, 0.7, 42),
+                        error="less than minimum value 1")],
+    "/rate_left": [Bad(("no-such-batch", 0, "", ""), answer=NO_BATCH),
+                   Bad(("no-such-batch", 9, "", ""), error="greater than maximum value 5")],
+    "/rate_right": [Bad(("no-such-batch", 0, "", ""), answer=NO_BATCH)],
+    "/rate_tie": [Bad(("no-such-batch", 0, "", ""), answer=NO_BATCH)],
+    "/rate_both_bad": [Bad(("no-such-batch", 0, "", ""), answer=NO_BATCH)],
+    "/rate_skip": [Bad(("no-such-batch",), answer=NO_BATCH)],
+    "/rate_undo": [Bad(("no-such-batch",), answer=NO_BATCH)],
+    # Leaderboard and History
+    "/leaderboard": [Bad(("count as a tie", 0, 0), error="less than minimum value 10"),
+                     Bad(("sometimes", 100, 0), error="not in the list of choices")],
+    "/history": [Bad(("", "", "", "not-a-date", ""), error="'not-a-date' is not a date"),
+                 Bad(("", "", "", "", "2024-13-45"), error="is not a date")],
+    "/history_delete": [Bad(("", "", "", "", ""), error="Select a comparison in the table first")],
+    "/history_undo": [Bad(("", "", "", "", ""), error="Nothing to undo")],
+    "/export": [Bad((), answer="Nothing to export yet")],
+    "/import": [Bad((BAD_FILE, ""), answer=f"Nothing was imported.*{TWO_PROBLEMS}")],
+    # Train
+    "/train_start": [Bad(Form("sft", name="../bad"), error=r"\*\*name\*\*: use 1–64 letters"),
+                     Bad(Form("sft", learning_rate="fast"), error=r"\*\*learning rate\*\*: must be a number"),
+                     Bad(Form("sft", batch_size=0), error=r"\*\*batch size\*\*: must be between 1"),
+                     Bad(Form("sft", datasets=["no-such-data"]), error=r"\*\*datasets\*\*: No dataset 'no-such-data'")],
+    "/train_reward_start": [Bad(Form("reward", name="../bad"), error=r"\*\*name\*\*: use 1–64 letters"),
+                            Bad(Form("reward", datasets=["no-such-pairs"]), error=r"\*\*datasets\*\*")],
+    "/train_dpo_start": [Bad(Form("dpo", name="../bad"), error=r"\*\*name\*\*: use 1–64 letters"),
+                         Bad(Form("dpo", sft_run="no-such-sft"), error=r"\*\*sft run\*\*: no adapter for 'no-such-sft'")],
+    # Runs
+    "/run_details": [Bad(("no-such-run", ""), answer=blank_run_view)],
+    "/run_stop": [Bad(("no-such-run", ""), error="There is no run named 'no-such-run'"),
+                  Bad(("", ""), error="Pick a run first")],
+    "/run_resume": [Bad(("no-such-run", ""), error="There is no run named 'no-such-run'")],
+    "/run_delete": [Bad(("", ""), error="Pick a run first"),
+                    Bad(("no-such-run", ""), error="There is no run named 'no-such-run'")],
+    "/run_evaluate": [Bad(("", 0), error="Pick a finished or stopped run first"),
+                      Bad(("no-such-run", 0), error="no run named 'no-such-run'",
+                          xfail="runs_tab.run_evaluation calls jobs.folder(name) outside try: the JobError "
+                                "reaches the caller as Gradio's opaque 'The upstream Gradio app has raised an "
+                                "exception'")],
+    # Reward
+    "/reward_score": [Bad(("", "Hi", "", "a", "b"), error="Pick a reward model first"),
+                      Bad(("no-such-run", "Hi", "", "a", "b"), error="No reward model 'no-such-run'")],
+    "/reward_agreement": [Bad(("", 0), error="Pick a reward model first")],
+    # Data
+    "/dataset_preview": [Bad(("no-such-dataset",), error="no-such-dataset is not in the list of choices")],
+    "/datasets": [Bad(("no-such-dataset",), error="no-such-dataset is not in the list of choices")],
+    "/dataset_upload": [Bad((BAD_FILE, ""), answer=f"Nothing was saved.*{TWO_PROBLEMS}")],
+    "/preference_preview": [Bad(("no-such-set",), error="no-such-set is not in the list of choices")],
+    "/preference_upload": [Bad((BAD_FILE, ""), answer=f"Nothing was saved.*{TWO_PROBLEMS}")],
+}
+
+CASES = [pytest.param(endpoint, bad, id=f"{endpoint}-{n}",
+                      marks=[pytest.mark.xfail(reason=bad.xfail, strict=True)] if bad.xfail else [])
+         for endpoint, bads in sorted(BAD_CALLS.items()) for n, bad in enumerate(bads)]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("api")
+    bad_file = folder / "bad.jsonl"
+    bad_file.write_text(json.dumps({"prompt": "Hi?", "chosen": "Hello."}) + "\nnot json\n")
+    settings = Settings(data_dir=folder / "data", memory_budget_gb=1)
+    settings.ensure_dirs()
+    with serve(settings) as client:
+        yield client, settings, bad_file
+
+
+@pytest.fixture(scope="module")
+def documented(app) -> dict[str, Any]:
+    return app[0].view_api(print_info=False, return_format="dict")["named_endpoints"]
+
+
+def test_every_documented_endpoint_is_checked(documented):
+    assert len(documented) > 20  # the app's /gradio_api/info really was read
+    missing, stale = set(documented) - set(BAD_CALLS), set(BAD_CALLS) - set(documented)
+    assert not missing, f"add a bad call to BAD_CALLS for each new endpoint: {sorted(missing)}"
+    assert not stale, f"these endpoints are no longer documented: {sorted(stale)}"
+
+
+@pytest.mark.parametrize("endpoint, bad", CASES)
+def test_bad_arguments_get_a_clear_answer(app, documented, endpoint, bad):
+    client, settings, bad_file = app
+    if endpoint not in documented:
+        pytest.fail(f"{endpoint} is not documented by the app")
+    args = bad.args.resolve(documented[endpoint]["parameters"]) if isinstance(bad.args, Form) else list(bad.args)
+    args = [handle_file(str(bad_file)) if a is BAD_FILE else a for a in args]
+    runs_before = sorted(p.name for p in settings.runs_dir.iterdir())
+    if bad.error:
+        with pytest.raises(Exception, match=f"(?is){bad.error}") as raised:
+            client.predict(*args, api_name=endpoint)
+        assert "upstream Gradio app has raised an exception" not in str(raised.value)
+    else:
+        reply = client.predict(*args, api_name=endpoint)
+        if callable(bad.answer):
+            assert bad.answer(reply), reply
+        else:
+            assert re.search(bad.answer, str(reply), re.I | re.S), reply
+    assert sorted(p.name for p in settings.runs_dir.iterdir()) == runs_before  # a bad call starts no run
