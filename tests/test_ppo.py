@@ -1,0 +1,170 @@
+"""PPO end to end on tiny local models: a programmatic reward rises while KL stays bounded, Stop + Resume continue
+the step count, bad inputs are refused by field, and the whole SFT → reward model → PPO chain runs through the run
+system and lands in Compare. The maths itself is checked by hand in test_ppo_math.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+from playground.catalog import list_models
+from playground.jobs import Jobs
+from playground.loading import LoadOptions, ModelCache
+from playground.run_folder import RunFolder
+from playground.settings import Settings
+from playground.train import ppo
+from playground.train.common import check_inputs
+from playground.train.config import ConfigError, PPOConfig, RewardConfig, SFTConfig
+from tests.test_reward_dpo import toy_pairs
+from tests.tiny_models import build_model
+
+pytestmark = pytest.mark.slow  # real PPO steps: about a second each on two cores
+
+MERGES = 260
+"""In the tiny tokenizer ids below 260 are the specials and single bytes; ids from 260 are BPE merges (whole
+sub-words). The test reward prefers merges: a direction in which every prompt's answers can move."""
+
+
+def merge_share(prompts, texts, answer, mask):
+    """5 × the share of the answer's tokens that are BPE merges: (B, T) tokens and mask → (B,) scores in [0, 5]
+    (scaled like a reward model's scores, so the KL penalty's β means what it means for a real run)."""
+    merges = (answer >= MERGES).float() * mask
+    return 5.0 * merges.sum(1) / mask.sum(1)
+
+
+@pytest.fixture(scope="module")
+def peaked_base(tmp_path_factory):
+    """A tiny random model with peaked next-token distributions, which LoRA can move (see build_model)."""
+    return build_model(tmp_path_factory.mktemp("models") / "tiny-peaked", chat=False, initializer_range=0.3)
+
+
+def ppo_config(base, data_dir, **overrides) -> PPOConfig:
+    values = dict(name="ppo", base_model=str(base), datasets=["prompts"], quantization="none", lora_r=8,
+                  lora_alpha=16, batch_size=16, mini_batch_size=8, ppo_epochs=4, response_length=16, max_length=128,
+                  learning_rate=3e-3, kl_coef=0.02, kl_estimator="k3", save_steps=1000, data_dir=str(data_dir))
+    return PPOConfig(**(values | overrides))
+
+
+def test_a_programmatic_reward_rises_while_kl_stays_bounded(peaked_base, tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    cfg = ppo_config(peaked_base, tmp_path / "data", max_steps=30, samples_per_step=2)
+    assert ppo.train(cfg, run, scorer=merge_share) == "finished"
+    metrics = run.metrics()
+    assert [m["step"] for m in metrics] == list(range(1, 31))
+    first = sum(m["score"] for m in metrics[:5]) / 5
+    last = sum(m["score"] for m in metrics[-5:]) / 5
+    assert last > first + 0.3, (first, last)  # measured: 1.75 → 2.2 (share of merges 35 % → 44 %)
+    assert all(0 <= m["kl"] < 50 for m in metrics), [round(m["kl"], 1) for m in metrics]
+    assert all(m["kl_coef"] == 0.02 and m["score_low"] <= m["score"] <= m["score_high"] for m in metrics)
+    for key in ("entropy", "response_length", "policy_loss", "value_loss", "clipfrac", "approx_kl", "time_generate",
+                "time_score", "time_optimize"):
+        assert all(isinstance(m[key], float) for m in metrics), key
+    samples = run.samples()
+    assert [s["step"] for s in samples] == [s for s in range(1, 31) for _ in range(2)]
+    assert all(s["prompt"] and 1 <= s["tokens"] <= 16 and 0 <= s["score"] <= 5 for s in samples)
+    assert (run.adapter / "adapter_model.safetensors").is_file()
+
+
+def test_adaptive_kl_raises_beta_when_kl_overshoots(peaked_base, tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    cfg = ppo_config(peaked_base, tmp_path / "data", max_steps=6, batch_size=8, mini_batch_size=8, ppo_epochs=4,
+                     adaptive_kl=True, kl_target=0.5, kl_horizon=16, kl_coef=0.05)
+    assert ppo.train(cfg, run, scorer=merge_share) == "finished"
+    betas = [m["kl_coef"] for m in run.metrics()]
+    assert betas[0] == 0.05 and betas[-1] > 0.05, betas  # KL above the 0.5-nat target pushes β up
+
+
+def test_stop_then_resume_continues_the_step_count(peaked_base, tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    cfg = ppo_config(peaked_base, tmp_path / "data", max_steps=4, batch_size=4, mini_batch_size=2, ppo_epochs=1,
+                     save_steps=2)
+    run.stop_file.write_text("")
+    assert ppo.train(cfg, run, scorer=merge_share) == "stopped"
+    assert run.last_checkpoint().name == "checkpoint-1" and (run.adapter / "adapter_config.json").is_file()
+    run.stop_file.unlink()
+    assert ppo.train(cfg, run, resume=True, scorer=merge_share) == "finished"
+    assert [m["step"] for m in run.metrics()] == [1, 2, 3, 4]
+    assert sorted({s["step"] for s in run.samples()}) == [1, 2, 3, 4]
+    assert [p.name for p in sorted(run.checkpoints.glob("checkpoint-*"))] == ["checkpoint-2", "checkpoint-4"]
+
+
+def test_prompts_are_visited_once_per_pass_in_a_seeded_order():
+    steps = [ppo.prompt_order(10, 5, step, seed=3) for step in range(4)]
+    assert sorted(steps[0] + steps[1]) == sorted(steps[2] + steps[3]) == list(range(10))  # each pass: every prompt
+    assert steps[0] + steps[1] != steps[2] + steps[3]  # reshuffled per pass
+    assert ppo.prompt_order(10, 5, 3, seed=3) == steps[3]  # a pure function of the step: Resume continues alike
+
+
+def test_bad_inputs_are_refused_by_field(tiny_base, settings):
+    def refused(field, **overrides):
+        cfg = PPOConfig(**(dict(base_model=str(tiny_base), data_dir=str(settings.data_dir)) | overrides))
+        with pytest.raises(ConfigError) as caught:
+            check_inputs(cfg, settings)
+        assert caught.value.field == field, caught.value
+        return str(caught.value)
+
+    assert "choose a reward model" in refused("reward_run")
+    assert "nope" in refused("reward_run", reward_run="nope")
+    assert "fewer than batch_size" in refused("datasets", reward_run="x", max_examples=3)
+    for field, value, message in [("mini_batch_size", 3, "must divide batch_size"),
+                                  ("gradient_accumulation", 3, "must divide mini_batch_size"),
+                                  ("max_length", 40, "room for a prompt"), ("cliprange", 1.5, r"\(0, 1\)"),
+                                  ("kl_coef", -1.0, r"\[0, 10\]"), ("lam", 2.0, r"\[0, 1\]"),
+                                  ("top_p", 0.0, r"\(0, 1\]"), ("samples_per_step", 9, "batch_size"),
+                                  ("kl_estimator", "k2", "k1 or k3")]:
+        with pytest.raises(ConfigError, match=message) as caught:
+            PPOConfig(**{field: value})
+        assert caught.value.field == field
+
+
+@pytest.fixture
+def jobs(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", memory_budget_gb=1)
+    settings.ensure_dirs()
+    jobs = Jobs(settings, poll=False)
+    yield jobs
+    for folder in jobs.folders():  # never leave a run process behind
+        pid = folder.status().get("pid")
+        if folder.status().get("state") in ("starting", "running") and pid:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_sft_then_reward_then_ppo_through_the_run_system(jobs, tiny_base, tiny_chat, tmp_path):
+    settings = jobs.settings
+    data = str(settings.data_dir)
+    pairs = tmp_path / "toy.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in toy_pairs(24)))
+    small = dict(base_model=str(tiny_base), data_dir=data, lora_r=8, lora_alpha=16, gradient_accumulation=1,
+                 eval_fraction=0.0)
+    jobs.create("sft", SFTConfig(**small, name="sft", max_steps=2, batch_size=4))
+    jobs.create("reward", RewardConfig(**small, name="rm", datasets=[str(pairs)], sft_run="sft", max_steps=2,
+                                       batch_size=4))
+    assert jobs.wait("sft", 300) == "finished"
+    assert jobs.wait("rm", 300) == "finished", jobs.folder("rm").status().get("error")
+    wrong_base = PPOConfig(**(small | {"base_model": str(tiny_chat)}), name="ppo-x", reward_run="rm")
+    with pytest.raises(ConfigError, match="trained on") as caught:
+        check_inputs(wrong_base, settings)  # PPO shares one base model: the reward model must be on it
+    assert caught.value.field == "reward_run"
+    folder = jobs.create("ppo", PPOConfig(**small, name="ppo", sft_run="sft", reward_run="rm", max_steps=3,
+                                          batch_size=4, mini_batch_size=2, response_length=8, max_length=128))
+    assert jobs.wait("ppo", 300) == "finished", folder.status().get("error")
+    log = folder.log.read_text()
+    assert "SFT adapter" in log and "Value model starts from the reward model" in log and "Reward model rm" in log
+    metrics = folder.metrics()
+    assert [m["step"] for m in metrics] == [1, 2, 3] and all(m["score"] == m["score"] for m in metrics)
+    assert len(folder.samples()) == 3 * 4
+
+    entry = next(e for e in list_models(settings) if e.label == "tiny-base + ppo")
+    loaded = ModelCache(settings).get(entry.spec, LoadOptions(dtype="float32"))
+    ids = loaded.tokenizer("Hello", return_tensors="pt").input_ids
+    out = loaded.model.generate(ids, max_new_tokens=4, do_sample=False, pad_token_id=loaded.tokenizer.pad_token_id)
+    assert out.shape[1] > ids.shape[1]
