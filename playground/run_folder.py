@@ -98,6 +98,14 @@ class RunFolder:
         """PPO's answers per step (complete lines only, like :meth:`metrics`)."""
         return _json_lines(self.samples_file)
 
+    def forget_after(self, step: int) -> None:
+        """Drop metrics and samples lines logged after ``step``: a run resumed from the checkpoint at ``step`` logs
+        those steps again (it was killed after logging them but before its next checkpoint)."""
+        for path in (self.metrics_file, self.samples_file):
+            if path.exists():
+                kept = [row for row in _json_lines(path) if int(row.get("step", 0)) <= step]
+                write_atomic(path, "".join(json.dumps(row) + "\n" for row in kept))
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             with self.log.open("rb") as handle:

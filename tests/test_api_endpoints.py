@@ -119,12 +119,16 @@ BAD_CALLS: dict[str, list[Bad]] = {
                             Bad(Form("reward", datasets=["no-such-pairs"]), error=r"\*\*datasets\*\*")],
     "/train_dpo_start": [Bad(Form("dpo", name="../bad"), error=r"\*\*name\*\*: use 1–64 letters"),
                          Bad(Form("dpo", sft_run="no-such-sft"), error=r"\*\*sft run\*\*: no adapter for 'no-such-sft'")],
+    "/train_ppo_start": [Bad(Form("ppo", name="../bad"), error=r"\*\*name\*\*: use 1–64 letters"),
+                         Bad(Form("ppo", reward_run="no-such-rm"), error=r"\*\*reward run\*\*: No reward model"),
+                         Bad(Form("ppo", mini_batch_size=3), error=r"\*\*mini batch size\*\*: must divide")],
     # Runs
     "/run_details": [Bad(("no-such-run", ""), error="There is no run named 'no-such-run'"),
                      Bad(("", ""), answer=blank_run_view)],  # nothing picked yet: a blank view
     "/run_stop": [Bad(("no-such-run", ""), error="There is no run named 'no-such-run'"),
                   Bad(("", ""), error="Pick a run first")],
     "/run_resume": [Bad(("no-such-run", ""), error="There is no run named 'no-such-run'")],
+    "/run_samples": [Bad(("no-such-run", "latest"), error="There is no run named 'no-such-run'")],
     "/run_delete": [Bad(("", ""), error="Pick a run first"),
                     Bad(("no-such-run", ""), error="There is no run named 'no-such-run'")],
     "/run_evaluate": [Bad(("", 0), error="Pick a finished or stopped run first"),

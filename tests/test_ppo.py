@@ -88,7 +88,12 @@ def test_stop_then_resume_continues_the_step_count(peaked_base, tmp_path):
     assert ppo.train(cfg, run, scorer=merge_share) == "stopped"
     assert run.last_checkpoint().name == "checkpoint-1" and (run.adapter / "adapter_config.json").is_file()
     run.stop_file.unlink()
+    # As if killed after logging step 2 but before its checkpoint: the resumed run logs step 2 again, once.
+    run.append_metrics({"step": 2, "score": 99.0})
+    with run.samples_file.open("a") as out:
+        out.write(json.dumps({"step": 2, "prompt": "lost", "answer": "lost", "score": 99.0}) + "\n")
     assert ppo.train(cfg, run, resume=True, scorer=merge_share) == "finished"
+    assert all(m["score"] != 99.0 for m in run.metrics()) and all(s["prompt"] != "lost" for s in run.samples())
     assert [m["step"] for m in run.metrics()] == [1, 2, 3, 4]
     assert sorted({s["step"] for s in run.samples()}) == [1, 2, 3, 4]
     assert [p.name for p in sorted(run.checkpoints.glob("checkpoint-*"))] == ["checkpoint-2", "checkpoint-4"]

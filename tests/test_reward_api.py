@@ -67,7 +67,7 @@ def test_a_reward_run_from_the_form_is_scored_in_the_reward_tab(app):
     folder = RunFolder(settings.runs_dir / "rm-ui")
     wait_finished(folder)
     details = client.predict("rm-ui", "", api_name="/run_details")
-    progress, plots, command = details[0], details[2:6], details[-1]
+    progress, plots, command = details[0], details[2:-2], details[-1]
     assert "finished" in progress and "python -m playground.train reward" in command
     assert {"loss", "eval_loss", "accuracy", "eval_accuracy", "margin", "eval_margin"} <= plotted(plots)
 
@@ -107,7 +107,7 @@ def test_a_dpo_run_from_the_form_draws_its_charts_and_joins_compare(app):
     folder = RunFolder(settings.runs_dir / "dpo-ui")
     wait_finished(folder)
     details = client.predict("dpo-ui", "", api_name="/run_details")
-    assert {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"} <= plotted(details[2:6])
+    assert {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"} <= plotted(details[2:-2])
     from playground.catalog import list_models
 
     assert "tiny-base + dpo-ui" in [e.label for e in list_models(settings)]

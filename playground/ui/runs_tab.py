@@ -40,9 +40,22 @@ CHARTS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
             ("Accuracy: chosen reward > rejected", "share of pairs", ("rewards/accuracies",
                                                                       "eval_rewards/accuracies")),
             ("Loss (train and eval)", "DPO loss", ("loss", "eval_loss"))],
+    "ppo": [("Reward model score (mean, ± std) and total reward", "score",
+             ("score", "score_low", "score_high", "reward", "eval_score")),
+            ("KL(π ‖ π_ref) per answer", "nats", ("kl", "eval_kl")),
+            ("Entropy of the policy", "nats per token", ("entropy",)),
+            ("Answer length", "tokens (up to and including EOS)", ("response_length",)),
+            ("Policy and value loss", "loss", ("policy_loss", "value_loss")),
+            ("Clip fraction", "share of tokens clipped", ("clipfrac", "value_clipfrac")),
+            ("Approx. KL(π_old ‖ π) per update", "nats per token", ("approx_kl",)),
+            ("Time per step", "seconds", ("time_generate", "time_score", "time_optimize"))],
 }
-"""Per stage, the charts the Runs tab draws: (title, y axis, metrics.jsonl keys). Four chart slots at most."""
-SLOTS = 4
+"""Per stage, the charts the Runs tab draws: (title, y axis, metrics.jsonl keys). Eight chart slots at most."""
+SLOTS = 8
+X_TITLES = {"ppo": "PPO step"}
+"""The x axis: optimizer steps, except for PPO, whose step is a whole sample-score-update round."""
+SAMPLE_COLUMNS = ["step", "prompt", "answer", "score", "kl", "tokens", "eos"]
+LATEST = "latest"
 
 
 def _clock(seconds: float | None) -> str:
@@ -84,6 +97,16 @@ def curves(frames: dict[str, list[dict[str, Any]]], keys: tuple[str, ...]) -> pd
         {"step": "int64", "value": "float64", "series": "object"})
 
 
+def samples_table(samples: list[dict[str, Any]], step: str | None) -> tuple[list[str], str, pd.DataFrame]:
+    """PPO's answers at one step: (step choices, the choice shown, table). ``step`` is a step number as text or
+    "latest"; a step that has no answers (yet) falls back to the latest."""
+    steps = sorted({int(s["step"]) for s in samples}, reverse=True)
+    choice = step if step in [str(n) for n in steps] else LATEST
+    shown = steps[0] if choice == LATEST and steps else int(choice) if steps else None
+    rows = [[s.get(column) for column in SAMPLE_COLUMNS] for s in samples if shown is not None and s["step"] == shown]
+    return [LATEST] + [str(n) for n in steps], choice, pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+
+
 def speed_text(metrics: list[dict[str, Any]]) -> str:
     last = next((m for m in reversed(metrics) if m.get("tokens_per_s")), None)
     if last is None:
@@ -114,6 +137,13 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
                 plots.append(gr.LinePlot(x="step", y="value", color="series", label=title or "chart",
                                          x_title="optimizer step", y_title=y_title or "value", height=300,
                                          visible=bool(title)))
+    with gr.Accordion("Answers per step (PPO)", open=True, visible=False) as samples_box:
+        gr.Markdown("A few of each step's prompts with the policy's answer, the reward model's score and the KL from "
+                    "the reference (nats, the whole answer). If the score climbs while the answers get worse, the "
+                    "policy is exploiting the reward model — reward hacking.")
+        sample_step = gr.Dropdown([LATEST], value=LATEST, label="Step", allow_custom_value=True)
+        samples = gr.Dataframe(pd.DataFrame(columns=SAMPLE_COLUMNS), interactive=False, wrap=True,
+                               label="Answers", elem_id="run-samples")
     log = gr.Code(label="train.log (last lines)", language=None, lines=12, max_lines=12)
     command = gr.Code(label="Command", language="shell", lines=3)
     with gr.Accordion("Evaluate on held-out tasks (base vs tuned)", open=False):
@@ -159,7 +189,8 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
         cmd = f"{shell_command(stage, folder.config)}\n# several GPUs:\n" \
               f"{shell_command(stage, folder.config, launcher='accelerate')}"
         charts = CHARTS.get(stage, CHARTS["sft"])
-        plots = [gr.update(value=curves(frames, keys), label=title, y_title=y_title, visible=True)
+        x_title = X_TITLES.get(stage, "optimizer step")
+        plots = [gr.update(value=curves(frames, keys), label=title, x_title=x_title, y_title=y_title, visible=True)
                  for title, y_title, keys in charts] + [gr.update(visible=False)] * (SLOTS - len(charts))
         return [progress_html(status), speed_text(frames[name])] + plots + [folder.log_tail(40), cmd]
 
@@ -176,18 +207,43 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
     everything = [runs, chosen, overlay] + view
     tab.select(refresh, [chosen, overlay], everything, api_visibility="private")
 
-    def tick(name: str | None, other: str | None, seen: tuple) -> list[Any]:
+    def answers(name: str | None, step: str | None) -> list[Any]:
+        """The sample viewer for a run at ``step`` (shown for PPO runs only): box, step choices, table."""
+        try:
+            folder = jobs.folder(name) if name else None
+        except JobError as error:
+            raise gr.Error(str(error)) from error
+        if folder is None:
+            return [gr.update(visible=False), gr.update(choices=[LATEST], value=LATEST),
+                    pd.DataFrame(columns=SAMPLE_COLUMNS)]
+        choices, choice, table = samples_table(folder.samples(), step)
+        return [gr.update(visible=folder.status().get("stage") == "ppo"), gr.update(choices=choices, value=choice),
+                table]
+
+    def answers_now(name: str | None, step: str | None) -> list[Any]:
+        try:
+            return answers(name, step)
+        except gr.Error:  # a run deleted meanwhile: nothing to show
+            return answers(None, None)
+
+    sample_view = [samples_box, sample_step, samples]
+
+    def tick(name: str | None, other: str | None, seen: tuple, step: str | None) -> list[Any]:
         """Redraw only when some run's status file changed since the last tick (no flicker, little work)."""
         now_seen = tuple((f.name, f.status_file.stat().st_mtime_ns if f.status_file.exists() else 0)
                          for f in jobs.folders())
         if now_seen == tuple(seen or ()):
-            return [gr.skip()] * len(everything) + [seen]
-        return refresh(name, other) + [now_seen]
+            return [gr.skip()] * (len(everything) + 1 + len(sample_view))
+        top = refresh(name, other)
+        return top + [now_seen] + answers_now(top[1]["value"], step)
 
     seen = gr.State(())
-    timer.tick(tick, [chosen, overlay, seen], everything + [seen], api_visibility="private", show_progress="hidden",
-               concurrency_limit=None)
+    timer.tick(tick, [chosen, overlay, seen, sample_step], everything + [seen] + sample_view,
+               api_visibility="private", show_progress="hidden", concurrency_limit=None)
     chosen.change(details, [chosen, overlay], view, api_name="run_details")
+    chosen.change(answers_now, [chosen, sample_step], sample_view, api_visibility="private")
+    sample_step.input(lambda name, step: answers(name, step)[1:], [chosen, sample_step], [sample_step, samples],
+                      api_name="run_samples")
     overlay.change(details, [chosen, overlay], view, api_visibility="private")
 
     def act(action: str):

@@ -1,4 +1,4 @@
-"""Train tab: SFT, reward model or DPO — a form built from the stage's config dataclass; Start queues the run as its
+"""Train tab: SFT, reward model, DPO or PPO — a form built from the stage's config dataclass; Start queues the run as its
 own process."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 import yaml
 
-from playground import datasets, preference_data
+from playground import datasets, preference_data, prompt_sets, reward_model
 from playground.catalog import is_language_model_adapter, list_models
 from playground.jobs import JobError, Jobs, shell_command
 from playground.settings import Settings
@@ -42,9 +42,18 @@ RL. The loss −log σ(β·[(log π(y_w|x) − log π_ref(y_w|x)) − (log π(y_
 answer relative to the reference model and pushes down the rejected one; β plays the role of RLHF's KL penalty.
 The reference is the starting model (the base, or an SFT run). The result is a model you can pick in **Compare**.
 """,
+    "ppo": """
+**PPO** (the lecture's third step, RLHF): the policy writes answers to prompts, the **reward model** scores them,
+and reinforcement learning pushes the policy towards higher scores — maximising r(x, y) − β·KL(π ‖ π_ref), where the
+KL penalty holds it near the starting model so it can't drift into gibberish the reward model happens to like. Pick
+the start (an SFT run, or the base), a reward run trained on the same base, and a prompt set. One base model serves
+all four roles — policy, reference, reward and value — by switching LoRA adapters. In **Runs** watch the reward
+climb and KL grow, and read the answers at each step: if reward rises while the answers get worse, that is reward
+hacking. The result is a model you can pick in **Compare**.
+""",
 }
 
-STAGE_LABELS = {"sft": "SFT (instruction tuning)", "reward": "Reward model", "dpo": "DPO"}
+STAGE_LABELS = {"sft": "SFT (instruction tuning)", "reward": "Reward model", "dpo": "DPO", "ppo": "PPO (RLHF)"}
 RECIPES = Path(__file__).resolve().parents[2] / "assets" / "recipes"
 _LORA = ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "quantization"]
 _OPTIMISATION = ["learning_rate", "epochs", "max_steps", "batch_size", "gradient_accumulation", "max_length",
@@ -65,6 +74,16 @@ GROUPS: dict[str, dict[str, list[str]]] = {
             "LoRA / QLoRA": _LORA,
             "DPO loss": ["beta", "loss_type"],
             "Optimisation": _OPTIMISATION + _RUNTIME},
+    "ppo": {"Model and data": ["name", "base_model", "sft_run", "reward_run", "datasets", "max_examples",
+                               "prompt_format", "eval_fraction"],
+            "Sampling": ["response_length", "temperature", "top_k", "top_p", "samples_per_step"],
+            "PPO": ["kl_coef", "kl_estimator", "adaptive_kl", "kl_target", "kl_horizon", "cliprange",
+                    "cliprange_value", "vf_coef", "gamma", "lam", "whiten_rewards", "missing_eos_penalty",
+                    "value_init"],
+            "LoRA / QLoRA": _LORA,
+            "Optimisation": ["learning_rate", "epochs", "max_steps", "batch_size", "mini_batch_size",
+                             "gradient_accumulation", "ppo_epochs", "max_length", "warmup_ratio", "max_grad_norm"]
+            + _RUNTIME},
 }
 """The form of each stage: every config field but data_dir, once (a test checks)."""
 
@@ -83,9 +102,16 @@ def sft_runs(settings: Settings) -> list[str]:
     return [""] + names
 
 
+def reward_run_choices(settings: Settings) -> list[str]:
+    """Reward runs PPO can maximise (the start check makes sure the chosen one shares the base model)."""
+    return [run.name for run in reward_model.reward_runs(settings)]
+
+
 def dataset_choices(stage: str, settings: Settings) -> list[str]:
     if stage == "sft":
         return [d.name for d in datasets.list_datasets(settings) if d.purpose == "training"]
+    if stage == "ppo":
+        return prompt_sets.list_prompt_sets(settings)
     return [s.name for s in preference_data.list_sets(settings)]
 
 
@@ -101,6 +127,10 @@ def _component(config_class: type, field: dataclasses.Field, default: Any,
                            allow_custom_value=True, label=label, info=info)
     if field.name == "sft_run":
         return gr.Dropdown(sft_runs(settings), value=default, allow_custom_value=True, label=label, info=info)
+    if field.name == "reward_run":
+        choices = reward_run_choices(settings)
+        return gr.Dropdown(choices, value=default or (choices[0] if choices else None), allow_custom_value=True,
+                           label=label, info=info)
     choices = typing.get_args(typing.get_type_hints(config_class)[field.name])
     if choices:
         return gr.Radio(list(choices), value=default, label=label, info=info)
@@ -131,7 +161,7 @@ def build(settings: Settings, jobs: Jobs, tab: gr.Tab) -> None:
     """Lay out the Train tab (a stage picker, then one form per stage) and wire its events."""
     with gr.Row():
         stage = gr.Radio([(label, key) for key, label in STAGE_LABELS.items()], value="sft", label="Stage",
-                         info="PPO comes next.")
+                         info="The lecture's order: SFT, then a reward model, then PPO (or DPO instead of both).")
     with gr.Accordion("What this stage does", open=False):
         intro = gr.Markdown(INTRO["sft"])
     message = gr.Markdown("", elem_id="train-message")
@@ -215,8 +245,9 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
     def refresh_lists() -> list[Any]:
         updates = [gr.update(choices=model_choices(list_models(settings))),
                    gr.update(choices=dataset_choices(stage, settings))]
-        return updates + ([gr.update(choices=sft_runs(settings))] if "sft_run" in inputs else [])
+        updates += [gr.update(choices=sft_runs(settings))] if "sft_run" in inputs else []
+        return updates + ([gr.update(choices=reward_run_choices(settings))] if "reward_run" in inputs else [])
 
     tab.select(refresh_lists, None, [inputs["base_model"], inputs["datasets"]]
-               + ([inputs["sft_run"]] if "sft_run" in inputs else []), api_visibility="private")
+               + [inputs[name] for name in ("sft_run", "reward_run") if name in inputs], api_visibility="private")
     return column
