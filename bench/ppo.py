@@ -81,6 +81,18 @@ class FourCopies:
                     logits_to_keep=answer_length + 1, use_cache=False)
         return out.logits[:, :-1].float()
 
+    def logprobs(self, name: str, ids: Any, mask: Any, tokens: Any, temperature: float,
+                 entropy: bool = False) -> tuple[Any, Any]:
+        """As ``SharedBase.logprobs`` (the LM head in chunks), on the policy model or the separate reference."""
+        from playground.train.ppo_roles import POLICY, head_logprobs, position_ids
+
+        model = self.model if name == POLICY else self.reference
+        backbone = model.get_base_model().base_model if name == POLICY else model.base_model
+        width = tokens.shape[1]
+        hidden = backbone(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
+                          use_cache=False).last_hidden_state[:, -width - 1:-1]
+        return head_logprobs(model.get_output_embeddings(), hidden, tokens, temperature, entropy)
+
     def values(self, ids: Any, mask: Any, answer_length: int) -> Any:
         from playground.train.ppo_roles import position_ids
 

@@ -99,6 +99,41 @@ def test_stop_then_resume_continues_the_step_count(peaked_base, tmp_path):
     assert [p.name for p in sorted(run.checkpoints.glob("checkpoint-*"))] == ["checkpoint-2", "checkpoint-4"]
 
 
+def test_chunked_log_probs_equal_the_full_logits_and_their_gradients(peaked_base, tmp_path, monkeypatch):
+    import torch
+
+    from playground.train import ppo_math, ppo_roles
+    from playground.train.common import settings_for
+
+    cfg = ppo_config(peaked_base, tmp_path / "data")
+    roles = ppo_roles.SharedBase(cfg, settings_for(cfg), None)
+    torch.manual_seed(0)
+    for lora in roles.trainable:  # a policy that differs from the reference
+        lora.data.normal_(0, 0.05)
+    ids = torch.randint(4, 300, (3, 30))
+    mask = torch.ones_like(ids)
+    mask[0, :5] = 0  # left padding
+    tokens = ids[:, -13:]
+    monkeypatch.setattr(ppo_roles, "ANSWER_CHUNK", 4)  # 13 positions: chunks of 4, 4, 4 and 1
+    for name in (ppo_roles.POLICY, ppo_roles.REFERENCE):
+        full = roles.logits(name, ids, mask, 13) / 0.7
+        expected = ppo_math.logprobs_from_logits(full, tokens)
+        chunked, entropy = roles.logprobs(name, ids, mask, tokens, 0.7)
+        assert entropy is None and torch.allclose(chunked, expected, atol=1e-5)
+        if name == ppo_roles.POLICY:  # the same gradient, though each chunk's logits are recomputed in backward
+            grads = torch.autograd.grad(expected.sum(), roles.trainable, allow_unused=True)
+            chunked_grads = torch.autograd.grad(chunked.sum(), roles.trainable, allow_unused=True)
+            assert sum(g is not None for g in grads) > 0
+            for grad, chunked_grad in zip(grads, chunked_grads):
+                assert (grad is None) == (chunked_grad is None)
+                assert grad is None or torch.allclose(grad, chunked_grad, atol=1e-5)
+        else:
+            assert not chunked.requires_grad  # the reference is frozen
+        with torch.no_grad():
+            _, entropy = roles.logprobs(name, ids, mask, tokens, 0.7, entropy=True)
+        assert torch.allclose(entropy, ppo_math.entropy_from_logits(full.detach()), atol=1e-5)
+
+
 def test_prompts_are_visited_once_per_pass_in_a_seeded_order():
     steps = [ppo.prompt_order(10, 5, step, seed=3) for step in range(4)]
     assert sorted(steps[0] + steps[1]) == sorted(steps[2] + steps[3]) == list(range(10))  # each pass: every prompt

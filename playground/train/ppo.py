@@ -192,13 +192,10 @@ def evaluate_rollout(roles: SharedBase, batch: Rollout, scorer: Scorer, cfg: PPO
         for start in range(0, batch.ids.shape[0], micro):
             ids, attention = batch.ids[start:start + micro], batch.attention[start:start + micro]
             tokens = batch.answer[start:start + micro]
-            logits = roles.logits(POLICY, ids, attention, width) / cfg.temperature
-            parts["logprobs"].append(ppo_math.logprobs_from_logits(logits, tokens))
-            parts["entropy"].append(ppo_math.entropy_from_logits(logits))
-            del logits
-            ref = roles.logits(REFERENCE, ids, attention, width) / cfg.temperature
-            parts["ref"].append(ppo_math.logprobs_from_logits(ref, tokens))
-            del ref
+            logprobs, entropy = roles.logprobs(POLICY, ids, attention, tokens, cfg.temperature, entropy=True)
+            parts["logprobs"].append(logprobs)
+            parts["entropy"].append(entropy)
+            parts["ref"].append(roles.logprobs(REFERENCE, ids, attention, tokens, cfg.temperature)[0])
             parts["values"].append(roles.values(ids, attention, width))
     batch.logprobs, batch.ref_logprobs = torch.cat(parts["logprobs"]), torch.cat(parts["ref"])
     batch.entropy, batch.values = torch.cat(parts["entropy"]), torch.cat(parts["values"])
@@ -236,9 +233,7 @@ def ppo_update(roles: SharedBase, batch: Rollout, adv: Any, returns: Any, cfg: P
             for micro_start in range(start, start + cfg.mini_batch_size, micro):
                 rows = order[micro_start:micro_start + micro]
                 part, weight = batch.rows(rows), 1.0 / cfg.gradient_accumulation
-                logits = roles.logits(POLICY, part.ids, part.attention, width) / cfg.temperature
-                logprobs = ppo_math.logprobs_from_logits(logits, part.answer)
-                del logits
+                logprobs = roles.logprobs(POLICY, part.ids, part.attention, part.answer, cfg.temperature)[0]
                 pg_loss, pg_stats = ppo_math.policy_loss(logprobs, part.logprobs, adv[rows], part.mask,
                                                          cfg.cliprange)
                 (pg_loss * weight).backward()

@@ -27,11 +27,59 @@ from typing import Any
 
 from playground.reward_model import RewardRun
 from playground.settings import Settings
+from playground.train import ppo_math
 from playground.train.common import load_base, lora_config, sft_adapter
 from playground.train.config import PPOConfig
 
 POLICY, REFERENCE, REWARD, VALUE = "default", "reference", "reward", "value"
 """Adapter names. The policy's is PEFT's default, so the run's adapter saves as any other stage's."""
+
+ANSWER_CHUNK = 8
+"""Answer positions per pass through the LM head in :func:`head_logprobs`."""
+
+
+def _chunk_logprobs(head: Any, hidden: Any, tokens: Any, temperature: float, softcap: float | None) -> Any:
+    logits = head(hidden).float()  # (B, c, V)
+    if softcap:  # Gemma 2's final logit soft-capping, as its forward applies it
+        logits = softcap * (logits / softcap).tanh()
+    return ppo_math.logprobs_from_logits(logits / temperature, tokens)
+
+
+def head_logprobs(head: Any, hidden: Any, tokens: Any, temperature: float, entropy: bool = False,
+                  softcap: float | None = None) -> tuple[Any, Any]:
+    """log π(token) at each answer position from the backbone's hidden states: (B, T, H) hidden and (B, T) tokens →
+    ((B, T) log-probabilities of the tempered distribution, (B, T) entropies when ``entropy`` else None).
+
+    Written by hand because no library does it for PPO's shapes: the LM head runs on ``ANSWER_CHUNK`` positions at a
+    time, and with gradients each chunk is recomputed in the backward pass (activation checkpointing), so the
+    (B, T, V) logits are never whole in memory — with a large vocabulary (Gemma: 262,144 tokens) they and their
+    log-softmax and gradient would be most of a step's memory (docs/BENCHMARKS.md, PPO)."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    logprobs, entropies = [], []
+    for start in range(0, tokens.shape[1], ANSWER_CHUNK):
+        part, chosen = hidden[:, start:start + ANSWER_CHUNK], tokens[:, start:start + ANSWER_CHUNK]
+        if torch.is_grad_enabled() and part.requires_grad:
+            logprobs.append(checkpoint(_chunk_logprobs, head, part, chosen, temperature, softcap,
+                                       use_reentrant=False))
+            continue
+        logits = head(part).float()
+        if softcap:
+            logits = softcap * (logits / softcap).tanh()
+        logits = logits / temperature
+        logprobs.append(ppo_math.logprobs_from_logits(logits, chosen))
+        if entropy:
+            entropies.append(ppo_math.entropy_from_logits(logits))
+        del logits
+    return torch.cat(logprobs, 1), (torch.cat(entropies, 1) if entropy else None)
+
+
+def uses_plain_head(config: Any) -> bool:
+    """Whether logits are just the LM head of the last hidden state (+ optional soft-capping), so that
+    :func:`head_logprobs` computes what the model's own forward would; models that scale their logits don't."""
+    text = config.get_text_config()
+    return all(getattr(text, key, None) in (None, 1, 1.0) for key in ("logit_scale", "logits_scaling"))
 
 
 def position_ids(mask: Any) -> Any:
@@ -62,6 +110,8 @@ class SharedBase:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.device = next(p.device for p in self.model.parameters())
         hidden = base.config.get_text_config().hidden_size
+        self.plain_head = uses_plain_head(base.config)
+        self.softcap = getattr(base.config.get_text_config(), "final_logit_softcapping", None)
         self.score_head: Any = None
         self.reward_pad_id = self.tokenizer.pad_token_id
         reward_weights: dict[str, Any] = {}
@@ -163,6 +213,19 @@ class SharedBase:
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
                              logits_to_keep=answer_length + 1, use_cache=False)
         return out.logits[:, :-1].float()
+
+    def logprobs(self, name: str, ids: Any, mask: Any, tokens: Any, temperature: float,
+                 entropy: bool = False) -> tuple[Any, Any]:
+        """log π(answer token) under the tempered policy or reference: (B, L) sequences whose last T tokens are the
+        (B, T) ``tokens`` → ((B, T) log-probabilities, (B, T) entropies or None). See :func:`head_logprobs`."""
+        width = tokens.shape[1]
+        if not self.plain_head:  # a model that post-processes its logits: take them from its own forward
+            logits = self.logits(name, ids, mask, width) / temperature
+            return (ppo_math.logprobs_from_logits(logits, tokens),
+                    ppo_math.entropy_from_logits(logits) if entropy else None)
+        with self.role(name):
+            hidden = self._hidden(ids, mask)[:, -width - 1:-1]  # (B, T, H): the state before each answer token
+        return head_logprobs(self.model.get_output_embeddings(), hidden, tokens, temperature, entropy, self.softcap)
 
     def _hidden(self, ids: Any, mask: Any) -> Any:
         """The backbone's last hidden states (B, L, H), after the final norm (the heads' input)."""
