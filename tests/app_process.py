@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -71,3 +72,12 @@ def start_app(data_dir: Path, model_a: Path | None = None, model_b: Path | None 
     return app
 
 
+def kill_live_runs(jobs) -> None:
+    """SIGKILL the process group of every run of ``jobs`` still starting or running (a test's teardown)."""
+    for folder in jobs.folders():
+        pid = folder.status().get("pid")
+        if folder.status().get("state") in ("starting", "running") and pid:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

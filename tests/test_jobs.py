@@ -17,6 +17,7 @@ from playground.jobs import JobError, Jobs, command
 from playground.loading import LoadOptions, ModelCache
 from playground.settings import Settings
 from playground.train.config import SFTConfig
+from tests.app_process import kill_live_runs
 
 pytestmark = pytest.mark.slow  # real training processes: seconds each
 
@@ -32,13 +33,7 @@ def setup(tmp_path, tiny_base):
     settings.ensure_dirs()
     jobs = Jobs(settings, poll=False)
     yield jobs, settings, data, tiny_base
-    for folder in jobs.folders():  # never leave a run process behind
-        pid = folder.status().get("pid")
-        if folder.status().get("state") in ("starting", "running") and pid:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    kill_live_runs(jobs)  # never leave a run process behind
 
 
 def config(settings, data, base, **overrides) -> SFTConfig:

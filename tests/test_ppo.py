@@ -5,8 +5,6 @@ system and lands in Compare. The maths itself is checked by hand in test_ppo_mat
 from __future__ import annotations
 
 import json
-import os
-import signal
 
 import pytest
 
@@ -18,6 +16,7 @@ from playground.settings import Settings
 from playground.train import ppo
 from playground.train.common import check_inputs
 from playground.train.config import ConfigError, PPOConfig, RewardConfig, SFTConfig
+from tests.app_process import kill_live_runs
 from tests.test_reward_dpo import toy_pairs
 from tests.tiny_models import build_model
 
@@ -169,13 +168,7 @@ def jobs(tmp_path):
     settings.ensure_dirs()
     jobs = Jobs(settings, poll=False)
     yield jobs
-    for folder in jobs.folders():  # never leave a run process behind
-        pid = folder.status().get("pid")
-        if folder.status().get("state") in ("starting", "running") and pid:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    kill_live_runs(jobs)  # never leave a run process behind
 
 
 def test_sft_then_reward_then_ppo_through_the_run_system(jobs, tiny_base, tiny_chat, tmp_path):

@@ -5,9 +5,7 @@ can start from an SFT adapter, and each result lands where it belongs (Reward ta
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 
 import pytest
 import torch
@@ -20,6 +18,7 @@ from playground.reward_model import RewardModel, agreement, find_run, reward_run
 from playground.settings import Settings
 from playground.store import ComparisonRecord, Side, Store
 from playground.train.config import DPOConfig, RewardConfig
+from tests.app_process import kill_live_runs
 from tests.tiny_models import build_adapter
 
 pytestmark = pytest.mark.slow  # real training processes: seconds each
@@ -47,13 +46,7 @@ def setup(tmp_path, tiny_base):
     settings.ensure_dirs()
     jobs = Jobs(settings, poll=False)
     yield jobs, settings, data, tiny_base
-    for folder in jobs.folders():  # never leave a run process behind
-        pid = folder.status().get("pid")
-        if folder.status().get("state") in ("starting", "running") and pid:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    kill_live_runs(jobs)  # never leave a run process behind
 
 
 def common(settings, data, base, **overrides) -> dict:
