@@ -47,6 +47,7 @@ def ppo_config(base, data_dir, **overrides) -> PPOConfig:
     return PPOConfig(**(values | overrides))
 
 
+@pytest.mark.timeout(900)  # 30 PPO steps of 16 answers: about 90 s alone on 2 cores, 4 min beside other work
 def test_a_programmatic_reward_rises_while_kl_stays_bounded(peaked_base, tmp_path):
     run = RunFolder(tmp_path / "run")
     run.path.mkdir()
