@@ -2,7 +2,7 @@
 time of a PPO step split into generation, scoring and optimisation.
 
 Run:  HF_HUB_OFFLINE=1 python -m bench.ppo [--model gemma-3-270m|tiny] [--steps 2] [--warmup 1] [--batch 8]
-                                            [--response 32] [--sides shared,copies]
+                                            [--response 32] [--sides shared,copies] [--gradient-checkpointing]
 Prints a Markdown table and a ratio line. Target: peak memory shared / copies ≤ 0.5. With Gemma 3 270M on 2 CPU
 cores the default run takes about 10 minutes.
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -59,6 +58,9 @@ class FourCopies:
             p.requires_grad_(False)
         self.reward_model = RewardModel(reward, settings).model
         self.value_model = get_peft_model(load_base(cfg, settings)[0], lora_config(cfg, "CAUSAL_LM"))
+        if cfg.gradient_checkpointing:  # as SharedBase: the trained models recompute activations in backward
+            for trained in (self.model, self.value_model):
+                trained.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.device = next(self.model.parameters()).device
         hidden = base.config.get_text_config().hidden_size
         self.value_head = torch.nn.Linear(hidden, 1, device=self.device)
@@ -142,7 +144,8 @@ def child(side: str, job: dict[str, Any]) -> None:
     settings = Settings(data_dir=Path(job["work"]) / "app")
     cfg = PPOConfig(name=f"ppo-{side}", base_model=job["base_model"], reward_run="rm", data_dir=str(settings.data_dir),
                     quantization="none", batch_size=job["batch"], mini_batch_size=job["batch"] // 2,
-                    response_length=job["response"], max_length=job["response"] + 224, seed=SEED)
+                    response_length=job["response"], max_length=job["response"] + 224, seed=SEED,
+                    gradient_checkpointing=job.get("checkpointing", False))
     started = time.monotonic()
     run = find_run("rm", settings)
     roles = SharedBase(cfg, settings, run) if side == "shared" else FourCopies(cfg, settings, run)
@@ -190,6 +193,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="answers per step (minibatches of half)")
     parser.add_argument("--response", type=int, default=32, help="most tokens per answer")
     parser.add_argument("--sides", default="shared,copies")
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="recompute activations in the backward pass, on both sides")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -205,7 +210,7 @@ def main() -> None:
         settings.ensure_dirs()
         make_reward_run(base_model, work, settings)
         job = {"work": work, "base_model": base_model, "steps": args.steps, "warmup": args.warmup,
-               "batch": args.batch, "response": args.response}
+               "batch": args.batch, "response": args.response, "checkpointing": args.gradient_checkpointing}
         (Path(work) / "job.json").write_text(json.dumps(job))
         results = {}
         for side in args.sides.split(","):
@@ -217,8 +222,9 @@ def main() -> None:
         floor = runtime_mb()
 
     print(f"Model {args.model}, float32 on {'CPU' if not _cuda() else 'CUDA'}, batch {args.batch} answers of up to "
-          f"{args.response} tokens, minibatches of {args.batch // 2}, 2 PPO epochs; {args.warmup} warm-up + "
-          f"{args.steps} timed steps per side, each side in its own process. {platform.node() and ''}\n")
+          f"{args.response} tokens, minibatches of {args.batch // 2}, 2 PPO epochs"
+          f"{', gradient checkpointing on both sides' if args.gradient_checkpointing else ''}; {args.warmup} warm-up + "
+          f"{args.steps} timed steps per side, each side in its own process.\n")
     print("| side | peak memory (MB) | above the runtime (MB) | load (s) | generate (s/step) | score (s/step) "
           "| optimize (s/step) | step (s) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
