@@ -75,14 +75,6 @@ class FourCopies:
             out = self.model.generate(input_ids=query, attention_mask=query_mask, generation_config=generation_config)
         return out[:, query.shape[1]:]
 
-    def logits(self, name: str, ids: Any, mask: Any, answer_length: int) -> Any:
-        from playground.train.ppo_roles import POLICY, position_ids
-
-        model = self.model if name == POLICY else self.reference
-        out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
-                    logits_to_keep=answer_length + 1, use_cache=False)
-        return out.logits[:, :-1].float()
-
     def logprobs(self, name: str, ids: Any, mask: Any, tokens: Any, temperature: float,
                  entropy: bool = False) -> tuple[Any, Any]:
         """As ``SharedBase.logprobs`` (the LM head in chunks), on the policy model or the separate reference."""

@@ -8,15 +8,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from playground.run_folder import RunFolder
-
-
-def _gpu_memory_gb() -> float | None:
-    import torch
-
-    if not torch.cuda.is_available():
-        return None
-    return round(torch.cuda.max_memory_allocated() / 2**30, 3)
-
+from playground.train.common import gpu_memory_gb
 
 IGNORED = frozenset({"epoch", "total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second",
                      "eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "num_tokens",
@@ -63,7 +55,7 @@ class RunCallback(TrainerCallback):
             "step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch, "time": time.time(),
             "elapsed_s": round(elapsed, 3),
             "tokens_per_s": round(tokens / elapsed, 1) if tokens and elapsed > 0 else None,
-            "gpu_memory_gb": _gpu_memory_gb(),
+            "gpu_memory_gb": gpu_memory_gb(),
         }
         # Every number the trainer logs (loss, eval_loss, learning_rate, accuracy, margin, rewards/chosen, …): the
         # Runs tab picks its charts per stage, so a metric a stage adds needs no change here.

@@ -106,6 +106,15 @@ def sft_adapter(cfg: Any, settings: Settings) -> Path | None:
     return folder
 
 
+def gpu_memory_gb() -> float | None:
+    """Peak GPU memory of this process so far (GiB), or None without CUDA: logged with every step's metrics."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**30, 3)
+
+
 def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
     """Before a run is queued: its data and its SFT start exist and can be read, so the form can say what is wrong
     next to the field instead of a run failing minutes later. Raises :class:`ConfigError` naming the field."""

@@ -40,7 +40,7 @@ from playground.reward_model import RewardRun, find_run
 from playground.run_folder import RunFolder, write_atomic
 from playground.settings import Settings
 from playground.train import ppo_math
-from playground.train.common import save_adapter, settings_for, uses_4bit
+from playground.train.common import gpu_memory_gb, save_adapter, settings_for, uses_4bit
 from playground.train.config import ConfigError, PPOConfig
 from playground.train.ppo_roles import POLICY, REFERENCE, VALUE, SharedBase
 
@@ -360,12 +360,6 @@ def _sample_rows(step: int, batch: Rollout, kl: Any, count: int) -> list[dict[st
     return rows
 
 
-def _gpu_memory_gb() -> float | None:
-    import torch
-
-    return round(torch.cuda.max_memory_allocated() / 2**30, 3) if torch.cuda.is_available() else None
-
-
 def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Scorer | None = None,
           roles: SharedBase | None = None) -> str:
     """Run PPO in ``folder``; returns "finished" or "stopped". ``scorer`` replaces the reward model (tests); the
@@ -424,7 +418,7 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
                "time_generate": round(t1 - t0, 3), "time_score": round(t2 - t1, 3),
                "time_optimize": round(t3 - t2, 3),
                "tokens_per_s": round(float(lengths.sum()) / max(t3 - t0, 1e-9), 1),
-               "gpu_memory_gb": _gpu_memory_gb()}
+               "gpu_memory_gb": gpu_memory_gb()}
         row["score_low"], row["score_high"] = row["score"] - row["score_std"], row["score"] + row["score_std"]
         if held_prompts and (step % cfg.save_steps == 0 or step == steps):
             row |= evaluate_held_out(roles, held_prompts, scorer, cfg, gen_config, kl.value)

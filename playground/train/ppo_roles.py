@@ -38,11 +38,16 @@ ANSWER_CHUNK = 8
 """Answer positions per pass through the LM head in :func:`head_logprobs`."""
 
 
-def _chunk_logprobs(head: Any, hidden: Any, tokens: Any, temperature: float, softcap: float | None) -> Any:
-    logits = head(hidden).float()  # (B, c, V)
+def _chunk_logits(head: Any, hidden: Any, temperature: float, softcap: float | None) -> Any:
+    """(B, c, H) hidden states → (B, c, V) tempered float32 logits."""
+    logits = head(hidden).float()
     if softcap:  # Gemma 2's final logit soft-capping, as its forward applies it
         logits = softcap * (logits / softcap).tanh()
-    return ppo_math.logprobs_from_logits(logits / temperature, tokens)
+    return logits / temperature
+
+
+def _chunk_logprobs(head: Any, hidden: Any, tokens: Any, temperature: float, softcap: float | None) -> Any:
+    return ppo_math.logprobs_from_logits(_chunk_logits(head, hidden, temperature, softcap), tokens)
 
 
 def head_logprobs(head: Any, hidden: Any, tokens: Any, temperature: float, entropy: bool = False,
@@ -64,10 +69,7 @@ def head_logprobs(head: Any, hidden: Any, tokens: Any, temperature: float, entro
             logprobs.append(checkpoint(_chunk_logprobs, head, part, chosen, temperature, softcap,
                                        use_reentrant=False))
             continue
-        logits = head(part).float()
-        if softcap:
-            logits = softcap * (logits / softcap).tanh()
-        logits = logits / temperature
+        logits = _chunk_logits(head, part, temperature, softcap)
         logprobs.append(ppo_math.logprobs_from_logits(logits, chosen))
         if entropy:
             entropies.append(ppo_math.entropy_from_logits(logits))
