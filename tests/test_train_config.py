@@ -150,3 +150,24 @@ def test_run_failures_are_explained(error, message):
     from playground.train.__main__ import _failure_message
 
     assert re.search(message, _failure_message(error))  # our own errors come without a class name
+
+
+def test_a_base_plus_adapter_is_refused_as_base_model(settings, tiny_base, tiny_adapter):
+    """A run trains a new adapter on a bare base: "base + run" as base model would silently drop the run's adapter."""
+    import shutil
+
+    from playground.train.common import check_inputs
+    from playground.ui.train_tab import base_model_choices
+
+    shutil.copytree(tiny_adapter, settings.adapters_dir / "tuned")
+    data = settings.data_dir / "mini.jsonl"
+    data.write_text('{"instruction": "Say hi.", "input": "", "output": "hi"}\n' * 4)
+    labels = [label for _, label in base_model_choices(settings)]
+    assert "tiny-base + tuned" not in labels and "gemma-3-270m" in labels  # not offered in the form…
+    common = dict(datasets=[str(data)], data_dir=str(settings.data_dir))
+    for config in (SFTConfig(base_model="tiny-base + tuned", **common),
+                   DPOConfig(base_model="tiny-base + tuned", **common)):
+        with pytest.raises(ConfigError, match=r"plus a trained adapter. Pick the base \(.*tiny-base\)") as caught:
+            check_inputs(config, settings)  # …and refused when typed
+        assert caught.value.field == "base_model"
+    check_inputs(SFTConfig(base_model=str(tiny_base), **common), settings)  # the bare base is fine

@@ -120,10 +120,18 @@ def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
     next to the field instead of a run failing minutes later. Raises :class:`ConfigError` naming the field."""
     from playground import datasets, preference_data
 
+    entries = list_models(settings)
     try:
-        check_available(resolve_choice(cfg.base_model, list_models(settings)))
+        spec = resolve_choice(cfg.base_model, entries)
+        check_available(spec)
     except (CatalogError, ModelLoadError) as error:
         raise ConfigError("base_model", str(error)) from error
+    if spec.adapter:  # load_base loads the bare source: the adapter would be dropped without a word
+        base = next((e.label for e in entries if e.spec.source == spec.source and not e.spec.adapter), spec.source)
+        start = "pick the run as sft_run to start from its adapter" if hasattr(cfg, "sft_run") else \
+            "SFT trains a new adapter on the bare base"
+        raise ConfigError("base_model", f"{cfg.base_model} is a base model plus a trained adapter. Pick the base "
+                                        f"({base}) as base model; {start}.")
     if cfg.stage == "ppo":
         from playground.train import ppo
 

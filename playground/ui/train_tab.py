@@ -95,6 +95,12 @@ def recipes(stage: str | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(RECIPES.glob("*.yaml")) if stage is None or p.stem.startswith(f"{stage}-")}
 
 
+def base_model_choices(settings: Settings) -> list[tuple[str, str]]:
+    """Models a run can train on: everything Compare lists but base + adapter pairs, since a run trains a new adapter
+    on a bare base (to start from a run's adapter, pick the run as ``sft_run``)."""
+    return model_choices([entry for entry in list_models(settings) if not entry.spec.adapter])
+
+
 def sft_runs(settings: Settings) -> list[str]:
     """Runs whose adapter a reward or DPO run can start from: SFT (and DPO) runs with a saved LoRA adapter."""
     root = settings.runs_dir
@@ -120,7 +126,7 @@ def _component(config_class: type, field: dataclasses.Field, default: Any,
     """The input for one config field, chosen by its type; its help text comes from the dataclass."""
     label, info = field.name.replace("_", " "), help_text(config_class, field.name)
     if field.name == "base_model":
-        return gr.Dropdown(model_choices(list_models(settings)), value=default, label=label, info=info,
+        return gr.Dropdown(base_model_choices(settings), value=default, label=label, info=info,
                            allow_custom_value=True)
     if field.name == "datasets":
         return gr.Dropdown(dataset_choices(config_class.stage, settings), value=default, multiselect=True,
@@ -243,7 +249,7 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
     recipe.change(load_recipe, recipe, list(inputs.values()), api_visibility="private")
 
     def refresh_lists() -> list[Any]:
-        updates = [gr.update(choices=model_choices(list_models(settings))),
+        updates = [gr.update(choices=base_model_choices(settings)),
                    gr.update(choices=dataset_choices(stage, settings))]
         updates += [gr.update(choices=sft_runs(settings))] if "sft_run" in inputs else []
         return updates + ([gr.update(choices=reward_run_choices(settings))] if "reward_run" in inputs else [])

@@ -103,3 +103,24 @@ def open_tab(page, name: str):
     tab.click()
     expect(tab).to_have_attribute("aria-selected", "true")
     return page.get_by_role("tabpanel")
+
+
+def fill_fields(fields: list[tuple[object, str]], confirm: str = "Tab") -> None:
+    """Type each value into its field, then make sure every field still holds it before the caller submits.
+
+    A field inside an accordion that was just opened can be mounted again with its initial value right after the
+    first fill (seen once in CI: a run started with the default max steps). So fill them all, look again, refill
+    those that lost their value, and assert the whole form holds what was typed.
+    """
+    from playwright.sync_api import expect
+
+    for _ in range(3):
+        stale = [(field, value) for field, value in fields if field.input_value() != value]
+        if not stale:
+            break
+        for field, value in stale:
+            field.fill(value)
+            field.press(confirm)
+        stale[0][0].page.wait_for_timeout(300)  # long enough for a re-mount to show before looking again
+    for field, value in fields:
+        expect(field).to_have_value(value)

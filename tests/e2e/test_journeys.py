@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from playground.run_folder import RunFolder
 from playground.store import Store
-from tests.e2e.conftest import SLOW, open_tab, shot
+from tests.e2e.conftest import SLOW, fill_fields, open_tab, shot
 
 pytestmark = pytest.mark.slow
 
@@ -33,9 +33,7 @@ def send_prompt(page, text: str = PROMPT, tokens: int = 32) -> None:
     """In Compare: keep answers short, type a prompt, send, and wait until both panes say they finished."""
     panel = open_tab(page, "Compare")
     panel.get_by_role("button", name="Generation settings").click()
-    limit = panel.get_by_label("number input for Max new tokens")
-    limit.fill(str(tokens))
-    limit.press("Enter")
+    fill_fields([(panel.get_by_label("number input for Max new tokens"), str(tokens))], confirm="Enter")
     panel.get_by_label("Prompt", exact=True).fill(text)
     panel.get_by_role("button", name="Send", exact=True).click()
     for side in ("left", "right"):
@@ -123,9 +121,7 @@ def test_rating_with_the_keyboard_survives_a_reload(page, running_app, tmp_path)
     panel = open_tab(page, "Rate")
     panel.get_by_label("Upload a file").check()
     panel.locator("input[type=file]").set_input_files(str(prompts))
-    limit = panel.get_by_label("number input for Max new tokens")
-    limit.fill("8")
-    limit.press("Enter")
+    fill_fields([(panel.get_by_label("number input for Max new tokens"), "8")], confirm="Enter")
     panel.get_by_role("button", name="Generate pairs").click()
     progress = page.locator("#rate-progress")
     expect(progress).to_contain_text("0 / 4 rated", timeout=SLOW)
@@ -202,12 +198,9 @@ def test_train_stop_resume_then_compare_with_the_adapter(page, running_app, tmp_
     expect(form.locator(".token")).to_have_text([str(data)])
     form.get_by_role("button", name="LoRA / QLoRA").click()
     form.get_by_role("button", name="Optimisation").click()
-    for label, value in (("max steps", "300"), ("batch size", "2"), ("gradient accumulation", "1"),
-                         ("max length", "64"), ("eval fraction", "0"), ("save steps", "5"), ("lora r", "4"),
-                         ("lora alpha", "8")):
-        field = form.get_by_label(label, exact=True)
-        field.fill(value)
-        field.press("Tab")
+    fill_fields([(form.get_by_label(label, exact=True), value) for label, value in (
+        ("max steps", "300"), ("batch size", "2"), ("gradient accumulation", "1"), ("max length", "64"),
+        ("eval fraction", "0"), ("save steps", "5"), ("lora r", "4"), ("lora alpha", "8"))])
     form.get_by_role("button", name="Start", exact=True).click()
     expect(page.locator("#train-message")).to_contain_text("Run e2e-sft started", timeout=SLOW)
 
