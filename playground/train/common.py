@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from playground.catalog import CatalogError, list_models, resolve_choice
+from playground.catalog import CatalogError, ModelSpec, list_models, resolve_choice
 from playground.loading import ModelLoadError, check_available, weights_location
 from playground.run_folder import RunFolder, write_atomic
 from playground.settings import Settings
@@ -28,6 +28,23 @@ def settings_for(cfg: TrainConfig) -> Settings:
     settings = Settings(data_dir=Path(cfg.data_dir)) if cfg.data_dir else Settings()
     settings.ensure_dirs()
     return settings
+
+
+def base_spec(cfg: TrainConfig, settings: Settings) -> ModelSpec:
+    """The catalog model a run trains on. A base + adapter is refused: a run trains a new adapter on a bare base, so
+    loading only the base would drop the picked adapter without a word. Raises :class:`ConfigError`."""
+    entries = list_models(settings)
+    try:
+        spec = resolve_choice(cfg.base_model, entries)
+    except CatalogError as error:
+        raise ConfigError("base_model", str(error)) from error
+    if spec.adapter:
+        base = next((e.label for e in entries if e.spec.source == spec.source and not e.spec.adapter), spec.source)
+        start = "pick the run as sft_run to start from its adapter" if hasattr(cfg, "sft_run") else \
+            "SFT trains a new adapter on the bare base"
+        raise ConfigError("base_model", f"{cfg.base_model} is a base model plus a trained adapter. Pick the base "
+                                        f"({base}) as base model; {start}.")
+    return spec
 
 
 def uses_4bit(cfg: TrainConfig) -> bool:
@@ -45,7 +62,7 @@ def load_base(cfg: TrainConfig, settings: Settings, model_class: Any = None,
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, set_seed
 
     set_seed(cfg.seed)  # a new score head or LoRA is initialised from this: the same seed, the same run
-    spec = resolve_choice(cfg.base_model, list_models(settings))
+    spec = base_spec(cfg, settings)
     location = weights_location(spec, settings, progress=print)
     cuda = torch.cuda.is_available()
     quantize = uses_4bit(cfg)
@@ -120,18 +137,10 @@ def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
     next to the field instead of a run failing minutes later. Raises :class:`ConfigError` naming the field."""
     from playground import datasets, preference_data
 
-    entries = list_models(settings)
     try:
-        spec = resolve_choice(cfg.base_model, entries)
-        check_available(spec)
-    except (CatalogError, ModelLoadError) as error:
+        check_available(base_spec(cfg, settings))
+    except ModelLoadError as error:
         raise ConfigError("base_model", str(error)) from error
-    if spec.adapter:  # load_base loads the bare source: the adapter would be dropped without a word
-        base = next((e.label for e in entries if e.spec.source == spec.source and not e.spec.adapter), spec.source)
-        start = "pick the run as sft_run to start from its adapter" if hasattr(cfg, "sft_run") else \
-            "SFT trains a new adapter on the bare base"
-        raise ConfigError("base_model", f"{cfg.base_model} is a base model plus a trained adapter. Pick the base "
-                                        f"({base}) as base model; {start}.")
     if cfg.stage == "ppo":
         from playground.train import ppo
 
