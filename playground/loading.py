@@ -225,6 +225,75 @@ def _hub_error(spec: ModelSpec, error: Exception) -> ModelLoadError:
     )
 
 
+def quantization_config(compute_dtype: Any) -> Any:
+    """The one 4-bit setting every path uses (QLoRA's: NF4 weights, double quantization of the block scales,
+    matmuls in ``compute_dtype``), so a model is quantized alike for Compare, training, reward scoring and PPO."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute_dtype)
+
+
+def keep_4bit_differentiable(model: Any) -> None:
+    """Stop bitsandbytes repacking 4-bit weights for CPU inference.
+
+    On a CPU with AVX-512 BF16 (a current Xeon), a ``Linear4bit`` that runs once in eval mode without gradients (an
+    eval pass, PPO's sampling, scoring) repacks its weight into a layout only ``gemv_4bit`` reads, and from then on
+    every forward, in training too, goes through that kernel. It has no backward: gradients stop flowing through the
+    frozen base, and every LoRA below the last layer gets a wrong gradient (cosine 0.005 to the true one on a tiny
+    model, bitsandbytes 0.50). Its numerics differ too (reward scores 3 % apart from the unpacked path's), so a
+    reward model would score differently in the Reward tab than in its training and in PPO. So every model that
+    trains, and every reward model, keeps the differentiable path; generation in Compare keeps the faster kernel."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
+Head = Literal["causal", "score"]
+"""What the base model is built as: a causal LM (generation, SFT, DPO, PPO) or a one-output sequence classifier
+(a reward model: the causal LM's backbone plus a linear score head on the last token)."""
+
+
+def build_model(spec: ModelSpec, settings: Settings, options: LoadOptions = LoadOptions(), head: Head = "causal",
+                adapter: str | Path | None = None, training: bool = False,
+                progress: Progress = lambda _: None) -> tuple[Any, Any]:
+    """The only place a model is built from its weights: (model, tokenizer) for ``spec``'s source.
+
+    Every path (Compare, the training stages, reward scoring, PPO, the benchmarks) comes here, so the same spec and
+    options give the same numerics everywhere: dtype from :func:`resolve_dtype`, 4-bit from
+    :func:`quantization_config`, placed whole on :func:`pick_device`, safetensors only (pickles can run code). The
+    tokenizer gets a pad token (its EOS when it has none) and the model's config the same pad id (a score head finds
+    the last token by it). ``adapter`` (a LoRA folder, or ``spec.adapter`` when None) is applied frozen for
+    inference; a training stage passes a bare spec and ``training=True`` and adds its own trainable adapter. Errors
+    are the libraries'."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    device = pick_device()
+    dtype = resolve_dtype(options.dtype, device)
+    location = weights_location(spec, settings, progress)
+    progress(f"Loading {spec.name} on {device}…")
+    kwargs: dict[str, Any] = {"dtype": dtype, "device_map": {"": device}, "use_safetensors": True}
+    if options.quant == "4bit":
+        kwargs["quantization_config"] = quantization_config(dtype)
+    if head == "score":
+        kwargs["num_labels"] = 1
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model_class = AutoModelForSequenceClassification if head == "score" else AutoModelForCausalLM
+    model = model_class.from_pretrained(location, **kwargs)
+    if options.quant == "4bit" and (training or head == "score"):
+        keep_4bit_differentiable(model)  # a reward model scores as it trained; Compare keeps the fast kernel
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    adapter = adapter if adapter is not None else spec.adapter
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+    return model, tokenizer
+
+
 def load(
     spec: ModelSpec,
     settings: Settings,
@@ -232,28 +301,12 @@ def load(
     progress: Progress = lambda _: None,
 ) -> LoadedModel:
     """Load a spec's model and tokenizer on the best device, with its adapter; raise ModelLoadError with advice."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-
     started = time.monotonic()
     device = pick_device()
-    dtype = resolve_dtype(options.dtype, device)
-    location = weights_location(spec, settings, progress)
-    progress(f"Loading {spec.name} on {device}…")
-    kwargs: dict[str, Any] = {"dtype": dtype, "device_map": {"": device}, "use_safetensors": True}
-    if options.quant == "4bit":
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype,
-        )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
-        if spec.adapter:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, spec.adapter)
+        model, tokenizer = build_model(spec, settings, options, progress=progress)
+    except ModelLoadError:
+        raise
     except Exception as error:
         if is_out_of_memory(error):
             free_memory()
@@ -265,8 +318,6 @@ def load(
             raise _hub_error(spec, error) from error
         raise ModelLoadError(f"Couldn't load {spec.name}: {type(error).__name__}: {error}") from error
     model.eval()
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     context = int(getattr(config, "max_position_embeddings", 0) or 2048)
     kind = spec.kind or ("instruct" if getattr(tokenizer, "chat_template", None) else "base")

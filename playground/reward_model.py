@@ -83,28 +83,16 @@ class RewardModel:
     """A loaded reward model: base as a one-output classifier + the run's LoRA adapter and score head."""
 
     def __init__(self, run: RewardRun, settings: Settings) -> None:
-        import torch
-        from peft import PeftModel
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer, BitsAndBytesConfig
-
-        from playground.loading import weights_location
+        from playground.loading import LoadOptions, build_model, pick_device
 
         self.run = run
-        location = weights_location(resolve_choice(run.base_model, list_models(settings)), settings)
-        cuda = torch.cuda.is_available()
-        self.device = "cuda" if cuda else "cpu"
-        kwargs: dict[str, Any] = {"num_labels": 1, "dtype": torch.bfloat16 if cuda else torch.float32,
-                                  "use_safetensors": True}
-        if run.quantized and cuda:
-            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                               bnb_4bit_compute_dtype=torch.bfloat16)
-        self.tokenizer = AutoTokenizer.from_pretrained(location)
-        if self.tokenizer.pad_token is None:  # as in training (train/common.load_base)
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        base = AutoModelForSequenceClassification.from_pretrained(location, **kwargs)
-        if getattr(base.config, "pad_token_id", None) is None:
-            base.config.pad_token_id = self.tokenizer.pad_token_id
-        self.model = PeftModel.from_pretrained(base, str(run.adapter)).to(self.device).eval()
+        self.device = pick_device()
+        # Built by the one loader with the options the run trained with (4-bit iff the run was), so a pair scores
+        # with the numerics it trained on, and as PPO scores it.
+        options = LoadOptions(dtype="auto", quant="4bit" if run.quantized else "none")
+        spec = resolve_choice(run.base_model, list_models(settings))
+        self.model, self.tokenizer = build_model(spec, settings, options, head="score", adapter=run.adapter)
+        self.model.eval()
 
     def score(self, items: Sequence[tuple[list[Message], str, str]], batch_size: int = 8) -> list[float]:
         """r(x, y) for each (messages, system prompt, answer): the score head's output at the last token."""

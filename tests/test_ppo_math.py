@@ -21,6 +21,7 @@ from playground.train.ppo_math import (
     masked_mean,
     masked_sum,
     masked_var,
+    penalize_missing_eos,
     policy_loss,
     shape_rewards,
     value_loss,
@@ -177,14 +178,14 @@ def test_shape_rewards_puts_the_score_on_the_last_real_token():
     assert_close(rewards, t([[-0.05, -0.10, 0.85], [-0.20, 1.75, 0.0]]))
 
 
-def test_shape_rewards_penalises_rows_without_eos():
+def test_a_missing_eos_lowers_the_score_and_so_the_shaped_reward():
     # Row 1 has no EOS: its score 2 − 1 = 1 → −0.25 + 1 = 0.75. Row 0 (has EOS) is unchanged.
     has_eos = torch.tensor([True, False])
-    rewards, _ = shape_rewards(SCORES, KL, MASK, kl_coef=0.5, has_eos=has_eos, missing_eos_penalty=1.0)
+    scores = penalize_missing_eos(SCORES, has_eos, 1.0)
+    assert_close(scores, t([1.0, 1.0]))
+    rewards, _ = shape_rewards(scores, KL, MASK, kl_coef=0.5)
     assert_close(rewards, t([[-0.05, -0.10, 0.85], [-0.20, 0.75, 0.0]]))
-    # Without has_eos the penalty has nothing to act on.
-    rewards, _ = shape_rewards(SCORES, KL, MASK, kl_coef=0.5, missing_eos_penalty=1.0)
-    assert_close(rewards, t([[-0.05, -0.10, 0.85], [-0.20, 1.75, 0.0]]))
+    assert penalize_missing_eos(SCORES, has_eos, 0.0) is SCORES  # 0 = off
 
 
 def test_shape_rewards_empty_answer_gets_its_score_at_index_0():
@@ -262,6 +263,7 @@ def test_policy_loss_clips_by_hand():
     assert_close(loss.detach(), scalar(-0.2))
     assert_close(stats["clipfrac"], scalar(0.4))
     assert_close(stats["ratio"], scalar(1.02))
+    assert_close(stats["ratio_max_dev"], scalar(0.5))  # |0.5 − 1| and |1.5 − 1|, masked tokens excluded
     assert_close(stats["approx_kl"], scalar(0.1160108))
     assert all(not s.requires_grad and s.dim() == 0 for s in stats.values())
 

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from playground.catalog import CatalogError, ModelSpec, list_models, resolve_choice
-from playground.loading import ModelLoadError, check_available, weights_location
+from playground.loading import (
+    Head,
+    LoadOptions,
+    ModelLoadError,
+    build_model,
+    check_available,
+    pick_device,
+    resolve_dtype,
+)
 from playground.run_folder import RunFolder, write_atomic
 from playground.settings import Settings
 from playground.train.config import ConfigError, TrainConfig
@@ -54,40 +62,32 @@ def uses_4bit(cfg: TrainConfig) -> bool:
     return cfg.quantization == "4bit" or (cfg.quantization == "auto" and torch.cuda.is_available())
 
 
-def load_base(cfg: TrainConfig, settings: Settings, model_class: Any = None,
-              **model_kwargs: Any) -> tuple[Any, Any, dict[str, Any]]:
-    """The base model as ``model_class`` (default: a causal LM), 4-bit NF4 when QLoRA, its tokenizer (with a pad
-    token), and the precision flags for the trainer."""
+def load_options(cfg: TrainConfig) -> LoadOptions:
+    """How a run loads its base model: the automatic dtype, 4-bit NF4 when QLoRA (:func:`uses_4bit`)."""
+    return LoadOptions(dtype="auto", quant="4bit" if uses_4bit(cfg) else "none")
+
+
+def load_base(cfg: TrainConfig, settings: Settings, head: Head = "causal") -> tuple[Any, Any, dict[str, Any]]:
+    """The base model (a causal LM, or with ``head="score"`` a one-output classifier) built by the one loader
+    (:func:`playground.loading.build_model`), prepared for k-bit training when QLoRA; its tokenizer (with a pad
+    token); and the precision flags for the trainer."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, set_seed
+    from transformers import set_seed
 
     set_seed(cfg.seed)  # a new score head or LoRA is initialised from this: the same seed, the same run
     spec = base_spec(cfg, settings)
-    location = weights_location(spec, settings, progress=print)
-    cuda = torch.cuda.is_available()
-    quantize = uses_4bit(cfg)
-    bf16 = cuda and torch.cuda.is_bf16_supported()
-    dtype = torch.bfloat16 if bf16 else (torch.float16 if cuda else torch.float32)
-    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True, **model_kwargs}  # never pickle
-    if quantize:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype,
-            bnb_4bit_use_double_quant=True)
-    if cuda:
-        kwargs["device_map"] = {"": 0}
-    tokenizer = AutoTokenizer.from_pretrained(location)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = (model_class or AutoModelForCausalLM).from_pretrained(location, **kwargs)
-    if getattr(model.config, "pad_token_id", None) is None:  # a score head finds the last token by the pad id
-        model.config.pad_token_id = tokenizer.pad_token_id
+    options = load_options(cfg)
+    model, tokenizer = build_model(spec, settings, options, head=head, training=True, progress=print)
+    quantize = options.quant == "4bit"
     if quantize:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
-    print(f"Base model {spec.name} from {location}: {'4-bit NF4 (QLoRA)' if quantize else dtype}, "
+    cuda = pick_device() == "cuda"
+    dtype = resolve_dtype(options.dtype, pick_device())
+    print(f"Base model {spec.name}: {'4-bit NF4 (QLoRA)' if quantize else dtype}, "
           f"{'CUDA' if cuda else 'CPU'}", flush=True)
-    return model, tokenizer, {"bf16": bf16, "fp16": cuda and not bf16, "use_cpu": not cuda}
+    return model, tokenizer, {"bf16": dtype == torch.bfloat16, "fp16": dtype == torch.float16, "use_cpu": not cuda}
 
 
 def lora_config(cfg: TrainConfig, task_type: str) -> Any:
@@ -165,7 +165,7 @@ def trainer_kwargs(cfg: TrainConfig, folder: RunFolder, precision: dict[str, Any
     return dict(
         output_dir=str(folder.checkpoints), per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.gradient_accumulation,
-        learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1,
+        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1,
         warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine", max_length=cfg.max_length,
         gradient_checkpointing=cfg.gradient_checkpointing, seed=cfg.seed, data_seed=cfg.seed, logging_steps=1,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
@@ -173,10 +173,23 @@ def trainer_kwargs(cfg: TrainConfig, folder: RunFolder, precision: dict[str, Any
         include_num_input_tokens_seen="non_padding", disable_tqdm=False, dataloader_num_workers=0, **precision)
 
 
+def keep_trainable_fp32(model: Any) -> None:
+    """Every trainable parameter (LoRA, score head) in float32: master weights, with autocast doing the matmuls in
+    the training precision. TRL 1.16's SFT, reward and DPO trainers cast the trainable parameters of a quantized
+    model to bf16, which on a CPU (float32 activations) breaks the score head's matmul, and anywhere loses LoRA
+    updates smaller than bf16's precision at the weight's size."""
+    import torch
+
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+
+
 def run_training(trainer: Any, folder: RunFolder, resume: bool, final_eval_every: int = 0) -> None:
     """Train from step 0, or on resume from the folder's newest checkpoint (the step count goes on). With
     ``final_eval_every`` (the eval interval), held-out figures are measured at the last step too, unless the last
     step already was an eval step."""
+    keep_trainable_fp32(trainer.model)
     checkpoint = folder.last_checkpoint() if resume else None
     print(f"Resuming from {checkpoint.name}" if checkpoint else "Starting from step 0", flush=True)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)

@@ -62,6 +62,10 @@ class TrainConfig:
     """4bit = QLoRA (NF4 base weights via bitsandbytes); auto = 4bit on a CUDA GPU, none on a CPU."""
     learning_rate: float = 2e-4
     """Peak learning rate (LoRA tolerates higher rates than full fine-tuning)."""
+    weight_decay: float = 0.0
+    """AdamW's decoupled weight decay on the adapter (0 = none). It pulls the LoRA weights towards zero, i.e. towards
+    the bare base model: for PPO that is towards the reference when the policy starts fresh, and away from it when
+    the policy starts from an SFT adapter."""
     epochs: float = 1.0
     """Passes over the data (ignored when max_steps > 0)."""
     max_steps: int = 0
@@ -102,6 +106,7 @@ class TrainConfig:
         _check(bool(self.target_modules.strip()), "target_modules", 'use "all-linear" or module names')
         _check(self.quantization in ("auto", "4bit", "none"), "quantization", "must be auto, 4bit or none")
         _check(0 < self.learning_rate <= 1e-2, "learning_rate", "must be in (0, 0.01]; LoRA usually uses 1e-4–5e-4")
+        _check(0 <= self.weight_decay <= 1, "weight_decay", "must be in [0, 1]; 0 = none")
         _check(self.max_steps >= 0, "max_steps", "must be 0 (use epochs) or positive")
         _check(self.max_steps > 0 or 0 < self.epochs <= 100, "epochs", "must be in (0, 100] when max_steps is 0")
         _check(1 <= self.batch_size <= 1024, "batch_size", "must be between 1 and 1024")
@@ -235,11 +240,8 @@ class PPOConfig(TrainConfig):
     response_length: int = 48
     """Most tokens per answer; an answer without EOS by then is cut."""
     temperature: float = 0.7
-    """Sampling temperature of the answers (the log-probabilities PPO uses are of this tempered distribution)."""
-    top_k: int = 0
-    """Sample only from the k likeliest tokens (0 = all: PPO's log-probabilities assume the full distribution)."""
-    top_p: float = 1.0
-    """Nucleus sampling (1 = off, for the same reason as top_k)."""
+    """Sampling temperature of the answers. PPO samples from the whole tempered distribution (no top-k, top-p or
+    penalties), because its ratio and KL use the log-probabilities of exactly that distribution."""
     kl_coef: float = 0.05
     """β: the per-token penalty β·KL(π‖π_ref) subtracted from the reward. Larger keeps the policy closer to its
     start (less reward hacking, less progress)."""
@@ -298,8 +300,6 @@ class PPOConfig(TrainConfig):
         _check(self.response_length + 8 <= self.max_length, "max_length",
                f"must leave room for a prompt: at least response_length + 8 ({self.response_length + 8})")
         _check(0 < self.temperature <= 5, "temperature", "must be in (0, 5]")
-        _check(self.top_k >= 0, "top_k", "must be 0 (off) or positive")
-        _check(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
         _check(0 <= self.kl_coef <= 10, "kl_coef", "must be in [0, 10]; 0.05 is usual")
         _check(self.kl_estimator in ("k1", "k3"), "kl_estimator", "must be k1 or k3")
         _check(self.kl_target > 0, "kl_target", "must be positive")
@@ -356,11 +356,30 @@ def help_text(config_class: type, name: str) -> str:
     return ""
 
 
+RETIRED: dict[str, dict[str, tuple[Any, str]]] = {
+    "ppo": {key: (value, "PPO samples from the whole tempered distribution (top-k off, top-p 1), the one whose "
+                         "log-probabilities it optimises; remove this line") for key, value in
+            (("top_k", 0), ("top_p", 1.0))},
+}
+"""Settings a stage no longer has: the value older run folders hold (read as before) and why any other is refused."""
+
+
+def _drop_retired(stage: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the stage's retired settings where they hold their old neutral value (so an older run's
+    config.yaml still loads); another value is refused, since the run would not do what it says."""
+    retired = RETIRED.get(stage, {})
+    for key, (neutral, why) in retired.items():
+        if key in data and data[key] != neutral:
+            raise ConfigError(key, f"is no longer a setting: {why}.")
+    return {k: v for k, v in data.items() if k not in retired}
+
+
 def from_dict(stage: str, data: dict[str, Any]) -> Any:
     """Build the stage's config from a mapping (YAML, form), refusing unknown keys by name."""
     if stage not in CONFIGS:
         raise ConfigError("stage", f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
     config_class = CONFIGS[stage]
+    data = _drop_retired(stage, data)
     known = {f.name for f in fields(config_class)}
     unknown = sorted(set(data) - known)
     if unknown:

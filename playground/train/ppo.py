@@ -5,13 +5,13 @@ Stiennon et al. 2020; Ziegler et al. 2019): maximise E[r(x, y)] − β·KL(π(·
 PPO (Schulman et al. 2017). TRL removed its PPOTrainer in 1.13, so the loop is ours and reads top to bottom:
 
     for each step:
-        rollout     sample one answer per prompt from the policy (temperature, top-k 0, top-p 1)
-        score       the reward model's r(x, y) for each answer (plus an optional missing-EOS penalty)
+        rollout     sample one answer per prompt from the policy (the whole tempered distribution)
+        score       the reward model's r(x, y) for each answer (less an optional missing-EOS penalty)
         reference   log π_ref per answer token (the reference role) → per-token KL
         values      V(s_t) per answer token (the value role)
         advantages  rewards = −β·KL per token + score at the last token; GAE(γ, λ); whitened
         update      ppo_epochs passes over minibatches: clipped policy loss + vf_coef · clipped value loss,
-                    gradient clipping, AdamW on the policy and value adapters only
+                    gradient clipping, AdamW on the policy and value adapters only; no dropout anywhere
         log         metrics.jsonl (reward, KL, entropy, length, losses, clip fractions, timings) and a few answers
                     in samples.jsonl, so reward hacking shows when it happens
         checkpoint  every save_steps steps and on Stop; Resume continues the step count
@@ -111,13 +111,16 @@ def total_steps(cfg: PPOConfig, prompts: int) -> int:
 
 
 def generation_config(cfg: PPOConfig, tokenizer: Any) -> Any:
+    """The sampler: the whole tempered distribution and nothing else. PPO's ratio π/π_old and its KL use the
+    log-probabilities of exactly this distribution (:meth:`SharedBase.logprobs` at ``cfg.temperature``), so top-k and
+    top-p are off, and there is no ``min_new_tokens`` (it would ban EOS at the first position, which the recomputed
+    log-probabilities don't). :class:`SharedBase` also empties the model's own generation_config, whose fields
+    transformers would otherwise fill in (e.g. a repetition penalty)."""
     from transformers import GenerationConfig
 
-    # top_k=0 and top_p=1 sample from the whole tempered distribution, whose log-probabilities PPO uses; a
-    # truncated sampler would make the ratio π/π_old refer to a different distribution than the one sampled.
-    return GenerationConfig(do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
-                            max_new_tokens=cfg.response_length, min_new_tokens=1,
-                            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    return GenerationConfig(do_sample=True, temperature=cfg.temperature, top_k=0, top_p=1.0,
+                            max_new_tokens=cfg.response_length, pad_token_id=tokenizer.pad_token_id,
+                            eos_token_id=tokenizer.eos_token_id)
 
 
 def encode_queries(prompts: Sequence[Prompt], tokenizer: Any, cfg: PPOConfig, device: Any) -> tuple[Any, Any]:
@@ -181,9 +184,8 @@ def evaluate_rollout(roles: SharedBase, batch: Rollout, scorer: Scorer, cfg: PPO
     """Fill in scores, old and reference log-probs, entropy and values (no gradients), a micro-batch at a time."""
     import torch
 
-    batch.scores = scorer(batch.prompts, batch.texts, batch.answer, batch.mask).float()
-    if cfg.missing_eos_penalty:
-        batch.scores = batch.scores - cfg.missing_eos_penalty * (~batch.has_eos).float()
+    batch.scores = ppo_math.penalize_missing_eos(scorer(batch.prompts, batch.texts, batch.answer, batch.mask).float(),
+                                                 batch.has_eos, cfg.missing_eos_penalty)
     width = batch.answer.shape[1]
     micro = cfg.mini_batch_size // cfg.gradient_accumulation
     parts: dict[str, list[Any]] = {"logprobs": [], "ref": [], "entropy": [], "values": []}
@@ -209,50 +211,68 @@ def advantages(batch: Rollout, cfg: PPOConfig, kl_coef: float) -> tuple[Any, Any
     """(advantages, returns, per-token KL estimate, non-score reward), each (B, T): InstructGPT's reward shaped
     per token, GAE, advantages whitened over the batch."""
     kl = ppo_math.kl_estimate(batch.logprobs, batch.ref_logprobs, cfg.kl_estimator)
-    rewards, non_score = ppo_math.shape_rewards(batch.scores, kl, batch.mask, kl_coef, batch.has_eos, 0.0)
+    rewards, non_score = ppo_math.shape_rewards(batch.scores, kl, batch.mask, kl_coef)
     if cfg.whiten_rewards:
         rewards = ppo_math.whiten(rewards, batch.mask, shift_mean=False)
     adv, returns = ppo_math.gae(rewards, batch.values, batch.mask, cfg.gamma, cfg.lam)
     return ppo_math.whiten(adv, batch.mask), returns, kl, non_score
 
 
-def ppo_update(roles: SharedBase, batch: Rollout, adv: Any, returns: Any, cfg: PPOConfig, optimizer: Any,
-               scheduler: Any, generator: Any) -> dict[str, float]:
-    """``ppo_epochs`` passes over the batch in shuffled minibatches; returns the mean losses and statistics."""
+def backward_minibatch(roles: SharedBase, part: Rollout, adv: Any, returns: Any, cfg: PPOConfig,
+                       weight: float) -> dict[str, float]:
+    """One forward and backward pass over ``part`` (a micro-batch of the rollout, with its (b, T) advantages and
+    returns): the clipped policy loss through the policy, then ``vf_coef`` × the clipped value loss through the
+    value model, each scaled by ``weight`` (1 / gradient_accumulation). Gradients accumulate in the trainable
+    parameters; returns the losses and statistics."""
+    width = part.answer.shape[1]
+    logprobs = roles.logprobs(POLICY, part.ids, part.attention, part.answer, cfg.temperature)[0]
+    pg_loss, pg_stats = ppo_math.policy_loss(logprobs, part.logprobs, adv, part.mask, cfg.cliprange)
+    (pg_loss * weight).backward()
+    values = roles.values(part.ids, part.attention, width)
+    vf_loss, vf_stats = ppo_math.value_loss(values, part.values, returns, part.mask, cfg.cliprange_value)
+    (cfg.vf_coef * vf_loss * weight).backward()
+    return {"policy_loss": pg_loss.item(), "value_loss": vf_loss.item(), "clipfrac": pg_stats["clipfrac"].item(),
+            "approx_kl": pg_stats["approx_kl"].item(), "ratio": pg_stats["ratio"].item(),
+            "ratio_max_dev": pg_stats["ratio_max_dev"].item(), "value_clipfrac": vf_stats["clipfrac"].item()}
+
+
+def make_optimizer(roles: SharedBase, cfg: PPOConfig) -> Any:
+    """AdamW over the policy and value adapters and the value head (``roles.trainable``, picked by their LoRA names),
+    with the config's weight decay (0 by default: decay would pull the policy's LoRA towards the bare base)."""
     import torch
 
-    size, width = batch.ids.shape[0], batch.answer.shape[1]
+    return torch.optim.AdamW(roles.trainable, lr=cfg.learning_rate, eps=1e-5, weight_decay=cfg.weight_decay)
+
+
+def ppo_update(roles: SharedBase, batch: Rollout, adv: Any, returns: Any, cfg: PPOConfig, optimizer: Any,
+               scheduler: Any, generator: Any) -> dict[str, float]:
+    """``ppo_epochs`` passes over the batch in shuffled minibatches; returns the mean losses and statistics (and
+    ``ratio_max_dev``, the largest |π/π_old − 1| of any token in any pass)."""
+    import torch
+
+    size = batch.ids.shape[0]
     micro = cfg.mini_batch_size // cfg.gradient_accumulation
     sums: dict[str, float] = {}
     count = 0
-    roles.model.train()
+    roles.model.train()  # activation checkpointing runs in training mode only; every dropout is off (SharedBase)
     for _ in range(cfg.ppo_epochs):
         order = torch.randperm(size, generator=generator).to(batch.ids.device)
         for start in range(0, size, cfg.mini_batch_size):
             optimizer.zero_grad(set_to_none=True)
             for micro_start in range(start, start + cfg.mini_batch_size, micro):
                 rows = order[micro_start:micro_start + micro]
-                part, weight = batch.rows(rows), 1.0 / cfg.gradient_accumulation
-                logprobs = roles.logprobs(POLICY, part.ids, part.attention, part.answer, cfg.temperature)[0]
-                pg_loss, pg_stats = ppo_math.policy_loss(logprobs, part.logprobs, adv[rows], part.mask,
-                                                         cfg.cliprange)
-                (pg_loss * weight).backward()
-                values = roles.values(part.ids, part.attention, width)
-                vf_loss, vf_stats = ppo_math.value_loss(values, part.values, returns[rows], part.mask,
-                                                        cfg.cliprange_value)
-                (cfg.vf_coef * vf_loss * weight).backward()
-                stats = {"policy_loss": pg_loss.item(), "value_loss": vf_loss.item(),
-                         "clipfrac": pg_stats["clipfrac"].item(), "approx_kl": pg_stats["approx_kl"].item(),
-                         "ratio": pg_stats["ratio"].item(), "value_clipfrac": vf_stats["clipfrac"].item()}
+                stats = backward_minibatch(roles, batch.rows(rows), adv[rows], returns[rows], cfg,
+                                           1.0 / cfg.gradient_accumulation)
                 for key, value in stats.items():
-                    sums[key] = sums.get(key, 0.0) + value
+                    sums[key] = max(sums.get(key, 0.0), value) if key == "ratio_max_dev" \
+                        else sums.get(key, 0.0) + value
                 count += 1
             sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(
                 torch.nn.utils.clip_grad_norm_(roles.trainable, cfg.max_grad_norm)) * cfg.gradient_accumulation
             optimizer.step()
     scheduler.step()
     roles.model.eval()
-    return {key: value / count for key, value in sums.items()}
+    return {key: value if key == "ratio_max_dev" else value / count for key, value in sums.items()}
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
@@ -374,7 +394,7 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
         scorer = reward_scorer(roles, reward, cfg.mini_batch_size // cfg.gradient_accumulation)  # type: ignore[arg-type]
     gen_config = generation_config(cfg, roles.tokenizer)
     steps = total_steps(cfg, len(train_prompts))
-    optimizer = torch.optim.AdamW(roles.trainable, lr=cfg.learning_rate, eps=1e-5)
+    optimizer = make_optimizer(roles, cfg)
     warmup = int(steps * cfg.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
     kl = (ppo_math.AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl

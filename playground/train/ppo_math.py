@@ -64,7 +64,7 @@ def answer_mask(tokens: Tensor, eos_token_id: int | list[int] | None) -> tuple[T
 
     The mask is 1 up to and including the first EOS token and 0 after it. Only the first EOS counts, because the pad
     token is often the EOS token. An answer with no EOS keeps all T positions: generation was cut at the length limit
-    (``has_eos`` False lets :func:`shape_rewards` penalise it). With ``eos_token_id`` None every position is kept.
+    (``has_eos`` False lets :func:`penalize_missing_eos` penalise it). With ``eos_token_id`` None every position is kept.
     The mask is never all zero for T ≥ 1: an answer that starts with EOS keeps that one token.
     """
     if eos_token_id is None:
@@ -144,22 +144,27 @@ def kl_estimate(logprobs: Tensor, ref_logprobs: Tensor, estimator: Literal["k1",
 # --- rewards and advantages --------------------------------------------------------------------------------------
 
 
-def shape_rewards(scores: Tensor, kl: Tensor, mask: Tensor, kl_coef: float, has_eos: Tensor | None = None,
-                  missing_eos_penalty: float = 0.0) -> tuple[Tensor, Tensor]:
+def penalize_missing_eos(scores: Tensor, has_eos: Tensor, penalty: float) -> Tensor:
+    """The score to maximise: (B,) scores less ``penalty`` for each answer without an EOS (cut at the length limit;
+    ``has_eos`` (B,)), discouraging rambling until the limit. The one place the penalty is applied: the logged
+    score, the shaped rewards and the held-out figures all use its result."""
+    if penalty <= 0:
+        return scores
+    return scores - penalty * (~has_eos.to(torch.bool)).to(scores.dtype)
+
+
+def shape_rewards(scores: Tensor, kl: Tensor, mask: Tensor, kl_coef: float) -> tuple[Tensor, Tensor]:
     """Per-token rewards, InstructGPT style: −β·KL at every answer token plus the reward model's score at the last.
 
-    ``scores`` (B,) is the reward model's score of each whole answer; ``kl`` (B, T) the per-token KL estimate. Returns
-    (rewards (B, T), non_score (B, T)) where non_score = −kl_coef·kl inside the mask and 0 outside, and rewards is
-    non_score plus the score at each row's last real token (the last index where the mask is 1) — the only place the
-    whole answer is known. When ``missing_eos_penalty`` > 0 and ``has_eos`` (B,) is given, rows without an EOS (cut
-    at the length limit) score ``score − missing_eos_penalty``, discouraging rambling answers.
+    ``scores`` (B,) is the score of each whole answer (after :func:`penalize_missing_eos`); ``kl`` (B, T) the
+    per-token KL estimate. Returns (rewards (B, T), non_score (B, T)) where non_score = −kl_coef·kl inside the mask and
+    0 outside, and rewards is non_score plus the score at each row's last real token (the last index where the mask
+    is 1) — the only place the whole answer is known.
 
     A row whose mask is all zero (an empty answer) gets its score at index 0 so it still appears in reward sums; note
     that :func:`gae` ignores it there (the position is masked). :func:`answer_mask` never returns such a row.
     """
     non_score = _zero_outside(-kl_coef * kl, mask)
-    if missing_eos_penalty > 0 and has_eos is not None:
-        scores = scores - missing_eos_penalty * (~has_eos.to(torch.bool)).to(scores.dtype)
     positions = torch.arange(mask.shape[1], device=mask.device)
     last = torch.where(mask.to(torch.bool), positions, torch.zeros_like(positions)).argmax(dim=1)  # all-zero row → 0
     rewards = non_score.scatter_add(1, last.unsqueeze(1), scores.to(non_score.dtype).unsqueeze(1))
@@ -199,7 +204,8 @@ def policy_loss(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask
     ratio = exp(logp − old_logp); per token the loss is max(−A·ratio, −A·clamp(ratio, 1−c, 1+c)), the pessimistic
     of the two, so a step gains nothing by moving the ratio beyond 1 ± c in the advantage's direction. Stats
     (detached 0-dim tensors): "clipfrac", the share of tokens where the clipped term won; "approx_kl", the k3
-    estimate of KL(old ‖ new), (ratio − 1) − log ratio; "ratio", the mean ratio.
+    estimate of KL(old ‖ new), (ratio − 1) − log ratio; "ratio", the mean ratio; "ratio_max_dev", the largest
+    |ratio − 1| of any token (0 when the policy is still the one that sampled).
     """
     log_ratio = _zero_outside(logprobs - old_logprobs, mask)
     advantages = _zero_outside(advantages, mask)
@@ -210,7 +216,8 @@ def policy_loss(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask
     with torch.no_grad():
         stats = {"clipfrac": masked_mean((clipped > unclipped).to(ratio.dtype), mask),
                  "approx_kl": masked_mean(torch.expm1(log_ratio) - log_ratio, mask),
-                 "ratio": masked_mean(ratio, mask)}
+                 "ratio": masked_mean(ratio, mask),
+                 "ratio_max_dev": ((ratio - 1).abs() * mask).max() if mask.any() else ratio.new_zeros(())}
     return loss, stats
 
 

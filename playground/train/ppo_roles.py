@@ -19,6 +19,7 @@ four small adapters (see docs/BENCHMARKS.md, ppo).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,6 +91,23 @@ def position_ids(mask: Any) -> Any:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+def disable_dropout(model: Any) -> None:
+    """Turn off every dropout in ``model``: PPO's ratio π/π_old compares the policy in the update with the policy
+    that sampled, so both must be the same deterministic function (as TRL's trainers do for their policy and
+    reference). TRL's ``disable_dropout_in_model`` zeroes the ``nn.Dropout`` modules (LoRA's ``lora_dropout``, most
+    models' dropout layers); attention dropout is a float that the attention functions read in training mode
+    (``attention_dropout`` on the attention module and its config), so it is zeroed here too."""
+    from trl.trainer.utils import disable_dropout_in_model
+
+    disable_dropout_in_model(model)
+    for module in model.modules():
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0
+        config = getattr(module, "config", None)
+        if config is not None and isinstance(getattr(config, "attention_dropout", None), float):
+            config.attention_dropout = 0.0
+
+
 class SharedBase:
     """The four roles of PPO over one base model. Call a role's method; the adapter switch is inside it."""
 
@@ -108,8 +126,21 @@ class SharedBase:
             self.model.load_adapter(str(start), adapter_name=REFERENCE, is_trainable=False)
             self.reference_adapter = REFERENCE
             print(f"Policy starts from the SFT adapter {start}; the reference is that adapter, frozen", flush=True)
-        if cfg.gradient_checkpointing:  # non-reentrant: the frozen base's inputs need not require grad
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self._role = POLICY  # the role whose adapter is active now (see role())
+        if cfg.gradient_checkpointing:
+            # Non-reentrant, so the frozen base's inputs need not require grad. The backward pass recomputes each
+            # checkpointed layer, and by then the block that ran the forward as some role has ended: the recompute
+            # must run with that role's adapter again, or the value loss's gradients would be computed through the
+            # policy's adapter (context_fn is called at forward time and gives the context of the recompute).
+            self.model.activation_checkpointing_enable(activation_checkpointing_kwargs={
+                "use_reentrant": False, "context_fn": self._recompute_as_forward})
+        disable_dropout(self.model)
+        # Sample with exactly the settings PPO passes, nothing inherited from the model's own generation_config
+        # (a repetition penalty, min_p…): the sampled tokens must come from the distribution whose log-probs PPO
+        # recomputes. transformers fills every field a passed config leaves unset from the model's one.
+        from transformers import GenerationConfig
+
+        self.model.get_base_model().generation_config = GenerationConfig()
         self.device = next(p.device for p in self.model.parameters())
         hidden = base.config.get_text_config().hidden_size
         self.plain_head = uses_plain_head(base.config)
@@ -175,27 +206,40 @@ class SharedBase:
         return weights
 
     def _adapter_parameters(self, name: str) -> list[Any]:
-        return [p for n, p in self.model.named_parameters() if f".{name}." in n]
+        """The LoRA matrices of adapter ``name``, by their PEFT names (``…lora_A.<name>.weight``), so that a base
+        module that happens to be called like a role (``value``, ``reward``) is never picked up."""
+        return [p for n, p in self.model.named_parameters() if f"lora_A.{name}." in n or f"lora_B.{name}." in n]
 
     def _train_mode(self) -> None:
         """PEFT's set_adapter marks only the active adapter trainable; the optimizer owns policy and value."""
         for p in self.trainable:
             p.requires_grad_(True)
 
+    def _activate(self, name: str) -> None:
+        """Make ``name``'s adapter the active one (the reference without an SFT start: all adapters off)."""
+        if name == REFERENCE and self.reference_adapter is None:
+            self.model.base_model.disable_adapter_layers()
+        else:
+            self.model.base_model.enable_adapter_layers()
+            self.model.set_adapter(name)
+            self._train_mode()
+        self._role = name
+
     @contextmanager
     def role(self, name: str) -> Iterator[None]:
-        """Run the block as one role: the policy, the reference, the reward or the value model."""
-        if name == REFERENCE and self.reference_adapter is None:
-            with self.model.disable_adapter():
-                yield
-            return
-        self.model.set_adapter(name)
-        self._train_mode()
+        """Run the block as one role: the policy, the reference, the reward or the value model; the role that was
+        active before is active again after it."""
+        before = self._role
+        self._activate(name)
         try:
             yield
         finally:
-            self.model.set_adapter(POLICY)
-            self._train_mode()
+            self._activate(before)
+
+    def _recompute_as_forward(self) -> tuple[Any, Any]:
+        """``context_fn`` of the activation checkpoints: the forward runs as it is; the recompute in the backward pass
+        runs as the role that was active at forward time."""
+        return contextlib.nullcontext(), self.role(self._role)
 
     # ------------------------------------------------------------------------------------------ roles
 

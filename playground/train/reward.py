@@ -50,10 +50,9 @@ def build_model(cfg: RewardConfig, settings: Settings) -> tuple[Any, Any, dict[s
     or — when starting from an SFT run — a PEFT model whose LoRA weights start as that run's (peft_config None)."""
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import load_file
-    from transformers import AutoModelForSequenceClassification
 
     start = sft_adapter(cfg, settings)
-    model, tokenizer, precision = load_base(cfg, settings, AutoModelForSequenceClassification, num_labels=1)
+    model, tokenizer, precision = load_base(cfg, settings, head="score")
     if start is None:
         return model, tokenizer, precision, lora_config(cfg, "SEQ_CLS")
     sft = LoraConfig.from_pretrained(str(start))

@@ -56,7 +56,7 @@ hacking. The result is a model you can pick in **Compare**.
 STAGE_LABELS = {"sft": "SFT (instruction tuning)", "reward": "Reward model", "dpo": "DPO", "ppo": "PPO (RLHF)"}
 RECIPES = Path(__file__).resolve().parents[2] / "assets" / "recipes"
 _LORA = ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "quantization"]
-_OPTIMISATION = ["learning_rate", "epochs", "max_steps", "batch_size", "gradient_accumulation", "max_length",
+_OPTIMISATION = ["learning_rate", "weight_decay", "epochs", "max_steps", "batch_size", "gradient_accumulation", "max_length",
                  "warmup_ratio"]
 _RUNTIME = ["gradient_checkpointing", "seed", "save_steps"]
 GROUPS: dict[str, dict[str, list[str]]] = {
@@ -76,12 +76,12 @@ GROUPS: dict[str, dict[str, list[str]]] = {
             "Optimisation": _OPTIMISATION + _RUNTIME},
     "ppo": {"Model and data": ["name", "base_model", "sft_run", "reward_run", "datasets", "max_examples",
                                "prompt_format", "eval_fraction"],
-            "Sampling": ["response_length", "temperature", "top_k", "top_p", "samples_per_step"],
+            "Sampling": ["response_length", "temperature", "samples_per_step"],
             "PPO": ["kl_coef", "kl_estimator", "adaptive_kl", "kl_target", "kl_horizon", "cliprange",
                     "cliprange_value", "vf_coef", "gamma", "lam", "whiten_rewards", "missing_eos_penalty",
                     "value_init"],
             "LoRA / QLoRA": _LORA,
-            "Optimisation": ["learning_rate", "epochs", "max_steps", "batch_size", "mini_batch_size",
+            "Optimisation": ["learning_rate", "weight_decay", "epochs", "max_steps", "batch_size", "mini_batch_size",
                              "gradient_accumulation", "ppo_epochs", "max_length", "warmup_ratio", "max_grad_norm"]
             + _RUNTIME},
 }
