@@ -18,7 +18,8 @@ def test_interleaved_status_writes_from_app_and_run_lose_nothing(tmp_path):
     folder.update_status(state="running", step=0)
     spawn = multiprocessing.get_context("spawn")
     start = spawn.Barrier(2)
-    sides = [spawn.Process(target=write_fields, args=(str(folder.path), side, WRITES, start)) for side in ("app", "run")]
+    sides = [spawn.Process(target=write_fields, args=(str(folder.path), side, WRITES, start))
+             for side in ("app", "run")]
     for side in sides:
         side.start()
     for side in sides:
