@@ -1,9 +1,12 @@
 """Training runs as processes: create a run folder, queue it, start ``python -m playground.train``, watch, stop.
 
-Runs are processes, not threads (DESIGN.md): the run writes its own folder (see :mod:`playground.run_folder`) and
-the app only reads it, so a closed browser or a reloaded page loses nothing. One GPU means one run at a time:
-further runs wait as "queued" and start in order. After an app restart :class:`Jobs` re-attaches to runs whose
-process is still alive and marks the dead ones failed with the last lines of their log.
+Runs are processes, not threads (DESIGN.md): the run writes its own folder and the app writes only the state
+changes that are its own (queue, cancel, launch, "failed" for a dead process), each under the folder's status lock
+(the protocol is in :mod:`playground.run_folder`), so a closed browser or a reloaded page loses nothing and neither
+side overwrites the other. One GPU means one run at a time: further runs wait as "queued" and start in order. The
+queue is the data dir's: reaping, picking and launching hold ``runs/.queue.lock``, so two app processes on one data
+dir never both start a run. After an app restart :class:`Jobs` re-attaches to runs whose process is still alive and
+marks the dead ones failed with the last lines of their log.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from filelock import FileLock
 
 from playground.run_folder import ACTIVE, RunFolder
 from playground.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 POLL_SECONDS = 1.0
+QUEUE_LOCK = ".queue.lock"
+"""In the runs folder: held while reaping, picking and launching (and deleting), by every app process on the dir."""
 
 
 class JobError(ValueError):
@@ -82,6 +88,8 @@ class Jobs:
         self.root = settings.runs_dir
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        # One object per Jobs: re-entrant in a thread; other threads and processes open their own handle and wait.
+        self._queue_lock = FileLock(self.root / QUEUE_LOCK)
         self._processes: dict[str, subprocess.Popen] = {}
         self.reattach()
         if poll:
@@ -154,10 +162,10 @@ class Jobs:
     def stop(self, name: str) -> str:
         """Ask a run to stop: a queued one is simply cancelled; a running one finishes its step and checkpoints."""
         folder = self.folder(name)
-        state = folder.status().get("state")
-        if state == "queued":
-            folder.update_status(state="stopped", error="Cancelled before it started.", finished=time.time())
+        if folder.update_status(only_if=lambda now: now.get("state") == "queued", state="stopped",
+                                error="Cancelled before it started.", finished=time.time()) is not None:
             return "cancelled"
+        state = folder.status().get("state")  # not queued (any more): perhaps launched meanwhile
         if state not in ("starting", "running"):
             raise JobError(f"{name} is not running ({state}).")
         folder.stop_file.touch()
@@ -166,25 +174,31 @@ class Jobs:
     def resume(self, name: str) -> None:
         """Queue a stopped or failed run again; it continues from its newest checkpoint (or starts over)."""
         folder = self.folder(name)
-        state = folder.status().get("state")
-        if state in ACTIVE:
-            raise JobError(f"{name} is already {state}.")
-        folder.stop_file.unlink(missing_ok=True)
-        folder.update_status(state="queued", queued_at=time.time(), resume=folder.last_checkpoint() is not None,
-                             error="")
+        with self._queue_lock:  # no app launches it between queueing and removing an old STOP
+            queued = folder.update_status(only_if=lambda now: now.get("state") not in ACTIVE, state="queued",
+                                          queued_at=time.time(), resume=folder.last_checkpoint() is not None,
+                                          error="")
+            if queued is None:
+                raise JobError(f"{name} is already {folder.status().get('state')}.")
+            folder.stop_file.unlink(missing_ok=True)
         self.pump()
 
     def delete(self, name: str) -> None:
         folder = self.folder(name)
-        if folder.status().get("state") in ("starting", "running"):
-            raise JobError(f"{name} is running: stop it first.")
-        shutil.rmtree(folder.path)
+        with self._queue_lock:  # no app launches it while its folder goes
+            if folder.status().get("state") in ("starting", "running"):
+                raise JobError(f"{name} is running: stop it first.")
+            shutil.rmtree(folder.path)
 
     # ------------------------------------------------------------------------------------------ the loop
 
     def pump(self) -> None:
-        """Notice ended processes, then start the oldest queued run if nothing is running."""
-        with self._lock:
+        """Notice ended processes, then start the oldest queued run if nothing is running.
+
+        Holds the data dir's queue lock throughout, so another app process on the same data dir can't pick the same
+        queued run, nor take a run this one is launching (state "starting", pid not yet written) for a dead one.
+        """
+        with self._lock, self._queue_lock:
             self._reap()
             if self.active() is not None:
                 return
@@ -193,7 +207,11 @@ class Jobs:
                 self._launch(RunFolder(self.root / queued[0]))
 
     def _launch(self, folder: RunFolder) -> None:
-        status = folder.status()
+        # "starting" before the process exists: a run that fails at once writes "failed" after this, not before.
+        status = folder.update_status(only_if=lambda now: now.get("state") == "queued", state="starting",
+                                      started=time.time(), pid=None)
+        if status is None:  # cancelled since it was picked
+            return
         args = command(status.get("stage", "sft"), folder.config, resume=bool(status.get("resume")))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                    PYTHONUNBUFFERED="1")
@@ -208,7 +226,7 @@ class Jobs:
             folder.update_status(state="failed", error=f"Couldn't start the run: {error}", finished=time.time())
             return
         self._processes[folder.name] = process
-        folder.update_status(state="starting", pid=process.pid, started=time.time())
+        folder.update_status(pid=process.pid)  # the run writes the same pid itself; whichever comes first
 
     def _reap(self) -> None:
         """Runs whose process ended without saying how are failed, with the log's last lines as the reason."""
@@ -217,13 +235,17 @@ class Jobs:
                 del self._processes[name]
         for folder in self.folders():
             status = folder.status()
+            pid = status.get("pid")
             if status.get("state") not in ("starting", "running") or folder.name in self._processes:
                 continue
-            if not _process_alive(status.get("pid")):
+            if not _process_alive(pid):
                 tail = folder.log_tail(8)
-                folder.update_status(state="failed", finished=time.time(),
-                                     error="The run's process ended without finishing (killed, or the machine ran "
-                                           f"out of memory?). Last lines of its log:\n{tail}")
+                # Only if unchanged since our read: the run may have written its end ("finished"…) and then exited.
+                folder.update_status(
+                    only_if=lambda now, pid=pid: now.get("state") in ("starting", "running") and now.get("pid") == pid,
+                    state="failed", finished=time.time(),
+                    error="The run's process ended without finishing (killed, or the machine ran out of memory?). "
+                          f"Last lines of its log:\n{tail}")
 
     def reattach(self) -> None:
         """After an app restart: keep watching live runs, fail dead ones, and carry on with the queue."""

@@ -1,18 +1,42 @@
-"""A training run's folder: the files a run and the app share, and how each is written.
+"""A training run's folder: the files a run and the app share, who writes each, and under which lock.
 
-The run process writes; the app only reads (plus two requests it may drop in: ``STOP`` and nothing else), so a
-closed browser or a restarted app loses nothing. Layout::
+Both sides write: the run process (``python -m playground.train``) and the app (:mod:`playground.jobs`, possibly
+several app processes on one data dir). A closed browser or a restarted app loses nothing because every state lives
+in the folder, and no state change is lost because every write of ``status.json`` follows the protocol below.
+Layout::
 
     runs/<name>/
-      config.yaml      the run's settings (the stage's config dataclass as YAML)
-      status.json      state, pid, times, step counts, error — rewritten atomically (temp file + rename)
-      metrics.jsonl    one JSON object per logged step (loss, eval loss, learning rate, tokens/s, memory)
-      train.log        the process's stdout and stderr
-      STOP             present = "stop after this step, save a checkpoint"
-      checkpoints/     trainer checkpoints (resume from the newest)
-      adapter/         the final LoRA adapter (also written when stopped) — the model the run made
-      eval.json        held-out evaluation results, when measured
-      samples.jsonl    PPO: a few answers per step (prompt, answer, score, KL), for the sample viewer
+      config.yaml      the run's settings (the stage's config dataclass as YAML) — the app, once, at creation
+      status.json      state, pid, times, step counts, error — see "status.json" below
+      .status.json.lock  the lock file every status.json write holds (empty; filelock/flock)
+      metrics.jsonl    one JSON object per logged step (loss, eval loss, learning rate, tokens/s, memory) — the run
+      train.log        the process's stdout and stderr — the run; the app appends the command line it launches
+      STOP             present = "stop after this step, save a checkpoint" — the app creates it (Stop) and removes
+                       it (Resume); the run removes it when it ends
+      checkpoints/     trainer checkpoints (resume from the newest) — the run
+      adapter/         the final LoRA adapter (also written when stopped) — the model the run made — the run
+      data/            reward, DPO: the run's train/eval split of preference pairs (kept for Resume) — the run
+      eval.json        held-out evaluation results, when measured — the app (Evaluate)
+      samples.jsonl    PPO: a few answers per step (prompt, answer, score, KL), for the sample viewer — the run
+    runs/.queue.lock   the data dir's queue lock (see :mod:`playground.jobs`)
+
+status.json — who writes which fields:
+
+- **the app**, while no run process owns the run: ``state`` "queued" with ``stage``, ``base_model``, ``created``,
+  ``queued_at``, ``resume`` (create, Resume); "queued" → "stopped" with ``error``, ``finished`` (cancel);
+  "queued" → "starting" with ``started``, then ``pid`` once the process exists (launch); "starting"/"running" →
+  "failed" with ``error``, ``finished`` only when that ``pid`` is no longer alive (a killed run).
+- **the run**: ``state`` "running" with ``stage``, ``base_model``, ``pid``, ``started``, ``error`` at its start;
+  ``step``, ``max_steps``, ``eta_s``, ``elapsed_s`` as it goes; "finished"/"stopped"/"failed" with ``finished``
+  (and ``error``) at its end.
+- every write stamps ``updated`` (the heartbeat).
+
+Every write goes through :meth:`RunFolder.update_status`: take the folder's status lock, read, merge the fields,
+write a temporary file and rename it over status.json, release. So two writers never lose each other's fields
+(no stale read-merge-write), and a reader — which takes no lock — sees the old file or the new one, never half.
+An app state change that is only right from some states (cancel only a queued run, fail only a run still marked
+running by a dead pid…) passes ``only_if``: the condition is checked on the status read under the lock, so a
+change the other side made in between is never overwritten.
 """
 
 from __future__ import annotations
@@ -21,9 +45,12 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 ACTIVE = ("queued", "starting", "running")
 """States in which a run is not over yet."""
@@ -46,6 +73,11 @@ class RunFolder:
     @property
     def status_file(self) -> Path:
         return self.path / "status.json"
+
+    @property
+    def status_lock(self) -> Path:
+        """The lock file every status.json write holds (a separate file: status.json itself is renamed over)."""
+        return self.path / ".status.json.lock"
 
     @property
     def metrics_file(self) -> Path:
@@ -78,11 +110,24 @@ class RunFolder:
         except (OSError, json.JSONDecodeError):
             return {}
 
-    def update_status(self, **fields: Any) -> dict[str, Any]:
-        """Merge ``fields`` into status.json atomically; also stamps ``updated`` (the run's heartbeat)."""
-        status = self.status() | fields | {"updated": time.time()}
-        write_atomic(self.status_file, json.dumps(status, indent=1))
-        return status
+    def update_status(self, only_if: Callable[[dict[str, Any]], bool] | None = None,
+                      **fields: Any) -> dict[str, Any] | None:
+        """Merge ``fields`` into status.json under the folder's status lock and stamp ``updated`` (the heartbeat).
+
+        Read, merge and write happen under one inter-process lock (filelock: ``flock`` on POSIX, released by the
+        kernel if the holder dies), so a concurrent write from the run or another app process is never overwritten
+        by a stale read; the write itself is atomic (temp file + rename) for readers, who don't lock. With
+        ``only_if``, the merge happens only when ``only_if(current status)`` is true under the lock (a state
+        transition that must not overwrite a change made meanwhile). Returns the status written, or None when
+        ``only_if`` refused.
+        """
+        with FileLock(self.status_lock):
+            current = self.status()
+            if only_if is not None and not only_if(current):
+                return None
+            status = current | fields | {"updated": time.time()}
+            write_atomic(self.status_file, json.dumps(status, indent=1))
+            return status
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         """One line per log event; appends of a single short line are atomic enough for a reader to skip a torn

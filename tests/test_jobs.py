@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import errno
 import json
+import multiprocessing
 import os
 import signal
+import threading
 import time
 
 import pytest
 import torch
+from filelock import FileLock
 
 from playground.catalog import list_models
 from playground.jobs import JobError, Jobs, command
 from playground.loading import LoadOptions, ModelCache
+from playground.run_folder import ACTIVE, RunFolder, write_atomic
 from playground.settings import Settings
 from playground.train.config import SFTConfig
 from tests.app_process import kill_live_runs
+from tests.run_writers import start_app
 
 pytestmark = pytest.mark.slow  # real training processes: seconds each
 
@@ -163,3 +168,114 @@ def test_qlora_4bit_runs_on_the_cpu_too(setup):
     assert jobs.wait("tiny", 300) == "finished", folder.status().get("error")
     assert "4-bit NF4 (QLoRA)" in folder.log.read_text()
     assert (folder.adapter / "adapter_model.safetensors").is_file()
+
+
+def queued_run(settings, name: str, config_text: str) -> RunFolder:
+    """A run folder queued as :meth:`Jobs.create` leaves it, with any config text (a bad one fails in a second)."""
+    folder = RunFolder(settings.runs_dir / name)
+    folder.path.mkdir(parents=True)
+    folder.config.write_text(config_text)
+    folder.update_status(state="queued", stage="sft", created=time.time(), queued_at=time.time(), resume=False)
+    return folder
+
+
+def test_two_app_processes_on_one_data_dir_start_a_queued_run_once(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", memory_budget_gb=1)
+    folder = queued_run(settings, "race", "name: race\nlora_r: -3\n")  # the run fails at once: nothing heavy
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(2)
+    apps = [spawn.Process(target=start_app, args=(str(settings.data_dir), start, 1.0)) for _ in range(2)]
+    for app in apps:
+        app.start()
+    for app in apps:
+        app.join(120)
+        assert app.exitcode == 0
+    wait_for(lambda: folder.status().get("state") not in ACTIVE, timeout=120)
+    log = folder.log.read_text()
+    assert log.count("$ python -m playground.train sft") == 1, log  # one launch …
+    assert log.count("Bad config: lora_r") == 1, log  # … and one run process
+    assert folder.status()["state"] == "failed" and "lora_r" in folder.status()["error"]
+
+
+def test_the_reaper_never_overwrites_the_end_a_run_wrote_meanwhile(tmp_path, monkeypatch):
+    settings = Settings(data_dir=tmp_path / "data", memory_budget_gb=1)
+    jobs = Jobs(settings, poll=False)
+    folder = queued_run(settings, "late", "name: late\n")
+    folder.update_status(state="running", pid=4242)
+
+    def run_ends_then_exits(pid):
+        folder.update_status(state="finished", finished=time.time())  # the run's last write …
+        return False  # … and by the time the app looks, its process is gone
+
+    monkeypatch.setattr("playground.jobs._process_alive", run_ends_then_exits)
+    jobs.pump()
+    status = folder.status()
+    assert status["state"] == "finished" and "error" not in status
+
+
+def test_a_run_that_fails_at_once_keeps_its_own_reason(tmp_path, monkeypatch):
+    settings = Settings(data_dir=tmp_path / "data", memory_budget_gb=1)
+    jobs = Jobs(settings, poll=False)
+    folder = queued_run(settings, "quick", "name: quick\n")
+
+    class Ended:
+        """A run process that wrote its failure and exited before the app wrote anything after spawning it."""
+
+        pid = 4242
+
+        def poll(self):
+            return 1
+
+    def fails_at_once(*args, **kwargs):
+        folder.update_status(state="failed", error="Bad config: lora_r: must be positive", finished=time.time())
+        return Ended()
+
+    monkeypatch.setattr("playground.jobs.subprocess.Popen", fails_at_once)
+    jobs.pump()
+    jobs.pump()  # the next poll notices the process ended
+    status = folder.status()
+    assert status["state"] == "failed" and status["error"] == "Bad config: lora_r: must be positive"
+
+
+def test_cancel_waits_for_a_launch_in_progress_and_then_asks_the_run_to_stop(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", memory_budget_gb=1)
+    jobs = Jobs(settings, poll=False)
+    folder = queued_run(settings, "taken", "name: taken\n")
+    answer: list[str] = []
+    with FileLock(folder.status_lock):  # another app is marking the run "starting" right now
+        pressed = threading.Thread(target=lambda: answer.append(jobs.stop("taken")))
+        pressed.start()
+        pressed.join(0.5)  # Stop pressed meanwhile: it must wait for the lock, not act on the queued state
+        write_atomic(folder.status_file, json.dumps(folder.status() | {"state": "starting", "pid": os.getpid()}))
+    pressed.join(30)
+    assert answer == ["stopping"]  # not "cancelled": the run started, so it is asked to stop
+    assert folder.status()["state"] == "starting" and folder.stop_requested()
+
+
+def test_another_app_never_takes_a_run_being_launched_for_a_dead_one(tmp_path, monkeypatch):
+    settings = Settings(data_dir=tmp_path / "data", memory_budget_gb=1)
+    first, second = Jobs(settings, poll=False), Jobs(settings, poll=False)  # two apps on one data dir
+    folder = queued_run(settings, "launching", "name: launching\n")
+
+    class Started:
+        """The run process the first app spawns (alive: see _process_alive below)."""
+
+        pid = 4242
+
+        def poll(self):
+            return None
+
+    def spawn_while_the_other_app_polls(*args, **kwargs):
+        other = threading.Thread(target=second.pump)  # "starting", no pid yet: the other app's poll comes now
+        other.start()
+        other.join(0.5)
+        polls.append(other)
+        return Started()
+
+    polls: list[threading.Thread] = []
+    monkeypatch.setattr("playground.jobs._process_alive", lambda pid: pid == Started.pid)
+    monkeypatch.setattr("playground.jobs.subprocess.Popen", spawn_while_the_other_app_polls)
+    first.pump()
+    polls[0].join(30)
+    status = folder.status()
+    assert status["state"] == "starting" and status["pid"] == Started.pid and "error" not in status
