@@ -1,8 +1,9 @@
 """Uploaded data files (JSONL, JSON, CSV, Parquet) read into numbered rows, refusing what can't be read with a reason.
 
 Shared by every upload that reports problems per row: the checks here are about the *file* (extension, size,
-emptiness, encoding, JSON syntax, ragged CSV rows, required columns); what a row must contain is up to the caller.
-Rows are numbered as the user counts them: the line for JSON lines, the 1-based data row otherwise (the CSV header
+emptiness, encoding, JSON syntax, ragged CSV rows, required columns); what a row must contain is up to the caller,
+with the checks every importer shares (text, TRL message lists) and their wording (``counted``). Plain text files
+(one item per line) get the same file checks through :func:`read_lines`. Rows are numbered as the user counts them: the line for JSON lines, the 1-based data row otherwise (the CSV header
 is not a data row). Text must be UTF-8; a UTF-8 byte-order mark (Excel's "CSV UTF-8") is accepted, UTF-16 is
 refused with "save it as UTF-8".
 """
