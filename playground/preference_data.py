@@ -2,7 +2,8 @@
 
 Sources, by name: ``votes`` (this app's votes, exported exactly as History → Export does), ``preferences`` (the
 bundled 240 pairs whose rejected answer has a labelled flaw), uploaded preference files (saved by the Data tab into
-``DATA_DIR/datasets/preferences/`` only when every row is valid), or a file path. Every source goes through the
+``DATA_DIR/datasets/preferences/`` only when every row is valid and some pair is new; repeated rows are skipped),
+or a file path. Every source goes through the
 same path — comparison records → :func:`playground.preferences.preference_rows` — so a vote, an import and a
 bundled row become the same kind of pair.
 
@@ -21,10 +22,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from playground.datasets import safe_name
-from playground.preference_import import read_preferences
+from playground.preference_import import preference_key, read_preferences
 from playground.preferences import preference_rows
 from playground.prompting import Message, render
-from playground.row_files import EXTENSIONS
+from playground.row_files import EXTENSIONS, counted
 from playground.settings import Settings
 from playground.store import ComparisonRecord, Store
 
@@ -61,6 +62,29 @@ class PreferenceSet:
     """"votes", "bundled" or "uploaded"."""
 
 
+@dataclass(frozen=True)
+class Upload:
+    """What a preference upload did: the set it was saved as (None when it added nothing), its pairs, the repeated
+    rows skipped, and the sets that already held every pair (when nothing was saved)."""
+
+    file: str
+    saved: PreferenceSet | None
+    pairs: int
+    repeated: int = 0
+    held_by: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        """One line for the Data tab."""
+        repeated = f" ({counted(self.repeated, 'repeated row')} skipped)" if self.repeated else ""
+        if self.saved is None:
+            where = ", ".join(f"**{name}**" for name in self.held_by)
+            every = "the" if self.pairs == 1 else f"all {self.pairs:,}"
+            return (f"Nothing new was saved: {every} {'pair' if self.pairs == 1 else 'pairs'} in {self.file}"
+                    f"{repeated} {'is' if self.pairs == 1 else 'are'} already in {where}.")
+        return (f"✅ Saved **{self.saved.name}**: {counted(self.pairs, 'pair')}{repeated}, now usable for "
+                f"reward-model and DPO runs.")
+
+
 def folder(settings: Settings) -> Path:
     """Where uploaded preference files are kept."""
     return settings.datasets_dir / "preferences"
@@ -88,11 +112,17 @@ def pairs_from_records(records: Iterable[ComparisonRecord]) -> tuple[list[Pair],
     return pairs, f"left out: {exported.left_out_text()}"
 
 
-def _from_file(path: Path) -> list[Pair]:
+def _records(path: Path) -> tuple[list[ComparisonRecord], int]:
+    """A preference file's comparisons (repeated rows left out) and how many rows repeated, or
+    :class:`PreferenceDataError` with the per-row report."""
     result = read_preferences(path)
     if not result.ok:
         raise PreferenceDataError(result.summary())
-    return pairs_from_records(result.records)[0]
+    return result.records, result.repeated
+
+
+def _from_file(path: Path) -> list[Pair]:
+    return pairs_from_records(_records(path)[0])[0]
 
 
 def load_pairs(name: str, settings: Settings | None) -> list[Pair]:
@@ -142,11 +172,25 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in handle if line.strip())
 
 
-def save_upload(source: Path, settings: Settings, name: str | None = None) -> PreferenceSet:
+def save_upload(source: Path, settings: Settings, name: str | None = None) -> Upload:
     """Check an uploaded preference file whole (every problem listed by row), then keep a copy under a safe, unused
-    name. Nothing is written when any row is bad."""
+    name. Nothing is written when any row is bad (:class:`PreferenceDataError`), nor when the bundled pairs and
+    earlier uploads already hold every pair (the :class:`Upload` says which)."""
     source = Path(source)
-    pairs = _from_file(source)
+    records, repeated = _records(source)
+    new = {preference_key(r) for r in records}
+    held_by = []
+    for known in [*BUNDLED.values(), *_uploaded(settings)]:
+        try:
+            keys = {preference_key(r) for r in _records(known)[0]}
+        except PreferenceDataError:  # a file spoiled since it was saved holds nothing to compare with
+            continue
+        if keys & new:
+            held_by.append(known.stem)
+            new -= keys
+    pairs = len(pairs_from_records(records)[0])
+    if not new:
+        return Upload(source.name, None, pairs, repeated, tuple(held_by))
     where = folder(settings)
     where.mkdir(parents=True, exist_ok=True)
     suffix = source.suffix.lower()
@@ -160,7 +204,7 @@ def save_upload(source: Path, settings: Settings, name: str | None = None) -> Pr
         temporary.rename(final)
     finally:
         temporary.unlink(missing_ok=True)
-    return PreferenceSet(final.stem, final, len(pairs), "uploaded")
+    return Upload(source.name, PreferenceSet(final.stem, final, pairs, "uploaded"), pairs, repeated)
 
 
 def split(pairs: list[Pair], eval_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:

@@ -13,9 +13,14 @@ Accepted rows (the layouts TRL and Anthropic HH use):
   (``model`` or ``model + adapter``).
 
 Every row becomes a comparison with source ``import``, winner ``a``: side a is the chosen answer, side b the
-rejected one. The whole file is checked before anything is written; any problem (reported by line for JSONL, by
-1-based data row otherwise, with the field and the reason) means nothing is written. Without an ``id`` column the
-id is a hash of the row, so importing the same file twice is caught as duplicates.
+rejected one. A pair whose chosen answer equals its rejected one (ignoring spaces at the ends) is a bad row: it
+carries no preference. The whole file is checked before anything is written; any problem (reported by line for
+JSONL, by 1-based data row otherwise, with the field and the reason) means nothing is written.
+
+Without an ``id`` column the id is a hash of the row's content. A row that repeats an earlier one (same id, same
+content) is skipped and counted, and so is a row the ratings database already holds (same id, same prompt and
+answers): importing the same file again adds nothing and says so. The same id for a *different* comparison is a bad
+row.
 """
 
 from __future__ import annotations
@@ -36,14 +41,17 @@ from playground.row_files import (
     Problems,
     RowError,
     RowProblem,
+    counted,
     describe,
+    message_list,
     read_rows,
     require_text,
     text_length,
 )
 from playground.store import ComparisonRecord, Side, Store, StoreError, now
 
-__all__ = ["ImportLimits", "ImportResult", "RowError", "import_file", "parse_transcript", "read_preferences"]
+__all__ = ["ImportLimits", "ImportResult", "RowError", "import_file", "parse_transcript", "preference_key",
+           "read_preferences"]
 
 MAX_ID_CHARS = 200
 _EXPECTED = "prompt, chosen, rejected — or chosen, rejected as whole HH transcripts"
@@ -52,10 +60,12 @@ _TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):[ \t]?")
 
 @dataclass(frozen=True)
 class ImportResult:
-    """The comparisons read from a file (none when anything is wrong), the problems found, and how many were saved."""
+    """The comparisons read from a file (none when anything is wrong), the problems found, what was skipped and how
+    many were saved."""
 
     path: Path
     records: list[ComparisonRecord] = field(default_factory=list)
+    """The comparisons to save (repeats left out); after :func:`import_file`, the ones it saved."""
     row_numbers: list[int] = field(default_factory=list)
     """Where each record came from (lines for JSONL, data rows otherwise)."""
     errors: list[RowError] = field(default_factory=list)
@@ -63,6 +73,14 @@ class ImportResult:
     error_count: int = 0
     written: int = 0
     unit: str = "row"
+    repeated: int = 0
+    """Rows skipped because they repeat an earlier row of the file (same id, same content)."""
+    already_stored: int = 0
+    """Rows skipped because the ratings database already holds them (set by :func:`import_file`)."""
+    already_deleted: int = 0
+    """How many of ``already_stored`` are deleted in History."""
+    imported: bool = False
+    """Whether :func:`import_file` saved the file (False: only read by :func:`read_preferences`)."""
 
     @property
     def ok(self) -> bool:
@@ -72,10 +90,25 @@ class ImportResult:
         """What happened, and for a refused file the problems one per line (all or nothing: fix and retry)."""
         name = self.path.name
         if self.ok:
-            return (f"Imported {self.written} comparisons from {name}." if self.written
-                    else f"{len(self.records)} comparisons in {name} are ready to import.")
-        lines = [f"Nothing was imported: {name} has {self.error_count} problem"
-                 f"{'s' if self.error_count > 1 else ''} (a file is imported all or nothing; fix it and retry):"]
+            repeated = f"{counted(self.repeated, 'repeated row')} skipped" if self.repeated else ""
+            if not self.imported:
+                count = len(self.records)
+                ready = f"{counted(count, 'comparison')} in {name} {_is(count)} ready to import"
+                return f"{ready} ({repeated})." if repeated else f"{ready}."
+            deleted = f", {self.already_deleted} of them deleted in History" if self.already_deleted else ""
+            if not self.written:
+                held = self.already_stored
+                parts = [f"its {counted(held, 'comparison')} {_is(held)} already in the ratings database "
+                         f"(imported before?)"]
+                parts += [f"{self.already_deleted} of them deleted in History"] if self.already_deleted else []
+                return f"Nothing new to import from {name}: {'; '.join(parts + ([repeated] if repeated else []))}."
+            skipped = [repeated] if repeated else []
+            if self.already_stored:
+                skipped.append(f"{self.already_stored} already in the ratings database{deleted}")
+            return (f"Imported {counted(self.written, 'comparison')} from {name}"
+                    + (f" ({'; '.join(skipped)})." if skipped else "."))
+        lines = [f"Nothing was imported: {name} has {counted(self.error_count, 'problem')} (a file is imported all "
+                 f"or nothing; fix it and retry):"]
         lines += [f"- {error}" for error in self.errors]
         if self.error_count > len(self.errors):
             lines.append(f"… and {self.error_count - len(self.errors)} more.")
@@ -99,19 +132,8 @@ class _Pair:
     model_rejected: str | None = None
 
 
-def _messages(value: list[Any], name: str) -> tuple[str, list[Message]]:
-    """(system text, the other messages) from a message list; every item must be {role, content} with text."""
-    system, messages = [], []
-    for index, item in enumerate(value, 1):
-        if not isinstance(item, dict) or not isinstance(item.get("content"), str) \
-                or item.get("role") not in ("system", "user", "assistant"):
-            raise RowProblem(name, f"message {index} should be {{\"role\": \"user\"|\"assistant\"|\"system\", "
-                                    f"\"content\": text}}, got {describe(item) if not isinstance(item, dict) else item}")
-        if item["role"] == "system" and not messages:
-            system.append(item["content"])
-        else:
-            messages.append({"role": item["role"], "content": item["content"]})
-    return "\n\n".join(system), messages
+def _is(number: int) -> str:
+    return "is" if number == 1 else "are"
 
 
 def parse_transcript(text: str) -> tuple[str, list[Message]]:
@@ -125,7 +147,7 @@ def parse_transcript(text: str) -> tuple[str, list[Message]]:
 def _conversation(value: Any, name: str) -> tuple[str, list[Message]]:
     """A prompt or full transcript (text or message list) as (system, messages)."""
     if isinstance(value, list):
-        return _messages(value, name)
+        return message_list(value, name)
     text = require_text(value, name)
     if _TURN.search(text):
         return parse_transcript(text)
@@ -144,7 +166,7 @@ def _prompt(value: Any) -> tuple[str, list[Message], bool]:
 def _answer(value: Any, name: str, after_hh: bool) -> str:
     """An answer: text, or a list holding one assistant message."""
     if isinstance(value, list):
-        _, messages = _messages(value, name)
+        _, messages = message_list(value, name)
         if len(messages) != 1 or messages[0]["role"] != "assistant":
             raise RowProblem(name, "expected one assistant message, e.g. [{\"role\": \"assistant\", \"content\": …}]")
         value = messages[0]["content"]
@@ -242,6 +264,9 @@ def _parse_row(values: Any, limits: ImportLimits) -> _Pair:
             raise RowProblem(name, "missing: each row needs 'chosen' and 'rejected' (and 'prompt', unless they "
                                     "are whole HH transcripts)")
     system, messages, chosen, rejected = _exchange(values)
+    if chosen.strip() == rejected.strip():
+        raise RowProblem("rejected", "is the same answer as 'chosen' (ignoring spaces at the ends): the pair "
+                                     "carries no preference")
     try:
         validate_messages(messages)
         if messages[-1]["role"] != "user":
@@ -269,25 +294,31 @@ def derived_id(pair: _Pair) -> str:
 
 
 def _parse_rows(rows: Iterator[tuple[int, Any]], limits: ImportLimits,
-                problems: Problems) -> tuple[list[_Pair], list[int]]:
-    """Every valid row as a pair with its id settled; invalid and duplicate rows go to ``problems``."""
-    pairs, numbers, seen = [], [], {}
+                problems: Problems) -> tuple[list[_Pair], list[int], int]:
+    """Every valid row as a pair with its id settled, where each came from, and how many rows repeated an earlier
+    one (same id, same content: skipped). Invalid rows, and an id used again for different content, go to
+    ``problems``."""
+    pairs, numbers, seen, repeated = [], [], {}, 0
     for number, values in rows:
         try:
             pair = _parse_row(values, limits)
         except RowProblem as problem:
             problems.add(number, problem.field, problem.reason)
             continue
-        pair_id = pair.id or derived_id(pair)
+        content = derived_id(pair)
+        pair_id = pair.id or content
         if pair_id in seen:
-            reason = (f"id {pair_id!r} is also used by {problems.unit} {seen[pair_id]}" if pair.id else
-                      f"same prompt and answers as {problems.unit} {seen[pair_id]} (a repeated row)")
-            problems.add(number, "id" if pair.id else "", reason)
+            first, first_content = seen[pair_id]
+            if first_content == content:
+                repeated += 1
+            else:
+                problems.add(number, "id", f"id {pair_id!r} is also used by {problems.unit} {first}, for a "
+                                           f"different comparison")
             continue
-        seen[pair_id] = number
+        seen[pair_id] = (number, content)
         pairs.append(replace(pair, id=pair_id))
         numbers.append(number)
-    return pairs, numbers
+    return pairs, numbers, repeated
 
 
 def _side(model: str | None, response: str) -> Side:
@@ -308,7 +339,7 @@ def read_preferences(path: Path | str, rater: str = "", limits: ImportLimits | N
     problems = Problems(limits.max_errors)
     try:
         rows = read_rows(path, limits, problems, required=("chosen", "rejected"), expected=_EXPECTED)
-        pairs, numbers = _parse_rows(rows, limits, problems)
+        pairs, numbers, repeated = _parse_rows(rows, limits, problems)
     except FileProblem as problem:
         problems.add(problem.row, problem.field, problem.reason, problem.unit)
         return ImportResult(path, errors=problems.kept, error_count=problems.count, unit=problems.unit)
@@ -318,30 +349,60 @@ def read_preferences(path: Path | str, rater: str = "", limits: ImportLimits | N
         return ImportResult(path, errors=problems.kept, error_count=problems.count, unit=problems.unit)
     stamp = now()
     return ImportResult(path, records=[_record(p, rater, stamp) for p in pairs], row_numbers=numbers,
-                        unit=problems.unit)
+                        unit=problems.unit, repeated=repeated)
 
 
 def import_file(store: Store, path: Path | str, rater: str = "", limits: ImportLimits | None = None) -> ImportResult:
-    """Read, check and save a preference file in one transaction: every row, or (on any problem) none."""
+    """Read, check and save a preference file in one transaction: every new row, or (on any problem) none. Rows the
+    ratings database already holds are skipped and counted, so importing a file again adds nothing."""
     result = read_preferences(path, rater, limits)
     if not result.ok:
         return result
-    try:
-        store.insert_many(result.records)
-    except StoreError as error:
-        return _refused(store, result, error, (limits or ImportLimits()).max_errors)
-    if rater:
+    max_errors = (limits or ImportLimits()).max_errors
+    for attempt in range(2):  # once more if another import saved some of these rows between the check and the write
+        new = _new_to(store, result, max_errors)
+        if not new.ok:
+            return new
+        try:
+            if new.records:
+                store.insert_many(new.records)
+            break
+        except StoreError as error:
+            if attempt:
+                return replace(new, records=[], row_numbers=[], errors=[RowError(None, "", str(error))],
+                               error_count=1)
+    if rater and new.records:
         store.add_rater(rater)
-    return replace(result, written=len(result.records))
+    return replace(new, written=len(new.records), imported=True)
 
 
-def _refused(store: Store, result: ImportResult, error: StoreError, max_errors: int) -> ImportResult:
-    """The store refused the lot: name the rows whose ids it already holds (or pass its message on)."""
-    taken = {r.id for r in store.comparisons(voted_only=False, include_deleted=True)}
+def preference_key(record: ComparisonRecord) -> tuple[Any, ...] | None:
+    """What a comparison says (system, prompt, chosen answer, rejected answer; spaces at the ends ignored): two
+    records with the same key are the same preference, whatever their ids. None for a tie or no vote."""
+    if record.winner not in ("a", "b"):
+        return None
+    chosen, rejected = (record.a, record.b) if record.winner == "a" else (record.b, record.a)
+    return (record.system_prompt.strip(), tuple((m["role"], m["content"].strip()) for m in record.messages),
+            chosen.response.strip(), rejected.response.strip())
+
+
+def _new_to(store: Store, result: ImportResult, max_errors: int) -> ImportResult:
+    """``result`` with only the records the store lacks; those it holds with the same preference are counted as
+    already stored; an id it holds for a different comparison is a problem for that row (nothing is imported)."""
+    held = {r.id: r for r in store.comparisons(voted_only=False, include_deleted=True)}
     problems = Problems(max_errors, result.unit)
+    records, numbers, already, deleted = [], [], 0, 0
     for record, number in zip(result.records, result.row_numbers):
-        if record.id in taken:
-            problems.add(number, "id", f"{record.id!r} is already in the ratings database (imported before?)")
-    if not problems.count:
-        problems.add(None, "", str(error))
-    return replace(result, records=[], row_numbers=[], errors=problems.kept, error_count=problems.count)
+        stored = held.get(record.id)
+        if stored is None:
+            records.append(record)
+            numbers.append(number)
+        elif preference_key(stored) == preference_key(record):
+            already += 1
+            deleted += stored.deleted_at is not None
+        else:
+            problems.add(number, "id", f"{record.id!r} is already in the ratings database, for a different "
+                                       f"comparison (another prompt or other answers)")
+    if problems.count:
+        return replace(result, records=[], row_numbers=[], errors=problems.kept, error_count=problems.count)
+    return replace(result, records=records, row_numbers=numbers, already_stored=already, already_deleted=deleted)

@@ -3,7 +3,8 @@
 PPO needs only prompts — the policy writes the answers and the reward model judges them — so any source of
 instructions serves: ``prompts`` (the 60 bundled prompts over 15 kinds of task that the Rate tab uses), a training
 dataset by name (``instructions`` or an upload from the Data tab: its answers are ignored), or the path of a prompt
-file (.jsonl/.csv/.parquet with a ``prompt`` column, or .txt with one prompt per line, as in the Rate tab).
+file (.jsonl/.csv/.parquet with a ``prompt`` column — text or TRL conversational messages — or .txt with one
+prompt per line, read exactly as the Rate tab reads it: :func:`playground.batch.load_prompt_set`).
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ def load_prompts(name: str, settings: Settings | None) -> list[Prompt]:
     except datasets.DatasetError as dataset_error:  # not a training dataset: maybe a file of bare prompts
         try:
             return _from_prompt_file(path)
-        except batch.PromptSetError:
-            raise PromptError(str(dataset_error)) from dataset_error
+        except batch.PromptSetError as prompt_error:  # both reports: which one applies depends on what was meant
+            raise PromptError(f"{path.name} is neither a prompt file nor a training dataset.\nAs a prompt file: "
+                              f"{prompt_error}\nAs a training dataset: {dataset_error}") from dataset_error
     prompts = [Prompt(e.messages) for e in examples if e.messages]
     if not prompts:
         raise PromptError(f"{text!r} has no prompts (plain text rows have no instruction to answer).")

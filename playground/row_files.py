@@ -1,8 +1,9 @@
 """Uploaded data files (JSONL, JSON, CSV, Parquet) read into numbered rows, refusing what can't be read with a reason.
 
 Shared by every upload that reports problems per row: the checks here are about the *file* (extension, size,
-emptiness, encoding, JSON syntax, ragged CSV rows, required columns); what a row must contain is up to the caller.
-Rows are numbered as the user counts them: the line for JSON lines, the 1-based data row otherwise (the CSV header
+emptiness, encoding, JSON syntax, ragged CSV rows, required columns); what a row must contain is up to the caller,
+with the checks every importer shares (text, TRL message lists) and their wording (``counted``). Plain text files
+(one item per line) get the same file checks through :func:`read_lines`. Rows are numbered as the user counts them: the line for JSON lines, the 1-based data row otherwise (the CSV header
 is not a data row). Text must be UTF-8; a UTF-8 byte-order mark (Excel's "CSV UTF-8") is accepted, UTF-16 is
 refused with "save it as UTF-8".
 """
@@ -83,6 +84,13 @@ def _decode(data: bytes) -> str:
             from error
 
 
+def json_error_text(error: json.JSONDecodeError) -> str:
+    """``not valid JSON (<why> at column <n>)``. Some of the json module's messages already end with "at"
+    ("Unterminated string starting at"), so the column is added without a second "at"."""
+    message = error.msg.removesuffix(" at")
+    return f"not valid JSON ({message} at column {error.colno})"
+
+
 def _jsonl(text: str, problems: Problems) -> Iterator[tuple[int, Any]]:
     for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
@@ -90,7 +98,7 @@ def _jsonl(text: str, problems: Problems) -> Iterator[tuple[int, Any]]:
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as error:
-            problems.add(number, "", f"not valid JSON ({error.msg} at column {error.colno})")
+            problems.add(number, "", json_error_text(error))
 
 
 def _json(text: str, problems: Problems) -> Iterator[tuple[int, Any]]:
@@ -102,7 +110,7 @@ def _json(text: str, problems: Problems) -> Iterator[tuple[int, Any]]:
     try:
         rows = json.loads(text)
     except json.JSONDecodeError as error:
-        raise FileProblem(f"not valid JSON ({error.msg} at column {error.colno})", error.lineno) from error
+        raise FileProblem(json_error_text(error), error.lineno) from error
     yield from enumerate(rows, 1)
 
 
@@ -158,6 +166,12 @@ def _kind_of(path: Path, limits: ImportLimits) -> str:
     if kind is None:
         raise FileProblem(f"can't import '{path.suffix or path.name}' files: use "
                           f"{', '.join(EXTENSIONS)} (UTF-8 text or Parquet)")
+    _check_file(path, limits)
+    return kind
+
+
+def _check_file(path: Path, limits: ImportLimits) -> None:
+    """A FileProblem for a file that is missing, empty or over the size limit."""
     if not path.is_file():
         raise FileProblem(f"{path} does not exist")
     size = path.stat().st_size
@@ -166,7 +180,6 @@ def _kind_of(path: Path, limits: ImportLimits) -> str:
     if size > limits.max_bytes:
         raise FileProblem(f"the file is {size / 2**20:.1f} MB, over the {limits.max_bytes / 2**20:.0f} MB import "
                           f"limit: split it into smaller files")
-    return kind
 
 
 def read_rows(path: Path, limits: ImportLimits, problems: Problems, required: Sequence[str] = (),
@@ -187,6 +200,14 @@ def read_rows(path: Path, limits: ImportLimits, problems: Problems, required: Se
     if kind == "csv":
         return _csv(text, problems, check_columns)
     return _jsonl(text, problems) if kind == "jsonl" else _json(text, problems)
+
+
+def read_lines(path: Path, limits: ImportLimits) -> Iterator[tuple[int, str]]:
+    """(line number, line) for every non-blank line of a plain text file (one item per line, e.g. prompts), with
+    the same file checks as :func:`read_rows` (missing, empty, size, UTF-8). Raises :class:`FileProblem`."""
+    _check_file(path, limits)
+    text = _decode(path.read_bytes())
+    return ((number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip())
 
 
 # ---------------------------------------------------------------------------------------------- checking one row
@@ -220,6 +241,29 @@ def require_text(value: Any, name: str, allow_empty: bool = False) -> str:
     if not allow_empty and not value.strip():
         raise RowProblem(name, "is empty")
     return value
+
+
+def message_list(value: list[Any], name: str) -> tuple[str, list[dict[str, str]]]:
+    """(system text, the other messages) from a TRL conversational message list: every item must be
+    ``{"role": "system"|"user"|"assistant", "content": text}``; leading system messages become the system text
+    (joined by a blank line), a later one stays in the list for the caller's turn check to refuse."""
+    system, messages = [], []
+    for index, item in enumerate(value, 1):
+        if not isinstance(item, dict) or not isinstance(item.get("content"), str) \
+                or item.get("role") not in ("system", "user", "assistant"):
+            raise RowProblem(name, f"message {index} should be {{\"role\": \"user\"|\"assistant\"|\"system\", "
+                                    f"\"content\": text}}, got {describe(item) if not isinstance(item, dict) else item}")
+        if item["role"] == "system" and not messages:
+            system.append(item["content"])
+        else:
+            messages.append({"role": item["role"], "content": item["content"]})
+    return "\n\n".join(system), messages
+
+
+def counted(number: int, singular: str, plural: str = "") -> str:
+    """``1 comparison``, ``2 comparisons``, ``0 comparisons`` (``plural`` when adding "s" is wrong). Written here
+    rather than with an inflection library: the app's summaries need a handful of nouns, each named at its call."""
+    return f"{number:,} {singular if number == 1 else plural or singular + 's'}"
 
 
 def text_length(value: Any) -> int:

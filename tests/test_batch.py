@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from playground import prompt_sets
 from playground.batch import BUNDLED_PROMPTS, BatchRunner, BatchSettings, PromptSetError, load_prompt_set, pair_count
 from playground.generation import GenerationParams
 from playground.loading import LoadOptions, ModelCache
@@ -21,23 +24,69 @@ def test_bundled_prompt_set_is_large_and_varied():
     assert len({p["prompt"] for p in prompts}) == len(prompts)
 
 
+USER = {"role": "user", "content": "Hi"}
+
+
 @pytest.mark.parametrize("name, content, message", [
-    ("set.jsonl", '{"prompt": "ok"}\n{"prompt": "oops"\n', "line 2: not valid JSON"),
-    ("set.jsonl", '{"prompt": "ok"}\n{"system": "x"}\n', "no 'prompt'|line 2: the prompt is missing"),
-    ("set.jsonl", '["a list"]\n', "line 1: expected an object"),
-    ("set.jsonl", '{"prompt": "ok", "system": 3}\n', "line 1: system must be text"),
-    ("set.csv", "question\nhello\n", "'prompt' column"),
-    ("set.txt", "\n\n", "has no prompts"),
-    ("set.pdf", "x", "use a .jsonl, .csv, .parquet or .txt"),
-    ("set.csv", "prompt,system\nfine,x\na,b,c\n", "row 2: has 3 fields"),
-    ("set.jsonl", '{"prompt": "hi"}\n'.encode("utf-16"), "UTF-16"),
-    ("set.txt", "x" * 20_001, "line 1: the prompt has 20,001 characters"),
+    ("set.jsonl", '{"prompt": "ok"}\n{"prompt": "oops"\n', "set.jsonl: line 2: not valid JSON"),
+    ("set.jsonl", '{"prompt": "ok"}\n{"system": "x"}\n', "set.jsonl: line 2, field 'prompt': missing: each row"),
+    ("set.jsonl", '{"prompt": null}\n', "set.jsonl: line 1, field 'prompt': missing \\(null\\)"),
+    ("set.jsonl", '{"prompt": 3}\n', "set.jsonl: line 1, field 'prompt': expected text, got a number"),
+    ("set.jsonl", '{"prompt": " "}\n', "set.jsonl: line 1, field 'prompt': is empty"),
+    ("set.csv", "prompt,system\nfine,x\n,y\n", "set.csv: row 2, field 'prompt': is empty"),
+    ("set.jsonl", '["a list"]\n', "set.jsonl: line 1: expected an object"),
+    ("set.jsonl", '{"prompt": "ok", "system": 3}\n', "set.jsonl: line 1, field 'system': expected text, got a number"),
+    ("set.csv", "question\nhello\n", "set.csv: field 'prompt': no 'prompt' column"),
+    ("set.txt", "\n\n", "set.txt has no prompts"),
+    ("set.pdf", "x", "set.pdf: use a .jsonl, .csv, .parquet or .txt"),
+    ("set.csv", "prompt,system\nfine,x\na,b,c\n", "set.csv: row 2: has 3 fields"),
+    ("set.jsonl", '{"prompt": "hi"}\n'.encode("utf-16"), "set.jsonl: the file is UTF-16"),
+    ("set.txt", "x" * 20_001, "set.txt: line 1: the prompt has 20,001 characters"),
+    ("set.txt", "fine\n".encode() + b"\xff\n", "set.txt: line 2: byte 0xff is not UTF-8"),
+    ("set.jsonl", "", "set.jsonl: the file is empty"),
+    ("set.json", '{"prompt": "ok"}\n{"prompt": "oops"\n', "set.json: line 2: not valid JSON"),
+    ("set.jsonl", '{"prompt": "broken\n', r"set.jsonl: line 1: not valid JSON \(Unterminated string starting at "
+                                          r"column 12\)"),
 ])
-def test_bad_prompt_sets_are_refused_with_the_line(tmp_path, name, content, message):
+def test_bad_prompt_sets_are_refused_naming_the_file_the_line_and_what_is_wrong(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    with pytest.raises(PromptSetError, match=message):
+    with pytest.raises(PromptSetError, match=f"^{message}") as refused:
         load_prompt_set(path)
+    assert "at at" not in str(refused.value)
+
+
+@pytest.mark.parametrize("prompt, message", [
+    ([{"role": "user", "content": "  "}], "field 'prompt': is empty"),
+    ([{"role": "user", "content": 3}], "field 'prompt': message 1 should be"),
+    ([{"role": "user"}], "field 'prompt': message 1 should be"),
+    (["Hi"], "field 'prompt': message 1 should be"),
+    ([], r"field 'prompt': expected one user message \(optionally after a system message\), got an empty list"),
+    ([{"role": "system", "content": "Be kind."}], "field 'prompt': expected one user message .*, got only a system"),
+    ([USER, {"role": "assistant", "content": "Yo"}, USER],
+     "field 'prompt': expected one user message .*, got user, assistant, user: a prompt set holds single prompts"),
+    ([{"role": "assistant", "content": "Yo"}], "field 'prompt': expected one user message .*, got assistant:"),
+    ([USER, {"role": "system", "content": "late"}], "field 'prompt': expected one user message .*, got user, system:"),
+])
+def test_bad_conversational_prompts_say_what_is_wrong(tmp_path, prompt, message):
+    path = tmp_path / "chat.jsonl"
+    path.write_text(json.dumps({"prompt": "fine"}) + "\n" + json.dumps({"prompt": prompt}) + "\n")
+    with pytest.raises(PromptSetError, match=f"^chat.jsonl: line 2, {message}"):
+        load_prompt_set(path)
+
+
+def test_every_bad_row_is_listed_under_the_file_name(tmp_path):
+    path = tmp_path / "set.jsonl"
+    path.write_text('{"prompt": ""}\n{"prompt": "ok"}\n{"prompt": 1}\n{"id": "x"}\n')
+    with pytest.raises(PromptSetError) as refused:
+        load_prompt_set(path)
+    assert str(refused.value).splitlines() == [
+        "set.jsonl has 3 problems (a prompt set is used whole: fix them and retry):",
+        "- line 1, field 'prompt': is empty",
+        "- line 3, field 'prompt': expected text, got a number",
+        "- line 4, field 'prompt': missing: each row needs a prompt, as text or as chat messages "
+        '[{"role": "user", "content": …}]',
+    ]
 
 
 def test_prompt_sets_in_each_format(tmp_path):
@@ -47,6 +96,31 @@ def test_prompt_sets_in_each_format(tmp_path):
     assert load_prompt_set(tmp_path / "a.jsonl") == [{"prompt": "Hi", "system": "Be kind."}]
     assert load_prompt_set(tmp_path / "b.csv") == [{"prompt": "Hello"}]
     assert load_prompt_set(tmp_path / "c.txt") == [{"prompt": "One"}, {"prompt": "Two"}]
+
+
+def test_trl_conversational_prompts_are_accepted(tmp_path):
+    system = {"role": "system", "content": "Be kind."}
+    rows = [{"prompt": [USER]}, {"prompt": [system, {"role": "user", "content": " Hello "}], "id": "p2"},
+            {"prompt": [system, USER], "system": "Be kind."}]
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    expected = [{"prompt": "Hi"}, {"prompt": "Hello", "id": "p2", "system": "Be kind."},
+                {"prompt": "Hi", "system": "Be kind."}]
+    assert load_prompt_set(tmp_path / "chat.jsonl") == expected
+    pq.write_table(pa.Table.from_pylist(rows[1:2]), tmp_path / "chat.parquet")  # a list of structs
+    assert load_prompt_set(tmp_path / "chat.parquet") == expected[1:2]
+    (tmp_path / "other.jsonl").write_text(json.dumps({"prompt": [system, USER], "system": "Be rude."}) + "\n")
+    with pytest.raises(PromptSetError, match="line 1, field 'system': differs from the system message"):
+        load_prompt_set(tmp_path / "other.jsonl")
+
+
+def test_ppo_reads_conversational_prompt_files_as_the_rate_tab_does(tmp_path):
+    path = tmp_path / "chat.jsonl"
+    path.write_text(json.dumps({"prompt": [{"role": "system", "content": "Be kind."}, USER]}) + "\n")
+    assert prompt_sets.load_prompts(str(path), None) == [prompt_sets.Prompt([USER], "Be kind.")]
+    path.write_text(json.dumps({"prompt": [USER, {"role": "assistant", "content": "Yo"}, USER]}) + "\n")
+    with pytest.raises(prompt_sets.PromptError, match="As a prompt file: chat.jsonl: line 1, field 'prompt': "
+                                                      "expected one user message"):
+        prompt_sets.load_prompts(str(path), None)
 
 
 def test_pair_count():

@@ -79,13 +79,57 @@ def test_uploads_are_checked_whole_and_saved_under_a_safe_name(settings, tmp_pat
 
     good = write_jsonl(tmp_path / "good.jsonl", [{"prompt": f"Q{i}?", "chosen": "yes", "rejected": "no"}
                                                  for i in range(3)])
-    saved = preference_data.save_upload(good, settings, name="../../votes")
+    saved = preference_data.save_upload(good, settings, name="../../votes").saved
     assert saved.pairs == 3 and saved.path.parent == preference_data.folder(settings)
     assert saved.name not in ("votes", "preferences") and "/" not in saved.name
     assert len(load_pairs(saved.name, settings)) == 3
-    again = preference_data.save_upload(good, settings, name=saved.name)
+    other = write_jsonl(tmp_path / "other.jsonl", [{"prompt": "Q?", "chosen": "yes", "rejected": "no"}])
+    again = preference_data.save_upload(other, settings, name=saved.name).saved
     assert again.name == f"{saved.name}-2"
     assert {s.name for s in preference_data.list_sets(settings)} >= {saved.name, again.name, "votes"}
+
+
+def test_an_upload_with_repeated_rows_is_saved_and_says_how_many_were_skipped(settings, tmp_path):
+    rows = [{"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."},
+            {"prompt": "Bye?", "chosen": "Bye.", "rejected": "Whatever."}]
+    path = write_jsonl(tmp_path / "twice.jsonl", rows + rows + rows[:1])
+    upload = preference_data.save_upload(path, settings)
+    assert upload.saved is not None and (upload.pairs, upload.repeated) == (2, 3)
+    assert upload.summary() == ("✅ Saved **twice**: 2 pairs (3 repeated rows skipped), now usable for reward-model "
+                                "and DPO runs.")
+    assert len(load_pairs("twice", settings)) == 2
+    assert {s.name: s.pairs for s in preference_data.list_sets(settings)}["twice"] == 2
+
+
+def test_uploading_the_same_pairs_again_adds_nothing_and_says_so(settings, tmp_path):
+    path = write_jsonl(tmp_path / "mine.jsonl", [{"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."}] * 2)
+    first = preference_data.save_upload(path, settings)
+    assert first.summary().startswith("✅ Saved **mine**: 1 pair (1 repeated row skipped)")
+    again = preference_data.save_upload(path, settings, name="copy")
+    assert again.saved is None and again.held_by == ("mine",)
+    assert again.summary() == "Nothing new was saved: the pair in mine.jsonl (1 repeated row skipped) is already in " \
+                              "**mine**."
+    assert [p.name for p in preference_data.folder(settings).iterdir()] == ["mine.jsonl"]
+    as_csv = tmp_path / "mine.csv"  # the same pair in another format, spread with a bundled one: still nothing new
+    bundled = json.loads(preference_data.BUNDLED["preferences"].read_text().splitlines()[0])
+    as_csv.write_text("prompt,chosen,rejected\nHi?,Hello.,Go away.\n")
+    assert preference_data.save_upload(as_csv, settings).saved is None
+    both = write_jsonl(tmp_path / "both.jsonl", [{"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."},
+                                                 bundled])
+    upload = preference_data.save_upload(both, settings)
+    assert upload.saved is None and set(upload.held_by) == {"mine", "preferences"}
+    assert upload.summary() == "Nothing new was saved: all 2 pairs in both.jsonl are already in **preferences**, " \
+                               "**mine**."
+
+
+def test_a_pair_whose_chosen_equals_its_rejected_is_refused_naming_the_row(settings, tmp_path):
+    path = write_jsonl(tmp_path / "same.jsonl", [{"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."},
+                                                 {"prompt": "Q?", "chosen": "A.", "rejected": " A. "}])
+    with pytest.raises(PreferenceDataError, match=r"line 2, field 'rejected': is the same answer as 'chosen'"):
+        preference_data.save_upload(path, settings)
+    with pytest.raises(PreferenceDataError, match="carries no preference"):
+        load_pairs(str(path), settings)
+    assert not preference_data.folder(settings).exists()
 
 
 def test_split_is_seeded_and_holds_some_out(settings, tmp_path):

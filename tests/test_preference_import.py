@@ -128,18 +128,46 @@ def test_exported_pairs_import_back_unchanged(tmp_path, name):
         assert (imported.a.model, imported.a.adapter) == (chosen.model, chosen.adapter)
 
 
-def test_reimporting_a_file_without_ids_is_caught_as_duplicates(store, tmp_path):
-    path = write_jsonl(tmp_path / "p.jsonl", [PAIR])
-    assert import_file(store, path).ok
-    errors = refused_again = import_file(store, path).errors
-    assert refused_again and errors[0].row == 1 and errors[0].field == "id"
-    assert "already in the ratings database" in errors[0].reason
-    assert len(store.comparisons()) == 1
+def test_importing_the_same_file_again_adds_nothing_and_says_so(store, tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [PAIR, {**PAIR, "prompt": "2"}, PAIR])
+    first = import_file(store, path)
+    assert first.written == 2 and first.summary() == "Imported 2 comparisons from p.jsonl (1 repeated row skipped)."
+    again = import_file(store, path)
+    assert again.ok and again.written == 0 and again.already_stored == 2
+    assert again.summary() == ("Nothing new to import from p.jsonl: its 2 comparisons are already in the ratings "
+                               "database (imported before?); 1 repeated row skipped.")
+    assert len(store.comparisons()) == 2
+
+
+def test_a_file_partly_imported_before_adds_only_its_new_rows(store, tmp_path):
+    import_file(store, write_jsonl(tmp_path / "old.jsonl", [PAIR]))
+    store.delete(store.comparisons()[0].id)
+    result = import_file(store, write_jsonl(tmp_path / "new.jsonl", [PAIR, {**PAIR, "prompt": "2"}]))
+    assert result.written == 1 and [r.prompt for r in store.comparisons()] == ["2"]
+    assert result.summary() == ("Imported 1 comparison from new.jsonl (1 already in the ratings database, 1 of them "
+                                "deleted in History).")
+
+
+def test_an_export_imported_into_its_own_database_adds_nothing(tmp_path):
+    store = Store(tmp_path / "ratings.db")
+    store.insert_many(sample_records())
+    folder = export_all(store, tmp_path / "exports").folder
+    result = import_file(store, folder / "preference.jsonl")
+    assert result.ok and (result.written, result.already_stored) == (0, 5)  # winners on side b included
+    assert len(store.comparisons()) == len(sample_records())
 
 
 def test_read_preferences_writes_nothing(tmp_path):
     result = read_preferences(write_jsonl(tmp_path / "p.jsonl", [PAIR]))
-    assert result.ok and len(result.records) == 1 and "ready to import" in result.summary()
+    assert result.ok and len(result.records) == 1
+    assert result.summary() == "1 comparison in p.jsonl is ready to import."
+
+
+def test_one_row_is_one_comparison_in_the_summary(store, tmp_path):
+    assert import_file(store, write_jsonl(tmp_path / "p.jsonl", [PAIR])).summary() == \
+        "Imported 1 comparison from p.jsonl."
+    summary = import_file(store, write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "q"}])).summary()
+    assert summary.startswith("Nothing was imported: bad.jsonl has 1 problem (")
 
 
 # ---------------------------------------------------------------------------------------------- malformed files
@@ -150,6 +178,13 @@ def test_bad_json_line(store, tmp_path):
     path.write_text(json.dumps(PAIR) + "\n{\"prompt\": \"x\", \n" + json.dumps({**PAIR, "prompt": "2"}) + "\n")
     (error,) = refused(store, path)
     assert (error.row, error.unit) == (2, "line") and "not valid JSON" in error.reason
+
+
+def test_an_unterminated_string_says_at_column_once(store, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "x\n')
+    (error,) = refused(store, path)
+    assert error.reason == "not valid JSON (Unterminated string starting at column 12)"
 
 
 def test_a_line_that_is_not_an_object(store, tmp_path):
@@ -223,11 +258,31 @@ def test_duplicate_ids_in_the_file_name_both_rows(store, tmp_path):
     assert (error.row, error.field) == (3, "id") and "'a' is also used by line 1" in error.reason
 
 
-def test_repeated_rows_without_ids_are_duplicates(store, tmp_path):
+def test_repeated_rows_are_skipped_and_counted(store, tmp_path):
     path = tmp_path / "d.csv"
-    path.write_text("prompt,chosen,rejected\nq,a,b\nq2,a,b\nq,a,b\n")
-    (error,) = refused(store, path)
-    assert error.row == 3 and "same prompt and answers as row 1" in error.reason
+    path.write_text("prompt,chosen,rejected\nq,a,b\nq2,a,b\nq,a,b\nq,a,b\nq2,a,b\n")
+    result = import_file(store, path)
+    assert result.ok and result.written == 2 and result.repeated == 3
+    assert result.summary() == "Imported 2 comparisons from d.csv (3 repeated rows skipped)."
+    assert sorted(r.prompt for r in store.comparisons()) == ["q", "q2"]
+
+
+def test_a_repeated_row_with_its_id_is_skipped_too(store, tmp_path):
+    rows = [{**PAIR, "id": "a"}, {**PAIR, "id": "a"}, {**PAIR, "id": "b"}]
+    result = import_file(store, write_jsonl(tmp_path / "d.jsonl", rows))
+    assert (result.written, result.repeated) == (2, 1) and sorted(r.id for r in store.comparisons()) == ["a", "b"]
+
+
+@pytest.mark.parametrize("row", [
+    {**PAIR, "rejected": PAIR["chosen"]},
+    {**PAIR, "rejected": f"  {PAIR['chosen']}\n"},
+    {"prompt": [{"role": "user", "content": "Q"}], "chosen": [{"role": "assistant", "content": "Same."}],
+     "rejected": [{"role": "assistant", "content": "Same. "}]},
+    {"chosen": "\n\nHuman: Hi\n\nAssistant: Yo", "rejected": "\n\nHuman: Hi\n\nAssistant: Yo"},
+])
+def test_a_pair_whose_chosen_equals_its_rejected_is_refused_naming_the_row(store, tmp_path, row):
+    (error,) = refused(store, write_jsonl(tmp_path / "same.jsonl", [PAIR, row]))
+    assert (error.row, error.field) == (2, "rejected") and "carries no preference" in error.reason
 
 
 def test_ids_already_in_the_store(store, tmp_path):
@@ -235,7 +290,7 @@ def test_ids_already_in_the_store(store, tmp_path):
     rows = [{**PAIR, "id": "new"}, {**PAIR, "id": "taken", "prompt": "2"}]
     result = import_file(store, write_jsonl(tmp_path / "t.jsonl", rows))
     assert [(e.row, e.field) for e in result.errors] == [(2, "id")]
-    assert "'taken' is already in the ratings database" in result.errors[0].reason
+    assert "'taken' is already in the ratings database, for a different comparison" in result.errors[0].reason
     assert [r.id for r in store.comparisons()] == ["taken"]
 
 

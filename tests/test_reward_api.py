@@ -149,3 +149,6 @@ def test_preference_uploads_are_checked_row_by_row(app, tmp_path):
     assert "Saved **mine**: 5 pairs" in note
     summary, rows = client.predict("mine", api_name="/preference_preview")
     assert "5 pairs" in summary and len(rows["data"]) == 5
+    note = client.predict(handle_file(str(good)), "again", api_name="/preference_upload")[0]
+    assert note == "Nothing new was saved: all 5 pairs in good.jsonl are already in **mine**."
+    assert not (settings.datasets_dir / "preferences" / "again.jsonl").exists()

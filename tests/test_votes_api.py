@@ -80,3 +80,9 @@ def test_import_all_or_nothing_through_the_ui(app, tmp_path):
     note = client.predict(handle_file(str(good)), "importer", api_name="/import")
     assert "Imported 2" in note
     assert store.count() == before + 2
+    twice = tmp_path / "twice.jsonl"  # the same rows again, repeated: nothing new, and the note says so
+    twice.write_text(good.read_text() * 2)
+    note = client.predict(handle_file(str(twice)), "importer", api_name="/import")
+    assert note == ("Nothing new to import from twice.jsonl: its 2 comparisons are already in the ratings database "
+                    "(imported before?); 2 repeated rows skipped.")
+    assert store.count() == before + 2

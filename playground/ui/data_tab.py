@@ -21,6 +21,7 @@ from playground.datasets import (
     short,
     task_counts,
 )
+from playground.row_files import counted
 from playground.settings import Settings
 
 INTRO = """
@@ -88,7 +89,7 @@ def save(settings: Settings, path: str | None, typed_name: str) -> list[Any]:
         return [f"**Nothing was saved:** the datasets folder isn't writable ({error}).", gr.skip(), gr.skip()]
     renamed = f" (The name {typed_name!r} was taken or unsafe, so it is called {info.name!r}.)" \
         if typed_name and info.name != typed_name else ""
-    message = f"✅ Saved **{info.name}**: {info.rows} examples ({info.shape}), now in the list above and usable " \
+    message = f"✅ Saved **{info.name}**: {counted(info.rows, 'example')} ({info.shape}), now in the list above and usable " \
               f"for SFT runs.{renamed}"
     return [message] + refresh_list(settings, info.name)
 
@@ -160,8 +161,9 @@ PREFERENCE_INTRO = """
 `votes` are your own (every comparison voted *Left/Right is better*; ties and both-bad are left out); `preferences` is
 bundled: 240 pairs written for this project whose rejected answer has a labelled flaw (wrong, ignores the
 instruction, off topic, rambling, rude, unsafe, incomplete, repetitive). Upload JSONL, JSON, CSV or Parquet with
-`prompt`, `chosen`, `rejected` (text or chat messages) or HH-RLHF transcripts; a file with any bad row is refused with
-a per-row report and nothing is saved.
+`prompt`, `chosen`, `rejected` (text or chat messages) or HH-RLHF transcripts; a file with any bad row (a chosen answer
+equal to its rejected one included) is refused with a per-row report and nothing is saved; repeated rows are skipped,
+and a file whose pairs are all here already adds nothing.
 """
 
 
@@ -182,7 +184,7 @@ def preference_preview(settings: Settings, picked: str | None) -> list[Any]:
         return [str(error), empty]
     rows = [(short(p.messages[-1]["content"]), short(p.chosen), short(p.rejected), p.margin)
             for p in pairs[:PREVIEW_ROWS]]
-    return [f"**{picked}** · {len(pairs)} pairs · usable for reward-model and DPO runs",
+    return [f"**{picked}** · {counted(len(pairs), 'pair')} · usable for reward-model and DPO runs",
             pd.DataFrame(rows, columns=list(empty.columns))]
 
 
@@ -196,9 +198,10 @@ def save_preferences(settings: Settings, path: str | None, typed_name: str) -> l
         return [f"**Nothing was saved.** {error}", gr.skip(), gr.skip()]
     except OSError as error:
         return [f"**Nothing was saved:** the datasets folder isn't writable ({error}).", gr.skip(), gr.skip()]
+    if saved.saved is None:
+        return [saved.summary(), gr.skip(), gr.skip()]
     names = [s.name for s in preference_data.list_sets(settings)]
-    return [f"✅ Saved **{saved.name}**: {saved.pairs} pairs, now usable for reward-model and DPO runs.",
-            preference_table(settings), gr.update(choices=names, value=saved.name)]
+    return [saved.summary(), preference_table(settings), gr.update(choices=names, value=saved.saved.name)]
 
 
 def _preference_section(settings: Settings, tab: gr.Tab) -> None:
