@@ -88,7 +88,7 @@ def save(settings: Settings, path: str | None, typed_name: str) -> list[Any]:
         return [f"**Nothing was saved:** the datasets folder isn't writable ({error}).", gr.skip(), gr.skip()]
     renamed = f" (The name {typed_name!r} was taken or unsafe, so it is called {info.name!r}.)" \
         if typed_name and info.name != typed_name else ""
-    message = f"✅ Saved **{info.name}**: {info.rows} examples ({info.shape}), now in the list above and usable " \
+    message = f"Saved **{info.name}**: {info.rows} examples ({info.shape}), now in the list above and usable " \
               f"for SFT runs.{renamed}"
     return [message] + refresh_list(settings, info.name)
 
@@ -197,7 +197,7 @@ def save_preferences(settings: Settings, path: str | None, typed_name: str) -> l
     except OSError as error:
         return [f"**Nothing was saved:** the datasets folder isn't writable ({error}).", gr.skip(), gr.skip()]
     names = [s.name for s in preference_data.list_sets(settings)]
-    return [f"✅ Saved **{saved.name}**: {saved.pairs} pairs, now usable for reward-model and DPO runs.",
+    return [f"Saved **{saved.name}**: {saved.pairs} pairs, now usable for reward-model and DPO runs.",
             preference_table(settings), gr.update(choices=names, value=saved.name)]
 
 

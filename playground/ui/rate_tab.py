@@ -65,7 +65,7 @@ def _status(batch: Batch | None, generating: bool) -> str:
     if batch is None:
         return "No batch yet: start one above."
     if batch.status == "failed":
-        return f"⚠️ Generation failed: {batch.error}"
+        return f"**Generation failed:** {batch.error}"
     if batch.status in ("stopped", "interrupted") and not generating:
         return f"Generation {batch.status}. Resume it to generate the remaining pairs."
     return ""
@@ -152,7 +152,7 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
         note = _status(chosen, generating)
         if record is None and chosen is not None and not note:
             p = store.progress(chosen.id)
-            note = ("⏳ The next pair is being generated…" if generating else
+            note = ("The next pair is being generated…" if generating else
                     f"All done: {p.rated} rated." + (f" {p.skipped} skipped: press *Rate skipped pairs*."
                                                      if p.skipped else ""))
         ready = gr.update(interactive=record is not None)

@@ -233,7 +233,7 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
             raise gr.Error(str(error)) from error
         position = next((r.queue_position for r in jobs.runs() if r.name == cfg.name), None)
         where = f"queued (#{position}: another run is using the machine)" if position else "started"
-        return [f"✔ Run **{cfg.name}** {where}. Watch it in the **Runs** tab.", run_name(stage)] \
+        return [f"Run **{cfg.name}** {where}. Watch it in the **Runs** tab.", run_name(stage)] \
             + show_config(*values)
 
     start.click(start_run, list(inputs.values()), [message, inputs["name"], config_text, command_text, details],
