@@ -1,7 +1,7 @@
 """Preference pairs for the reward and DPO stages: where they come from, and how one becomes token ids.
 
 Sources, by name: ``votes`` (this app's votes, exported exactly as History → Export does), ``preferences`` (the
-bundled 240 pairs whose rejected answer has a labelled flaw), uploaded preference files (saved by the Data tab into
+bundled pairs whose rejected answer has a labelled flaw), uploaded preference files (saved by the Data tab into
 ``DATA_DIR/datasets/preferences/`` only when every row is valid), or a file path. Every source goes through the
 same path — comparison records → :func:`playground.preferences.preference_rows` — so a vote, an import and a
 bundled row become the same kind of pair.
