@@ -1,6 +1,6 @@
 """Training runs as processes: create a run folder, queue it, start ``python -m playground.train``, watch, stop.
 
-Runs are processes, not threads (DESIGN.md): the run writes its own folder (see :mod:`playground.run_folder`) and
+Runs are processes, not threads (docs/DESIGN.md): the run writes its own folder (see :mod:`playground.run_folder`) and
 the app only reads it, so a closed browser or a reloaded page loses nothing. One GPU means one run at a time:
 further runs wait as "queued" and start in order. After an app restart :class:`Jobs` re-attaches to runs whose
 process is still alive and marks the dead ones failed with the last lines of their log.
