@@ -10,6 +10,7 @@ A LoRA adapter folder (``adapter_config.json``) on top of any source makes a dif
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import importlib.util
 import json
@@ -253,6 +254,27 @@ def resolve_choice(choice: str, entries: list[CatalogEntry]) -> ModelSpec:
         raise CatalogError(f"{text} is not a model folder (it does not exist or is a file).")
     if _HUB_ID.match(text):
         return ModelSpec(text, kind=_kind_from_name(text))
+    close = near_misses(text, entries)
+    quoted = [repr(name) for name in close]
+    hint = "" if not quoted else f" Did you mean {quoted[0]}?" if len(quoted) == 1 else \
+        f" Did you mean {', '.join(quoted[:-1])} or {quoted[-1]}?"
     raise CatalogError(
-        f"Unknown model {text!r}: pick one from the list, or type a hub id (org/name) or an existing folder path."
+        f"Unknown model {text!r}.{hint} Pick one from the list, or type a hub id (org/name) or an existing folder "
+        f"path."
     )
+
+
+def near_misses(text: str, entries: list[CatalogEntry], limit: int = 3) -> list[str]:
+    """The known model names closest to a mistyped ``text`` (``gemma-3-270`` → ``gemma-3-270m``), best first.
+
+    Candidates are the listed labels, the packaged keys and the hub presets; a hub id also matches by its name alone
+    (``smollm2-135m-instruct`` is close to ``HuggingFaceTB/SmolLM2-135M-Instruct``). Case is ignored. The similarity
+    is the standard library's ``difflib`` ratio."""
+    candidates: dict[str, str] = {}  # lower-cased name to compare → the name to suggest
+    names = [e.label for e in entries] + list(PACKAGED) + [hub_id for pair in HUB_PAIRS for hub_id in pair]
+    for name in names:
+        candidates.setdefault(name.lower(), name)
+        if _HUB_ID.match(name):
+            candidates.setdefault(name.split("/", 1)[1].lower(), name)
+    found = difflib.get_close_matches(text.lower(), list(candidates), n=limit * 2, cutoff=0.75)
+    return list(dict.fromkeys(candidates[match] for match in found))[:limit]

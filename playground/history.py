@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -16,8 +17,9 @@ from playground.leaderboard import display_names, model_identity
 from playground.store import ComparisonRecord, Side
 
 WINNER_LABELS = {"a": "A better", "b": "B better", "tie": "tie", "both_bad": "both bad"}
-TABLE_COLUMNS = ["id", "voted (UTC)", "rater", "prompt", "model A", "model B", "left", "winner", "strength",
-                 "source", "blind"]
+TABLE_COLUMNS = ["voted (UTC)", "rater", "prompt", "model A", "model B", "left", "winner", "strength", "source",
+                 "blind", "id"]
+"""The id comes last: 32 characters nobody reads, there for opening a row in the detail view."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,9 @@ def table(records: Iterable[ComparisonRecord], filters: Filters = Filters()) -> 
     kept = [r for r in records if filters.keep(r)]
     names = display_names({i for r in kept for i in (model_identity(r.a), model_identity(r.b)) if i})
     rows = [
-        (r.id, (r.voted_at or r.created_at)[:19].replace("T", " "), r.rater,
+        ((r.voted_at or r.created_at)[:19].replace("T", " "), r.rater,
          " ".join(r.prompt.split())[:80], _name(r.a, names), _name(r.b, names), "A" if r.left_side == "a" else "B",
-         WINNER_LABELS.get(r.winner or "", "—"), r.strength or "", r.source, "yes" if r.blind else "no")
+         WINNER_LABELS.get(r.winner or "", "—"), r.strength or "", r.source, "yes" if r.blind else "no", r.id)
         for r in sorted(kept, key=lambda r: r.voted_at or r.created_at, reverse=True)
     ]
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -100,10 +102,12 @@ def pair_counts(records: Iterable[ComparisonRecord]) -> pd.DataFrame:
 def detail(record: ComparisonRecord) -> str:
     """The whole comparison as Markdown: prompt, both answers with how they were made, and the vote."""
     def side(label: str, s: Side, on_left: bool) -> str:
-        params = json.dumps(s.params, sort_keys=True)
+        params = json.dumps({k: _rounded(v) for k, v in s.params.items()}, sort_keys=True)
+        ttft = None if s.time_to_first_token is None else f"{s.time_to_first_token:.2f} s"
+        speed = None if s.tokens_per_second is None else f"{s.tokens_per_second:.1f}"
         stats = ", ".join(f"{k} {v}" for k, v in (("prompt tokens", s.prompt_tokens), ("new tokens",
-                          s.completion_tokens), ("TTFT s", s.time_to_first_token), ("tok/s", s.tokens_per_second),
-                          ("finished", s.finish_reason)) if v is not None)
+                          s.completion_tokens), ("TTFT", ttft), ("tok/s", speed), ("finished", s.finish_reason))
+                          if v is not None)
         model = model_identity(s) or "(imported, model unknown)"
         return (f"#### {label}: `{model}` {'(left)' if on_left else '(right)'}\n"
                 f"format {s.prompt_format}{' · revision ' + s.revision if s.revision else ''} · {stats}\n\n"
@@ -123,6 +127,11 @@ def detail(record: ComparisonRecord) -> str:
         side("A", record.a, record.left_side == "a"),
         side("B", record.b, record.left_side == "b"),
     ]))
+
+
+def _rounded(value: Any, digits: int = 4) -> Any:
+    """A float without binary noise (``0.7500000000000001`` → ``0.75``); anything else unchanged."""
+    return round(value, digits) if isinstance(value, float) else value
 
 
 def _quote(text: str) -> str:

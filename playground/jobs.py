@@ -1,6 +1,6 @@
 """Training runs as processes: create a run folder, queue it, start ``python -m playground.train``, watch, stop.
 
-Runs are processes, not threads (DESIGN.md): the run writes its own folder and the app writes only the state
+Runs are processes, not threads (docs/DESIGN.md): the run writes its own folder and the app writes only the state
 changes that are its own (queue, cancel, launch, "failed" for a dead process), each under the folder's status lock
 (the protocol is in :mod:`playground.run_folder`), so a closed browser or a reloaded page loses nothing and neither
 side overwrites the other. One GPU means one run at a time: further runs wait as "queued" and start in order. The

@@ -1,7 +1,7 @@
 """Preference pairs for the reward and DPO stages: where they come from, and how one becomes token ids.
 
 Sources, by name: ``votes`` (this app's votes, exported exactly as History → Export does), ``preferences`` (the
-bundled 240 pairs whose rejected answer has a labelled flaw), uploaded preference files (saved by the Data tab into
+bundled pairs whose rejected answer has a labelled flaw), uploaded preference files (saved by the Data tab into
 ``DATA_DIR/datasets/preferences/`` only when every row is valid and some pair is new; repeated rows are skipped),
 or a file path. Every source goes through the
 same path — comparison records → :func:`playground.preferences.preference_rows` — so a vote, an import and a
@@ -81,7 +81,7 @@ class Upload:
             every = "the" if self.pairs == 1 else f"all {self.pairs:,}"
             return (f"Nothing new was saved: {every} {'pair' if self.pairs == 1 else 'pairs'} in {self.file}"
                     f"{repeated} {'is' if self.pairs == 1 else 'are'} already in {where}.")
-        return (f"✅ Saved **{self.saved.name}**: {counted(self.pairs, 'pair')}{repeated}, now usable for "
+        return (f"Saved **{self.saved.name}**: {counted(self.pairs, 'pair')}{repeated}, now usable for "
                 f"reward-model and DPO runs.")
 
 

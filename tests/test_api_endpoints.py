@@ -85,10 +85,10 @@ BAD_CALLS: dict[str, list[Bad]] = {
     "/unload": [Bad((), answer="No models loaded")],
     # Rate
     "/rate_open": [Bad(("no-such-batch",), error=NO_BATCH)],
-    "/rate_start": [Bad(("Bundled prompts (60)", None, ["only-one-model"], 0, 16, 0.7, 42),
+    "/rate_start": [Bad(("Bundled prompts", None, ["only-one-model"], 0, 16, 0.7, 42),
                         error="at least two different models"),
                     Bad(("Upload a file", None, ["a/b", "c/d"], 0, 16, 0.7, 42), error="Upload a prompt file first"),
-                    Bad(("Bundled prompts (60)", None, ["a/b", "c/d"], 0, 0, 0.7, 42),
+                    Bad(("Bundled prompts", None, ["a/b", "c/d"], 0, 0, 0.7, 42),
                         error="less than minimum value 1")],
     "/rate_left": [Bad(("no-such-batch", 0, "", ""), error=NO_BATCH),
                    Bad(("no-such-batch", 9, "", ""), error="greater than maximum value 5")],

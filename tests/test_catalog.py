@@ -76,3 +76,30 @@ def test_packaged_keys_are_sources():
     for key, package in PACKAGED.items():
         assert ModelSpec(key).source_type == "package"
         assert package.install.startswith("pip install")
+
+
+@pytest.mark.parametrize(
+    "typed, suggested",
+    [
+        ("gemma-3-270", "'gemma-3-270m'"),  # a packaged key, one letter short
+        ("Gemma-3-270M", "'gemma-3-270m'"),  # case ignored
+        ("smollm2-135m-instruc", "'smollm2-135m-instruct'"),
+        ("qwen2.5-0.5b-instruct", "'Qwen/Qwen2.5-0.5B-Instruct'"),  # a hub preset by its name alone
+    ],
+)
+def test_a_near_miss_suggests_the_closest_names(typed, suggested):
+    with pytest.raises(CatalogError, match="Unknown model") as raised:
+        resolve_choice(typed, [])
+    assert f"Did you mean {suggested}" in str(raised.value)
+
+
+def test_a_near_miss_of_a_listed_model_suggests_its_label(settings, tiny_base):
+    (settings.models_dir / "my-model").symlink_to(tiny_base, target_is_directory=True)
+    with pytest.raises(CatalogError, match="Did you mean 'my-model'"):
+        resolve_choice("my-modle", list_models(settings))
+
+
+def test_nothing_close_suggests_nothing():
+    with pytest.raises(CatalogError, match="Unknown model") as raised:
+        resolve_choice("no spaces allowed here", [])
+    assert "Did you mean" not in str(raised.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from playground import history
@@ -15,6 +17,13 @@ def test_table_lists_newest_first_with_short_names():
     assert len(frame) == len(records)
     assert frame.iloc[0]["voted (UTC)"] == "2025-03-02 08:30:00"  # the newest vote
     assert "smollm + dpo-1" in set(frame["model B"])  # an adapter is part of the model's name
+
+
+def test_the_id_column_comes_last_and_still_finds_the_record():
+    records = sample_records()
+    frame = history.table(records)
+    assert list(frame.columns)[0] == "voted (UTC)" and list(frame.columns)[-1] == "id"
+    assert {r.id for r in records} == set(frame["id"])  # the detail view opens a row by its id
 
 
 @pytest.mark.parametrize("filters, expected", [
@@ -58,3 +67,12 @@ def test_detail_shows_everything_about_a_comparison():
     for part in ("B better", "strength 4", "blind", "Be brief.", "Explain the moon landing.",
                  "People flew to the moon", "cheese", '"seed": 1', "`smollm` (left)", "`gemma` (right)"):
         assert part in shown
+
+
+def test_detail_rounds_times_speeds_and_settings():
+    base = record("a")
+    timed = replace(base, a=replace(base.a, time_to_first_token=0.6963803410000082, tokens_per_second=35.23456,
+                                    params={"temperature": 0.7500000000000001, "seed": 1}))
+    shown = history.detail(timed)
+    assert "TTFT 0.70 s" in shown and "tok/s 35.2" in shown and '"temperature": 0.75' in shown
+    assert "0.69638" not in shown and "35.23456" not in shown and "0.7500000000000001" not in shown

@@ -95,7 +95,7 @@ def test_an_upload_with_repeated_rows_is_saved_and_says_how_many_were_skipped(se
     path = write_jsonl(tmp_path / "twice.jsonl", rows + rows + rows[:1])
     upload = preference_data.save_upload(path, settings)
     assert upload.saved is not None and (upload.pairs, upload.repeated) == (2, 3)
-    assert upload.summary() == ("✅ Saved **twice**: 2 pairs (3 repeated rows skipped), now usable for reward-model "
+    assert upload.summary() == ("Saved **twice**: 2 pairs (3 repeated rows skipped), now usable for reward-model "
                                 "and DPO runs.")
     assert len(load_pairs("twice", settings)) == 2
     assert {s.name: s.pairs for s in preference_data.list_sets(settings)}["twice"] == 2
@@ -104,7 +104,7 @@ def test_an_upload_with_repeated_rows_is_saved_and_says_how_many_were_skipped(se
 def test_uploading_the_same_pairs_again_adds_nothing_and_says_so(settings, tmp_path):
     path = write_jsonl(tmp_path / "mine.jsonl", [{"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."}] * 2)
     first = preference_data.save_upload(path, settings)
-    assert first.summary().startswith("✅ Saved **mine**: 1 pair (1 repeated row skipped)")
+    assert first.summary().startswith("Saved **mine**: 1 pair (1 repeated row skipped)")
     again = preference_data.save_upload(path, settings, name="copy")
     assert again.saved is None and again.held_by == ("mine",)
     assert again.summary() == "Nothing new was saved: the pair in mine.jsonl (1 repeated row skipped) is already in " \

@@ -29,7 +29,7 @@ def wait_until_ready(store: Store, batch_id: str, timeout: float = 120) -> None:
 
 def test_batch_rating_round_trip(rated, tiny_base, tiny_chat):
     client, settings = rated
-    client.predict("Bundled prompts (60)", None, [str(tiny_base), str(tiny_chat)], 3, 6, 0.7, 1,
+    client.predict("Bundled prompts", None, [str(tiny_base), str(tiny_chat)], 3, 6, 0.7, 1,
                                      api_name="/rate_start")
     store = Store(settings.ratings_db)
     batch_id = store.batches()[0].id
@@ -64,6 +64,6 @@ def test_batch_rating_round_trip(rated, tiny_base, tiny_chat):
 def test_bad_batch_requests_are_refused(rated, tiny_base):
     client, settings = rated
     with pytest.raises(Exception, match="at least two"):
-        client.predict("Bundled prompts (60)", None, [str(tiny_base)], 2, 6, 0.7, 1, api_name="/rate_start")
+        client.predict("Bundled prompts", None, [str(tiny_base)], 2, 6, 0.7, 1, api_name="/rate_start")
     with pytest.raises(Exception, match="Upload a prompt file"):
         client.predict("Upload a file", None, [str(tiny_base), "x/y"], 2, 6, 0.7, 1, api_name="/rate_start")

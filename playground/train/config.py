@@ -141,8 +141,9 @@ class _PreferenceConfig(TrainConfig):
     """What the reward and DPO stages share: preference pairs in, optionally on top of an SFT run."""
 
     datasets: list[str] = field(default_factory=lambda: ["preferences"])
-    """Preference pairs: "votes" (your votes in this app: Left/Right is better), "preferences" (bundled: 240 pairs
-    whose rejected answer has a labelled flaw), uploaded preference files (Data tab) or file paths."""
+    """Preference pairs: "votes" (your votes in this app: Left/Right is better), "preferences" (bundled pairs whose
+    rejected answer has a labelled flaw; the Data tab counts them), uploaded preference files (Data tab) or file
+    paths."""
     sft_run: str = ""
     """Start from an SFT run's adapter (its run name or adapter folder) instead of a fresh LoRA; it must be trained
     on the same base model. Empty = start from the base model."""
@@ -214,7 +215,7 @@ class PPOConfig(TrainConfig):
     name: str = "ppo-demo"
     """Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .)."""
     datasets: list[str] = field(default_factory=lambda: ["prompts"])
-    """Prompts to answer: "prompts" (bundled: 60 prompts over 15 kinds of task, as in the Rate tab), the prompts of
+    """Prompts to answer: "prompts" (the bundled prompts over many kinds of task, as in the Rate tab), the prompts of
     a training dataset ("instructions" or an upload; their answers are ignored), or a prompt file's path."""
     sft_run: str = ""
     """Policy start: an SFT run's adapter (run name or folder), which is also the frozen reference. Empty = a fresh

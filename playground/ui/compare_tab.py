@@ -65,9 +65,9 @@ def _pane_title(name: str, side: str) -> str:
 
 def _pane_stats(update: StreamUpdate) -> str:
     if update.error:
-        return f"⚠️ {update.error}"
+        return f"**Error:** {update.error}"
     if update.status:
-        return f"⏳ {update.status}"
+        return update.status
     return update.stats.summary()
 
 
@@ -75,7 +75,7 @@ def _chat(history: list[dict[str, str]], update: StreamUpdate) -> list[dict[str,
     """The conversation to show: errors appear as the answer, so the user sees them where they looked."""
     shown = [dict(m) for m in history]
     if update.error and shown and not shown[-1]["content"]:
-        shown[-1]["content"] = f"⚠️ {update.error}"
+        shown[-1]["content"] = f"**Error:** {update.error}"
     return shown
 
 
@@ -90,8 +90,8 @@ def _pane(side: str, model: str) -> tuple[gr.Markdown, gr.Chatbot, gr.Markdown, 
     return title, chat, stats, sent
 
 
-VOTES = (("left", "👈 Left is better"), ("right", "👉 Right is better"), ("tie", "🤝 Tie"),
-         ("both_bad", "👎 Both are bad"))
+# Plain labels: emoji need an emoji font, and render as empty boxes where the browser has none.
+VOTES = (("left", "Left is better"), ("right", "Right is better"), ("tie", "Tie"), ("both_bad", "Both are bad"))
 
 
 def _vote_note(record: Any, names: tuple[str, str]) -> str:
@@ -100,7 +100,7 @@ def _vote_note(record: Any, names: tuple[str, str]) -> str:
         left_won = record.winner == record.left_side
         what = f"{'Left' if left_won else 'Right'} ({names[0] if left_won else names[1]}) is better"
     strength = f" · strength {record.strength}" if record.strength else ""
-    return (f"✔ Saved as **{what}**{strength} (rater: {record.rater}). Click another button to change it; the next "
+    return (f"Saved as **{what}**{strength} (rater: {record.rater}). Click another button to change it; the next "
             f"prompt starts a new comparison.")
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from playground import preference_data
 from playground.datasets import (
+    BUNDLED,
     EVALUATION_ONLY,
     DatasetError,
     DatasetInfo,
@@ -27,7 +28,7 @@ from playground.settings import Settings
 INTRO = """
 **Instruction tuning** is fine-tuning a pretrained model on many (instruction, answer) pairs spanning many different
 tasks, so that it learns to follow instructions in general and does well on tasks it has never seen. These are the
-datasets the SFT stage learns from: **instructions** is bundled (15 task families); **heldout** holds other task
+datasets the SFT stage learns from: **instructions** is bundled ({families} task families); **heldout** holds other task
 families, kept out of training and used only to measure that generalization. Upload your own as JSONL, JSON, CSV or
 Parquet in one of four shapes: `prompt` + `completion`, `instruction` + `input` + `output` (Alpaca), `messages` (a
 chat ending with the assistant's answer) or `text`; an optional `task` column is counted below. A file is checked
@@ -35,6 +36,12 @@ whole: any bad row is reported with its line or row, the field and the reason, a
 """
 
 COLUMNS = ["name", "shape", "rows", "source", "purpose"]
+
+
+def intro() -> str:
+    """The tab's introduction, with the bundled instructions' task families counted from the file (a count written
+    by hand goes stale when the data changes)."""
+    return INTRO.format(families=len(task_counts(load_examples(BUNDLED["instructions"]))))
 PREVIEW_ROWS = 20
 
 
@@ -89,7 +96,7 @@ def save(settings: Settings, path: str | None, typed_name: str) -> list[Any]:
         return [f"**Nothing was saved:** the datasets folder isn't writable ({error}).", gr.skip(), gr.skip()]
     renamed = f" (The name {typed_name!r} was taken or unsafe, so it is called {info.name!r}.)" \
         if typed_name and info.name != typed_name else ""
-    message = f"✅ Saved **{info.name}**: {counted(info.rows, 'example')} ({info.shape}), now in the list above and usable " \
+    message = f"Saved **{info.name}**: {counted(info.rows, 'example')} ({info.shape}), now in the list above and usable " \
               f"for SFT runs.{renamed}"
     return [message] + refresh_list(settings, info.name)
 
@@ -107,7 +114,7 @@ def build(settings: Settings, tab: gr.Tab) -> None:
     """Lay out the Data tab and wire its events (layout first, events at the end)."""
     infos = list_datasets(settings)
     with gr.Accordion("What this tab shows", open=False):
-        gr.Markdown(INTRO)
+        gr.Markdown(intro())
     table = gr.Dataframe(datasets_table(infos), interactive=False, wrap=False, max_height=300,
                          label="Datasets (click a row to preview it)")
     with gr.Row(equal_height=True):
@@ -159,12 +166,18 @@ def build(settings: Settings, tab: gr.Tab) -> None:
 PREFERENCE_INTRO = """
 **Preference pairs** — a prompt, a better answer and a worse one — are what the reward model and DPO learn from.
 `votes` are your own (every comparison voted *Left/Right is better*; ties and both-bad are left out); `preferences` is
-bundled: 240 pairs written for this project whose rejected answer has a labelled flaw (wrong, ignores the
+bundled: {pairs} pairs written for this project whose rejected answer has a labelled flaw (wrong, ignores the
 instruction, off topic, rambling, rude, unsafe, incomplete, repetitive). Upload JSONL, JSON, CSV or Parquet with
 `prompt`, `chosen`, `rejected` (text or chat messages) or HH-RLHF transcripts; a file with any bad row (a chosen answer
 equal to its rejected one included) is refused with a per-row report and nothing is saved; repeated rows are skipped,
 and a file whose pairs are all here already adds nothing.
 """
+
+
+def preference_intro() -> str:
+    """The preference section's introduction, with the bundled pairs counted from the file."""
+    bundled = sum(s.pairs for s in preference_data.list_sets(None) if s.origin == "bundled")
+    return PREFERENCE_INTRO.format(pairs=bundled)
 
 
 def preference_table(settings: Settings) -> pd.DataFrame:
@@ -206,7 +219,7 @@ def save_preferences(settings: Settings, path: str | None, typed_name: str) -> l
 
 def _preference_section(settings: Settings, tab: gr.Tab) -> None:
     with gr.Accordion("Preference pairs (reward model, DPO)", open=False):
-        gr.Markdown(PREFERENCE_INTRO)
+        gr.Markdown(preference_intro())
         listing = gr.Dataframe(preference_table(settings), interactive=False, label="Preference data")
         picked = gr.Dropdown([s.name for s in preference_data.list_sets(settings)], value=None,
                              label="Preview")

@@ -47,17 +47,30 @@ KEYBOARD_JS = """
 """
 
 
+def prompt_set_choices() -> list[tuple[str, str]]:
+    """(label, value) of the prompt-set picker; the bundled set's size is counted from its file, not written down."""
+    return [(f"Bundled prompts ({len(load_prompt_set(BUNDLED_PROMPTS))})", "Bundled prompts"),
+            ("Upload a file", "Upload a file")]
+
+
 def _batch_label(batch: Batch) -> str:
     return f"{batch.name} · {batch.status} · {batch.created_at[:16].replace('T', ' ')}"
 
 
+GENERATION_STATES = {"generating": "generating", "stopped": "generation stopped",
+                     "interrupted": "generation interrupted", "failed": "generation failed"}
+"""How the progress line names a batch's generation while pairs are missing, by batch status."""
+
+
 def _progress_html(store: Store, batch: Batch | None) -> str:
+    """The progress line: a rated bar with counts and, while pairs are missing, the generation's state and bar."""
     if batch is None:
         return ""
     progress = store.progress(batch.id)
     rated = f'<progress value="{progress.rated}" max="{max(progress.total, 1)}"></progress>'
+    state = GENERATION_STATES.get(batch.status, "not all generated")
     generated = "" if progress.generated >= progress.total else \
-        f' · generating <progress value="{progress.generated}" max="{max(progress.total, 1)}"></progress>'
+        f' · {state} <progress value="{progress.generated}" max="{max(progress.total, 1)}"></progress>'
     return f'<div id="rate-progress">{rated} <b>{html.escape(progress.summary())}</b>{generated}</div>'
 
 
@@ -65,7 +78,7 @@ def _status(batch: Batch | None, generating: bool) -> str:
     if batch is None:
         return "No batch yet: start one above."
     if batch.status == "failed":
-        return f"⚠️ Generation failed: {batch.error}"
+        return f"**Generation failed:** {batch.error}"
     if batch.status in ("stopped", "interrupted") and not generating:
         return f"Generation {batch.status}. Resume it to generate the remaining pairs."
     return ""
@@ -95,8 +108,7 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
         gr.Markdown(INTRO)
     with gr.Accordion("New batch", open=not store.batches()) as new_batch:
         with gr.Row():
-            source = gr.Radio(["Bundled prompts (60)", "Upload a file"], value="Bundled prompts (60)",
-                              label="Prompt set")
+            source = gr.Radio(prompt_set_choices(), value="Bundled prompts", label="Prompt set")
             upload = gr.File(label="Prompt file (.jsonl with a 'prompt' field, .csv with a 'prompt' column, .txt)",
                              file_types=[".jsonl", ".csv", ".txt"], visible=False)
         models = gr.Dropdown(model_choices(entries), value=[settings.model_a, settings.model_b], multiselect=True,
@@ -152,7 +164,7 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
         note = _status(chosen, generating)
         if record is None and chosen is not None and not note:
             p = store.progress(chosen.id)
-            note = ("⏳ The next pair is being generated…" if generating else
+            note = ("The next pair is being generated…" if generating else
                     f"All done: {p.rated} rated." + (f" {p.skipped} skipped: press *Rate skipped pairs*."
                                                      if p.skipped else ""))
         ready = gr.update(interactive=record is not None)

@@ -11,6 +11,7 @@ from playground import reward_model
 from playground.jobs import Jobs
 from playground.prompting import PromptError, validate_messages
 from playground.reward_model import RewardModelError, RewardModels
+from playground.settings import Settings
 from playground.store import Store
 
 INTRO = """
@@ -23,6 +24,31 @@ failure of reward models)?
 """
 
 EMPTY_SCORES = {"reward_a": None, "reward_b": None, "margin": None, "prefers": None, "p_a_better": None}
+NO_RUN = ("**No reward model yet.** Make one in **Train**: stage *Reward model*, datasets `preferences` (bundled) or "
+          "`votes` (yours), then **Start**. When the run has finished (watch it in **Runs**), press **Refresh** here "
+          "and pick it.")
+
+
+def describe(name: str | None, settings: Settings, jobs: Jobs) -> tuple[str, bool]:
+    """What the picker's reward run is (base, prompt format, length, held-out accuracy), and whether it can score;
+    with no run, how to make one."""
+    if not name:
+        return (NO_RUN if not reward_model.reward_runs(settings) else "Pick a reward model."), False
+    try:
+        found = reward_model.find_run(name, settings)
+    except RewardModelError as error:
+        return str(error), False
+    held = [m["eval_accuracy"] for m in jobs.folder(name).metrics() if "eval_accuracy" in m] \
+        if (settings.runs_dir / name / "config.yaml").is_file() else []
+    accuracy = f" · held-out accuracy {held[-1]:.2f} (last eval)" if held else ""
+    return (f"Base **{found.base_model}** · prompts in the *{found.prompt_format}* format · sequences up to "
+            f"{found.max_length} tokens{accuracy}"), True
+
+
+def run_view(name: str | None, settings: Settings, jobs: Jobs) -> list[Any]:
+    """The picked run's description and both Score buttons, usable only while a reward run is picked."""
+    text, usable = describe(name, settings, jobs)
+    return [text, gr.update(interactive=usable), gr.update(interactive=usable)]
 
 
 def comparison_choices(store: Store, limit: int = 200) -> list[tuple[str, str]]:
@@ -47,10 +73,13 @@ def build(jobs: Jobs, store: Store, models: RewardModels, tab: gr.Tab) -> None:
     earlier = gr.State([])  # turns before the prompt, when filled from a multi-turn comparison
     with gr.Accordion("What this tab does", open=False):
         gr.Markdown(INTRO)
+    names = [r.name for r in reward_model.reward_runs(settings)]
+    first, usable = describe(names[-1] if names else None, settings, jobs)
     with gr.Row():
-        run = gr.Dropdown([], label="Reward model (a reward run)", scale=3, allow_custom_value=True)
+        run = gr.Dropdown(names, value=names[-1] if names else None, label="Reward model (a reward run)", scale=3,
+                          allow_custom_value=True)
         refresh = gr.Button("Refresh", size="sm", scale=0)
-    about = gr.Markdown("")
+    about = gr.Markdown(first, elem_id="reward-about")
     with gr.Accordion("Score two answers", open=True):
         stored = gr.Dropdown([], label="Fill from a stored comparison (optional)", allow_custom_value=True)
         prompt = gr.Textbox(label="Prompt", lines=2)
@@ -58,7 +87,7 @@ def build(jobs: Jobs, store: Store, models: RewardModels, tab: gr.Tab) -> None:
         with gr.Row():
             answer_a = gr.Textbox(label="Answer A", lines=5)
             answer_b = gr.Textbox(label="Answer B", lines=5)
-        score = gr.Button("Score both", variant="primary")
+        score = gr.Button("Score both", variant="primary", interactive=usable)
         result = gr.Markdown("", elem_id="reward-result")
         scores = gr.JSON(EMPTY_SCORES, label="Scores", visible=False)
     with gr.Accordion("Check against the votes", open=True):
@@ -66,12 +95,13 @@ def build(jobs: Jobs, store: Store, models: RewardModels, tab: gr.Tab) -> None:
                     "say nothing about order) and counts how often the reward model ranks them as the human did.")
         with gr.Row():
             limit = gr.Number(0, precision=0, minimum=0, label="Newest comparisons to score (0 = all)")
-            check = gr.Button("Score stored comparisons", variant="primary")
+            check = gr.Button("Score stored comparisons", variant="primary", interactive=usable)
         summary = gr.Markdown("")
-        with gr.Row():
-            by_rater = gr.Dataframe(label="Agreement per rater", interactive=False)
-            by_pair = gr.Dataframe(label="Agreement per model pair", interactive=False)
-        scatter = gr.Plot(label="Reward vs answer length")
+        with gr.Column(visible=False) as results:  # shown once there are results: no empty tables before
+            with gr.Row():
+                by_rater = gr.Dataframe(label="Agreement per rater", interactive=False)
+                by_pair = gr.Dataframe(label="Agreement per model pair", interactive=False)
+            scatter = gr.Plot(label="Reward vs answer length")
 
     # ------------------------------------------------------------------------------------------ events
 
@@ -80,23 +110,16 @@ def build(jobs: Jobs, store: Store, models: RewardModels, tab: gr.Tab) -> None:
         value = current if current in names else (names[-1] if names else None)
         return [gr.update(choices=names, value=value), gr.update(choices=comparison_choices(store))]
 
-    def describe(name: str | None) -> str:
-        if not name:
-            return "No reward model yet: train one in the **Train** tab (stage: Reward model)."
-        try:
-            found = reward_model.find_run(name, settings)
-        except RewardModelError as error:
-            return str(error)
-        held = [m["eval_accuracy"] for m in jobs.folder(name).metrics() if "eval_accuracy" in m] \
-            if (settings.runs_dir / name / "config.yaml").is_file() else []
-        accuracy = f" · held-out accuracy {held[-1]:.2f} (last eval)" if held else ""
-        return (f"Base **{found.base_model}** · prompts in the *{found.prompt_format}* format · sequences up to "
-                f"{found.max_length} tokens{accuracy}")
+    def show_run(name: str | None) -> list[Any]:
+        return run_view(name, settings, jobs)
+
+    def switch_run(name: str | None) -> list[Any]:  # another run: the agreement shown was the previous one's
+        return run_view(name, settings, jobs) + ["", gr.update(visible=False)]
 
     for event in (tab.select, refresh.click):
-        event(runs, run, [run, stored], api_visibility="private").then(describe, run, about,
+        event(runs, run, [run, stored], api_visibility="private").then(show_run, run, [about, score, check],
                                                                         api_visibility="private")
-    run.change(describe, run, about, api_visibility="private")
+    run.change(switch_run, run, [about, score, check, summary, results], api_visibility="private")
 
     def fill(comparison_id: str | None) -> list[Any]:
         record = store.get(comparison_id) if comparison_id else None
@@ -155,5 +178,6 @@ def build(jobs: Jobs, store: Store, models: RewardModels, tab: gr.Tab) -> None:
                 f"(50 % = chance).{bias}")
         return [text, checked.by("rater"), checked.by("pair"), reward_model.length_plot(lengths, name)]
 
-    check.click(check_votes, [run, limit], [summary, by_rater, by_pair, scatter], api_name="reward_agreement")
+    check.click(check_votes, [run, limit], [summary, by_rater, by_pair, scatter], api_name="reward_agreement").success(
+        lambda: gr.update(visible=True), None, results, api_visibility="private")
 

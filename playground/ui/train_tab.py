@@ -4,6 +4,7 @@ own process."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import typing
 from pathlib import Path
@@ -160,7 +161,16 @@ def _values(config_class: type, names: list[str], values: tuple[Any, ...]) -> di
 
 
 def run_name(stage: str) -> str:
+    """A default run name: the stage and the time now (``sft-20260130-142501``)."""
     return time.strftime(f"{stage}-%Y%m%d-%H%M%S")
+
+
+def name_on_open(stage: str, current: str | None) -> Any:
+    """The run name when the Train tab is opened: a default made now (not when the app started), unless the box holds
+    a name the user typed or a recipe set, which is kept."""
+    if not (current or "").strip() or re.fullmatch(rf"{re.escape(stage)}-\d{{8}}-\d{{6}}", current.strip()):
+        return run_name(stage)
+    return gr.skip()
 
 
 def build(settings: Settings, jobs: Jobs, tab: gr.Tab) -> None:
@@ -233,7 +243,7 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
             raise gr.Error(str(error)) from error
         position = next((r.queue_position for r in jobs.runs() if r.name == cfg.name), None)
         where = f"queued (#{position}: another run is using the machine)" if position else "started"
-        return [f"✔ Run **{cfg.name}** {where}. Watch it in the **Runs** tab.", run_name(stage)] \
+        return [f"Run **{cfg.name}** {where}. Watch it in the **Runs** tab.", run_name(stage)] \
             + show_config(*values)
 
     start.click(start_run, list(inputs.values()), [message, inputs["name"], config_text, command_text, details],
@@ -247,6 +257,8 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
         return [data.get(name, gr.skip()) for name in names]
 
     recipe.change(load_recipe, recipe, list(inputs.values()), api_visibility="private")
+    tab.select(lambda current: name_on_open(stage, current), inputs["name"], inputs["name"],
+               api_visibility="private")
 
     def refresh_lists() -> list[Any]:
         updates = [gr.update(choices=base_model_choices(settings)),
