@@ -56,5 +56,19 @@ def test_pair_counts_merge_both_orders():
 def test_detail_shows_everything_about_a_comparison():
     shown = history.detail(record("b", system="Be brief.", strength=4, left="b", blind=True))
     for part in ("B better", "strength 4", "blind", "Be brief.", "Explain the moon landing.",
-                 "People flew to the moon", "cheese", '"seed": 1', "`smollm` (left)", "`gemma` (right)"):
+                 "People flew to the moon", "cheese", "&quot;seed&quot;: 1", "<code>smollm</code> (left)",
+                 "<code>gemma</code> (right)"):
         assert part in shown
+
+
+def test_detail_shows_prompt_and_answers_verbatim():
+    """Tags, type parameters and control tokens in model text are shown as text, not parsed (nor dropped)."""
+    from tests.test_verbatim import TRICKY, read
+
+    prompt, answer_a, answer_b = TRICKY[0], "<start_of_image>and the rest " + TRICKY[2], TRICKY[4]
+    shown = read(history.detail(record("a", prompt=prompt, answer_a=answer_a, answer_b=answer_b,
+                                       rater="<b>eve</b>", earlier=[{"role": "user", "content": "<i>hi</i>"},
+                                                                    {"role": "assistant", "content": "$$"}])))
+    for text in (prompt, answer_a, answer_b, "<b>eve</b>", "<i>hi</i>"):
+        assert text in shown.text
+    assert not {"img", "script", "i", "start_of_image"} & set(shown.tags)
