@@ -59,3 +59,18 @@ def test_nothing_to_show_is_said_in_italics():
     assert read(verbatim_html("", empty="(empty answer)")).text == "(empty answer)"
     assert read(verbatim_html(" \n\t")).text == "(only whitespace: 3 characters)"
     assert "<em>" in verbatim_html("")
+
+
+def test_compare_chat_shows_every_message_verbatim():
+    """Compare's chat panes get escaped HTML (gr.Chatbot with Markdown off), an error in place of a missing answer,
+    and an empty answer still pending stays empty."""
+    from playground.generation import StreamUpdate
+    from playground.ui.compare_tab import _chat
+
+    history = [{"role": "user", "content": TRICKY[2]}, {"role": "assistant", "content": TRICKY[4]},
+               {"role": "user", "content": TRICKY[0]}, {"role": "assistant", "content": ""}]
+    shown = _chat(history, StreamUpdate())
+    assert [read(m["content"]).text for m in shown[:3]] == [TRICKY[2], TRICKY[4], TRICKY[0]]
+    assert shown[3]["content"] == "" and history[3]["content"] == ""  # the conversation itself is not changed
+    failed = _chat(history, StreamUpdate(error="<b>Out of memory</b>"))
+    assert read(failed[3]["content"]).text == "⚠️ <b>Out of memory</b>"
