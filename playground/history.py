@@ -15,6 +15,7 @@ import pandas as pd
 
 from playground.leaderboard import display_names, model_identity
 from playground.store import ComparisonRecord, Side
+from playground.verbatim import escape, verbatim_html
 
 WINNER_LABELS = {"a": "A better", "b": "B better", "tie": "tie", "both_bad": "both bad"}
 TABLE_COLUMNS = ["voted (UTC)", "rater", "prompt", "model A", "model B", "left", "winner", "strength", "source",
@@ -100,7 +101,10 @@ def pair_counts(records: Iterable[ComparisonRecord]) -> pd.DataFrame:
 
 
 def detail(record: ComparisonRecord) -> str:
-    """The whole comparison as Markdown: prompt, both answers with how they were made, and the vote."""
+    """The whole comparison as HTML: prompt, both answers with how they were made, and the vote.
+
+    Everything a person or a model wrote is escaped, and prompts and answers are shown verbatim
+    (:mod:`playground.verbatim`), so the record reads exactly as it is stored."""
     def side(label: str, s: Side, on_left: bool) -> str:
         params = json.dumps({k: _rounded(v) for k, v in s.params.items()}, sort_keys=True)
         ttft = None if s.time_to_first_token is None else f"{s.time_to_first_token:.2f} s"
@@ -109,21 +113,23 @@ def detail(record: ComparisonRecord) -> str:
                           s.completion_tokens), ("TTFT", ttft), ("tok/s", speed), ("finished", s.finish_reason))
                           if v is not None)
         model = model_identity(s) or "(imported, model unknown)"
-        return (f"#### {label}: `{model}` {'(left)' if on_left else '(right)'}\n"
-                f"format {s.prompt_format}{' · revision ' + s.revision if s.revision else ''} · {stats}\n\n"
-                f"<small>params: {params}</small>\n\n{_quote(s.response)}")
+        return (f"<h4>{label}: <code>{escape(model)}</code> {'(left)' if on_left else '(right)'}</h4>"
+                f"<p>format {escape(s.prompt_format)}{' · revision ' + escape(s.revision) if s.revision else ''}"
+                f" · {escape(stats)}<br><small>params: {escape(params)}</small></p>{verbatim_html(s.response)}")
 
-    history = "\n".join(f"- **{m['role']}**: {m['content']}" for m in record.messages[:-1])
+    turns = "".join(f"<li><b>{escape(m['role'])}</b>:{verbatim_html(m['content'])}</li>"
+                    for m in record.messages[:-1])
     vote = WINNER_LABELS.get(record.winner or "", "not voted")
     extra = "".join([f" · strength {record.strength}" if record.strength else "",
-                     f" · “{record.rationale}”" if record.rationale else "",
-                     " · **deleted**" if record.deleted_at else ""])
-    return "\n\n".join(filter(None, [
-        f"**Vote:** {vote}{extra} · rater {record.rater or '—'} · {record.source}"
-        f"{' · blind' if record.blind else ''} · app {record.app_version} · id `{record.id}`",
-        f"**System prompt:** {record.system_prompt}" if record.system_prompt else "",
-        f"**Earlier turns:**\n{history}" if history else "",
-        f"**Prompt:**\n\n{_quote(record.prompt)}",
+                     f" · “{escape(record.rationale)}”" if record.rationale else "",
+                     " · <b>deleted</b>" if record.deleted_at else ""])
+    return "".join(filter(None, [
+        f"<p><b>Vote:</b> {vote}{extra} · rater {escape(record.rater or '—')} · {escape(record.source)}"
+        f"{' · blind' if record.blind else ''} · app {escape(record.app_version)} · id "
+        f"<code>{escape(record.id)}</code></p>",
+        f"<p><b>System prompt:</b></p>{verbatim_html(record.system_prompt)}" if record.system_prompt else "",
+        f"<p><b>Earlier turns:</b></p><ul>{turns}</ul>" if turns else "",
+        f"<p><b>Prompt:</b></p>{verbatim_html(record.prompt)}",
         side("A", record.a, record.left_side == "a"),
         side("B", record.b, record.left_side == "b"),
     ]))
@@ -133,6 +139,3 @@ def _rounded(value: Any, digits: int = 4) -> Any:
     """A float without binary noise (``0.7500000000000001`` → ``0.75``); anything else unchanged."""
     return round(value, digits) if isinstance(value, float) else value
 
-
-def _quote(text: str) -> str:
-    return "\n".join(f"> {line}" for line in (text or "(empty)").splitlines()) or "> (empty)"

@@ -28,6 +28,9 @@ Quant = Literal["none", "4bit"]
 Progress = Callable[[str], None]
 
 _IMPORT_DONE = "import-complete.json"
+IMPORT_FORMAT = 2
+"""Raised whenever an import's output changes, so a folder imported by older code is imported again
+(it is part of the folder's name). 2: the GGUF's control tokens are marked special in the saved tokenizer."""
 
 
 class ModelLoadError(RuntimeError):
@@ -115,8 +118,48 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 
 def imported_dir(package: PackagedModel, settings: Settings) -> Path:
-    """Where this package version's weights live as safetensors once imported."""
-    return settings.import_cache_dir / f"{package.key}-{package.version()}"
+    """Where this package version's weights live as safetensors once imported (by this :data:`IMPORT_FORMAT`)."""
+    return settings.import_cache_dir / f"{package.key}-{package.version()}-import{IMPORT_FORMAT}"
+
+
+def gguf_control_token_ids(gguf_file: Path) -> list[int]:
+    """Ids of the tokens a GGUF's token types mark CONTROL or UNKNOWN: markup for the model, never text it writes."""
+    from gguf import GGUFReader, TokenType
+
+    field = GGUFReader(gguf_file).fields.get("tokenizer.ggml.token_type")
+    if field is None:
+        return []
+    return [i for i, kind in enumerate(field.contents()) if kind in (TokenType.CONTROL, TokenType.UNKNOWN)]
+
+
+def mark_control_tokens(tokenizer: Any, ids: list[int], extra: tuple[str, ...] = ()) -> int:
+    """Make the tokens ``ids`` and the tokens named in ``extra`` special in ``tokenizer``; return how many changed.
+
+    Special tokens are what ``decode(..., skip_special_tokens=True)`` leaves out, so a control token the model
+    generates never reaches an answer, a vote or an export. Ids and vocabulary size stay as they were (checked:
+    a tokenizer that disagreed would silently change every id the model was trained on).
+    """
+    from transformers import AddedToken
+
+    size = len(tokenizer)
+    wanted = list(dict.fromkeys(ids))
+    for token in extra:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or tokenizer.convert_ids_to_tokens(token_id) != token:
+            raise ModelLoadError(f"The tokenizer has no token {token!r} to mark as a control token.")
+        wanted.append(token_id)
+    decoder = tokenizer.added_tokens_decoder
+    todo = [i for i in dict.fromkeys(wanted) if not (i in decoder and decoder[i].special)]
+    if not todo:
+        return 0
+    names = tokenizer.convert_ids_to_tokens(todo)
+    tokenizer.add_special_tokens(
+        {"extra_special_tokens": [AddedToken(name, special=True, normalized=False) for name in names]},
+        replace_extra_special_tokens=False,
+    )
+    if len(tokenizer) != size or tokenizer.convert_tokens_to_ids(names) != todo:
+        raise ModelLoadError("Marking the control tokens special changed the tokenizer's ids; import refused.")
+    return len(todo)
 
 
 def import_packaged(package: PackagedModel, settings: Settings, progress: Progress = lambda _: None) -> Path:
@@ -141,6 +184,7 @@ def import_packaged(package: PackagedModel, settings: Settings, progress: Progre
         gguf = package.locate(scratch)
         progress(f"Importing {package.title}: reading the tokenizer (1/3)")
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        marked = mark_control_tokens(tokenizer, gguf_control_token_ids(gguf), package.extra_control_tokens)
         progress(f"Importing {package.title}: dequantizing the weights (2/3)")
         # `dequantize=True` makes transformers unpack every block into dense tensors and drop its GGUF quantizer,
         # so the model is an ordinary one that `save_pretrained` accepts (a GGUF-quantized one refuses).
@@ -155,6 +199,7 @@ def import_packaged(package: PackagedModel, settings: Settings, progress: Progre
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         record = {"package": package.pip_name, "version": package.version(), "gguf": gguf.name,
+                  "format": IMPORT_FORMAT, "control_tokens_marked": marked,
                   "seconds": round(time.monotonic() - started, 1)}
         (out / _IMPORT_DONE).write_text(json.dumps(record, indent=2))
         del model

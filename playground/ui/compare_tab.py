@@ -17,6 +17,7 @@ from playground.prompting import FORMAT_HELP, PromptError
 from playground.settings import Settings
 from playground.store import Store, StoreError
 from playground.ui.rater import rater_name
+from playground.verbatim import verbatim_html
 
 EXAMPLES_FILE = Path(__file__).resolve().parents[2] / "assets" / "datasets" / "example_prompts.jsonl"
 
@@ -72,10 +73,13 @@ def _pane_stats(update: StreamUpdate) -> str:
 
 
 def _chat(history: list[dict[str, str]], update: StreamUpdate) -> list[dict[str, str]]:
-    """The conversation to show: errors appear as the answer, so the user sees them where they looked."""
+    """The conversation to show, every message verbatim (playground.verbatim); errors appear as the answer, so
+    the user sees them where they looked. An answer not started yet stays empty (the chat shows it pending)."""
     shown = [dict(m) for m in history]
     if update.error and shown and not shown[-1]["content"]:
-        shown[-1]["content"] = f"**Error:** {update.error}"
+        shown[-1]["content"] = f"Error: {update.error}"
+    for message in shown:
+        message["content"] = verbatim_html(message["content"]) if message["content"] else ""
     return shown
 
 
@@ -83,7 +87,9 @@ def _pane(side: str, model: str) -> tuple[gr.Markdown, gr.Chatbot, gr.Markdown, 
     """One answer pane: title, conversation, stats line, and (folded) the exact text the model received."""
     with gr.Column():
         title = gr.Markdown(_pane_title(model, side), elem_classes="pane-title")
-        chat = gr.Chatbot(label=f"{side} answer", height=420, buttons=["copy"])
+        # Messages arrive as escaped HTML (_chat): no Markdown, no LaTeX. No copy button: it would copy that HTML.
+        chat = gr.Chatbot(label=f"{side} answer", height=420, buttons=[], render_markdown=False,
+                          latex_delimiters=[])
         stats = gr.Markdown("", elem_classes="pane-stats", elem_id=f"stats-{side.lower()}")
         with gr.Accordion(f"Exact text the {side.lower()} model received", open=False):
             sent = gr.Code(language=None, label="Prompt text (after template and truncation)")

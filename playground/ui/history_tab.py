@@ -42,7 +42,7 @@ def build(settings: Settings, store: Store, rater: gr.Textbox, tab: gr.Tab) -> N
     with gr.Row():
         delete = gr.Button("Delete selected", variant="stop", size="sm", interactive=False)
         undo = gr.Button("Undo delete", size="sm", interactive=False)
-    detail = gr.Markdown("", elem_id="history-detail")
+    detail = gr.HTML("", elem_id="history-detail")  # HTML with model text verbatim: see playground.verbatim
     with gr.Accordion("Votes per model pair", open=False):
         pairs = gr.Dataframe(history.pair_counts([]), interactive=False)
     with gr.Accordion("Export for training", open=False):

@@ -16,6 +16,7 @@ from playground.settings import Settings
 from playground.store import Batch, ComparisonRecord, Store, StoreError, winner_from_screen
 from playground.ui.compare_tab import model_choices
 from playground.ui.rater import rater_name
+from playground.verbatim import verbatim_html
 
 INTRO = """
 This is how the lecture's preference data is made: people see two answers to the same prompt and say which is
@@ -84,9 +85,10 @@ def _status(batch: Batch | None, generating: bool) -> str:
     return ""
 
 
-def _prompt_markdown(record: ComparisonRecord) -> str:
-    system = f"**System:** {record.system_prompt}\n\n" if record.system_prompt else ""
-    return f"{system}**Prompt:** {record.prompt}"
+def _prompt_html(record: ComparisonRecord) -> str:
+    """The pair's system prompt and prompt, verbatim (see playground.verbatim)."""
+    system = f"<b>System:</b>{verbatim_html(record.system_prompt)}" if record.system_prompt else ""
+    return f"{system}<b>Prompt:</b>{verbatim_html(record.prompt)}"
 
 
 def _reveal(record: ComparisonRecord) -> str:
@@ -126,14 +128,14 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
         rate_skipped = gr.Button("Rate skipped pairs", size="sm")
     progress = gr.HTML("")
     status = gr.Markdown("")
-    prompt = gr.Markdown("", elem_id="rate-prompt")
+    prompt = gr.HTML("", elem_id="rate-prompt")  # model text (and prompts) as HTML: see playground.verbatim
     with gr.Row(equal_height=True):
         with gr.Column(variant="panel"):
             gr.Markdown("#### Left answer")
-            left = gr.Markdown("", elem_id="rate-left-answer")
+            left = gr.HTML("", elem_id="rate-left-answer")
         with gr.Column(variant="panel"):
             gr.Markdown("#### Right answer")
-            right = gr.Markdown("", elem_id="rate-right-answer")
+            right = gr.HTML("", elem_id="rate-right-answer")
     with gr.Row():
         buttons = [gr.Button(label, elem_id=f"rate-{side}", interactive=False) for side, label in KEYS]
         skip = gr.Button("S · Skip", elem_id="rate-skip", interactive=False)
@@ -171,7 +173,7 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
         if record is not None and record.id == current_id and not redraw:
             texts = [gr.skip()] * 3
         else:
-            texts = [_prompt_markdown(record) if record else "", record_side(record, "left"),
+            texts = [_prompt_html(record) if record else "", record_side(record, "left"),
                      record_side(record, "right")]
         return [record.id if record else None, _progress_html(store, chosen), note] + texts + \
             [ready] * (len(buttons) + 1)
@@ -181,8 +183,7 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
             return ""
         on_left = record.a if record.left_side == "a" else record.b
         on_right = record.b if record.left_side == "a" else record.a
-        text = (on_left if side == "left" else on_right).response
-        return text if text.strip() else "*(empty answer)*"
+        return verbatim_html((on_left if side == "left" else on_right).response, empty="(empty answer)")
 
     view = [current, progress, status, prompt, left, right] + buttons + [skip]
 
