@@ -157,9 +157,10 @@ def test_a_full_disk_when_creating_a_run_leaves_nothing_behind(setup, monkeypatc
     assert not (settings.runs_dir / "tiny").exists()
 
 
-def test_qlora_4bit_runs_on_the_cpu_too(setup):
-    jobs, settings, data, base = setup
-    folder = jobs.create("sft", config(settings, data, base, quantization="4bit", max_steps=2, eval_fraction=0.0))
+def test_qlora_4bit_runs_on_the_cpu_too(setup, tiny_base_4bit):
+    jobs, settings, data, _ = setup
+    folder = jobs.create("sft", config(settings, data, tiny_base_4bit, quantization="4bit", max_steps=2,
+                                       eval_fraction=0.0))
     assert jobs.wait("tiny", 300) == "finished", folder.status().get("error")
     assert "4-bit NF4 (QLoRA)" in folder.log.read_text()
     assert (folder.adapter / "adapter_model.safetensors").is_file()
