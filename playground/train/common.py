@@ -85,9 +85,25 @@ def load_base(cfg: TrainConfig, settings: Settings, model_class: Any = None,
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+        keep_4bit_differentiable(model)
     print(f"Base model {spec.name} from {location}: {'4-bit NF4 (QLoRA)' if quantize else dtype}, "
           f"{'CUDA' if cuda else 'CPU'}", flush=True)
     return model, tokenizer, {"bf16": bf16, "fp16": cuda and not bf16, "use_cpu": not cuda}
+
+
+def keep_4bit_differentiable(model: Any) -> None:
+    """Keep every 4-bit layer of a model being trained on bitsandbytes' differentiable path.
+
+    On a CPU with AVX-512 BF16 (a current Xeon) bitsandbytes repacks a 4-bit Linear for a faster inference kernel the
+    first time it runs in eval mode without gradients (an evaluation, a PPO rollout), and that kernel has no backward:
+    every later training step gets no gradient through the layer and the LoRA weights silently stop learning. A
+    training process turns the repacking off (bitsandbytes offers no switch but this attribute, which its
+    ``Linear4bit.forward`` reads); Compare's inference keeps it."""
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
 
 
 def lora_config(cfg: TrainConfig, task_type: str) -> Any:
