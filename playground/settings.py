@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -17,8 +18,32 @@ DEFAULT_MODEL_A = "gemma-3-270m"
 DEFAULT_MODEL_B = "smollm2-135m-instruct"
 
 
+#: The command-line flag that lets the app listen beyond this machine with no login (see :class:`NoLoginError`).
+OPEN_WITHOUT_LOGIN_FLAG = "--i-trust-this-network-without-login"
+
+
 class DataDirError(RuntimeError):
     """The data directory can't be created or written to."""
+
+
+class NoLoginError(ValueError):
+    """The app would be reachable from other machines (a wide ``--host`` or ``--share``) with no login."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is an address only this machine can reach: ``localhost``, 127.x.x.x or ::1.
+
+    Any other name counts as reachable from elsewhere: it may resolve to (or bind) an outward interface, and an empty
+    name binds every interface."""
+    name = host.strip().strip("[]")
+    if name.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is loopback too (Python < 3.13 says no)
+    return (mapped or address).is_loopback
 
 
 def default_data_dir() -> Path:
@@ -56,13 +81,41 @@ class Settings:
     """Model shown on the right when the app opens."""
     memory_budget_gb: float = field(default_factory=default_memory_budget_gb)
     """Loaded models are evicted, least recently used first, to stay under this many GiB."""
+    open_without_login: bool = False
+    """Allow listening beyond this machine (or a share link) with no login: whoever can reach the app can read every
+    vote, export and delete data and start training runs. Off unless asked for by name."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be between 1 and 65535, got {self.port}")
+        if self.reachable_from_elsewhere and self.auth is None and not self.open_without_login:
+            raise NoLoginError(
+                f"{self._audience()} could read every vote, export and delete data and start training runs, and no "
+                f"login is set. Add one with --auth USER:PASS (for example --auth alice:a-long-password), or listen "
+                f"on this machine only (--host 127.0.0.1, no --share). On a network where you trust everyone who can "
+                f"reach it, {OPEN_WITHOUT_LOGIN_FLAG} starts it with no login anyway."
+            )
         if self.memory_budget_gb <= 0:
             raise ValueError(f"memory_budget_gb must be positive, got {self.memory_budget_gb}")
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
+
+    @property
+    def reachable_from_elsewhere(self) -> bool:
+        """Whether other machines can open the app: a host other than loopback, or a public share link."""
+        return self.share or not is_loopback(self.host)
+
+    def no_login_warning(self) -> str | None:
+        """The warning to print at start when the app is reachable from elsewhere with no login (the opt-out)."""
+        if not self.reachable_from_elsewhere or self.auth is not None:
+            return None
+        return (f"WARNING: no login ({OPEN_WITHOUT_LOGIN_FLAG}). {self._audience()} can read every vote, export and "
+                f"delete data and start training runs on this machine. Use --auth USER:PASS unless you trust them all.")
+
+    def _audience(self) -> str:
+        """Who can reach the app, in words, for the refusal and the warning."""
+        if self.share:
+            return "With --share, anyone on the internet who has the link"
+        return f"With --host {self.host}, anyone on the network who can reach this machine"
 
     @property
     def models_dir(self) -> Path:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,8 @@ class RunningApp:
 
 
 def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    """Poll ``/gradio_api/info`` until the app answers (or fail with its log)."""
+    """Poll ``/gradio_api/info`` until the app answers (or fail with its log); with ``--auth`` the answer is a
+    refusal to log in first, which also means it is up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -45,6 +47,10 @@ def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float
         try:
             urllib.request.urlopen(f"{url}gradio_api/info", timeout=2)
             return
+        except urllib.error.HTTPError as error:
+            if error.code in (401, 403):
+                return
+            time.sleep(0.3)
         except OSError:
             time.sleep(0.3)
     raise TimeoutError(f"the app didn't answer in {timeout} s:\n{log.read_text()[-3000:]}")

@@ -12,13 +12,20 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from playground.settings import Settings  # noqa: E402
-from tests.tiny_models import build_adapter, build_model  # noqa: E402
+from tests.tiny_models import NF4_WIDTH, build_adapter, build_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> Path:
     """A tiny random base model folder (no chat template), 256-token context."""
     return build_model(tmp_path_factory.mktemp("models") / "tiny-base", chat=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_base_4bit(tmp_path_factory) -> Path:
+    """The tiny base model, wide enough to load in 4-bit NF4 on every CPU (every quantized Linear ≥ one 64-wide
+    block); use it, not ``tiny_base``, in any test that quantizes."""
+    return build_model(tmp_path_factory.mktemp("models") / "tiny-base-4bit", chat=False, width=NF4_WIDTH)
 
 
 @pytest.fixture(scope="session")

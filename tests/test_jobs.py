@@ -162,9 +162,10 @@ def test_a_full_disk_when_creating_a_run_leaves_nothing_behind(setup, monkeypatc
     assert not (settings.runs_dir / "tiny").exists()
 
 
-def test_qlora_4bit_runs_on_the_cpu_too(setup):
-    jobs, settings, data, base = setup
-    folder = jobs.create("sft", config(settings, data, base, quantization="4bit", max_steps=2, eval_fraction=0.0))
+def test_qlora_4bit_runs_on_the_cpu_too(setup, tiny_base_4bit):
+    jobs, settings, data, _ = setup
+    folder = jobs.create("sft", config(settings, data, tiny_base_4bit, quantization="4bit", max_steps=2,
+                                       eval_fraction=0.0))
     assert jobs.wait("tiny", 300) == "finished", folder.status().get("error")
     assert "4-bit NF4 (QLoRA)" in folder.log.read_text()
     assert (folder.adapter / "adapter_model.safetensors").is_file()
@@ -279,3 +280,27 @@ def test_another_app_never_takes_a_run_being_launched_for_a_dead_one(tmp_path, m
     polls[0].join(30)
     status = folder.status()
     assert status["state"] == "starting" and status["pid"] == Started.pid and "error" not in status
+
+
+def test_qlora_keeps_its_gradients_after_an_evaluation(setup, tiny_base_4bit):
+    """An eval-mode pass without gradients (an evaluation, a PPO rollout) must not cut the gradients of later
+    training steps; on a CPU with AVX-512 BF16, bitsandbytes' repacked inference kernel has no backward."""
+    from peft import get_peft_model
+
+    from playground.train.common import load_base, lora_config
+
+    _, settings, data, _ = setup
+    cfg = config(settings, data, tiny_base_4bit, quantization="4bit", target_modules="all-linear")
+    model, _, _ = load_base(cfg, settings)
+    model = get_peft_model(model, lora_config(cfg, "CAUSAL_LM"))
+    ids = torch.tensor([[1, 20, 30, 40, 50, 60]])
+    model.eval()
+    with torch.no_grad():
+        model(ids)
+    model.train()
+    model(ids, labels=ids).loss.backward()
+    # B starts at zero, so A gets no gradient yet; B gets one through every layer above it
+    lora = {name: p.grad for name, p in model.named_parameters() if p.requires_grad and "lora_B" in name}
+    assert len(lora) == 2 * 7
+    assert all(grad is not None and grad.abs().sum() > 0 for grad in lora.values()), \
+        [name for name, grad in lora.items() if grad is None or not grad.abs().sum() > 0]

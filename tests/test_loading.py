@@ -30,17 +30,25 @@ def test_chat_model_is_guessed_instruct(settings, tiny_chat):
     assert load(ModelSpec(str(tiny_chat)), settings).kind == "instruct"
 
 
-def test_4bit_nf4_on_cpu(settings, tiny_base):
+def test_4bit_nf4_on_cpu(settings, tiny_base_4bit):
     import bitsandbytes as bnb
 
-    loaded = load(ModelSpec(str(tiny_base)), settings, LoadOptions(quant="4bit"))
+    from tests.tiny_models import NF4_BLOCK
+
+    loaded = load(ModelSpec(str(tiny_base_4bit)), settings, LoadOptions(quant="4bit"))
     q_proj = loaded.model.model.layers[0].self_attn.q_proj
     assert isinstance(q_proj, bnb.nn.Linear4bit)
     assert q_proj.weight.quant_type == "nf4"
-    full = load(ModelSpec(str(tiny_base)), settings)
+    quantized = [m for m in loaded.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(quantized) == 2 * 7  # q, k, v, o, gate, up, down in each of the 2 layers
+    # one NF4 block wide at least: bitsandbytes' AVX-512 BF16 CPU path (current Xeons) packs whole blocks
+    assert min(min(m.in_features, m.out_features) for m in quantized) >= NF4_BLOCK
+    full = load(ModelSpec(str(tiny_base_4bit)), settings)
     assert loaded.footprint_bytes < full.footprint_bytes
     with torch.no_grad():
         assert torch.isfinite(loaded.model(IDS).logits).all()
+    if bnb.functional.has_avx512bf16():  # that CPU's packed inference path really ran
+        assert q_proj.weight.quant_state.packing_format_for_cpu
 
 
 def test_adapter_matches_plain_peft(settings, tiny_base, tiny_adapter):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -43,6 +44,36 @@ def test_with_auth_every_endpoint_refuses_a_request_without_login(tmp_path):
                 urllib.request.urlopen(request, timeout=10)
             assert refused.value.code in (401, 403), endpoint
         assert client.predict("instructions", api_name="/datasets")  # logged in, the same endpoints answer
+
+
+def test_a_login_still_guards_the_app_on_a_wide_address(tmp_path, tiny_base, tiny_chat):
+    """``python app.py --host 0.0.0.0 --auth …`` starts, listens on every interface and asks for the login; every
+    request here goes to 127.0.0.1 only."""
+    import psutil
+    from gradio_client import Client
+
+    from tests.app_process import start_app
+
+    app = start_app(tmp_path / "data", tiny_base, tiny_chat, "--host", "0.0.0.0", "--auth", "alice:secret")
+    try:
+        assert app.url.startswith("http://127.0.0.1:")
+        port = int(app.url.rstrip("/").rsplit(":", 1)[1])
+        listening = {c.laddr.ip for c in psutil.Process(app.process.pid).net_connections("inet")
+                     if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+        assert listening == {"0.0.0.0"}
+        for path in ("config", "gradio_api/info"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{app.url}{path}", timeout=10)
+            assert refused.value.code in (401, 403), path
+        wrong = urllib.parse.urlencode({"username": "alice", "password": "wrong"}).encode()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{app.url}login", data=wrong, timeout=10)
+        assert refused.value.code == 400 and b"Incorrect credentials" in refused.value.read()
+        client = Client(app.url, auth=("alice", "secret"), verbose=False)
+        assert client.predict("instructions", api_name="/datasets")
+        assert "WARNING: no login" not in app.log.read_text()
+    finally:
+        app.stop()
 
 
 @pytest.mark.parametrize("name", ["../../escape", "/etc/passwd", "..", "a/../../b", "C:\\evil", ".hidden",

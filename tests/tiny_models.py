@@ -17,6 +17,14 @@ _CORPUS = [
     "1 2 3 4 5 6 7 8 9 0 + - * / = ? ! . , ; : ' \" ( ) # ### <|user|> <|assistant|> <|system|>",
 ] * 20
 
+#: bitsandbytes quantizes NF4 in blocks of 64 weights along a Linear's input. On a CPU with AVX-512 BF16 (a current
+#: Xeon) it repacks a 4-bit Linear for inference by whole blocks, so a layer narrower than one block fails there
+#: ("shape '[32, 0]' is invalid"). Models for 4-bit tests are built this wide (see :func:`build_model`'s ``width``).
+NF4_BLOCK = 64
+NF4_WIDTH = 128
+"""The narrowest ``width`` whose every quantized Linear is one NF4 block wide in and out: k/v project to
+2 key-value heads × (width / 4 heads) = width / 2 features."""
+
 
 def build_tokenizer():
     """A byte-level BPE tokenizer (a few hundred tokens) that adds <s> in front of every text."""
@@ -39,11 +47,14 @@ def build_tokenizer():
     )
 
 
-def build_model(folder: Path, chat: bool, context: int = 256, seed: int = 0, initializer_range: float = 0.02) -> Path:
+def build_model(folder: Path, chat: bool, context: int = 256, seed: int = 0, initializer_range: float = 0.02,
+                width: int = 32) -> Path:
     """Save a 2-layer random Llama and its tokenizer (with a chat template when ``chat``) as safetensors.
 
     A larger ``initializer_range`` gives the random model peaked next-token distributions a small adapter can move
-    (with the default 0.02 every logit is near 0: the model is uniform and barely trainable by LoRA)."""
+    (with the default 0.02 every logit is near 0: the model is uniform and barely trainable by LoRA). ``width`` is
+    the hidden size (4 attention heads, 2 key-value heads, MLP twice as wide): the default 32 keeps tests fast;
+    a model loaded in 4-bit needs ``width=NF4_WIDTH``."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -52,8 +63,8 @@ def build_model(folder: Path, chat: bool, context: int = 256, seed: int = 0, ini
         tokenizer.chat_template = CHAT_TEMPLATE
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=width,
+        intermediate_size=2 * width,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
