@@ -209,8 +209,9 @@ def build(settings: Settings, jobs: Jobs, tab: gr.Tab) -> None:
         intro = gr.Markdown(INTRO["sft"])
     message = gr.Markdown("", elem_id="train-message")
     with gr.Accordion("Config and command", open=False) as details:
-        config_text = gr.Code(language="yaml", label="config.yaml")
-        command_text = gr.Code(language="shell", label="Command (run it yourself, or with accelerate on several GPUs)")
+        config_text = gr.Code(language="yaml", label="config.yaml", elem_id="train-config")
+        command_text = gr.Code(language="shell", label="Command (run it yourself, or with accelerate on several GPUs)",
+                               elem_id="train-command")
     forms = {key: _stage_form(key, settings, jobs, tab, [message, config_text, command_text, details])
              for key in STAGE_LABELS}
 
