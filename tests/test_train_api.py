@@ -71,7 +71,7 @@ def test_a_run_started_from_the_form_finishes_and_is_evaluated(app):
 
 def test_impossible_values_are_refused_naming_the_field(app):
     client, settings, data, base = app
-    with pytest.raises(Exception, match="learning rate"):
+    with pytest.raises(Exception, match="Learning rate must be in"):
         client.predict(*form(name="bad-lr", base_model=str(base), learning_rate=5.0), api_name="/train_start")
     assert not (settings.runs_dir / "bad-lr").exists()
 

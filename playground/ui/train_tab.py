@@ -253,25 +253,33 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
     names = list(inputs)
     suffix = "" if stage == "sft" else f"_{stage}"
 
-    def make_config(*values: Any) -> Any:
+    def make_config(*values: Any, start: bool = False) -> Any:
+        """The form's config, or the error pop-up naming the refused field; for Start, its models and data too."""
         try:
-            return from_dict(stage, _values(config_class, names, values) | {"data_dir": str(settings.data_dir)})
+            cfg = from_dict(stage, _values(config_class, names, values) | {"data_dir": str(settings.data_dir)})
+            if start:
+                check_inputs(cfg, settings)
         except ConfigError as error:
             raise gr.Error(form_error(error)) from error
+        return cfg
 
     def show_config(*values: Any) -> list[Any]:
         cfg = make_config(*values)
         return [cfg.to_yaml(), commands_by_hand(stage, cfg, settings), gr.update(open=True)]
 
-    preview.click(show_config, list(inputs.values()), [config_text, command_text, details],
-                  api_visibility="private")
+    def gate(start: bool) -> dict[str, Any]:
+        """In the page the form is checked by a first event with no outputs, so its error pop-up flags nothing (from
+        the button's own event it would flag every output: the run name box showed "Error" whatever the field). A
+        pop-up rather than a mark on the input, which may be in a closed group. The button's event follows on
+        success; API callers reach that one directly and get the same message as its error."""
+        return dict(fn=lambda *values: make_config(*values, start=start) and None, inputs=list(inputs.values()),
+                    outputs=None, api_visibility="private", show_progress="hidden")
+
+    preview.click(**gate(start=False)).success(show_config, list(inputs.values()), [config_text, command_text, details],
+                                               api_visibility="private")
 
     def start_run(*values: Any) -> list[Any]:
-        cfg = make_config(*values)
-        try:
-            check_inputs(cfg, settings)
-        except ConfigError as error:
-            raise gr.Error(form_error(error)) from error
+        cfg = make_config(*values, start=True)
         try:
             folder = jobs.create(stage, cfg)
         except JobError as error:
@@ -281,8 +289,9 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
         return [f"✔ Run **{cfg.name}** {where}. Watch it in the **Runs** tab.", run_name(stage), cfg.to_yaml(),
                 run_commands(stage, folder.config), gr.update(open=True)]
 
-    start.click(start_run, list(inputs.values()), [message, inputs["name"], config_text, command_text, details],
-                api_name=f"train{suffix}_start")
+    start.click(**gate(start=True)).success(start_run, list(inputs.values()),
+                                            [message, inputs["name"], config_text, command_text, details],
+                                            api_name=f"train{suffix}_start")
 
     def load_recipe(choice: str | None) -> list[Any]:
         path = recipes(stage).get(choice or "")

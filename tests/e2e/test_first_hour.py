@@ -143,6 +143,7 @@ def test_a_refused_value_is_named_in_plain_words(page, running_app):
     expect(toast).to_contain_text("Learning rate must be a number")
     expect(toast).not_to_contain_text("**")
     expect(toast).not_to_contain_text("None")
+    expect(form.get_by_text("Error", exact=True)).to_have_count(0)  # no other input is flagged (the name box was)
     shot(page, "refused-value")
     assert list((running_app.data_dir / "runs").iterdir()) == []  # nothing was started
 
