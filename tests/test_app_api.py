@@ -64,6 +64,22 @@ def test_blind_mode_hides_names(client, tiny_base, tiny_chat):
     out = compare(client, "Hello?", tiny_base, tiny_chat, blind_on=True)
     assert "Model 1" in out[1] and "Model 2" in out[2]
     assert "tiny" not in out[1] + out[2]
+    # The exact prompt text shows the model's template (a chat model's differs from a base model's): hidden too.
+    assert "<|assistant|>" not in out[7] + out[8] and "Hidden in blind mode" in out[7]
+    assert answer_text(out[3]) and "tok/s" in out[5]  # the answers and their stats are shown
+
+
+def test_blind_mode_hides_names_in_errors(client, tiny_chat):
+    """A failing model's message names it; blind, the pane says which side failed and how to see why."""
+    out = compare(client, "Hello?", "/no/such/folder", tiny_chat, blind_on=True)
+    shown = " ".join(str(part) for part in out[:9])
+    assert "/no/such/folder" not in shown and "tiny" not in shown
+    assert "failed. Press Reveal models to see why" in out[5] + out[6]
+
+
+def test_clear_in_blind_mode_keeps_the_names_hidden(client, tiny_base, tiny_chat):
+    titles = client.predict(str(tiny_base), str(tiny_chat), True, api_name="/clear")[:2]
+    assert titles == ("### Left: Model 1", "### Right: Model 2")
 
 
 def test_unknown_model_is_reported_in_its_pane(client, tiny_chat):

@@ -218,10 +218,9 @@ def test_ppo_maximises_the_reward_the_reward_tab_shows(reward_runs, quantization
 
 @pytest.mark.parametrize("quantization", ["none", "4bit"])
 def test_a_reloaded_reward_model_scores_the_held_out_pairs_as_the_trainer_did(reward_runs, quantization):
-    from playground.preference_data import read_pairs
-
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
+    from playground.preference_data import read_pairs
     from playground.train.config import load
 
     settings, folder, _ = reward_runs[quantization]

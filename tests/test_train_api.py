@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import sys
 import time
+import types
 
 import pytest
 
 from playground.run_folder import RunFolder
 from playground.settings import Settings
-from playground.train.config import SFTConfig
+from playground.train.__main__ import main as train_main
+from playground.train.config import SFTConfig, from_dict
+from playground.ui.train_tab import commands_by_hand
 from tests.app_server import serve
 
 pytestmark = pytest.mark.slow  # a real training process and a held-out evaluation
@@ -65,6 +71,57 @@ def test_a_run_started_from_the_form_finishes_and_is_evaluated(app):
 
 def test_impossible_values_are_refused_naming_the_field(app):
     client, settings, data, base = app
-    with pytest.raises(Exception, match="learning rate"):
+    with pytest.raises(Exception, match="Learning rate must be in"):
         client.predict(*form(name="bad-lr", base_model=str(base), learning_rate=5.0), api_name="/train_start")
     assert not (settings.runs_dir / "bad-lr").exists()
+
+
+def test_letters_in_a_number_box_say_must_be_a_number_in_plain_text(app):
+    client, settings, data, base = app
+    # A Number box holding letters (or nothing) hands over None; the pop-up shows text as it is (no Markdown).
+    with pytest.raises(Exception, match="Learning rate must be a number") as refused:
+        client.predict(*form(name="no-lr", base_model=str(base), learning_rate=None), api_name="/train_start")
+    assert "**" not in str(refused.value) and "None" not in str(refused.value)
+    with pytest.raises(Exception, match=r"Batch size must be between 1 and 1024"):
+        client.predict(*form(name="no-batch", base_model=str(base), batch_size=0), api_name="/train_start")
+    assert not (settings.runs_dir / "no-lr").exists() and not (settings.runs_dir / "no-batch").exists()
+
+
+def run_shown_command(line: str, monkeypatch) -> dict:
+    """Run a shown ``python -m playground.train STAGE …`` line as the CLI would, up to the stage's start: the stage
+    module is replaced by one that records the config it was handed (no model is trained)."""
+    argv = shlex.split(line)
+    assert argv[:3] == ["python", "-m", "playground.train"], line
+    seen: dict = {}
+
+    def stage_main(cfg, folder, resume=False):
+        seen.update(cfg=cfg, folder=folder, resume=resume)
+        return "finished"
+
+    monkeypatch.setitem(sys.modules, f"playground.train.{argv[3]}", types.SimpleNamespace(main=stage_main))
+    assert train_main(argv[3:]) == 0
+    return seen
+
+
+def save_and_run_as_shown(text: str, yaml_text: str, where, monkeypatch) -> dict:
+    """Do exactly what Show config and command says: save the YAML under the name it gives, run its command."""
+    saved = re.search(r"^# Save the config above as (\S+) in the project folder", text, re.M)
+    assert saved, text
+    monkeypatch.chdir(where)
+    (where / saved.group(1)).write_text(yaml_text)
+    commands = [line for line in text.splitlines() if not line.startswith("#")]
+    assert len(commands) == 2 and commands[1].startswith("accelerate launch -m playground.train ")
+    assert shlex.split(commands[1])[4:] == shlex.split(commands[0])[3:]  # the same run on several GPUs
+    return run_shown_command(commands[0], monkeypatch)
+
+
+def test_the_shown_command_runs_the_shown_config(tmp_path, monkeypatch, tiny_base):
+    settings = Settings(data_dir=tmp_path / "data")
+    cfg = from_dict("sft", SFTConfig(name="by-hand", base_model=str(tiny_base), max_steps=3).to_dict()
+                    | {"data_dir": str(settings.data_dir)})
+    where = tmp_path / "project"
+    where.mkdir()
+    seen = save_and_run_as_shown(commands_by_hand("sft", cfg, settings), cfg.to_yaml(), where, monkeypatch)
+    assert seen["cfg"] == cfg and not seen["resume"]
+    assert seen["folder"].path == settings.runs_dir / "by-hand"  # where the app's Runs tab looks
+    assert seen["folder"].config.read_text() == cfg.to_yaml()

@@ -28,6 +28,8 @@ class ConfigError(ValueError):
     def __init__(self, field_name: str, message: str) -> None:
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
+        self.detail = message
+        """What is wrong, without the field's name (a form puts its own label in front)."""
 
 
 def _check(ok: bool, field_name: str, message: str) -> None:
@@ -318,16 +320,21 @@ class PPOConfig(TrainConfig):
 
 
 def _check_types(config: Any) -> None:
-    """Each field must have its default's type (YAML and forms can hand over "8" or 8.0); ints widen to floats."""
+    """Each field must have its default's type (YAML and forms can hand over "8" or 8.0); ints widen to floats.
+
+    A number box holding letters (or nothing) hands over None: that is "must be a number", not "got None".
+    """
     for f in fields(config):
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         value = getattr(config, f.name)
         if isinstance(default, bool):
             _check(isinstance(value, bool), f.name, f"must be true or false, got {value!r}")
         elif isinstance(default, int):
+            _check(value is not None, f.name, "must be a number")
             _check(isinstance(value, int) and not isinstance(value, bool), f.name, f"must be a whole number, got "
                    f"{value!r}")
         elif isinstance(default, float):
+            _check(value is not None, f.name, "must be a number")
             _check(isinstance(value, (int, float)) and not isinstance(value, bool), f.name,
                    f"must be a number, got {value!r}")
             setattr(config, f.name, float(value))

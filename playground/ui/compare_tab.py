@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,6 +30,10 @@ the difference. Blind mode hides the names and shuffles the sides, so you judge 
 """
 
 DEFAULTS = GenerationParams()
+
+BLIND_NOTE = ("🙈 **Blind mode**: the models are hidden until you vote or press **Reveal models**. Turn blind mode "
+              "off to change them.")
+HIDDEN_PROMPT = "(Hidden in blind mode until you vote or press Reveal models: the template tells the models apart.)"
 
 
 class StopRegistry:
@@ -62,6 +67,25 @@ def model_choices(entries: list[CatalogEntry]) -> list[tuple[str, str]]:
 
 def _pane_title(name: str, side: str) -> str:
     return f"### {side}: {name}"
+
+
+def _names_hidden(comparison: cmp.Comparison | None, blind_on: bool) -> bool:
+    """Whether blind mode hides the models now: from turning it on until the comparison's vote or Reveal."""
+    return blind_on if comparison is None else comparison.blind and not comparison.revealed
+
+
+def _blinded(update: StreamUpdate, label: str) -> StreamUpdate:
+    """A pane's snapshot as blind mode may show it. Loading lines and errors name the model and the exact prompt
+    text shows its template, so until the names are revealed they give way to neutral lines (Reveal shows them)."""
+    return replace(update, status=f"preparing {label}…" if update.status else "",
+                   error=f"{label} failed. Press Reveal models to see why (the message names the model)."
+                   if update.error else update.error,
+                   prompt_text=HIDDEN_PROMPT if update.prompt_text else "")
+
+
+def _pickers(hidden: bool) -> list[Any]:
+    """The model pickers' row and the blind-mode note that stands in for it while the models are hidden."""
+    return [gr.update(visible=not hidden), gr.update(visible=hidden)]
 
 
 def _pane_stats(update: StreamUpdate) -> str:
@@ -116,10 +140,11 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
     entries = list_models(settings)
     examples = load_examples()
     state = gr.State(None)  # the session's Comparison
+    shown = gr.State(None)  # the last (left, right) snapshots, to show in full once a blind comparison is revealed
 
     with gr.Accordion("What this tab shows", open=False):
         gr.Markdown(INTRO)
-    with gr.Row():
+    with gr.Row() as pickers:
         with gr.Column():
             model_a = gr.Dropdown(model_choices(entries), value=settings.model_a, label="Model A", allow_custom_value=True,
                                   info="Pick, or type a hub id, a model folder or a LoRA adapter folder.")
@@ -129,6 +154,8 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
             model_b = gr.Dropdown(model_choices(entries), value=settings.model_b, label="Model B", allow_custom_value=True,
                                   info="Pick, or type a hub id, a model folder or a LoRA adapter folder.")
             format_b = gr.Dropdown(list(FORMAT_HELP), value="auto", label="Prompt format (B)")
+    with gr.Row(visible=False) as blind_note:  # a Row: its visibility is no API output, unlike a Markdown's value
+        gr.Markdown(BLIND_NOTE)
     with gr.Row():
         blind = gr.Checkbox(False, label="Blind mode (hide names, shuffle sides)")
         reveal = gr.Button("Reveal models", size="sm", visible=False)
@@ -146,8 +173,10 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
     vote_note = gr.Markdown("Vote once both answers are complete.", elem_id="vote-note")
     vote_side = gr.Radio([side for side, _ in VOTES], visible=False, label="Vote")  # the /vote API's argument
     vote_api = gr.Button(visible=False)
-    prompt = gr.Textbox(label="Prompt", lines=3, placeholder="Ask both models something… (Enter sends)",
-                        autofocus=True)
+    # One line that grows to 8: Gradio sends a one-line Textbox on Enter and leaves Shift+Enter a new line (with
+    # lines > 1 it is the other way round).
+    prompt = gr.Textbox(label="Prompt", lines=1, max_lines=8, autofocus=True,
+                        placeholder="Ask both models something… (Enter sends, Shift+Enter starts a new line)")
     with gr.Row():
         send = gr.Button("Send", variant="primary")
         stop = gr.Button("Stop", variant="stop")
@@ -183,6 +212,8 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
 
     def show(comparison: cmp.Comparison, left: StreamUpdate, right: StreamUpdate) -> list[Any]:
         names = comparison.labels()
+        if _names_hidden(comparison, comparison.blind):
+            left, right = _blinded(left, names[0]), _blinded(right, names[1])
         return [
             _pane_title(names[0], "Left"), _pane_title(names[1], "Right"),
             _chat(comparison.left, left), _chat(comparison.right, right),
@@ -210,7 +241,8 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
         left = right = None
         try:
             for left, right in turns:
-                yield [comparison, ""] + show(comparison, left, right) + [cache.describe()] + locked
+                yield [comparison, ""] + show(comparison, left, right) + [cache.describe()] + locked + \
+                    [(left, right)] + _pickers(_names_hidden(comparison, blind_on))
         except PromptError as error:
             raise gr.Error(str(error)) from error
         complete = left is not None and cmp.finish_turn(comparison, left, right, entries, (fmt_a, fmt_b), system_text or "", params)
@@ -218,11 +250,12 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
                                                           "or failed)."
         if left is not None:  # the last snapshot again, with the vote buttons unlocked (API callers get it whole)
             yield [comparison, ""] + show(comparison, left, right) + [cache.describe()] + \
-                [gr.update(interactive=complete)] * len(VOTES) + [note]
+                [gr.update(interactive=complete)] * len(VOTES) + [note, (left, right)] + \
+                _pickers(_names_hidden(comparison, blind_on))
 
     inputs = [state, prompt, model_a, model_b, format_a, format_b, system, temperature, top_p, top_k, max_new,
               repetition, seed, blind, dtype, quant]
-    outputs = [state, prompt] + panes + [loaded] + vote_buttons + [vote_note]
+    outputs = [state, prompt] + panes + [loaded] + vote_buttons + [vote_note, shown, pickers, blind_note]
     def prompt_given(text: str | None) -> dict[str, Any]:
         return gr.validate(bool((text or "").strip()), "Type a prompt first; nothing was sent.")
 
@@ -265,8 +298,21 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
             return cast_vote(current, side, strength_value, why, typed_rater, request)
         return handler
 
+    def revealed_view(current: cmp.Comparison | None, last: tuple[StreamUpdate, StreamUpdate] | None,
+                      blind_on: bool) -> list[Any]:
+        """A blind comparison once revealed (by Reveal or a vote): pane titles, the loading lines, errors and exact
+        prompts blind mode hid, and the model pickers."""
+        if current is None or not current.blind:
+            return [gr.skip()] * (len(panes) + 2)
+        names = current.labels()
+        view = show(current, *last) if last else [_pane_title(names[0], "Left"), _pane_title(names[1], "Right")] \
+            + [gr.skip()] * (len(panes) - 2)
+        return view + _pickers(_names_hidden(current, blind_on))
+
+    revealed_outputs = panes + [pickers, blind_note]
     for button, (side, _) in zip(vote_buttons, VOTES):
-        button.click(vote_for(side), vote_inputs, vote_outputs, api_visibility="private", concurrency_limit=None)
+        button.click(vote_for(side), vote_inputs, vote_outputs, api_visibility="private", concurrency_limit=None) \
+            .success(revealed_view, [state, shown, blind], revealed_outputs, api_visibility="private")
     vote_api.click(cast_vote, vote_inputs, vote_outputs, api_name="vote", concurrency_limit=None)
 
     def stop_answers(request: gr.Request) -> None:
@@ -281,26 +327,29 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
 
     blank_outputs = panes + vote_buttons + [vote_note]
 
-    def clear_all(a: str, b: str) -> list[Any]:
-        return [None] + blank_panes(a, b)
+    def clear_all(a: str, b: str, blind_on: bool = False) -> list[Any]:
+        """A new conversation; in blind mode it stays blind (the next prompt shuffles the sides anew)."""
+        left, right = ("Model 1", "Model 2") if blind_on else (a, b)
+        return [None, None] + blank_panes(left, right) + _pickers(blind_on)
 
-    clear.click(clear_all, [model_a, model_b], [state] + blank_outputs, api_name="clear")
+    clear.click(clear_all, [model_a, model_b, blind], [state, shown] + blank_outputs + [pickers, blind_note],
+                api_name="clear")
 
     def toggle_blind(blind_on: bool, a: str, b: str) -> list[Any]:
-        left, right = ("Model 1", "Model 2") if blind_on else (a, b)
-        return [None, gr.update(visible=blind_on)] + blank_panes(left, right)
+        return [gr.update(visible=blind_on)] + clear_all(a, b, blind_on)
 
-    blind.change(toggle_blind, [blind, model_a, model_b], [state, reveal] + blank_outputs, api_visibility="private")
+    blind.change(toggle_blind, [blind, model_a, model_b], [reveal, state, shown] + blank_outputs
+                 + [pickers, blind_note], api_visibility="private")
 
-    def reveal_names(current: cmp.Comparison | None) -> list[Any]:
+    def reveal_names(current: cmp.Comparison | None, last: tuple[StreamUpdate, StreamUpdate] | None,
+                     blind_on: bool) -> list[Any]:
         if current is None:
             gr.Info("Nothing to reveal yet: send a prompt first.")
-            return [current, gr.skip(), gr.skip()]
+            return [current] + [gr.skip()] * len(revealed_outputs)
         current.revealed = True
-        names = current.labels()
-        return [current, _pane_title(names[0], "Left"), _pane_title(names[1], "Right")]
+        return [current] + revealed_view(current, last, blind_on)
 
-    reveal.click(reveal_names, state, [state, title_left, title_right], api_visibility="private")
+    reveal.click(reveal_names, [state, shown, blind], [state] + revealed_outputs, api_visibility="private")
 
     def rescan(a: str, b: str) -> list[Any]:
         choices = model_choices(list_models(settings))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 import time
 import typing
 from pathlib import Path
@@ -15,7 +16,7 @@ import yaml
 
 from playground import datasets, preference_data, prompt_sets, reward_model
 from playground.catalog import is_language_model_adapter, list_models
-from playground.jobs import JobError, Jobs, shell_command
+from playground.jobs import ROOT, JobError, Jobs, shell_command
 from playground.settings import Settings
 from playground.train.common import check_inputs
 from playground.train.config import CONFIGS, ConfigError, from_dict, help_text
@@ -122,10 +123,25 @@ def dataset_choices(stage: str, settings: Settings) -> list[str]:
     return [s.name for s in preference_data.list_sets(settings)]
 
 
-def _component(config_class: type, field: dataclasses.Field, default: Any,
-               settings: Settings) -> gr.components.Component:
+def field_label(name: str) -> str:
+    """A config field's label in the form (``learning_rate`` → ``learning rate``); error messages use it too."""
+    return name.replace("_", " ")
+
+
+def form_error(error: ConfigError) -> str:
+    """A refused config as the form shows it, in plain text: Gradio's error pop-up does not render Markdown.
+
+    ``Learning rate must be a number`` / ``Base model: /x is not a model folder`` — the field as it is labelled.
+    """
+    label = field_label(error.field)
+    sentence = f"{label} {error.detail}" if error.detail.startswith("must ") else f"{label}: {error.detail}"
+    return sentence[:1].upper() + sentence[1:]
+
+
+def _component(config_class: type, field: dataclasses.Field, default: Any, settings: Settings,
+               render: bool = True) -> gr.components.Component:
     """The input for one config field, chosen by its type; its help text comes from the dataclass."""
-    label, info = field.name.replace("_", " "), help_text(config_class, field.name)
+    label, info = field_label(field.name), help_text(config_class, field.name)
     if field.name == "base_model":
         return gr.Dropdown(base_model_choices(settings), value=default, label=label, info=info,
                            allow_custom_value=True)
@@ -142,7 +158,7 @@ def _component(config_class: type, field: dataclasses.Field, default: Any,
     if choices:
         return gr.Radio(list(choices), value=default, label=label, info=info)
     if isinstance(default, bool):
-        return gr.Checkbox(default, label=label, info=info)
+        return gr.Checkbox(default, label=label, info=info, render=render)
     if isinstance(default, (int, float)):
         return gr.Number(default, precision=0 if isinstance(default, int) else None, label=label, info=info)
     return gr.Textbox(default, label=label, info=info)
@@ -158,6 +174,27 @@ def _values(config_class: type, names: list[str], values: tuple[Any, ...]) -> di
             value = int(value)
         out[name] = value
     return out
+
+
+def commands_by_hand(stage: str, cfg: Any, settings: Settings) -> str:
+    """How to run a config from the form yourself, as **Show config and command** prints it: save the YAML shown
+    beside it as ``<name>.yaml`` in the project folder, then run the command there.
+
+    The command names that file — the way the recipes' first lines do — and not ``runs/<name>/config.yaml``, which
+    only exists once the run is started; ``--run-dir`` makes the run's folder the one the Runs tab lists.
+    """
+    config_file = Path(f"{cfg.name}.yaml")
+    run_dir = shlex.quote(str(settings.runs_dir / cfg.name))
+    return (f"# Save the config above as {config_file} in the project folder ({ROOT}), then run there:\n"
+            f"{shell_command(stage, config_file)} --run-dir {run_dir}\n"
+            f"# or, on several GPUs:\n"
+            f"{shell_command(stage, config_file, launcher='accelerate')} --run-dir {run_dir}")
+
+
+def run_commands(stage: str, config: Path) -> str:
+    """The commands of a started run, whose config.yaml is now in its folder (as the Runs tab shows them)."""
+    return (f"# The app runs it as:\n{shell_command(stage, config)}\n# or, on several GPUs:\n"
+            f"{shell_command(stage, config, launcher='accelerate')}")
 
 
 def run_name(stage: str) -> str:
@@ -182,8 +219,9 @@ def build(settings: Settings, jobs: Jobs, tab: gr.Tab) -> None:
         intro = gr.Markdown(INTRO["sft"])
     message = gr.Markdown("", elem_id="train-message")
     with gr.Accordion("Config and command", open=False) as details:
-        config_text = gr.Code(language="yaml", label="config.yaml")
-        command_text = gr.Code(language="shell", label="Command (run it yourself, or with accelerate on several GPUs)")
+        config_text = gr.Code(language="yaml", label="config.yaml", elem_id="train-config")
+        command_text = gr.Code(language="shell", label="Command (run it yourself, or with accelerate on several GPUs)",
+                               elem_id="train-command")
     forms = {key: _stage_form(key, settings, jobs, tab, [message, config_text, command_text, details])
              for key in STAGE_LABELS}
 
@@ -203,9 +241,19 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
         recipe = gr.Dropdown(list(recipes(stage)), value=None, label="Start from a recipe (optional)")
         inputs: dict[str, Any] = {}
         for group, names in GROUPS[stage].items():
-            with gr.Accordion(group, open=group == "Model and data"), gr.Row(equal_height=False):
-                for name in names:
-                    inputs[name] = _component(config_class, fields[name], getattr(defaults, name), settings)
+            # Gradio 6 gives a Checkbox no minimum width, so among Number boxes in a Row it shrinks to a sliver
+            # with unreadable labels: a group's checkboxes get a row of their own under its other fields. They are
+            # made in the group's order (the form's API takes the inputs in that order) and placed afterwards.
+            switches = [name for name in names if isinstance(getattr(defaults, name), bool)]
+            with gr.Accordion(group, open=group == "Model and data"):
+                with gr.Row(equal_height=False):
+                    for name in names:
+                        inputs[name] = _component(config_class, fields[name], getattr(defaults, name), settings,
+                                                  render=name not in switches)
+                if switches:
+                    with gr.Row(equal_height=False):
+                        for name in switches:
+                            inputs[name].render()
         with gr.Row():
             start = gr.Button("Start", variant="primary")
             preview = gr.Button("Show config and command")
@@ -215,39 +263,45 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
     names = list(inputs)
     suffix = "" if stage == "sft" else f"_{stage}"
 
-    def make_config(*values: Any) -> Any:
+    def make_config(*values: Any, start: bool = False) -> Any:
+        """The form's config, or the error pop-up naming the refused field; for Start, its models and data too."""
         try:
-            return from_dict(stage, _values(config_class, names, values) | {"data_dir": str(settings.data_dir)})
+            cfg = from_dict(stage, _values(config_class, names, values) | {"data_dir": str(settings.data_dir)})
+            if start:
+                check_inputs(cfg, settings)
         except ConfigError as error:
-            raise gr.Error(f"**{error.field.replace('_', ' ')}**: {str(error).split(': ', 1)[-1]}") from error
+            raise gr.Error(form_error(error)) from error
+        return cfg
 
     def show_config(*values: Any) -> list[Any]:
         cfg = make_config(*values)
-        path = settings.runs_dir / cfg.name / "config.yaml"
-        commands = f"{shell_command(stage, path)}\n# several GPUs:\n" \
-                   f"{shell_command(stage, path, launcher='accelerate')}"
-        return [cfg.to_yaml(), commands, gr.update(open=True)]
+        return [cfg.to_yaml(), commands_by_hand(stage, cfg, settings), gr.update(open=True)]
 
-    preview.click(show_config, list(inputs.values()), [config_text, command_text, details],
-                  api_visibility="private")
+    def gate(start: bool) -> dict[str, Any]:
+        """In the page the form is checked by a first event with no outputs, so its error pop-up flags nothing (from
+        the button's own event it would flag every output: the run name box showed "Error" whatever the field). A
+        pop-up rather than a mark on the input, which may be in a closed group. The button's event follows on
+        success; API callers reach that one directly and get the same message as its error."""
+        return dict(fn=lambda *values: make_config(*values, start=start) and None, inputs=list(inputs.values()),
+                    outputs=None, api_visibility="private", show_progress="hidden")
+
+    preview.click(**gate(start=False)).success(show_config, list(inputs.values()), [config_text, command_text, details],
+                                               api_visibility="private")
 
     def start_run(*values: Any) -> list[Any]:
-        cfg = make_config(*values)
+        cfg = make_config(*values, start=True)
         try:
-            check_inputs(cfg, settings)
-        except ConfigError as error:
-            raise gr.Error(f"**{error.field.replace('_', ' ')}**: {str(error).split(': ', 1)[-1]}") from error
-        try:
-            jobs.create(stage, cfg)
+            folder = jobs.create(stage, cfg)
         except JobError as error:
             raise gr.Error(str(error)) from error
         position = next((r.queue_position for r in jobs.runs() if r.name == cfg.name), None)
         where = f"queued (#{position}: another run is using the machine)" if position else "started"
-        return [f"Run **{cfg.name}** {where}. Watch it in the **Runs** tab.", run_name(stage)] \
-            + show_config(*values)
+        return [f"Run **{cfg.name}** {where}. Watch it in the **Runs** tab.", run_name(stage), cfg.to_yaml(),
+                run_commands(stage, folder.config), gr.update(open=True)]
 
-    start.click(start_run, list(inputs.values()), [message, inputs["name"], config_text, command_text, details],
-                api_name=f"train{suffix}_start")
+    start.click(**gate(start=True)).success(start_run, list(inputs.values()),
+                                            [message, inputs["name"], config_text, command_text, details],
+                                            api_name=f"train{suffix}_start")
 
     def load_recipe(choice: str | None) -> list[Any]:
         path = recipes(stage).get(choice or "")
