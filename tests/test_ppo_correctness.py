@@ -324,22 +324,23 @@ def test_held_out_prompts_are_answered_and_scored_but_never_trained_on(peaked, t
     assert trained and not trained & held_texts
 
 
-def test_whitened_rewards_make_the_value_targets_scale_free(peaked, tmp_path):
+def test_whitened_rewards_reach_gae_with_unit_variance(peaked, tmp_path, monkeypatch):
+    from playground.train import ppo_math
+
     cfg = ppo_config(peaked["none"], tmp_path / "data", batch_size=4, mini_batch_size=4, response_length=8)
     roles = ppo_roles.SharedBase(cfg, settings_for(cfg), None)
     batch = sampled_batch(roles, cfg)
-    batch.scores = torch.tensor([1.0, -2.0, 0.5, 3.0])
-    batch.values = torch.zeros_like(batch.values)
-    batch.ref_logprobs = batch.logprobs.clone()  # no KL: the rewards are the scores alone
-
-    def returns(scale, whiten):
-        batch_scaled = ppo.Rollout(**{**batch.__dict__, "scores": batch.scores * scale})
-        return ppo.advantages(batch_scaled, ppo_config(peaked["none"], tmp_path / "data", whiten_rewards=whiten),
-                              0.0)[1]
-
+    batch.scores = torch.tensor([10.0, -20.0, 5.0, 30.0])  # far from unit variance
+    seen = []
+    gae = ppo_math.gae
+    monkeypatch.setattr(ppo_math, "gae", lambda rewards, *rest: seen.append(rewards) or gae(rewards, *rest))
     mask = batch.mask.bool()
-    assert torch.allclose(returns(100.0, True)[mask], returns(1.0, True)[mask], atol=1e-4)
-    assert torch.allclose(returns(100.0, False)[mask], 100 * returns(1.0, False)[mask], atol=1e-3)
+    for whiten in (False, True):
+        ppo.advantages(batch, ppo_config(peaked["none"], tmp_path / "data", whiten_rewards=whiten), cfg.kl_coef)
+    raw, whitened = (rewards[mask] for rewards in seen)
+    assert raw.var() > 10  # the scores as they are
+    assert whitened.var() == pytest.approx(1.0, abs=0.05)  # the per-token rewards whitened over the batch
+    assert whitened.mean() == pytest.approx(raw.mean(), abs=1e-4)  # shift_mean=False: only the spread changes
     run = RunFolder(tmp_path / "run")
     run.path.mkdir()
     whitened = ppo_config(peaked["none"], tmp_path / "data", max_steps=2, batch_size=8, mini_batch_size=8,

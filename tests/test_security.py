@@ -86,8 +86,8 @@ def test_uploaded_names_cannot_leave_the_data_dir(settings, tmp_path, name):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(json.dumps({"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."}) + "\n")
     kept = preference_data.save_upload(pairs, settings, name)
-    assert kept.path.parent.resolve() == preference_data.folder(settings).resolve()
-    assert not kept.path.name.startswith(".")
+    assert kept.saved.path.parent.resolve() == preference_data.folder(settings).resolve()
+    assert not kept.saved.path.name.startswith(".")
 
 
 def test_links_in_the_data_dir_are_not_offered(settings, tmp_path):

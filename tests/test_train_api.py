@@ -15,16 +15,13 @@ from playground.run_folder import RunFolder
 from playground.settings import Settings
 from playground.train.__main__ import main as train_main
 from playground.train.config import SFTConfig, from_dict
-from playground.ui.train_tab import commands_by_hand
+from playground.ui.train_tab import GROUPS, commands_by_hand
 from tests.app_server import serve
 
 pytestmark = pytest.mark.slow  # a real training process and a held-out evaluation
 
-FORM = [name for names in (
-    ["name", "base_model", "datasets", "max_examples", "prompt_format"],
-    ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "quantization"],
-    ["learning_rate", "epochs", "max_steps", "batch_size", "gradient_accumulation", "max_length", "warmup_ratio",
-     "completion_only_loss", "gradient_checkpointing", "seed", "eval_fraction", "save_steps"]) for name in names]
+FORM = [name for names in GROUPS["sft"].values() for name in names]
+"""The SFT form's fields in the order the Train tab lays them out (its API's arguments)."""
 
 
 @pytest.fixture(scope="module")

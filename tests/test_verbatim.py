@@ -73,4 +73,4 @@ def test_compare_chat_shows_every_message_verbatim():
     assert [read(m["content"]).text for m in shown[:3]] == [TRICKY[2], TRICKY[4], TRICKY[0]]
     assert shown[3]["content"] == "" and history[3]["content"] == ""  # the conversation itself is not changed
     failed = _chat(history, StreamUpdate(error="<b>Out of memory</b>"))
-    assert read(failed[3]["content"]).text == "⚠️ <b>Out of memory</b>"
+    assert read(failed[3]["content"]).text == "Error: <b>Out of memory</b>"

@@ -31,7 +31,7 @@ the difference. Blind mode hides the names and shuffles the sides, so you judge 
 
 DEFAULTS = GenerationParams()
 
-BLIND_NOTE = ("🙈 **Blind mode**: the models are hidden until you vote or press **Reveal models**. Turn blind mode "
+BLIND_NOTE = ("**Blind mode**: the models are hidden until you vote or press **Reveal models**. Turn blind mode "
               "off to change them.")
 HIDDEN_PROMPT = "(Hidden in blind mode until you vote or press Reveal models: the template tells the models apart.)"
 
