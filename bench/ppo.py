@@ -60,7 +60,14 @@ class FourCopies:
         self.value_model = get_peft_model(load_base(cfg, settings)[0], lora_config(cfg, "CAUSAL_LM"))
         if cfg.gradient_checkpointing:  # as SharedBase: the trained models recompute activations in backward
             for trained in (self.model, self.value_model):
-                trained.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                trained.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        from transformers import GenerationConfig
+
+        from playground.train.ppo_roles import disable_dropout
+
+        for model in (self.model, self.reference, self.value_model):  # as SharedBase: no dropout, neutral sampler
+            disable_dropout(model)
+        self.model.get_base_model().generation_config = GenerationConfig()
         self.device = next(self.model.parameters()).device
         hidden = base.config.get_text_config().hidden_size
         self.value_head = torch.nn.Linear(hidden, 1, device=self.device)
@@ -145,7 +152,7 @@ def child(side: str, job: dict[str, Any]) -> None:
     scorer = ppo.reward_scorer(roles, run, cfg.mini_batch_size)  # type: ignore[arg-type]
     prompts = prompt_sets.load_all(cfg.datasets, settings)
     gen_config = ppo.generation_config(cfg, roles.tokenizer)
-    optimizer = torch.optim.AdamW(roles.trainable, lr=cfg.learning_rate, eps=1e-5)
+    optimizer = ppo.make_optimizer(roles, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
     generator = torch.Generator().manual_seed(SEED)
     torch.manual_seed(SEED)
