@@ -95,8 +95,13 @@ class FourCopies:
         return head_logprobs(model.get_output_embeddings(), hidden, tokens, temperature, entropy)
 
     def values(self, ids: Any, mask: Any, answer_length: int) -> Any:
+        import torch
+
         from playground.train.ppo_roles import position_ids
 
+        # ppo_update switches only ``model`` (the policy) to training mode; the value model trains (and, with
+        # checkpointing, recomputes its activations) whenever gradients are on, as SharedBase's value role does.
+        self.value_model.train(torch.is_grad_enabled())
         backbone = self.value_model.get_base_model().base_model
         hidden = backbone(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
                           use_cache=False).last_hidden_state[:, -answer_length - 1:-1]
@@ -113,7 +118,6 @@ def make_reward_run(base_model: str, folder: str, settings: Any) -> None:
     """A reward run for the benchmark: a fresh SEQ_CLS LoRA + score head on the base, saved as a run saves it."""
     import torch
     from peft import get_peft_model
-    from transformers import AutoModelForSequenceClassification
 
     from playground.run_folder import RunFolder
     from playground.train.common import load_base, lora_config, save_adapter
@@ -121,7 +125,7 @@ def make_reward_run(base_model: str, folder: str, settings: Any) -> None:
 
     cfg = RewardConfig(name="rm", base_model=base_model, data_dir=str(settings.data_dir), quantization="none")
     torch.manual_seed(SEED)
-    model, _, _ = load_base(cfg, settings, AutoModelForSequenceClassification, num_labels=1)
+    model, _, _ = load_base(cfg, settings, head="score")
     run = RunFolder(settings.runs_dir / "rm")
     run.path.mkdir(parents=True, exist_ok=True)
     save_adapter(get_peft_model(model, lora_config(cfg, "SEQ_CLS")), cfg, run, max_length=cfg.max_length,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import shutil
 import tempfile
 import threading
@@ -208,7 +209,21 @@ def import_packaged(package: PackagedModel, settings: Settings, progress: Progre
         if target.exists():
             shutil.rmtree(target)
         out.rename(target)
+    remove_stale_imports(package, settings)
     return target
+
+
+def remove_stale_imports(package: PackagedModel, settings: Settings) -> list[Path]:
+    """Delete this package's imports other than the current one (an older package version, or an import by older
+    code: :data:`IMPORT_FORMAT`), which nothing loads any more and which take hundreds of MB; returns them.
+    Unfinished imports (hidden scratch folders) are left to the process writing them."""
+    current = imported_dir(package, settings)
+    own = re.compile(rf"{re.escape(package.key)}-\d")  # the key, then a version: not another key it begins
+    stale = [p for p in settings.import_cache_dir.glob(f"{package.key}-*")
+             if own.match(p.name) and p.is_dir() and not p.is_symlink() and p != current]
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
+    return stale
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -294,6 +309,18 @@ def keep_4bit_differentiable(model: Any) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
+def upcast_unquantized(model: Any) -> None:
+    """The parameters a 4-bit model keeps unquantized (norms, embeddings, a score head) in float32, as PEFT's
+    ``prepare_model_for_kbit_training`` leaves a model that trains. Done here for every 4-bit model that trains or
+    scores, so a reward model scores with the precision it trained with (on a GPU, bf16 norms would differ); Compare's
+    generation keeps them in the compute dtype (half their memory)."""
+    import torch
+
+    for param in model.parameters():
+        if param.dtype in (torch.float16, torch.bfloat16) and type(param).__name__ != "Params4bit":
+            param.data = param.data.float()
+
+
 Head = Literal["causal", "score"]
 """What the base model is built as: a causal LM (generation, SFT, DPO, PPO) or a one-output sequence classifier
 (a reward model: the causal LM's backbone plus a linear score head on the last token)."""
@@ -327,8 +354,9 @@ def build_model(spec: ModelSpec, settings: Settings, options: LoadOptions = Load
         tokenizer.pad_token = tokenizer.eos_token
     model_class = AutoModelForSequenceClassification if head == "score" else AutoModelForCausalLM
     model = model_class.from_pretrained(location, **kwargs)
-    if options.quant == "4bit" and (training or head == "score"):
-        keep_4bit_differentiable(model)  # a reward model scores as it trained; Compare keeps the fast kernel
+    if options.quant == "4bit" and (training or head == "score"):  # a reward model scores as it trained
+        keep_4bit_differentiable(model)
+        upcast_unquantized(model)
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     adapter = adapter if adapter is not None else spec.adapter

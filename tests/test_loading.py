@@ -188,6 +188,19 @@ def test_an_import_by_older_code_is_redone(settings):
         import_packaged(package, settings)
 
 
+def test_a_finished_import_removes_the_older_ones(settings):
+    package = _fake_package(lambda scratch: None)
+    current = loading.imported_dir(package, settings)
+    older = [settings.import_cache_dir / f"{package.key}-{package.version()}",  # by older code
+             settings.import_cache_dir / f"{package.key}-0.9.0-import1"]  # of an older package version
+    kept = [current, settings.import_cache_dir / f".{package.key}-scratch",  # an import under way elsewhere
+            settings.import_cache_dir / f"{package.key}-it-1.0.0-import2"]  # another model whose key begins alike
+    for folder in older + kept:
+        folder.mkdir(parents=True)
+    assert sorted(loading.remove_stale_imports(package, settings)) == sorted(older)
+    assert all(f.is_dir() for f in kept) and not any(f.exists() for f in older)
+
+
 def test_control_tokens_become_special_and_keep_their_ids(tmp_path):
     from transformers import AutoTokenizer
 

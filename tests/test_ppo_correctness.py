@@ -137,7 +137,7 @@ def test_each_sampled_token_has_the_log_prob_the_update_recomputes(tmp_path):
     (scores,) = sampler_scores
     sampled = torch.log_softmax(scores.float(), -1).gather(-1, batch.answer[:, :scores.shape[1]].unsqueeze(-1))
     mask = batch.mask[:, :scores.shape[1]].bool()
-    assert mask.sum() > 20 and batch.has_eos.any() | ~batch.has_eos.all()
+    assert mask.sum() > 20  # enough sampled tokens to compare
     difference = (sampled.squeeze(-1) - batch.logprobs[:, :scores.shape[1]]).abs()[mask]
     assert difference.max() < 1e-5, float(difference.max())
 

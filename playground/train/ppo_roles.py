@@ -134,7 +134,6 @@ class SharedBase:
             # policy's adapter (context_fn is called at forward time and gives the context of the recompute).
             self.model.activation_checkpointing_enable(activation_checkpointing_kwargs={
                 "use_reentrant": False, "context_fn": self._recompute_as_forward})
-        disable_dropout(self.model)
         # Sample with exactly the settings PPO passes, nothing inherited from the model's own generation_config
         # (a repetition penalty, min_p…): the sampled tokens must come from the distribution whose log-probs PPO
         # recomputes. transformers fills every field a passed config leaves unset from the model's one.
@@ -165,6 +164,7 @@ class SharedBase:
             print("Value model starts from the reward model (LoRA and head)", flush=True)
         else:
             torch.nn.init.zeros_(self.value_head.weight)
+        disable_dropout(self.model)  # once every adapter is in: the value LoRA may be a fresh one with dropout
         self.model.set_adapter(POLICY)
         self.trainable = self._adapter_parameters(POLICY) + self._adapter_parameters(VALUE) \
             + list(self.value_head.parameters())
