@@ -28,6 +28,7 @@ from playground.catalog import ModelSpec
 from playground.generation import GenerationParams, StreamUpdate, answer
 from playground.loading import LoadOptions, ModelCache
 from playground.prompting import PromptFormat
+from playground.row_files import json_error_text
 
 HELDOUT = Path(__file__).resolve().parents[1] / "assets" / "datasets" / "heldout.jsonl"
 EVAL_FILE = "eval.json"
@@ -165,7 +166,7 @@ def load_heldout(path: Path = HELDOUT) -> list[HeldoutExample]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            raise HeldoutError(f"{where}: not valid JSON ({error.msg} at column {error.colno}).") from error
+            raise HeldoutError(f"{where}: {json_error_text(error)}.") from error
         example = _example(row, where)
         if example.id in seen:
             raise HeldoutError(f"{where}: id {example.id!r} is already used on line {seen[example.id]}.")

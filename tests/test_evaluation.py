@@ -141,6 +141,7 @@ def test_load_heldout_reads_rows(tmp_path):
 
 @pytest.mark.parametrize("rows, message", [
     ([GOOD, '{"id": "h2", "task"'], "h.jsonl line 2: not valid JSON"),
+    ([GOOD, '{"id": "h2", "task": "cap'], "line 2: not valid JSON (Unterminated string starting at column 22)"),
     ([GOOD, '["a list"]'], "line 2: expected an object"),
     ([{k: v for k, v in GOOD.items() if k != "answer"}], "line 1: 'answer' is missing"),
     ([{**GOOD, "answer": "  "}], "line 1: 'answer' is empty"),
