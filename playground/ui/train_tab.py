@@ -202,12 +202,18 @@ def run_name(stage: str) -> str:
     return time.strftime(f"{stage}-%Y%m%d-%H%M%S")
 
 
-def name_on_open(stage: str, current: str | None) -> Any:
-    """The run name when the Train tab is opened: a default made now (not when the app started), unless the box holds
-    a name the user typed or a recipe set, which is kept."""
-    if not (current or "").strip() or re.fullmatch(rf"{re.escape(stage)}-\d{{8}}-\d{{6}}", current.strip()):
-        return run_name(stage)
-    return gr.skip()
+def name_on_open_js(stage: str) -> str:
+    """Browser code run when the Train tab is opened: the run name becomes a default made now (``<stage>-<local
+    time>``, as :func:`run_name`), not when the app started, unless the box holds a name the user typed or a recipe
+    set, which is kept. It runs in the browser, synchronously on the click, because a round trip to the server
+    would answer after the user had started typing a name and overwrite it."""
+    return f"""(current) => {{
+        const name = (current || "").trim();
+        if (name && !/^{re.escape(stage)}-\\d{{8}}-\\d{{6}}$/.test(name)) return current;
+        const d = new Date(), two = (n) => String(n).padStart(2, "0");
+        return "{stage}-" + d.getFullYear() + two(d.getMonth() + 1) + two(d.getDate()) + "-" + two(d.getHours())
+            + two(d.getMinutes()) + two(d.getSeconds());
+    }}"""
 
 
 def build(settings: Settings, jobs: Jobs, tab: gr.Tab) -> None:
@@ -311,8 +317,7 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
         return [data.get(name, gr.skip()) for name in names]
 
     recipe.change(load_recipe, recipe, list(inputs.values()), api_visibility="private")
-    tab.select(lambda current: name_on_open(stage, current), inputs["name"], inputs["name"],
-               api_visibility="private")
+    tab.select(None, inputs["name"], inputs["name"], js=name_on_open_js(stage), api_visibility="private")
 
     def refresh_lists() -> list[Any]:
         updates = [gr.update(choices=base_model_choices(settings)),
