@@ -83,8 +83,8 @@ def load_base(cfg: TrainConfig, settings: Settings, head: Head = "causal") -> tu
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
-    cuda = pick_device() == "cuda"
-    dtype = resolve_dtype(options.dtype, pick_device())
+    device = pick_device()
+    cuda, dtype = device == "cuda", resolve_dtype(options.dtype, device)
     print(f"Base model {spec.name}: {'4-bit NF4 (QLoRA)' if quantize else dtype}, "
           f"{'CUDA' if cuda else 'CPU'}", flush=True)
     return model, tokenizer, {"bf16": dtype == torch.bfloat16, "fp16": dtype == torch.float16, "use_cpu": not cuda}
@@ -165,7 +165,8 @@ def trainer_kwargs(cfg: TrainConfig, folder: RunFolder, precision: dict[str, Any
     return dict(
         output_dir=str(folder.checkpoints), per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.gradient_accumulation,
-        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps or -1,
+        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
         warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine", max_length=cfg.max_length,
         gradient_checkpointing=cfg.gradient_checkpointing, seed=cfg.seed, data_seed=cfg.seed, logging_steps=1,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,

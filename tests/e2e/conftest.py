@@ -95,6 +95,17 @@ def shot(page, name: str) -> Path:
     return path
 
 
+def open_sft_form(page, run_name: str, base_model: str):
+    """Open the Train tab's SFT form, name the run and pick the base model; returns the form."""
+    open_tab(page, "Train")
+    form = page.locator("#train-form-sft")
+    form.get_by_label("Run name:").fill(run_name)
+    base = form.get_by_label("base model", exact=True)
+    base.fill(base_model)
+    base.press("Enter")
+    return form
+
+
 def open_tab(page, name: str):
     """Click a top-level tab; returns the panel now shown (locators inside it skip the hidden tabs)."""
     from playwright.sync_api import expect

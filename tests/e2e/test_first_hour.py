@@ -11,7 +11,7 @@ import yaml
 from playwright.sync_api import expect
 
 from playground.ui.train_tab import GROUPS, STAGE_LABELS
-from tests.e2e.conftest import SLOW, fill_fields, open_tab, shot
+from tests.e2e.conftest import SLOW, fill_fields, open_sft_form, open_tab, shot
 from tests.test_train_api import save_and_run_as_shown
 
 pytestmark = pytest.mark.slow
@@ -110,12 +110,7 @@ def test_blind_mode_hides_the_models_until_reveal_or_vote(page, tiny_base, tiny_
 
 
 def test_show_config_and_command_works_as_shown(page, running_app, tmp_path, tiny_base, monkeypatch):
-    open_tab(page, "Train")
-    form = page.locator("#train-form-sft")
-    form.get_by_label("Run name:").fill("by-hand")
-    base = form.get_by_label("base model", exact=True)
-    base.fill(str(tiny_base))
-    base.press("Enter")
+    form = open_sft_form(page, "by-hand", str(tiny_base))
     form.get_by_role("button", name="Show config and command").click()
     command = page.locator("#train-command .cm-content")
     expect(command).to_contain_text("by-hand.yaml", timeout=SLOW)

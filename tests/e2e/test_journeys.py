@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from playground.run_folder import RunFolder
 from playground.store import Store
-from tests.e2e.conftest import SLOW, fill_fields, open_tab, shot
+from tests.e2e.conftest import SLOW, fill_fields, open_sft_form, open_tab, shot
 
 pytestmark = pytest.mark.slow
 
@@ -185,12 +185,7 @@ def test_train_stop_resume_then_compare_with_the_adapter(page, running_app, tmp_
     data = tmp_path / "mini.jsonl"
     data.write_text("".join(json.dumps({"instruction": f"Say {w}.", "input": "", "output": f"{w} {w}."}) + "\n"
                             for w in ["hi", "yo", "ok", "no"] * 8))
-    open_tab(page, "Train")
-    form = page.locator("#train-form-sft")
-    form.get_by_label("Run name:").fill("e2e-sft")
-    base = form.get_by_label("base model", exact=True)
-    base.fill(str(tiny_base))
-    base.press("Enter")
+    form = open_sft_form(page, "e2e-sft", str(tiny_base))
     form.locator(".token", has_text="instructions").get_by_role("button").click()  # not the bundled set…
     datasets = form.get_by_label("datasets", exact=True)
     datasets.fill(str(data))  # …but this small file
