@@ -16,7 +16,15 @@ from playground.prompting import render
 from playground.run_folder import RunFolder
 from playground.settings import Settings
 from playground.train.callbacks import RunCallback
-from playground.train.common import load_base, lora_config, run_training, save_adapter, settings_for, trainer_kwargs
+from playground.train.common import (
+    load_base,
+    lora_config,
+    run_training,
+    save_adapter,
+    settings_for,
+    trainer_kwargs,
+    uses_4bit,
+)
 from playground.train.config import SFTConfig
 
 
@@ -60,5 +68,5 @@ def main(cfg: SFTConfig, folder: RunFolder, resume: bool = False) -> str:
                          train_dataset=train, eval_dataset=evaluation, processing_class=tokenizer,
                          peft_config=lora_config(cfg, "CAUSAL_LM"), callbacks=[callback])
     run_training(trainer, folder, resume)
-    save_adapter(trainer.model, cfg, folder)
+    save_adapter(trainer.model, cfg, folder, quantized=uses_4bit(cfg))
     return "stopped" if callback.stopped else "finished"
