@@ -47,13 +47,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"right model when the app opens (default: {DEFAULT_MODEL_B})")
     parser.add_argument("--memory-budget-gb", type=float, default=None,
                         help="unload least recently used models beyond this much memory (default: half the RAM)")
+    parser.add_argument("--no-prepare", dest="prepare_models", action="store_false",
+                        help="don't load the two panes' models when the app starts (they load on the first Send)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     options = {"host": args.host, "port": args.port, "auth": args.auth, "share": args.share,
-               "model_a": args.model_a, "model_b": args.model_b, "open_without_login": args.open_without_login}
+               "model_a": args.model_a, "model_b": args.model_b, "open_without_login": args.open_without_login,
+               "prepare_models": args.prepare_models}
     if args.data_dir:
         options["data_dir"] = args.data_dir
     if args.memory_budget_gb is not None:

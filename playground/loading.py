@@ -4,6 +4,9 @@
   data dir; every later load reads that cache, which takes seconds instead of most of a minute.
 - Device is CUDA when present, else CPU; dtype is a choice; 4-bit NF4 goes through bitsandbytes (CPU too).
 - LoRA adapters are applied with PEFT.
+- A packaged GGUF model (and an adapter trained on it) runs on llama.cpp when ``llama-cpp-python`` is installed and
+  the options allow it (:func:`choose_backend`): no import, only the tokenizer is read once (seconds), and decoding
+  is faster. Everything else, and all training, runs on transformers.
 - :class:`ModelCache` keeps loaded models in least-recently-used order within a memory budget.
 """
 
@@ -21,11 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+from playground import preparation
 from playground.catalog import PACKAGED, ModelKind, ModelSpec, PackagedModel
 from playground.settings import Settings
 
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 Quant = Literal["none", "4bit"]
+Backend = Literal["auto", "transformers", "llama.cpp"]
+BACKENDS: tuple[str, ...] = ("auto", "transformers", "llama.cpp")
 Progress = Callable[[str], None]
 
 _IMPORT_DONE = "import-complete.json"
@@ -46,12 +52,17 @@ class LoadOptions:
     """auto = bfloat16/float16 on CUDA, float32 on CPU."""
     quant: Quant = "none"
     """4bit = NF4 weights via bitsandbytes (QLoRA's format), on CUDA or CPU."""
+    backend: Backend = "auto"
+    """What runs the model: auto = llama.cpp for a packaged GGUF model (and its adapters) when it is installed and
+    the dtype and quantization are left at auto/none on a CPU, else transformers. See :func:`choose_backend`."""
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
         if self.quant not in ("none", "4bit"):
             raise ValueError(f"quant must be none or 4bit, got {self.quant!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
 
 
 @dataclass
@@ -67,6 +78,10 @@ class LoadedModel:
     context_length: int
     footprint_bytes: int
     load_seconds: float = 0.0
+    backend: str = "transformers"
+    """What runs it: ``transformers`` (``model`` is a PreTrainedModel) or ``llama.cpp`` (a LlamaRunner)."""
+    eos_token_ids: tuple[int, ...] = ()
+    """Token ids that end an answer: the generation config's and the tokenizer's end-of-sequence tokens."""
 
 
 def import_backends() -> None:
@@ -123,14 +138,22 @@ def imported_dir(package: PackagedModel, settings: Settings) -> Path:
     return settings.import_cache_dir / f"{package.key}-{package.version()}-import{IMPORT_FORMAT}"
 
 
+def gguf_metadata(gguf_file: Path) -> dict[str, Any]:
+    """A GGUF file's metadata keys and values (string arrays — the vocabulary, the merges — as their length only).
+
+    transformers' own header reader walks the file with ``struct`` in well under a second; the ``gguf`` package's
+    ``GGUFReader`` builds a numpy view per token and takes over a minute on Gemma's 262k-token vocabulary."""
+    from transformers.integrations.gguf.reader import read_gguf_metadata
+
+    return read_gguf_metadata(str(gguf_file))[0]
+
+
 def gguf_control_token_ids(gguf_file: Path) -> list[int]:
     """Ids of the tokens a GGUF's token types mark CONTROL or UNKNOWN: markup for the model, never text it writes."""
-    from gguf import GGUFReader, TokenType
+    from gguf import TokenType
 
-    field = GGUFReader(gguf_file).fields.get("tokenizer.ggml.token_type")
-    if field is None:
-        return []
-    return [i for i, kind in enumerate(field.contents()) if kind in (TokenType.CONTROL, TokenType.UNKNOWN)]
+    kinds = gguf_metadata(gguf_file).get("tokenizer.ggml.token_type") or []
+    return [i for i, kind in enumerate(kinds) if kind in (TokenType.CONTROL, TokenType.UNKNOWN)]
 
 
 def mark_control_tokens(tokenizer: Any, ids: list[int], extra: tuple[str, ...] = ()) -> int:
@@ -163,6 +186,84 @@ def mark_control_tokens(tokenizer: Any, ids: list[int], extra: tuple[str, ...] =
     return len(todo)
 
 
+def gguf_home(package: PackagedModel, settings: Settings) -> Path:
+    """Where a package's GGUF is kept when it has to be assembled from parts (see :func:`packaged_gguf`)."""
+    return settings.import_cache_dir / f"{package.key}-{package.version()}-gguf"
+
+
+def packaged_gguf(package: PackagedModel, settings: Settings) -> Path:
+    """The package's GGUF file on disk: the package's own file, or — for a model split over several wheels, whose
+    ``locate`` assembles it — the file assembled once under the data dir (written beside, then renamed in)."""
+    if not package.installed():
+        raise ModelLoadError(f"{package.title} is not installed. Install it with: {package.install}")
+    home = gguf_home(package, settings)
+    if home.is_dir() and (found := sorted(home.glob("*.gguf"))):
+        return found[0]
+    settings.import_cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.import_cache_dir, prefix=f".{package.key}-gguf-") as scratch_name:
+        scratch = Path(scratch_name)
+        located = Path(package.locate(scratch))
+        if scratch not in located.parents:  # the package's own file: use it where it is
+            return located
+        try:
+            scratch.rename(home)
+        except OSError:  # another process assembled it first; keep theirs
+            pass
+    return sorted(home.glob("*.gguf"))[0]
+
+
+def _gguf_tokenizer(package: PackagedModel, gguf: Path) -> tuple[Any, int]:
+    """The Hugging Face tokenizer transformers reads from the GGUF, its control tokens marked special; and how many
+    were marked. Both backends use this tokenizer, so they render and tokenize a prompt identically."""
+    from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
+
+    # The class by name: AutoTokenizer would first read the whole GGUF with the slow reader only to learn the
+    # model type (a minute for Gemma); the class is the one AutoTokenizer picks for this package (a test checks).
+    tokenizer_class = tokenizer_class_from_name(package.tokenizer_class)
+    tokenizer = tokenizer_class.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    return tokenizer, mark_control_tokens(tokenizer, gguf_control_token_ids(gguf), package.extra_control_tokens)
+
+
+def tokenizer_dir(package: PackagedModel, settings: Settings) -> Path:
+    """Where the tokenizer alone is kept for the llama.cpp backend (by package version and :data:`IMPORT_FORMAT`)."""
+    return settings.import_cache_dir / f"{package.key}-{package.version()}-tokenizer{IMPORT_FORMAT}"
+
+
+def import_tokenizer(package: PackagedModel, settings: Settings, progress: Progress = lambda _: None) -> Path:
+    """A folder with the package's tokenizer and generation config, read from its GGUF once (seconds; the weights
+    stay in the GGUF for llama.cpp). A finished full import already holds them, so it is used when present."""
+    full = imported_dir(package, settings)
+    if (full / _IMPORT_DONE).is_file():
+        return full
+    target = tokenizer_dir(package, settings)
+    if (target / _IMPORT_DONE).is_file():
+        return target
+    from transformers import GenerationConfig
+
+    started = time.monotonic()
+    gguf = packaged_gguf(package, settings)
+    progress(f"Reading {package.title}'s tokenizer from its GGUF (first time only)")
+    tokenizer, marked = _gguf_tokenizer(package, gguf)
+    metadata = gguf_metadata(gguf)
+    # The generation config a full import would save (transformers makes it from the GGUF's token ids).
+    keys = {"bos_token_id": "bos_token_id", "eos_token_id": "eos_token_id", "pad_token_id": "padding_token_id"}
+    generation = GenerationConfig(**{name: metadata[f"tokenizer.ggml.{key}"] for name, key in keys.items()
+                                     if f"tokenizer.ggml.{key}" in metadata})
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{package.key}-tok-") as scratch_name:
+        out = Path(scratch_name) / "tokenizer"
+        tokenizer.save_pretrained(out)
+        generation.save_pretrained(out)
+        (out / _IMPORT_DONE).write_text(json.dumps({
+            "package": package.pip_name, "version": package.version(), "gguf": gguf.name, "format": IMPORT_FORMAT,
+            "control_tokens_marked": marked, "seconds": round(time.monotonic() - started, 1)}, indent=2))
+        if (target / _IMPORT_DONE).is_file():  # another process finished first; keep theirs
+            return target
+        if target.exists():
+            shutil.rmtree(target)
+        out.rename(target)
+    return target
+
+
 def import_packaged(package: PackagedModel, settings: Settings, progress: Progress = lambda _: None) -> Path:
     """Import a packaged GGUF into a safetensors folder once; return the folder (at once if already imported).
 
@@ -176,16 +277,15 @@ def import_packaged(package: PackagedModel, settings: Settings, progress: Progre
         raise ModelLoadError(f"{package.title} is not installed. Install it with: {package.install}")
     target.parent.mkdir(parents=True, exist_ok=True)
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers import AutoModelForCausalLM, GgufConfig
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{package.key}-") as scratch_name:
         scratch = Path(scratch_name)
         progress(f"Importing {package.title} from GGUF (first time only, about a minute): locating the weights")
-        gguf = package.locate(scratch)
+        gguf = packaged_gguf(package, settings)
         progress(f"Importing {package.title}: reading the tokenizer (1/3)")
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        marked = mark_control_tokens(tokenizer, gguf_control_token_ids(gguf), package.extra_control_tokens)
+        tokenizer, marked = _gguf_tokenizer(package, gguf)
         progress(f"Importing {package.title}: dequantizing the weights (2/3)")
         # `dequantize=True` makes transformers unpack every block into dense tensors and drop its GGUF quantizer,
         # so the model is an ordinary one that `save_pretrained` accepts (a GGUF-quantized one refuses).
@@ -217,10 +317,10 @@ def remove_stale_imports(package: PackagedModel, settings: Settings) -> list[Pat
     """Delete this package's imports other than the current one (an older package version, or an import by older
     code: :data:`IMPORT_FORMAT`), which nothing loads any more and which take hundreds of MB; returns them.
     Unfinished imports (hidden scratch folders) are left to the process writing them."""
-    current = imported_dir(package, settings)
+    current = {imported_dir(package, settings), tokenizer_dir(package, settings), gguf_home(package, settings)}
     own = re.compile(rf"{re.escape(package.key)}-\d")  # the key, then a version: not another key it begins
     stale = [p for p in settings.import_cache_dir.glob(f"{package.key}-*")
-             if own.match(p.name) and p.is_dir() and not p.is_symlink() and p != current]
+             if own.match(p.name) and p.is_dir() and not p.is_symlink() and p not in current]
     for folder in stale:
         shutil.rmtree(folder, ignore_errors=True)
     return stale
@@ -367,16 +467,111 @@ def build_model(spec: ModelSpec, settings: Settings, options: LoadOptions = Load
     return model, tokenizer
 
 
+def end_token_ids(generation_config: Any, tokenizer: Any) -> list[int]:
+    """The ids that end an answer: the generation config's end-of-sequence ids, then the tokenizer's EOS."""
+    eos = generation_config.eos_token_id
+    ids = list(eos) if isinstance(eos, (list, tuple)) else [eos] if eos is not None else []
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def choose_backend(spec: ModelSpec, options: LoadOptions) -> tuple[str, str]:
+    """(backend, why) for loading ``spec`` with ``options``, decided cheaply (nothing is loaded).
+
+    llama.cpp runs a packaged GGUF model, with or without a plain LoRA adapter, when ``llama-cpp-python`` is
+    installed, no CUDA GPU is present (the build here is for the CPU) and the options leave dtype and quantization
+    at auto/none (the GGUF's own 4-bit weights are what runs). ``options.backend`` forces a choice: transformers
+    always works; llama.cpp where it can't run raises :class:`ModelLoadError` saying why."""
+    from playground import llama_backend
+
+    if options.backend == "transformers":
+        return "transformers", "chosen"
+    why = ""
+    if spec.source_type != "package":
+        why = "llama.cpp runs only the packaged GGUF models"
+    elif options.quant != "none" or options.dtype != "auto":
+        why = f"{options.quant if options.quant != 'none' else options.dtype} weights need transformers"
+    elif not llama_backend.installed():
+        why = "llama-cpp-python is not installed (bash scripts/setup.sh --llama-cpp)"
+    elif spec.adapter and (reason := llama_backend.unsupported_adapter(Path(spec.adapter))):
+        why = f"the adapter can't be converted: {reason}"
+    elif pick_device() == "cuda":
+        why = "a CUDA GPU is present"
+    if not why:
+        return "llama.cpp", ""
+    if options.backend == "llama.cpp":
+        raise ModelLoadError(f"{spec.name} can't run on llama.cpp: {why}. Pick the transformers backend.")
+    return "transformers", why
+
+
+def shared_backend(specs: list[ModelSpec], options: LoadOptions) -> LoadOptions:
+    """``options`` with the backend fixed so that models sharing a source run on the same backend: a base and its
+    tuned adapter compared on different backends (4-bit GGUF weights vs float32) would not be a controlled
+    comparison. When one of them needs transformers, all of them with that source use it."""
+    if options.backend != "auto":
+        return options
+    chosen = {spec: choose_backend(spec, options)[0] for spec in specs}
+    for spec, backend in chosen.items():
+        if backend == "transformers" and any(o.source == spec.source and chosen[o] != backend for o in specs):
+            return LoadOptions(options.dtype, options.quant, "transformers")
+    return options
+
+
+def _load_llama(spec: ModelSpec, settings: Settings, options: LoadOptions, progress: Progress) -> LoadedModel | None:
+    """A packaged model (and adapter) on llama.cpp; None when llama.cpp can't run on this machine (the caller falls
+    back to transformers, unless llama.cpp was asked for by name)."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from playground import llama_backend
+
+    started = time.monotonic()
+    package = PACKAGED[spec.source]
+    gguf = packaged_gguf(package, settings)
+    if (problem := llama_backend.runs_here(gguf)) is not None:
+        if options.backend == "llama.cpp":
+            raise ModelLoadError(problem)
+        progress(f"{problem}; using transformers")
+        return None
+    folder = import_tokenizer(package, settings, progress)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    info = llama_backend.gguf_info(gguf)
+    lora = None
+    if spec.adapter:
+        progress(f"Converting {spec.name}'s adapter for llama.cpp (once)…")
+        try:
+            lora = llama_backend.converted_lora(Path(spec.adapter), gguf, info, settings.import_cache_dir / "lora-gguf")
+        except llama_backend.BackendError as error:
+            raise ModelLoadError(str(error)) from error
+    progress(f"Loading {spec.name} on llama.cpp…")
+    try:
+        # The whole trained context would cost GBs of KV cache for prompts of a few hundred tokens; 8192 is plenty.
+        runner = llama_backend.LlamaRunner(gguf, context=min(info.context_length, 8192), lora=lora)
+    except llama_backend.BackendError as error:
+        raise ModelLoadError(str(error)) from error
+    eos_ids = end_token_ids(GenerationConfig.from_pretrained(str(folder)), tokenizer)
+    return LoadedModel(spec=spec, options=options, model=runner, tokenizer=tokenizer, device="cpu",
+                       kind=spec.kind or package.kind, context_length=runner.context,
+                       footprint_bytes=runner.footprint_bytes(), load_seconds=time.monotonic() - started,
+                       backend="llama.cpp", eos_token_ids=tuple(eos_ids))
+
+
 def load(
     spec: ModelSpec,
     settings: Settings,
     options: LoadOptions = LoadOptions(),
     progress: Progress = lambda _: None,
 ) -> LoadedModel:
-    """Load a spec's model and tokenizer on the best device, with its adapter; raise ModelLoadError with advice."""
+    """Load a spec's model and tokenizer on the best device and backend (:func:`choose_backend`), with its adapter;
+    raise ModelLoadError with advice."""
     started = time.monotonic()
     device = pick_device()
     try:
+        backend, _ = choose_backend(spec, options)
+        if backend == "llama.cpp" and (loaded := _load_llama(spec, settings, options, progress)) is not None:
+            return loaded
         model, tokenizer = build_model(spec, settings, options, progress=progress)
     except ModelLoadError:
         raise
@@ -394,6 +589,7 @@ def load(
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     context = int(getattr(config, "max_position_embeddings", 0) or 2048)
     kind = spec.kind or ("instruct" if getattr(tokenizer, "chat_template", None) else "base")
+    eos_ids = end_token_ids(model.generation_config, tokenizer)
     return LoadedModel(
         spec=spec,
         options=options,
@@ -404,6 +600,7 @@ def load(
         context_length=context,
         footprint_bytes=int(model.get_memory_footprint()),
         load_seconds=time.monotonic() - started,
+        eos_token_ids=tuple(eos_ids),
     )
 
 
@@ -414,6 +611,24 @@ def free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def estimate_load_seconds(spec: ModelSpec, options: LoadOptions, settings: Settings) -> float:
+    """Expected seconds to load ``spec`` now, counting the one-time work not cached yet (for the panes' ETA)."""
+    try:
+        backend, _ = choose_backend(spec, options)
+    except ModelLoadError:
+        return preparation.MINIMUM_SECONDS
+    if spec.source_type != "package":
+        folder = Path(spec.source)
+        weights = sum(f.stat().st_size for f in folder.glob("*.safetensors")) / 2**20 if folder.is_dir() else 500.0
+        return preparation.estimate_seconds(0, False, False, weights)
+    package = PACKAGED[spec.source]
+    imported = (imported_dir(package, settings) / _IMPORT_DONE).is_file()
+    if backend == "llama.cpp":
+        has_tokenizer = imported or (tokenizer_dir(package, settings) / _IMPORT_DONE).is_file()
+        return preparation.estimate_seconds(package.gguf_mb, not has_tokenizer, False, package.gguf_mb)
+    return preparation.estimate_seconds(package.gguf_mb, False, not imported, package.gguf_mb * 4)
 
 
 class ModelCache:
@@ -431,26 +646,76 @@ class ModelCache:
         # init functions, default dtype), and two loads at once (both panes on the first Send) produced a model
         # whose sampling hit NaNs. Serializing also makes two panes asking for the same model load it once.
         self._load_lock = threading.Lock()
+        self.board = preparation.Board()
+        """What each load is doing, for the panes (their percentage and ETA), whichever thread started it."""
 
     @staticmethod
     def key(spec: ModelSpec, options: LoadOptions) -> tuple:
-        return (spec.source, spec.adapter, options.dtype, options.quant)
+        return (spec.source, spec.adapter, options.dtype, options.quant, options.backend)
 
     def get(self, spec: ModelSpec, options: LoadOptions = LoadOptions(),
             progress: Progress = lambda _: None) -> LoadedModel:
-        """The loaded model for this spec, loading it (and evicting old ones past the budget) if needed."""
+        """The loaded model for this spec, loading it (and evicting old ones past the budget) if needed.
+
+        While another load runs (the start-up preparation, the other pane), ``progress`` hears what it is doing:
+        that load's own line, percentage and ETA when it is this model, else what this one waits for."""
         key = self.key(spec, options)
         if (hit := self._lookup(key)) is not None:
             return hit
-        with self._load_lock:
+        said = None
+        while not self._load_lock.acquire(timeout=0.5):
+            item = self.board.get(key)
+            waiting = [p.name for p in self.board.active()]
+            line = item.describe() if item is not None and item.finished is None else \
+                f"waiting: {waiting[0]} is loading first" if waiting else "waiting for another model to load"
+            if line != said:
+                progress(line)
+                said = line
+        try:
             import_backends()
             if (hit := self._lookup(key)) is not None:  # loaded by another pane while this one waited
                 return hit
-            loaded = load(spec, self.settings, options, progress)
+            item = self.board.begin(key, spec.name, estimate_load_seconds(spec, options, self.settings))
+
+            def relay(line: str) -> None:
+                item.line = line
+                progress(item.describe())
+
+            try:
+                loaded = load(spec, self.settings, options, relay)
+            except BaseException as error:
+                item.error = str(error) or type(error).__name__
+                raise
+            item.finished = time.monotonic()
             with self._lock:
                 self._models[key] = loaded
                 self._evict_over_budget(keep=key)
             return loaded
+        finally:
+            self._load_lock.release()
+
+    def prepare(self, specs: list[ModelSpec], options: LoadOptions = LoadOptions()) -> threading.Thread:
+        """Load ``specs`` in the background, quickest first (so the first answer can start soonest); each one's
+        progress is on :attr:`board`, and a failure is recorded there (the pane says it when it is asked)."""
+        estimates = {spec: estimate_load_seconds(spec, options, self.settings) for spec in dict.fromkeys(specs)}
+        order = sorted(estimates, key=estimates.__getitem__)
+        queued = 0.0
+        for spec in order:  # announced at once, so each pane shows what it waits for (its turn included) at once
+            key = self.key(spec, options)
+            if self._lookup(key) is None:
+                queued += estimates[spec]
+                self.board.begin(key, spec.name, queued)
+
+        def run() -> None:
+            for spec in order:
+                try:
+                    self.get(spec, options)
+                except Exception:  # noqa: BLE001 - recorded on the board; a Send shows the full message
+                    pass
+
+        thread = threading.Thread(target=run, name="prepare-models", daemon=True)
+        thread.start()
+        return thread
 
     def _lookup(self, key: tuple) -> LoadedModel | None:
         """The loaded model for ``key`` (marked most recently used), or None."""
@@ -506,6 +771,7 @@ class ModelCache:
         models = self.loaded()
         if not models:
             return "No models loaded."
-        lines = [f"- {m.spec.name} ({m.device}, {m.options.quant if m.options.quant != 'none' else m.options.dtype}, "
+        lines = [f"- {m.spec.name} ({m.backend} on {m.device}, "
+                 f"{m.options.quant if m.options.quant != 'none' else m.options.dtype}, "
                  f"{m.footprint_bytes / 2**20:.0f} MiB)" for m in models]
         return f"Loaded ({self.used_bytes() / 2**30:.2f} of {self.budget_bytes / 2**30:.1f} GiB):\n" + "\n".join(lines)

@@ -81,6 +81,8 @@ class Settings:
     """Model shown on the right when the app opens."""
     memory_budget_gb: float = field(default_factory=default_memory_budget_gb)
     """Loaded models are evicted, least recently used first, to stay under this many GiB."""
+    prepare_models: bool = True
+    """Load the panes' models in the background as soon as the app starts, so the first Send answers at once."""
     open_without_login: bool = False
     """Allow listening beyond this machine (or a share link) with no login: whoever can reach the app can read every
     vote, export and delete data and start training runs. Off unless asked for by name."""

@@ -57,8 +57,11 @@ def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float
 
 
 def start_app(data_dir: Path, model_a: Path | None = None, model_b: Path | None = None, *extra: str,
-              port: int | None = None) -> RunningApp:
-    """Launch the app the way a user does, with the given data dir and models; returns once it answers."""
+              port: int | None = None, prepare: bool = False) -> RunningApp:
+    """Launch the app the way a user does, with the given data dir and models; returns once it answers.
+
+    Unless ``prepare``, with ``--no-prepare``: a test that doesn't ask for the panes' models doesn't pay for
+    preparing the real packaged defaults in the background."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir.parent / f"app-{port}.log"
@@ -68,7 +71,7 @@ def start_app(data_dir: Path, model_a: Path | None = None, model_b: Path | None 
         for flag, model in (("--model-a", model_a), ("--model-b", model_b)):
             models += [flag, str(model)] if model else []
         process = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data-dir", str(data_dir),
-                                    *models, *extra], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                    *models, *([] if prepare else ["--no-prepare"]), *extra], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     app = RunningApp(f"http://127.0.0.1:{port}/", data_dir, process, log)
     try:
         wait_until_up(app.url, process, log)

@@ -61,3 +61,38 @@ def test_packaged_gemma_tokenizer_treats_every_control_token_as_special(settings
     text = tokenizer("Paris <div>x</div> List<String>", add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(text + [255999, 256000, 106], skip_special_tokens=True) == \
         "Paris <div>x</div> List<String>"
+
+
+@pytest.mark.skipif(not (SMOLLM2.installed() and GEMMA.installed()), reason="the packaged models are not installed")
+@pytest.mark.timeout(900)
+def test_packaged_models_answer_on_llama_cpp_with_no_import(settings):
+    """With llama-cpp-python the packaged GGUFs run as they are: only the tokenizer is read once (seconds), never
+    the two-minute float32 import; and the tokenizer is the very one AutoTokenizer reads from the GGUF."""
+    from transformers import AutoTokenizer
+
+    from playground import llama_backend
+    from playground.loading import import_tokenizer, packaged_gguf
+
+    if not llama_backend.installed():
+        pytest.skip("llama-cpp-python is not installed")
+    cache = ModelCache(settings)
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    params = GenerationParams(temperature=0, max_new_tokens=12)
+    for package in (SMOLLM2, GEMMA):
+        spec = resolve_choice(package.key, [])
+        *_, last = answer(cache, spec, LoadOptions(), messages, "auto", "", params, threading.Event())
+        assert last.error is None and last.stats.backend == "llama.cpp" and last.stats.new_tokens > 0
+        assert not imported_dir(package, settings).exists()
+    assert "Paris" in answer_text(cache, SMOLLM2, messages, params)
+    gguf = packaged_gguf(SMOLLM2, settings)
+    reference = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)  # resolves the class itself
+    ours = AutoTokenizer.from_pretrained(import_tokenizer(SMOLLM2, settings))
+    assert type(ours).__name__ == type(reference).__name__ == SMOLLM2.tokenizer_class
+    text = "Hello <|im_start|>user\nWhat is 2+2?<|im_end|> List<String> ünïcødé"
+    assert ours(text)["input_ids"] == reference(text)["input_ids"]
+
+
+def answer_text(cache, package, messages, params) -> str:
+    *_, last = answer(cache, resolve_choice(package.key, []), LoadOptions(), messages, "auto", "", params,
+                      threading.Event())
+    return last.text

@@ -8,7 +8,7 @@ import gradio as gr
 
 from playground import __version__
 from playground.batch import BatchRunner
-from playground.catalog import list_models
+from playground.catalog import CatalogError, list_models, resolve_choice
 from playground.jobs import Jobs
 from playground.loading import ModelCache
 from playground.reward_model import RewardModels
@@ -74,8 +74,24 @@ def serve(settings: Settings) -> None:
     cache = ModelCache(settings)
     app = build_app(settings, cache)
     app.launch(prevent_thread_lock=True, **launch_kwargs(settings))
-    cache.warm_up()
+    prepare_defaults(settings, cache)
     app.block_thread()
+
+
+def prepare_defaults(settings: Settings, cache: ModelCache) -> None:
+    """Start making the panes' default models ready in the background (the one-time GGUF work included), so the
+    first Send finds them loaded; a default that can't be resolved is left to that pane's Send to explain."""
+    entries = list_models(settings)
+    specs = []
+    for choice in (settings.model_a, settings.model_b) if settings.prepare_models else ():
+        try:
+            specs.append(resolve_choice(choice, entries))
+        except CatalogError:
+            pass
+    if specs and settings.prepare_models:
+        cache.prepare(specs)
+    else:
+        cache.warm_up()
 
 
 def launch_kwargs(settings: Settings) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -11,7 +12,7 @@ from typing import Any, Iterator
 import gradio as gr
 
 from playground import comparison as cmp
-from playground.catalog import CatalogEntry, list_models
+from playground.catalog import CatalogEntry, CatalogError, list_models, resolve_choice
 from playground.generation import GenerationParams, StreamUpdate
 from playground.loading import LoadOptions, ModelCache
 from playground.prompting import FORMAT_HELP, PromptError
@@ -83,6 +84,23 @@ def _blinded(update: StreamUpdate, label: str) -> StreamUpdate:
                    prompt_text=HIDDEN_PROMPT if update.prompt_text else "")
 
 
+READY_SHOWN_SECONDS = 5.0
+
+
+def preparation_line(cache: ModelCache, entries: list[CatalogEntry], choice: str, dtype: str, quant: str,
+                     label: str | None = None) -> str:
+    """The line a pane shows about its model's preparation: in progress (step, percentage, ETA), failed, or ready
+    for a few seconds after; empty when it isn't being prepared. ``label`` stands in for the name (blind mode)."""
+    try:
+        spec = resolve_choice(choice, entries)
+        item = cache.board.get(cache.key(spec, LoadOptions(dtype=dtype, quant=quant)))
+    except (CatalogError, ValueError):
+        return ""
+    if item is None or (item.finished is not None and time.monotonic() - item.finished > READY_SHOWN_SECONDS):
+        return ""
+    return item.describe(label)
+
+
 def _pickers(hidden: bool) -> list[Any]:
     """The model pickers' row and the blind-mode note that stands in for it while the models are hidden."""
     return [gr.update(visible=not hidden), gr.update(visible=hidden)]
@@ -107,17 +125,19 @@ def _chat(history: list[dict[str, str]], update: StreamUpdate) -> list[dict[str,
     return shown
 
 
-def _pane(side: str, model: str) -> tuple[gr.Markdown, gr.Chatbot, gr.Markdown, gr.Code]:
-    """One answer pane: title, conversation, stats line, and (folded) the exact text the model received."""
+def _pane(side: str, model: str) -> tuple[gr.Markdown, gr.Markdown, gr.Chatbot, gr.Markdown, gr.Code]:
+    """One answer pane: title, what its model's preparation is doing, conversation, stats line, and (folded) the
+    exact text the model received."""
     with gr.Column():
         title = gr.Markdown(_pane_title(model, side), elem_classes="pane-title")
+        preparing = gr.Markdown("", elem_classes="pane-stats", elem_id=f"prep-{side.lower()}")
         # Messages arrive as escaped HTML (_chat): no Markdown, no LaTeX. No copy button: it would copy that HTML.
         chat = gr.Chatbot(label=f"{side} answer", height=420, buttons=[], render_markdown=False,
                           latex_delimiters=[])
         stats = gr.Markdown("", elem_classes="pane-stats", elem_id=f"stats-{side.lower()}")
         with gr.Accordion(f"Exact text the {side.lower()} model received", open=False):
             sent = gr.Code(language=None, label="Prompt text (after template and truncation)")
-    return title, chat, stats, sent
+    return title, preparing, chat, stats, sent
 
 
 # Plain labels: emoji need an emoji font, and render as empty boxes where the browser has none.
@@ -161,8 +181,9 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
         reveal = gr.Button("Reveal models", size="sm", visible=False)
         refresh = gr.Button("Refresh model list", size="sm")
     with gr.Row(equal_height=True):
-        title_left, chat_left, stats_left, sent_left = _pane("Left", settings.model_a)
-        title_right, chat_right, stats_right, sent_right = _pane("Right", settings.model_b)
+        title_left, prep_left, chat_left, stats_left, sent_left = _pane("Left", settings.model_a)
+        title_right, prep_right, chat_right, stats_right, sent_right = _pane("Right", settings.model_b)
+    ticker = gr.Timer(1.0)  # runs while models are being prepared; its first tick stops it when none are
     with gr.Group():
         with gr.Row(equal_height=True):
             vote_buttons = [gr.Button(label, interactive=False, elem_id=f"vote-{side}") for side, label in VOTES]
@@ -356,6 +377,17 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
         return [gr.update(choices=choices, value=a), gr.update(choices=choices, value=b)]
 
     refresh.click(rescan, [model_a, model_b], [model_a, model_b], api_visibility="private")
+
+    def preparing(a: str, b: str, blind_on: bool, dtype_value: str, quant_value: str) -> list[Any]:
+        """Each pane's line while its model is prepared (at start-up, before any Send): what it is doing, the
+        percentage and the ETA; a few seconds of "ready" after; nothing once no preparation is running."""
+        lines = [preparation_line(cache, entries, choice, dtype_value, quant_value,
+                                  "one of the models" if blind_on else None) for choice in (a, b)]
+        busy = bool(cache.board.active()) or cache.board.finished_within(READY_SHOWN_SECONDS)
+        return lines + [gr.Timer(active=busy)]
+
+    ticker.tick(preparing, [model_a, model_b, blind, dtype, quant], [prep_left, prep_right, ticker],
+                api_visibility="private", show_progress="hidden", concurrency_limit=None)
 
     def unload_all() -> str:
         dropped = cache.unload()
