@@ -33,7 +33,8 @@ so you can leave, restart the app and carry on; work done in the other tabs coun
 TAB_NAMES = {"compare": "Compare", "runs": "Runs", "rate": "Rate", "history": "History", "reward": "Reward"}
 DETAILS = {1: "compare", 2: "runs", 3: "history", 4: "reward", 5: "runs"}
 """Per step, the tab its details button opens (step 3's action button already opens Rate)."""
-BADGES = {DONE: "✅ done", RUNNING: "⏳ running", NEXT: "➡️ next part", FAILED: "❌ failed"}
+BADGES = {DONE: "done", RUNNING: "running", NEXT: "trained, next part", FAILED: "failed"}
+"""The status as shown (words, not emoji: a browser without an emoji font shows boxes)."""
 PPO_CHARTS = CHARTS["ppo"][:2]
 """Step 5's charts: the reward model's score and the KL from the start (the Runs tab's first two PPO charts)."""
 
@@ -41,7 +42,7 @@ PPO_CHARTS = CHARTS["ppo"][:2]
 def status_html(state: StepState) -> str:
     """The step's status line: a badge, the detail, a progress bar while its run goes, and any missing
     prerequisite."""
-    badge = BADGES.get(state.status, "○ not started")
+    badge = BADGES.get(state.status, "not started")
     bar = ""
     if state.progress and state.progress[1]:
         bar = f' <progress value="{state.progress[0]}" max="{state.progress[1]}"></progress>'
@@ -83,7 +84,7 @@ def build(settings: Settings, cache: ModelCache, store: Store, jobs: Jobs, model
     message = gr.Markdown("", elem_id="lecture-message")
     statuses, results, buttons, links = [], [], [], []
     for state in states:
-        with gr.Group(elem_id=f"lecture-step-{state.number}"):
+        with gr.Column(elem_id=f"lecture-step-{state.number}"), gr.Group():
             gr.Markdown(f"### {state.number}. {state.title}\n{state.point}")
             statuses.append(gr.HTML(status_html(state)))
             results.append(gr.Markdown(state.result, elem_id=f"lecture-result-{state.number}"))
