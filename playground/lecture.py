@@ -118,7 +118,7 @@ TABS = {"compare": "compare", "sft": "runs", "rate": "rate", "reward": "reward",
 
 def recipe_path(stage: str, settings: Settings) -> Path:
     """The recipe a run step uses: ``DATA_DIR/recipes/<name>.yaml`` when there is one, else the shipped one."""
-    own = settings.data_dir / "recipes" / f"{RECIPE_NAMES[stage]}.yaml"
+    own = settings.recipes_dir / f"{RECIPE_NAMES[stage]}.yaml"
     return own if own.is_file() else RECIPES / f"{RECIPE_NAMES[stage]}.yaml"
 
 
@@ -161,7 +161,8 @@ def lecture_prompt() -> str:
     return next(e["prompt"] for e in cmp.load_examples() if e["task"] == LECTURE_TASK)
 
 
-def _source(choice: str) -> str | None:
+def model_source(choice: str) -> str | None:
+    """The source a stored comparison records for a model picked as ``choice`` (None if it names no model)."""
     try:
         return resolve_choice(choice, []).source
     except CatalogError:
@@ -172,7 +173,7 @@ def lecture_comparison(settings: Settings, store: Store) -> ComparisonRecord | N
     """The newest stored comparison of the default models (no adapters) on the lecture's prompt, from this tab or
     Compare, either way round."""
     prompt = lecture_prompt()
-    wanted = {_source(settings.model_a), _source(settings.model_b)}
+    wanted = {model_source(settings.model_a), model_source(settings.model_b)}
     found = [r for r in store.comparisons(voted_only=False)
              if len(r.messages) == 1 and r.prompt.strip() == prompt and r.a.adapter is None and r.b.adapter is None
              and {r.a.model, r.b.model} == wanted]
@@ -301,6 +302,26 @@ def lecture_state(settings: Settings, store: Store | None = None) -> list[StepSt
     names = run_names(settings)
     return [_compare_step(settings, store), _sft_step(settings, names["sft"]), _rate_step(store),
             _reward_step(settings, store, names["reward"]), _ppo_step(settings, names)]
+
+
+def fingerprint(settings: Settings) -> tuple:
+    """When each file the state is derived from last changed: the votes database, the recipes and every file of the
+    lecture's runs that the state reads. Cheap (no parsing), so a page can poll it and derive the state again only
+    when it changes."""
+    names = run_names(settings)
+    paths = [settings.ratings_db, settings.ratings_db.with_name(settings.ratings_db.name + "-wal"),
+             *(settings.recipes_dir / f"{name}.yaml" for name in RECIPE_NAMES.values())]
+    for name in names.values():
+        folder = RunFolder(settings.runs_dir / name)
+        paths += [folder.config, folder.status_file, folder.metrics_file, folder.samples_file,
+                  folder.path / evaluation.EVAL_FILE, folder.path / reward_model.CHECK_FILE]
+    stamps = []
+    for path in paths:
+        try:
+            stamps.append(path.stat().st_mtime_ns)
+        except OSError:
+            stamps.append(None)
+    return tuple(names.values()), tuple(stamps)
 
 
 def step(settings: Settings, key: str, store: Store | None = None) -> StepState:

@@ -176,3 +176,34 @@ def test_a_recipe_in_the_data_dir_replaces_the_shipped_one(settings):
     assert (cfg.name, cfg.max_steps, cfg.data_dir) == ("my-sft", 2, str(settings.data_dir))
     assert states(settings)["sft"].run == "my-sft"
     assert "my-sft" in states(settings)["ppo"].blocked
+
+
+def test_the_fingerprint_changes_with_a_vote_a_run_and_its_evaluation(settings):
+    first = lecture.fingerprint(settings)
+    assert lecture.fingerprint(settings) == first  # nothing changed, nothing to redraw
+    Store(settings.ratings_db).save(record("a"))
+    after_vote = lecture.fingerprint(settings)
+    assert after_vote != first
+    folder = make_run(settings, "sft-gemma-cpu-demo", "sft", "finished", adapter="CAUSAL_LM")
+    after_run = lecture.fingerprint(settings)
+    assert after_run != after_vote
+    evaluation.save([eval_result("base", [False]), eval_result("tuned", [True])], folder.path)
+    assert lecture.fingerprint(settings) != after_run
+
+
+def test_asking_both_models_stores_the_pair_step_1_shows(settings, tiny_base, tiny_chat):
+    import threading
+    from dataclasses import replace
+
+    from playground.loading import ModelCache
+
+    settings = replace(settings, model_a=str(tiny_base), model_b=str(tiny_chat))
+    store = Store(settings.ratings_db)
+    updates = list(lecture.ask_both(settings, ModelCache(settings), store, threading.Event()))
+    comparison, left, right = updates[-1]
+    [stored] = store.comparisons(voted_only=False)
+    assert stored.id == comparison.record.id and stored.winner is None  # stored as Compare stores it, unvoted
+    assert (stored.a.model, stored.b.model) == (str(tiny_base), str(tiny_chat))
+    assert (stored.a.response, stored.b.response) == (left.text, right.text)  # exactly as written
+    step = states(settings)["compare"]
+    assert step.status == DONE and step.comparison.id == stored.id

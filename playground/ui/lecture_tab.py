@@ -57,9 +57,15 @@ def answers_view(state: StepState, settings: Settings) -> tuple[str, str]:
     record = state.comparison
     if record is None:
         return "", ""
-    sides = sorted((record.a, record.b), key=lambda side: side.model != lecture._source(settings.model_a))
+    sides = sorted((record.a, record.b), key=lambda side: side.model != lecture.model_source(settings.model_a))
     return tuple(f"<h4>{html.escape(side.model or '?')}</h4>{verbatim_html(side.response)}"  # type: ignore[return-value]
                  for side in sides)
+
+
+def pane(name: str, update: Any) -> str:
+    """One answer as it streams in step 1: the model's name, the text verbatim (or its loading line), any error."""
+    error = f"<p><b>Error:</b> {html.escape(update.error)}</p>" if update.error else ""
+    return f"<h4>{html.escape(name)}</h4>{verbatim_html(update.text, empty=update.status or '…')}{error}"
 
 
 def ppo_view(state: StepState, settings: Settings) -> list[Any]:
@@ -129,34 +135,34 @@ def build(settings: Settings, cache: ModelCache, store: Store, jobs: Jobs, model
                    gr.update(value=now[2].table, visible=now[2].table is not None)]
                 + ppo_view(now[4], settings))
 
-    def signature() -> tuple:
-        """What the view shows, minus the tables and charts (which follow from it): redraw only when it changes."""
-        return tuple((s.status, s.detail, s.label, s.blocked, s.result, s.progress,
-                      None if s.table is None else s.table.to_json()) for s in lecture.lecture_state(settings, store))
-
     seen = gr.State(())
 
     def tick(last: tuple) -> list[Any]:
-        now = signature()
+        """Redraw only when a file the steps are derived from changed since the last tick (no flicker, little
+        work: the state is derived again only then)."""
+        now = lecture.fingerprint(settings)
         if now == last:
             return [gr.skip()] * (len(views) + 1)
         return view() + [now]
 
     timer.tick(tick, seen, views + [seen], api_visibility="private", show_progress="hidden",
                concurrency_limit=None)
-    tab.select(lambda: view() + [signature()], None, views + [seen], api_visibility="private")
+    tab.select(lambda: view() + [lecture.fingerprint(settings)], None, views + [seen], api_visibility="private")
 
     # Step 1: both default models answer the lecture's prompt, streamed into the two panes, then stored.
     def ask() -> Iterator[list[Any]]:
+        comparison = None
         try:
             for comparison, left_update, right_update in lecture.ask_both(settings, cache, store,
                                                                           threading.Event()):
-                texts = [f"<h4>{html.escape(name)}</h4>{verbatim_html(update.text, empty=update.status or '…')}"
-                         for name, update in zip(comparison.side_models, (left_update, right_update))]
+                texts = [pane(name, update) for name, update in zip(comparison.side_models,
+                                                                     (left_update, right_update))]
                 yield texts + [gr.skip()]
         except (ValueError, RuntimeError) as error:
             raise gr.Error(f"The comparison failed: {error}") from error
-        yield [gr.skip(), gr.skip(), "The answers are stored: they are the comparison step 1 shows."]
+        stored = comparison is not None and comparison.record is not None
+        yield [gr.skip(), gr.skip(), "The answers are stored: they are the comparison step 1 shows." if stored else
+               "An answer did not finish (its pane says why), so nothing was stored."]
 
     # Private: it takes nothing (Compare's /compare is the API for asking two models).
     buttons[0].click(ask, None, [left, right, message], api_visibility="private").then(
