@@ -230,12 +230,20 @@ def _sft_step(settings: Settings, name: str) -> StepState:
                          damaged or f"{name} is trained: evaluate base vs tuned on the held-out families next.",
                          "evaluate", "Evaluate on held-out tasks", run=name)
     table = evaluation.compare(*saved)
-    overall = table[table["task"] == evaluation.ALL_TASKS].iloc[0]
     return StepState(2, "sft", title, point, TABS["sft"], DONE, f"{name} trained and evaluated.", "evaluate",
-                     "Evaluate again", run=name, table=table,
-                     result=f"Held-out accuracy, all families: **{saved[0].model}** {overall['base %']:.1f} % → "
-                            f"**{saved[1].model}** {overall['tuned %']:.1f} % ({overall['change']:+.1f} points, "
-                            f"{int(overall['n'])} examples).")
+                     "Evaluate again", run=name, table=table, result=_overall(table, saved))
+
+
+def _overall(table: pd.DataFrame, saved: list[evaluation.EvalResult]) -> str:
+    """The "all tasks" row in a sentence; the table shows every column the saved evaluation has (intervals too,
+    when the evaluation adds them), so a column this sentence doesn't know only drops the sentence."""
+    rows = table[table["task"] == evaluation.ALL_TASKS] if "task" in table else table.iloc[:0]
+    if rows.empty or not {"base %", "tuned %", "change", "n"} <= set(rows.columns):
+        return ""
+    overall = rows.iloc[0]
+    return (f"Held-out accuracy, all families: **{saved[0].model}** {overall['base %']:.1f} % → "
+            f"**{saved[1].model}** {overall['tuned %']:.1f} % ({overall['change']:+.1f} points, "
+            f"{int(overall['n'])} examples).")
 
 
 def _rate_step(store: Store) -> StepState:

@@ -207,3 +207,18 @@ def test_asking_both_models_stores_the_pair_step_1_shows(settings, tiny_base, ti
     assert (stored.a.response, stored.b.response) == (left.text, right.text)  # exactly as written
     step = states(settings)["compare"]
     assert step.status == DONE and step.comparison.id == stored.id
+
+
+def test_step_2_shows_every_column_the_evaluation_gives_and_survives_renamed_ones(settings, monkeypatch):
+    """The held-out table is the evaluation's own (intervals appear once the evaluation adds them); a column the
+    summary sentence doesn't know drops the sentence, not the step."""
+    folder = make_run(settings, "sft-gemma-cpu-demo", "sft", "finished", adapter="CAUSAL_LM")
+    evaluation.save([eval_result("base", [False, True]), eval_result("tuned", [True, True])], folder.path)
+    plain = evaluation.compare
+    monkeypatch.setattr(evaluation, "compare", lambda base, tuned: plain(base, tuned).assign(**{"tuned 95 % CI": "x"}))
+    step = states(settings)["sft"]
+    assert "tuned 95 % CI" in step.table.columns and "+50.0 points" in step.result
+    monkeypatch.setattr(evaluation, "compare",
+                        lambda base, tuned: plain(base, tuned).rename(columns={"change": "gain (points)"}))
+    step = states(settings)["sft"]
+    assert step.status == DONE and "gain (points)" in step.table.columns and step.result == ""
