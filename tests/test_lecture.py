@@ -171,7 +171,8 @@ def test_a_recipe_in_the_data_dir_replaces_the_shipped_one(settings):
     own.mkdir()
     shipped = (lecture.RECIPES / "sft-gemma-cpu-demo.yaml").read_text()
     (own / "sft-gemma-cpu-demo.yaml").write_text(shipped.replace("name: sft-gemma-cpu-demo", "name: my-sft")
-                                                 .replace("max_steps: 40", "max_steps: 2"))
+                                                 .replace("max_steps: 40", "max_steps: 2")
+                                                 + "data_dir: /somewhere/else\n")  # the data dir is the app's
     cfg = lecture.recipe_config("sft", settings)
     assert (cfg.name, cfg.max_steps, cfg.data_dir) == ("my-sft", 2, str(settings.data_dir))
     assert states(settings)["sft"].run == "my-sft"
