@@ -8,9 +8,11 @@ later be attributed to the right model.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Iterator, Literal
 
 from playground.catalog import PACKAGED, CatalogEntry, CatalogError, ModelSpec, resolve_choice
@@ -19,9 +21,15 @@ from playground.loading import LoadOptions, ModelCache, shared_backend
 from playground.prompting import Message, PromptError, PromptFormat
 from playground.store import ComparisonRecord, Side, Store, winner_from_screen
 
+EXAMPLES_FILE = Path(__file__).resolve().parents[1] / "assets" / "datasets" / "example_prompts.jsonl"
 VoteChoice = Literal["left", "right", "tie", "both_bad"]
 COMPLETE = ("eos", "length")
 """Finish reasons of a complete answer; a stopped or failed answer can't be voted on."""
+
+
+def load_examples(path: Path = EXAMPLES_FILE) -> list[dict[str, str]]:
+    """Example prompts (task label + prompt), one JSON object per line: Compare's examples, the Lecture's first."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @dataclass

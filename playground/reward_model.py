@@ -13,8 +13,10 @@ of reward models: Singhal et al. 2023, "A Long Way to Go")?
 from __future__ import annotations
 
 import json
+import math
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,8 +26,12 @@ from playground.catalog import list_models, resolve_choice
 from playground.leaderboard import display_name, model_identity
 from playground.preference_data import encode
 from playground.prompting import Message
+from playground.run_folder import write_atomic
 from playground.settings import Settings
 from playground.store import ComparisonRecord
+
+CHECK_FILE = "agreement.json"
+"""In a reward run's folder: the last check against the votes (agreement, length bias), written by the app."""
 
 
 class RewardModelError(ValueError):
@@ -208,3 +214,32 @@ def length_plot(lengths: pd.DataFrame, run: str) -> Any:
     figure.update_layout(title=title, xaxis_title="answer length (words)", yaxis_title="reward r(x, y)",
                          height=380, margin={"t": 50, "b": 40})
     return figure
+
+
+def length_bias_text(r: float, p: float) -> str:
+    """Pearson's r of reward vs length in words, with what it means ("" when it could not be computed)."""
+    if math.isnan(r):
+        return ""
+    return (f"Reward vs length: Pearson r = {r:+.2f} (p = {p:.2g})"
+            + (" — it strongly favours longer answers." if r > 0.5 else
+               " — it favours shorter answers." if r < -0.5 else "."))
+
+
+def save_check(run_dir: Path, checked: Agreement) -> dict[str, Any]:
+    """Write the check's summary (votes scored, agreement, length correlation) into ``run_dir/agreement.json``, so
+    the Lecture tab can show it after a restart without loading the model again; returns the summary."""
+    r, p = length_correlation(checked.lengths())
+    summary = {"created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "votes": len(checked.rows),
+               "agreement": None if math.isnan(checked.overall) else checked.overall,
+               "length_r": None if math.isnan(r) else r, "length_p": None if math.isnan(p) else p}
+    write_atomic(Path(run_dir) / CHECK_FILE, json.dumps(summary, indent=1))
+    return summary
+
+
+def load_check(run_dir: Path) -> dict[str, Any] | None:
+    """The summary :func:`save_check` wrote, or None when the run was never checked (or the file is unreadable)."""
+    try:
+        summary = json.loads((Path(run_dir) / CHECK_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return summary if isinstance(summary, dict) else None

@@ -17,6 +17,7 @@ Layout::
       adapter/         the final LoRA adapter (also written when stopped) — the model the run made — the run
       data/            reward, DPO: the run's train/eval split of preference pairs (kept for Resume) — the run
       eval.json        held-out evaluation results, when measured — the app (Evaluate)
+      agreement.json   reward runs: the last check against the votes (agreement, length bias) — the app (Reward)
       samples.jsonl    PPO: a few answers per step (prompt, answer, score, KL), for the sample viewer — the run
     runs/.queue.lock   the data dir's queue lock (see :mod:`playground.jobs`)
 

@@ -150,6 +150,11 @@ class Settings:
         return self.data_dir / "runs"
 
     @property
+    def recipes_dir(self) -> Path:
+        """The Lecture tab's own recipes: a file here replaces the shipped recipe of the same name."""
+        return self.data_dir / "recipes"
+
+    @property
     def datasets_dir(self) -> Path:
         """Uploaded datasets that passed validation."""
         return self.data_dir / "datasets"

@@ -45,6 +45,7 @@ def main() -> None:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1150})
             page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_role("tab", name="Compare", exact=True).click()  # the app opens on the Lecture tab
             page.get_by_label("Prompt", exact=True).fill(PROMPT)
             page.get_by_role("button", name="Send").click()
             for side in ("left", "right"):

@@ -137,6 +137,10 @@ BAD_CALLS: dict[str, list[Bad]] = {
     "/reward_score": [Bad(("", "Hi", "", "a", "b"), error="Pick a reward model first"),
                       Bad(("no-such-run", "Hi", "", "a", "b"), error="No reward model 'no-such-run'")],
     "/reward_agreement": [Bad(("", 0), error="Pick a reward model first")],
+    # Lecture
+    "/lecture_sft": [Bad((-1,), error="less than minimum value 0")],
+    "/lecture_reward": [Bad((-1,), error="less than minimum value 0")],
+    "/lecture_ppo": [Bad((0,), error="PPO needs step 2's SFT run sft-gemma-cpu-demo and step 4's reward run")],
     # Data
     "/dataset_preview": [Bad(("no-such-dataset",), error="no-such-dataset is not in the list of choices")],
     "/datasets": [Bad(("no-such-dataset",), error="no-such-dataset is not in the list of choices")],

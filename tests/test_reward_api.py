@@ -9,6 +9,7 @@ import time
 import pytest
 from gradio_client import handle_file
 
+from playground import reward_model
 from playground.run_folder import RunFolder
 from playground.settings import Settings
 from playground.store import ComparisonRecord, Side, Store
@@ -85,6 +86,9 @@ def test_a_reward_run_from_the_form_is_scored_in_the_reward_tab(app):
     by_rater = {row[0]: row for row in raters["data"]}
     assert by_rater["ann"][3] == 1.0 and by_rater["bob"][3] == 0.0
     assert [row[0] for row in pairs["data"]] == ["m1 vs m2 + adapter"] and plot is not None
+    saved = reward_model.load_check(folder.path)  # kept with the run, for the Lecture tab's step 4
+    assert saved["votes"] == 6 and f"agrees with **{saved['agreement']:.0%}**" in summary
+    assert f"Pearson r = {saved['length_r']:+.2f}" in summary
 
 
 def test_scoring_refuses_what_it_cannot_score(app):

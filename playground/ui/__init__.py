@@ -19,6 +19,7 @@ from playground.ui import (
     data_tab,
     history_tab,
     leaderboard_tab,
+    lecture_tab,
     rate_tab,
     rater,
     reward_tab,
@@ -31,6 +32,7 @@ CSS = """
 .pane-title h3 { margin: 0; }
 .pane-stats { font-size: 0.85em; opacity: 0.8; min-height: 1.5em; }
 .verbatim { white-space: pre-wrap; overflow-wrap: anywhere; }
+.lecture-status, .lecture-blocked { padding: 0 0.75em; }
 """
 
 
@@ -49,7 +51,10 @@ def build_app(settings: Settings, cache: ModelCache | None = None, store: Store 
             )
             rater_box = rater.build(app, auth=settings.auth is not None)
         runner = BatchRunner(store, cache, lambda: list_models(settings))
-        with gr.Tabs():
+        reward_models = RewardModels(settings)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Lecture", id="lecture") as lecture:
+                lecture_tab.build(settings, cache, store, jobs, reward_models, tabs, lecture)
             with gr.Tab("Compare", id="compare"):
                 compare_tab.build(settings, cache, store, rater_box)
             with gr.Tab("Rate", id="rate"):
@@ -63,7 +68,7 @@ def build_app(settings: Settings, cache: ModelCache | None = None, store: Store 
             with gr.Tab("Runs", id="runs") as runs:
                 runs_tab.build(settings, jobs, cache, runs)
             with gr.Tab("Reward", id="reward") as reward:
-                reward_tab.build(jobs, store, RewardModels(settings), reward)
+                reward_tab.build(jobs, store, reward_models, reward)
             with gr.Tab("Data", id="data") as data:
                 data_tab.build(settings, data)
     return app

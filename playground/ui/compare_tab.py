@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Iterator
 
 import gradio as gr
 
 from playground import comparison as cmp
 from playground.catalog import CatalogEntry, CatalogError, list_models, resolve_choice
+from playground.comparison import load_examples
 from playground.generation import GenerationParams, StreamUpdate
 from playground.loading import LoadOptions, ModelCache
 from playground.prompting import FORMAT_HELP, PromptError
@@ -20,8 +19,6 @@ from playground.settings import Settings
 from playground.store import Store, StoreError
 from playground.ui.rater import rater_name
 from playground.verbatim import verbatim_html
-
-EXAMPLES_FILE = Path(__file__).resolve().parents[2] / "assets" / "datasets" / "example_prompts.jsonl"
 
 INTRO = """
 A **base** language model was trained only to predict the next token, so it *continues* your text.
@@ -54,11 +51,6 @@ class StopRegistry:
             event = self._events.get(session)
         if event is not None:
             event.set()
-
-
-def load_examples(path: Path = EXAMPLES_FILE) -> list[dict[str, str]]:
-    """Example prompts (task label + prompt), one JSON object per line."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def model_choices(entries: list[CatalogEntry]) -> list[tuple[str, str]]:

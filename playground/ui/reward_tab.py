@@ -169,13 +169,10 @@ def build(jobs: Jobs, store: Store, models: RewardModels, tab: gr.Tab) -> None:
         except (RewardModelError, RuntimeError, OSError, ValueError) as error:
             raise gr.Error(f"Couldn't score with {name}: {error}") from error
         lengths = checked.lengths()
-        r, p = reward_model.length_correlation(lengths)
-        bias = "" if math.isnan(r) else (
-            f" Reward vs length: Pearson r = {r:+.2f} (p = {p:.2g})"
-            + (" — it strongly favours longer answers." if r > 0.5 else
-               " — it favours shorter answers." if r < -0.5 else "."))
-        text = (f"**{name}** agrees with **{checked.overall:.0%}** of {len(checked.rows)} human votes "
-                f"(50 % = chance).{bias}")
+        summary = reward_model.save_check(settings.runs_dir / name, checked)  # the Lecture tab shows it too
+        bias = reward_model.length_bias_text(*reward_model.length_correlation(lengths))
+        text = (f"**{name}** agrees with **{summary['agreement']:.0%}** of {len(checked.rows)} human votes "
+                f"(50 % = chance).{' ' + bias if bias else ''}")
         return [text, checked.by("rater"), checked.by("pair"), reward_model.length_plot(lengths, name)]
 
     check.click(check_votes, [run, limit], [summary, by_rater, by_pair, scatter], api_name="reward_agreement").success(

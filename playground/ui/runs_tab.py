@@ -11,9 +11,9 @@ import gradio as gr
 import pandas as pd
 
 from playground import evaluation
-from playground.catalog import is_language_model_adapter, list_models, resolve_choice, spec_for_folder
 from playground.jobs import JobError, Jobs, RunInfo, shell_command
 from playground.loading import ModelCache
+from playground.run_evaluation import RunEvaluationError, evaluate_run
 from playground.run_folder import ACTIVE, RunFolder
 from playground.settings import Settings
 
@@ -270,30 +270,17 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
             folder = jobs.folder(name)
         except JobError as error:
             raise gr.Error(str(error)) from error
-        if not (folder.adapter / "adapter_config.json").is_file():
-            raise gr.Error("This run has no adapter yet: evaluate it once it has finished or been stopped.")
-        if not is_language_model_adapter(folder.adapter):
-            raise gr.Error("This is a reward model: it scores answers rather than writing them. Check it in the "
-                           "Reward tab (agreement with your votes, length bias).")
-        tuned = spec_for_folder(folder.adapter)
-        base = resolve_choice(tuned.source, list_models(settings))
-        examples = evaluation.load_heldout()
-        if int(per_family or 0) > 0:
-            examples = [e for task in dict.fromkeys(e.task for e in examples)
-                        for e in [x for x in examples if x.task == task][: int(per_family)]]
         stop_eval.clear()
-        fmt = tuned.trained_format or "instruction"
-        results = []
-        for index, spec in enumerate((base, tuned)):
-            def report(fraction: float, text: str, index: int = index) -> None:
-                progress_bar((index + fraction) / 2, desc=text)
-            try:
-                results.append(evaluation.evaluate(cache, spec, examples, fmt, progress=report, stop=stop_eval))
-            except RuntimeError as error:
-                raise gr.Error(str(error)) from error
-        evaluation.save(results, folder.path)
+
+        def report(fraction: float, text: str) -> None:
+            progress_bar(fraction, desc=text)
+
+        try:
+            results = evaluate_run(settings, cache, folder, int(per_family or 0), report, stop_eval)
+        except (RunEvaluationError, RuntimeError) as error:
+            raise gr.Error(str(error)) from error
         table = evaluation.compare(*results)
-        return [table, evaluation.bar_chart(table, base.name, tuned.name)]
+        return [table, evaluation.bar_chart(table, results[0].model, results[1].model)]
 
     evaluate.click(run_evaluation, [chosen, limit], [eval_table, eval_chart], api_name="run_evaluate")
     cancel.click(lambda: stop_eval.set(), None, None, api_visibility="private", queue=False)

@@ -1,0 +1,59 @@
+"""Evaluate a training run: its base and base + its adapter on the held-out task families, saved into the run.
+
+The Runs tab's **Evaluate** and the Lecture tab's step 2 both call :func:`evaluate_run`, so a run is measured one way
+wherever the button is: both models prompted the way the run trained, greedy, on the same examples, and the result
+written to the run folder's ``eval.json`` (where the Runs and Lecture tabs read it back after a restart).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from playground import evaluation
+from playground.catalog import is_language_model_adapter, list_models, resolve_choice, spec_for_folder
+from playground.loading import ModelCache
+from playground.run_folder import RunFolder
+from playground.settings import Settings
+
+
+class RunEvaluationError(ValueError):
+    """The run can't be evaluated (no adapter yet, or a reward model); the message says why and what to do."""
+
+
+def examples_per_family(examples: list[evaluation.HeldoutExample], per_family: int) -> list[evaluation.HeldoutExample]:
+    """The first ``per_family`` examples of each task family, in file order (all of them when ``per_family`` ≤ 0)."""
+    if per_family <= 0:
+        return examples
+    return [e for task in dict.fromkeys(e.task for e in examples)
+            for e in [x for x in examples if x.task == task][:per_family]]
+
+
+def evaluate_run(settings: Settings, cache: ModelCache, folder: RunFolder, per_family: int = 0,
+                 progress: Callable[[float, str], None] | None = None,
+                 stop: threading.Event | None = None) -> list[evaluation.EvalResult]:
+    """Answer the held-out examples with the run's base and with base + adapter, save both into ``eval.json``;
+    returns [base, tuned].
+
+    ``progress(fraction, text)`` covers both models (0–0.5 the base, 0.5–1 the tuned one). Raises
+    :class:`RunEvaluationError` before loading anything when the run has no language-model adapter, and
+    :class:`evaluation.EvaluationError` / :class:`evaluation.EvaluationStopped` (RuntimeErrors) from the evaluation
+    itself; nothing is saved then.
+    """
+    if not (folder.adapter / "adapter_config.json").is_file():
+        raise RunEvaluationError("This run has no adapter yet: evaluate it once it has finished or been stopped.")
+    if not is_language_model_adapter(folder.adapter):
+        raise RunEvaluationError("This is a reward model: it scores answers rather than writing them. Check it in "
+                                 "the Reward tab (agreement with your votes, length bias).")
+    tuned = spec_for_folder(folder.adapter)
+    base = resolve_choice(tuned.source, list_models(settings))
+    examples = examples_per_family(evaluation.load_heldout(), int(per_family or 0))
+    fmt = tuned.trained_format or "instruction"
+    results = []
+    for index, spec in enumerate((base, tuned)):
+        def report(fraction: float, text: str, index: int = index) -> None:
+            if progress is not None:
+                progress((index + fraction) / 2, text)
+        results.append(evaluation.evaluate(cache, spec, examples, fmt, progress=report, stop=stop))
+    evaluation.save(results, folder.path)
+    return results
