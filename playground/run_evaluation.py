@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from playground import evaluation
 from playground.catalog import is_language_model_adapter, list_models, resolve_choice, spec_for_folder
-from playground.loading import ModelCache
+from playground.loading import LoadOptions, ModelCache, shared_backend
 from playground.run_folder import RunFolder
 from playground.settings import Settings
 
@@ -49,11 +49,12 @@ def evaluate_run(settings: Settings, cache: ModelCache, folder: RunFolder, per_f
     base = resolve_choice(tuned.source, list_models(settings))
     examples = examples_per_family(evaluation.load_heldout(), int(per_family or 0))
     fmt = tuned.trained_format or "instruction"
+    options = shared_backend([base, tuned], LoadOptions())  # base and tuned on the same backend, or not controlled
     results = []
     for index, spec in enumerate((base, tuned)):
         def report(fraction: float, text: str, index: int = index) -> None:
             if progress is not None:
                 progress((index + fraction) / 2, text)
-        results.append(evaluation.evaluate(cache, spec, examples, fmt, progress=report, stop=stop))
+        results.append(evaluation.evaluate(cache, spec, examples, fmt, options, progress=report, stop=stop))
     evaluation.save(results, folder.path)
     return results
