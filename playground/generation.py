@@ -298,7 +298,11 @@ def _decode_llama(loaded: LoadedModel, ids: list[int], max_new: int, processors:
     with _active_lock:
         _active_llama[0] += 1
     try:
-        cores = os.cpu_count() or 1
+        # llama.cpp's own default, half the logical CPUs (hyper-threads share a core's arithmetic units), shared
+        # between the answers running now. More is much worse, not better: ggml's threads spin at each step's
+        # barrier, so a thread without a core of its own stalls all of them (2 threads on a 2-CPU machine with one
+        # other busy process: 3-6 tok/s instead of 45-70).
+        cores = max(1, (os.cpu_count() or 2) // 2)
         runner.set_threads(max(1, cores // _active_llama[0]))
         logits = runner.start(ids)
         sequence = torch.tensor([ids], dtype=torch.long)  # (1, prompt + generated)
