@@ -87,7 +87,12 @@ def time_to_first_tokens(extra: list[str], dtype: str, timeout: float = 900) -> 
                 if outputs:
                     chats = outputs[-1][3:5]  # prompt box, two titles, then the two conversations
                     for side, chat in enumerate(chats):
-                        if first[side] is None and chat and chat[-1].get("content"):
+                        content = chat[-1].get("content") if chat else None
+                        if isinstance(content, list):  # the Chatbot's message parts
+                            content = "".join(part.get("text", "") for part in content)
+                        if first[side] is None and content:
+                            if str(content).startswith("Error"):
+                                raise RuntimeError(f"pane {side}: {content}")
                             first[side] = time.perf_counter() - started
                 if job.done() and None in first:
                     raise RuntimeError(f"the answer ended without tokens: {job.outputs()[-1] if job.outputs() else job.exception()}")
