@@ -147,13 +147,16 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
     log = gr.Code(label="train.log (last lines)", language=None, lines=12, max_lines=12)
     command = gr.Code(label="Command", language="shell", lines=3)
     with gr.Accordion("Evaluate on held-out tasks (base vs tuned)", open=False):
-        gr.Markdown("Greedy answers to held-out tasks the training data never contained, checked by program "
-                    "(exact or contains, per task family). Both models are prompted the way the run trained.")
+        gr.Markdown("Greedy answers to held-out tasks the training data never contained, checked by program on "
+                    "the answer's first line (exact, or contains for answers that can't be closed). Both models are "
+                    "prompted the way the run trained. Low / high: the 95% bootstrap interval of each accuracy; "
+                    "change low / high: the paired bootstrap interval of tuned − base (percentage points).")
         with gr.Row():
             limit = gr.Number(0, precision=0, minimum=0, label="Examples per family (0 = all)")
             evaluate = gr.Button("Evaluate", variant="primary")
             cancel = gr.Button("Cancel evaluation", size="sm")
-        eval_table = gr.Dataframe(label="Accuracy per task family", interactive=False)
+        eval_table = gr.Dataframe(label="Accuracy per task family (%, with 95% intervals)", interactive=False,
+                                  elem_id="eval-table")
         eval_chart = gr.Plot(label="Accuracy, base vs tuned")
     timer = gr.Timer(2.0)
 
@@ -283,17 +286,15 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
                         for e in [x for x in examples if x.task == task][: int(per_family)]]
         stop_eval.clear()
         fmt = tuned.trained_format or "instruction"
-        results = []
-        for index, spec in enumerate((base, tuned)):
-            def report(fraction: float, text: str, index: int = index) -> None:
-                progress_bar((index + fraction) / 2, desc=text)
-            try:
-                results.append(evaluation.evaluate(cache, spec, examples, fmt, progress=report, stop=stop_eval))
-            except RuntimeError as error:
-                raise gr.Error(str(error)) from error
-        evaluation.save(results, folder.path)
-        table = evaluation.compare(*results)
-        return [table, evaluation.bar_chart(table, base.name, tuned.name)]
+
+        def report(fraction: float, text: str) -> None:
+            progress_bar(fraction, desc=text)
+        try:
+            outcome = evaluation.evaluate_heldout(cache, base, tuned, examples, fmt, progress=report, stop=stop_eval)
+        except RuntimeError as error:
+            raise gr.Error(str(error)) from error
+        evaluation.save([outcome.base, outcome.tuned], folder.path)
+        return [outcome.table, evaluation.bar_chart(outcome.table, base.name, tuned.name)]
 
     evaluate.click(run_evaluation, [chosen, limit], [eval_table, eval_chart], api_name="run_evaluate")
     cancel.click(lambda: stop_eval.set(), None, None, api_visibility="private", queue=False)
