@@ -128,9 +128,11 @@ _LIST_MARKS = re.compile(r"\bor\b|/|\||;")
 
 def _is_candidate_list(line: str, answer_pattern: re.Pattern[str]) -> bool:
     """Whether ``line`` offers several candidates rather than one answer: once the answer is cut out, what is left
-    still holds an "or", a slash, a bar or a semicolon, or two or more commas (``Paris, Lyon, Marseille``)."""
+    still holds an "or", a slash, a bar or a semicolon, two or more commas (``Paris, Lyon, Marseille``), or a comma
+    and an "and" (``12, 13 and 14``)."""
     rest = answer_pattern.sub(" ", line)
-    return bool(_LIST_MARKS.search(rest)) or rest.count(",") >= 2
+    commas = rest.count(",")
+    return bool(_LIST_MARKS.search(rest)) or commas >= 2 or (commas == 1 and re.search(r"\band\b", rest) is not None)
 
 
 def is_correct(output: str, example: HeldoutExample) -> bool:
