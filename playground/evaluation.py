@@ -309,6 +309,15 @@ def _run_one(cache: ModelCache, spec: ModelSpec, example: HeldoutExample, fmt: P
     return last.text
 
 
+def greedy_answer(cache: ModelCache, spec: ModelSpec, example: HeldoutExample, prompt_format: PromptFormat,
+                  options: LoadOptions = _DEFAULT_OPTIONS, max_new_tokens: int = MAX_NEW_TOKENS,
+                  stop: threading.Event | None = None) -> str:
+    """One example's greedy answer as :func:`evaluate` gets it (up to the end of its first line); raises
+    EvaluationError when the model fails. For other scorers of first-line answers (BIG-Bench's exact match)."""
+    params = GenerationParams(**{**asdict(_GREEDY), "max_new_tokens": max_new_tokens})
+    return _run_one(cache, spec, example, prompt_format, options, params, stop or threading.Event(), lambda _: None)
+
+
 def evaluate(
     cache: ModelCache,
     spec: ModelSpec,
