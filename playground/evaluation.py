@@ -4,8 +4,10 @@ The lecture's claim (FLAN, T0) is that tuning on many instruction tasks makes a 
 measure it the plain way: a base model and the same base plus a LoRA adapter answer the same held-out examples
 (``assets/datasets/heldout.jsonl``, task families kept out of every bundled SFT set) greedily, one at a time,
 through :func:`playground.generation.answer` — exactly what the Compare tab would show — and each answer is scored
-by a small pure rule (:func:`is_correct`). The result is accuracy per task family, base vs tuned, as a table and
-a grouped bar chart; the Runs tab saves it into the run folder as ``eval.json``.
+by a small pure rule on the answer's first line (:func:`is_correct`). The result is accuracy per task family, base
+vs tuned, with 95 % bootstrap intervals (paired for the change), as a table and a grouped bar chart with error bars;
+the Runs tab saves it into the run folder as ``eval.json``. :func:`evaluate_heldout` is the one entry point (the Runs
+tab, ``python -m bench.heldout``).
 """
 
 from __future__ import annotations
