@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,25 @@ TARGET_SECONDS = 600.0
 def _load() -> str:
     one, five, _ = os.getloadavg()
     return f"{one:.2f} (1 min) / {five:.2f} (5 min)"
+
+
+def _reaped_cpu_seconds(pid: int | None) -> float | None:
+    """CPU seconds (user + system) of the finished training process, if it was this process's child: reap it
+    first, so that RUSAGE_CHILDREN counts it (as bench/sft.py does). None when it can't be counted."""
+    if not pid:
+        return None
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass  # already reaped by Jobs, which still counts it
+    except OSError:
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _fmt(seconds: float | None) -> str:
+    return "not counted" if seconds is None else f"{seconds:.0f} s"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = jobs.create("sft", cfg)
     state = jobs.wait(cfg.name, timeout=3 * 3600)
     train_seconds = time.monotonic() - started
+    train_cpu = _reaped_cpu_seconds(folder.status().get("pid"))
     if state != "finished":
         print(f"run {cfg.name} {state}: {folder.status().get('error')}\n{folder.log_tail(30)}", file=sys.stderr)
         return 1
@@ -83,11 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     cache = ModelCache(settings)
     tuned = spec_for_folder(folder.adapter)
     base = resolve_choice(tuned.source, list_models(settings))
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     outcome = evaluation.evaluate_heldout(
         cache, base, tuned, examples, cfg.prompt_format,
         progress=lambda fraction, message: print(f"# {fraction:.0%} {message}", file=sys.stderr, flush=True))
     eval_seconds = time.monotonic() - started
+    eval_cpu = time.process_time() - cpu_started
     evaluation.save([outcome.base, outcome.tuned], folder.path)
     load_after = _load()
 
@@ -104,14 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     print(evaluation.markdown_table(outcome.table))
     print(f"\n- wall time: training {train_seconds:.0f} s, evaluation {eval_seconds:.0f} s (base "
           f"{outcome.base.seconds:.0f} s, tuned {outcome.tuned.seconds:.0f} s), total {total:.0f} s "
-          f"(target ≤ {TARGET_SECONDS:.0f} s on 2 idle cores)")
+          f"(target ≤ {TARGET_SECONDS:.0f} s on 2 idle cores); CPU time (all threads, independent of other "
+          f"processes' load): training {_fmt(train_cpu)}, evaluation {eval_cpu:.0f} s")
     print(f"- gain on all held-out tasks: **{overall['change']:+.1f} points** "
           f"[{overall['change low']:+.1f}, {overall['change high']:+.1f}] (target ≥ +{TARGET_POINTS:.0f}); "
           f"run folder `{folder.path}` (eval.json: every answer)")
     if args.json:
         args.json.write_text(json.dumps({
             "recipe": str(args.recipe), "run": cfg.name, "train_seconds": train_seconds,
-            "eval_seconds": eval_seconds, "load_before": load_before, "load_after": load_after,
+            "eval_seconds": eval_seconds, "train_cpu_seconds": train_cpu, "eval_cpu_seconds": eval_cpu,
+            "load_before": load_before, "load_after": load_after,
             "table": outcome.table.to_dict("records"),
             "results": [dataclasses.asdict(outcome.base), dataclasses.asdict(outcome.tuned)]},
             ensure_ascii=False, indent=1))

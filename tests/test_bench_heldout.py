@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -22,8 +23,10 @@ def test_one_command_trains_evaluates_and_reports(monkeypatch, tmp_path, tiny_ba
     assert "| task family | n | base % [95% CI] | tuned % [95% CI] | change, points [95% paired CI] |" in text
     assert "| **all tasks** | 10 |" in text and "plural_of_noun" in text
     assert "wall time: training" in text and "load average before" in text
+    assert re.search(r"CPU time .*: training \d+ s, evaluation \d+ s", text)  # the trainer process was counted
     saved = json.loads(out.read_text())
     assert saved["run"] == "hb" and saved["train_seconds"] > 0 and saved["eval_seconds"] > 0
+    assert saved["train_cpu_seconds"] > 0 and saved["eval_cpu_seconds"] > 0
     assert [row["task"] for row in saved["table"]][-1] == "all tasks"
     base, tuned = load_saved(tmp_path / "data" / "runs" / "hb")  # the Runs tab shows the same evaluation
     assert tuned.model == "tiny-base + hb" and len(base.rows) == len(tuned.rows) == 10
