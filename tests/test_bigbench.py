@@ -146,3 +146,22 @@ def test_a_long_task_is_sampled_the_same_way_each_time():
                           "examples": [{"input": str(i), "target": str(i)} for i in range(100)]}, "t")
     assert bb.sample(task, 10) == bb.sample(task, 10) and len(bb.sample(task, 10)) == 10
     assert bb.sample(task, 0) == list(task.examples)
+
+
+def test_the_bench_command_scores_archive_tasks_for_a_run(monkeypatch, tmp_path, tiny_adapter, capsys):
+    import shutil
+
+    from bench import bigbench_tasks
+
+    data = tmp_path / "data"
+    run = data / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("name: r1\n")
+    shutil.copytree(tiny_adapter, run / "adapter")
+    monkeypatch.setenv("RLHF_PLAYGROUND_DATA_DIR", str(data))
+    path = archive(tmp_path / "bigbench-1.0.0.tar.gz", {"tiny_counting": GENERATIVE, "suite/tiny_choice": CHOICE})
+    assert bigbench_tasks.main([str(path), "r1", "--tasks", "suite/tiny_choice,tiny_counting", "--examples", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "tiny_choice multiple choice, tiny_counting generative" in text
+    assert "| task family | n | base % [95% CI]" in text and "| tiny_choice | 2 |" in text
+    assert "| tiny_counting | 2 |" in text
