@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import random
 import tarfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,12 +186,12 @@ def sample(task: BigBenchTask, limit: int, seed: int = 0) -> list[BigBenchExampl
 
 
 def choice_loglikelihoods(cache: ModelCache, spec: ModelSpec, prompt: str, choices: list[str],
-                          fmt: PromptFormat = "instruction", options: LoadOptions = LoadOptions()) -> list[float]:
+                          fmt: PromptFormat = "instruction", options: LoadOptions | None = None) -> list[float]:
     """log p(choice | prompt) for each choice: the summed log-probabilities of the choice's tokens after the
     prompt rendered in ``fmt`` (the text the model would answer)."""
     import torch
 
-    loaded = cache.get(spec, options)
+    loaded = cache.get(spec, options or LoadOptions())
     rendered = render([{"role": "user", "content": prompt}], fmt, loaded.kind, loaded.tokenizer)
     tokenizer = loaded.tokenizer
     context = tokenizer(rendered.text, add_special_tokens=rendered.add_special_tokens)["input_ids"]
