@@ -50,11 +50,7 @@ def evaluate_run(settings: Settings, cache: ModelCache, folder: RunFolder, per_f
     examples = examples_per_family(evaluation.load_heldout(), int(per_family or 0))
     fmt = tuned.trained_format or "instruction"
     options = shared_backend([base, tuned], LoadOptions())  # base and tuned on the same backend, or not controlled
-    results = []
-    for index, spec in enumerate((base, tuned)):
-        def report(fraction: float, text: str, index: int = index) -> None:
-            if progress is not None:
-                progress((index + fraction) / 2, text)
-        results.append(evaluation.evaluate(cache, spec, examples, fmt, options, progress=report, stop=stop))
+    outcome = evaluation.evaluate_heldout(cache, base, tuned, examples, fmt, options, progress=progress, stop=stop)
+    results = [outcome.base, outcome.tuned]
     evaluation.save(results, folder.path)
     return results

@@ -133,6 +133,8 @@ BAD_CALLS: dict[str, list[Bad]] = {
                     Bad(("no-such-run", ""), error="There is no run named 'no-such-run'")],
     "/run_evaluate": [Bad(("", 0), error="Pick a finished or stopped run first"),
                       Bad(("no-such-run", 0), error="There is no run named 'no-such-run'")],
+    "/run_bigbench": [Bad(("", "task.json", "", 10), error="Pick a finished or stopped run first"),
+                      Bad(("no-such-run", "task.json", "", 10), error="There is no run named 'no-such-run'")],
     # Reward
     "/reward_score": [Bad(("", "Hi", "", "a", "b"), error="Pick a reward model first"),
                       Bad(("no-such-run", "Hi", "", "a", "b"), error="No reward model 'no-such-run'")],

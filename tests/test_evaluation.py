@@ -4,6 +4,7 @@ the chart, and eval.json."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from pathlib import Path
@@ -74,7 +75,7 @@ def test_exact_check(output, answer, expected):
     ("the capital is PARIS!", "paris", True),
     ("Parisian food", "Paris", False),  # a whole word, not a prefix
     ("Comparison", "Paris", False),
-    ("I think\nthe answer is\nParis", "Paris", True),  # anywhere, over several lines
+    ("I think\nthe answer is\nParis", "Paris", False),  # only the first line counts: the rest is rambling
     ("The answer is 12.", "12", True),
     ("120", "12", False),
     ("312", "12", False),
@@ -84,7 +85,7 @@ def test_exact_check(output, answer, expected):
     ("pages 10-12", "12", True),  # but a range is not a minus
     ("12th", "12", False),
     ("(12)", "12", True),
-    ("12, 13 and 14", "13", True),
+    ("12, 13 and 14", "13", False),  # a list of candidates is not an answer
     ("1,000 people", "1,000", True),
     ("it is -4 degrees", "-4", True),
     ("it is 4 degrees", "-4", False),
@@ -96,12 +97,37 @@ def test_exact_check(output, answer, expected):
     ("東京 is big", "東京", True),
     ("ＤＯＧ barks", "dog", True),
     ("She said “don’t”", "don't", True),
-    ("New\nYork", "New York", True),
+    ("New\nYork", "New York", False),
     ("", "Paris", False),
     ("\n", "12", False),
 ])
 def test_contains_check(output, answer, expected):
     assert is_correct(output, example(answer, "contains")) is expected
+
+
+@pytest.mark.parametrize("output, expected", [
+    ("The capital of France is Paris.", True),
+    ("Paris, of course.", True),  # one comma is a sentence, not a list
+    ("Paris or Lyon", False),  # candidates, not an answer
+    ("Lyon, Paris, Marseille", False),
+    ("Paris/Lyon", False),
+    ("Paris | Lyon", False),
+    ("Lyon; Paris", False),
+    ("Maybe Lyon or maybe Paris, I am not sure", False),
+    ("Paris\nLyon\nMarseille", True),  # the first line alone answers; what follows isn't read
+    ("Lyon\nMarseille\nParis", False),
+    ("Well, there are many beautiful cities in France and one of the most famous is Paris", False),  # rambling
+    ("I would say the capital city of the French Republic is Paris", True),  # 12 words: a sentence
+    ("I would say that the capital city of the French Republic is Paris", False),  # 13 words
+])
+def test_contains_credits_one_short_answer_line_never_lists_or_rambling(output, expected):
+    assert ev.CONTAINS_MAX_WORDS == 12
+    assert is_correct(output, example("Paris", "contains")) is expected
+
+
+def test_an_answer_with_or_in_it_is_still_credited():
+    assert is_correct("It is rock or roll.", example("rock or roll", "contains")) is True  # the 'or' is the answer's
+    assert is_correct("Rock or roll, or jazz", example("rock or roll", "contains")) is False
 
 
 def test_an_unknown_check_is_an_error_not_a_wrong_score():
@@ -253,6 +279,47 @@ def test_a_generation_error_is_not_a_wrong_answer(monkeypatch, settings, tiny_ba
         evaluate(ModelCache(settings), ModelSpec(str(tiny_base)), [example("Paris")])
 
 
+def fake_model(lines: str, seen: dict):
+    """A stand-in for ``answer`` that writes ``lines`` a character at a time until its stop event is set, as the
+    real stream stops after the current token; ``seen`` records how much it wrote and whether it was stopped."""
+    def answer(cache, spec, options, messages, fmt, system, params, stop):
+        text = ""
+        for character in lines:
+            if stop.is_set():
+                break
+            text += character
+            seen["text"] = text
+            yield StreamUpdate(text=text)
+        seen["stopped"] = stop.is_set()
+        yield StreamUpdate(text=text, done=True)
+    return answer
+
+
+def test_generation_ends_with_the_first_line(monkeypatch, settings, tiny_base):
+    seen: dict = {}
+    monkeypatch.setattr(ev, "answer", fake_model("\n Paris\nThe capital of France is a lovely city.", seen))
+    result = evaluate(ModelCache(settings), ModelSpec(str(tiny_base)), [example("Paris", "exact")])
+    assert seen == {"text": "\n Paris\n", "stopped": True}  # a leading blank line is not the first line
+    assert result.rows[0]["output"] == "\n Paris\n" and result.rows[0]["correct"] is True
+    seen.clear()
+    monkeypatch.setattr(ev, "answer", fake_model("Paris is the capital", seen))  # one line: runs to its end
+    result = evaluate(ModelCache(settings), ModelSpec(str(tiny_base)), [example("Paris", "contains")])
+    assert seen == {"text": "Paris is the capital", "stopped": False} and result.rows[0]["correct"] is True
+
+
+def test_evaluate_heldout_compares_base_and_tuned_with_intervals(settings, tiny_base, tiny_adapter, tmp_path):
+    examples = heldout_file(tmp_path / "h.jsonl", [("Paris", "exact")] * 3 + [("the", "contains")] * 2)
+    seen: list[float] = []
+    outcome = ev.evaluate_heldout(ModelCache(settings), ModelSpec(str(tiny_base)),
+                                  ModelSpec(str(tiny_base), adapter=str(tiny_adapter)), examples,
+                                  max_new_tokens=TOKENS, progress=lambda fraction, message: seen.append(fraction))
+    assert outcome.base.model == "tiny-base" and outcome.tuned.model == "tiny-base + tiny-lora"
+    assert outcome.base.seconds > 0 and outcome.tuned.seconds > 0
+    pd.testing.assert_frame_equal(outcome.table, compare(outcome.base, outcome.tuned))
+    assert list(outcome.table["task"]) == ["alpha", "beta", "all tasks"]
+    assert seen == sorted(seen) and seen[0] == 0 and seen[-1] == 1.0 and 0.5 in seen  # one bar over both models
+
+
 def test_stop_drops_the_partial_result(settings, tiny_base, tmp_path):
     cache, spec = ModelCache(settings), ModelSpec(str(tiny_base))
     examples = heldout_file(tmp_path / "h.jsonl")
@@ -290,9 +357,12 @@ TUNED = result("base + sft", {"sums": [True, True, True, False], "capitals": [Tr
 
 def test_by_task_and_accuracy():
     table = TUNED.by_task()
-    assert list(table.columns) == ["task", "correct", "total", "accuracy %"]
-    assert table.to_dict("records") == [{"task": "capitals", "correct": 1, "total": 2, "accuracy %": 50.0},
-                                        {"task": "sums", "correct": 3, "total": 4, "accuracy %": 75.0}]
+    assert list(table.columns) == ["task", "correct", "total", "accuracy %", "low %", "high %"]
+    records = table.to_dict("records")
+    assert [{k: r[k] for k in ("task", "correct", "total", "accuracy %")} for r in records] == [
+        {"task": "capitals", "correct": 1, "total": 2, "accuracy %": 50.0},
+        {"task": "sums", "correct": 3, "total": 4, "accuracy %": 75.0}]
+    assert (records[0]["low %"], records[0]["high %"]) == ev.accuracy_interval([True, False])
     assert TUNED.accuracy == pytest.approx(400 / 6)
     empty = EvalResult("m", "instruction")
     assert empty.accuracy == 0.0 and empty.by_task().empty and list(empty.by_task().columns) == list(table.columns)
@@ -300,12 +370,21 @@ def test_by_task_and_accuracy():
 
 def test_compare_has_a_row_per_task_and_all_tasks():
     table = compare(BASE, TUNED)
-    assert list(table.columns) == ["task", "base %", "tuned %", "change", "n"]
+    assert list(table.columns) == ["task", "n", "base %", "base low", "base high", "tuned %", "tuned low",
+                                   "tuned high", "change", "change low", "change high"]
     rows = table.set_index("task").to_dict("index")
-    assert rows["sums"] == {"base %": 25.0, "tuned %": 75.0, "change": 50.0, "n": 4}
-    assert rows["capitals"] == {"base %": 0.0, "tuned %": 50.0, "change": 50.0, "n": 2}
-    assert rows["all tasks"] == {"base %": 16.7, "tuned %": 66.7, "change": 50.0, "n": 6}
+    point = ("base %", "tuned %", "change", "n")
+    assert {k: rows["sums"][k] for k in point} == {"base %": 25.0, "tuned %": 75.0, "change": 50.0, "n": 4}
+    assert {k: rows["capitals"][k] for k in point} == {"base %": 0.0, "tuned %": 50.0, "change": 50.0, "n": 2}
+    assert {k: rows["all tasks"][k] for k in point} == {"base %": 16.7, "tuned %": 66.7, "change": 50.0, "n": 6}
     assert table["task"].iloc[-1] == "all tasks"
+    # capitals: base [F, F], tuned [T, F] — every resample of two examples gives a change of 0, 50 or 100
+    assert (rows["capitals"]["base low"], rows["capitals"]["base high"]) == (0.0, 0.0)
+    assert (rows["capitals"]["change low"], rows["capitals"]["change high"]) == (0.0, 100.0)
+    for row in rows.values():
+        for key in ("base", "tuned"):
+            assert row[f"{key} low"] <= row[f"{key} %"] <= row[f"{key} high"]
+        assert row["change low"] <= row["change"] <= row["change high"]
 
 
 def test_compare_refuses_different_example_sets():
@@ -325,6 +404,61 @@ def test_bar_chart_groups_base_and_tuned_per_task():
     assert layout.xaxis.title.text and layout.title.text
 
 
+def test_bar_chart_draws_each_interval_as_an_error_bar():
+    table = compare(BASE, TUNED)
+    figure = bar_chart(table)
+    tuned = figure.data[1]
+    assert tuned.error_y.type == "data" and tuned.error_y.symmetric is False
+    high = list(tuned.error_y.array)
+    low = list(tuned.error_y.arrayminus)
+    for i, row in enumerate(table.to_dict("records")):
+        assert row["tuned %"] + high[i] == pytest.approx(row["tuned high"])
+        assert row["tuned %"] - low[i] == pytest.approx(row["tuned low"])
+    assert "95%" in figure.layout.title.text
+
+
+# ---------------------------------------------------------------------------------------------- bootstrap intervals
+
+
+def test_intervals_by_hand():
+    assert ev.accuracy_interval([True] * 7) == (100.0, 100.0)  # every resample of all-right marks is all right
+    assert ev.accuracy_interval([False] * 7) == (0.0, 0.0)
+    low, high = ev.accuracy_interval([True, False])  # resamples of two: 0 %, 50 % or 100 %, each seen
+    assert (low, high) == (0.0, 100.0)
+    assert all(math.isnan(v) for v in ev.accuracy_interval([True]))  # one example: no spread to speak of
+    marks = [True] * 50 + [False] * 50
+    low, high = ev.accuracy_interval(marks)  # ~ 50 ± 1.96·5 (normal approximation)
+    assert 38 <= low <= 42 and 58 <= high <= 62
+
+
+def test_the_gain_interval_is_paired():
+    same = [True, False] * 20
+    assert ev.gain_interval(same, same) == (0.0, 0.0)  # the same examples both ways: no gain in any resample
+    assert ev.gain_interval([False] * 10, [True] * 10) == (100.0, 100.0)
+    base = [True] * 20 + [False] * 20
+    tuned = [True] * 20 + [True] * 10 + [False] * 10  # right wherever base was right, and on 10 more
+    low, high = ev.gain_interval(base, tuned)
+    assert low >= 0 and 25 >= low and high <= 40  # paired: never negative, since tuned never loses an example
+    with pytest.raises(ValueError, match="one base and one tuned mark"):
+        ev.gain_interval([True], [True, False])
+
+
+def test_intervals_are_deterministic():
+    marks = [i % 3 == 0 for i in range(30)]
+    other = [i % 2 == 0 for i in range(30)]
+    assert ev.accuracy_interval(marks) == ev.accuracy_interval(marks)
+    assert ev.gain_interval(marks, other) == ev.gain_interval(marks, other)
+    pd.testing.assert_frame_equal(compare(BASE, TUNED), compare(BASE, TUNED))
+
+
+def test_markdown_table_shows_every_interval():
+    text = ev.markdown_table(compare(BASE, TUNED))
+    lines = text.splitlines()
+    assert lines[0].startswith("| task family | n | base % [95% CI]")
+    assert "| capitals | 2 | 0.0 [0.0, 0.0] | 50.0 [" in text and "| +50.0 [+0.0, +100.0] |" in text
+    assert lines[-1].startswith("| **all tasks** | 6 |")
+
+
 # ---------------------------------------------------------------------------------------------- eval.json
 
 
@@ -342,6 +476,17 @@ def test_save_and_load_round_trip(tmp_path):
     pd.testing.assert_frame_equal(compare(*load_saved(folder)[:2]), compare(BASE, TUNED))
     save([TUNED], folder)  # replaces the earlier file
     assert load_saved(folder) == [TUNED]
+
+
+def test_an_evaluation_saved_before_intervals_still_loads_and_gets_them(tmp_path):
+    old = {"created_at": "2026-01-01T00:00:00+00:00", "results": [  # as written before 'seconds' and intervals
+        {"model": m.model, "prompt_format": m.prompt_format, "rows": m.rows} for m in (BASE, TUNED)]}
+    (tmp_path / "eval.json").write_text(json.dumps(old))
+    base, tuned = load_saved(tmp_path)
+    assert base.seconds == 0.0 and base.rows == BASE.rows
+    table = compare(base, tuned)
+    assert {"base low", "tuned high", "change low"} <= set(table.columns)
+    pd.testing.assert_frame_equal(table, compare(BASE, TUNED))
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"results": 3}', '{"created_at": "x"}', '{"results": [{"x": 1}]}'])

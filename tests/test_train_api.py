@@ -62,7 +62,15 @@ def test_a_run_started_from_the_form_finishes_and_is_evaluated(app):
     table, chart = client.predict("from-ui", 1, api_name="/run_evaluate")
     rows = {row[0]: row for row in table["data"]}
     assert "all tasks" in rows and len(rows) >= 4  # one row per held-out family, plus the total
-    assert chart is not None
+    # the 95 % intervals are columns of the table and error bars of the chart
+    assert table["headers"] == ["task", "n", "base %", "base low", "base high", "tuned %", "tuned low", "tuned high",
+                                "change", "change low", "change high"]
+    total = dict(zip(table["headers"], rows["all tasks"]))
+    assert total["base low"] <= total["base %"] <= total["base high"]
+    assert total["change low"] <= total["change"] <= total["change high"]
+    bars = json.loads(chart["plot"])["data"]
+    assert [bar["error_y"]["type"] for bar in bars] == ["data", "data"]
+    assert len(bars[1]["error_y"]["array"]) == len(rows)
     assert (folder.path / "eval.json").is_file()
 
 

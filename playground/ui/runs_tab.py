@@ -5,12 +5,14 @@ from __future__ import annotations
 import html
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from playground import evaluation
+from playground import bigbench, evaluation
+from playground.catalog import is_language_model_adapter, list_models, resolve_choice, spec_for_folder
 from playground.jobs import JobError, Jobs, RunInfo, shell_command
 from playground.loading import ModelCache
 from playground.run_evaluation import RunEvaluationError, evaluate_run
@@ -147,13 +149,27 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
     log = gr.Code(label="train.log (last lines)", language=None, lines=12, max_lines=12)
     command = gr.Code(label="Command", language="shell", lines=3)
     with gr.Accordion("Evaluate on held-out tasks (base vs tuned)", open=False):
-        gr.Markdown("Greedy answers to held-out tasks the training data never contained, checked by program "
-                    "(exact or contains, per task family). Both models are prompted the way the run trained.")
+        gr.Markdown("Greedy answers to held-out tasks the training data never contained, checked by program on "
+                    "the answer's first line (exact, or contains for answers that can't be closed). Both models are "
+                    "prompted the way the run trained. Low / high: the 95% bootstrap interval of each accuracy; "
+                    "change low / high: the paired bootstrap interval of tuned − base (percentage points).")
         with gr.Row():
             limit = gr.Number(0, precision=0, minimum=0, label="Examples per family (0 = all)")
             evaluate = gr.Button("Evaluate", variant="primary")
             cancel = gr.Button("Cancel evaluation", size="sm")
-        eval_table = gr.Dataframe(label="Accuracy per task family", interactive=False)
+        with gr.Accordion("Or a BIG-Bench task (optional download)", open=False):
+            gr.Markdown("Any BIG-Bench JSON task, base vs tuned: generative tasks by exact match with a target, "
+                        "multiple-choice tasks by the log-likelihood of each choice. Give a `task.json` path, or "
+                        "the `bigbench-1.0.0.tar.gz` source archive (`pip download --no-deps --no-binary :all: "
+                        "bigbench==1.0.0`) and a task name such as `object_counting` or "
+                        "`logical_deduction/three_objects`.")
+            with gr.Row():
+                bb_path = gr.Textbox(label="task.json or bigbench archive path", scale=3)
+                bb_task = gr.Textbox(label="Task name (archive only)", scale=2)
+                bb_limit = gr.Number(50, precision=0, minimum=0, label="Examples (0 = all)", scale=1)
+                bb_run = gr.Button("Evaluate BIG-Bench task", scale=1)
+        eval_table = gr.Dataframe(label="Accuracy per task family (%, with 95% intervals)", interactive=False,
+                                  elem_id="eval-table")
         eval_chart = gr.Plot(label="Accuracy, base vs tuned")
     timer = gr.Timer(2.0)
 
@@ -283,6 +299,33 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
         return [table, evaluation.bar_chart(table, results[0].model, results[1].model)]
 
     evaluate.click(run_evaluation, [chosen, limit], [eval_table, eval_chart], api_name="run_evaluate")
+
+    def run_bigbench(name: str | None, path: str, task_name: str, examples: float,
+                     progress_bar: gr.Progress = gr.Progress()) -> list[Any]:  # noqa: B008 - Gradio's idiom
+        if not name:
+            raise gr.Error("Pick a finished or stopped run first.")
+        try:
+            folder = jobs.folder(name)
+        except JobError as error:
+            raise gr.Error(str(error)) from error
+        if not is_language_model_adapter(folder.adapter):
+            raise gr.Error("Pick a finished or stopped SFT (or DPO/PPO) run: it needs an adapter that writes answers.")
+        try:
+            task = bigbench.load_task_from(Path((path or "").strip()), (task_name or "").strip())
+        except bigbench.BigBenchError as error:
+            raise gr.Error(str(error)) from error
+        tuned = spec_for_folder(folder.adapter)
+        base = resolve_choice(tuned.source, list_models(settings))
+        try:
+            _, _, table = bigbench.compare_on_task(
+                cache, base, tuned, task, int(examples or 0), tuned.trained_format or "instruction",
+                progress=lambda fraction, text: progress_bar(fraction, desc=text))
+        except RuntimeError as error:
+            raise gr.Error(str(error)) from error
+        return [table, evaluation.bar_chart(table, base.name, tuned.name)]
+
+    bb_run.click(run_bigbench, [chosen, bb_path, bb_task, bb_limit], [eval_table, eval_chart],
+                 api_name="run_bigbench")
     cancel.click(lambda: stop_eval.set(), None, None, api_visibility="private", queue=False)
 
     def saved_evaluation(name: str | None) -> list[Any]:
