@@ -21,13 +21,13 @@ import json
 import random
 import tarfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from playground.catalog import ModelSpec
 from playground.evaluation import EvalResult, HeldoutExample, Progress, compare, greedy_answer
-from playground.loading import LoadOptions, ModelCache
+from playground.loading import LoadOptions, ModelCache, shared_backend
 from playground.prompting import PromptFormat, render
 
 TASKS_DIR = "bigbench/benchmark_tasks/"
@@ -191,7 +191,9 @@ def choice_loglikelihoods(cache: ModelCache, spec: ModelSpec, prompt: str, choic
     prompt rendered in ``fmt`` (the text the model would answer)."""
     import torch
 
-    loaded = cache.get(spec, options or LoadOptions())
+    # Scoring reads the logits of every continuation token, which only the transformers backend gives (llama.cpp
+    # is used for the last position's logits only); base and tuned are both scored here, so alike.
+    loaded = cache.get(spec, replace(options or LoadOptions(), backend="transformers"))
     rendered = render([{"role": "user", "content": prompt}], fmt, loaded.kind, loaded.tokenizer)
     tokenizer = loaded.tokenizer
     context = tokenizer(rendered.text, add_special_tokens=rendered.add_special_tokens)["input_ids"]
@@ -208,7 +210,7 @@ def choice_loglikelihoods(cache: ModelCache, spec: ModelSpec, prompt: str, choic
 
 def evaluate_task(cache: ModelCache, spec: ModelSpec, task: BigBenchTask, limit: int = 0,
                   fmt: PromptFormat = "instruction", max_new_tokens: int = 32,
-                  progress: Progress | None = None) -> EvalResult:
+                  progress: Progress | None = None, options: LoadOptions | None = None) -> EvalResult:
     """One model on a BIG-Bench task: a row per example (id, task, answer, output, correct), as the held-out
     evaluation's, so :func:`playground.evaluation.compare` tabulates it with intervals."""
     report = progress or (lambda fraction, message: None)
@@ -220,7 +222,7 @@ def evaluate_task(cache: ModelCache, spec: ModelSpec, task: BigBenchTask, limit:
         prompt = task.prompt(example)
         if task.kind == "multiple_choice":
             choices = list(example.scores)
-            likelihoods = choice_loglikelihoods(cache, spec, prompt, choices, fmt)
+            likelihoods = choice_loglikelihoods(cache, spec, prompt, choices, fmt, options)
             picked = choices[max(range(len(choices)), key=likelihoods.__getitem__)]
             best = max(example.scores.values())
             right = [c for c in choices if example.scores[c] == best]
@@ -228,7 +230,7 @@ def evaluate_task(cache: ModelCache, spec: ModelSpec, task: BigBenchTask, limit:
         else:
             held = HeldoutExample(id=f"{task.name}-{index}", task=task.name, instruction=prompt, input="",
                                   answer=example.targets[0], check="exact")
-            output = greedy_answer(cache, spec, held, fmt, max_new_tokens=max_new_tokens)
+            output = greedy_answer(cache, spec, held, fmt, options or LoadOptions(), max_new_tokens=max_new_tokens)
             first = next((line for line in output.splitlines() if line.strip()), "").strip()
             row = {"answer": " | ".join(example.targets), "output": output,
                    "correct": first in {t.strip() for t in example.targets}}
@@ -242,8 +244,9 @@ def compare_on_task(cache: ModelCache, base: ModelSpec, tuned: ModelSpec, task: 
                     fmt: PromptFormat = "instruction", progress: Progress | None = None):
     """Base vs tuned on one BIG-Bench task: (base result, tuned result, compare()'s table with intervals)."""
     report = progress or (lambda fraction, message: None)
-    results = [evaluate_task(cache, spec, task, limit, fmt,
-                             progress=lambda f, m, i=i: report((i + f) / 2, m))
+    options = shared_backend([base, tuned], LoadOptions())  # both on one backend, or not controlled
+    results = [evaluate_task(cache, spec, task, limit, fmt, progress=lambda f, m, i=i: report((i + f) / 2, m),
+                             options=options)
                for i, spec in enumerate((base, tuned))]
     return results[0], results[1], compare(*results)
 
