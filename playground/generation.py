@@ -243,6 +243,9 @@ def stream(
     first_at = last_at = started
     while True:
         kind, value, at = tokens.get()
+        if kind == "started":
+            started = first_at = last_at = at
+            continue
         if kind == "status":
             update.status = value
             yield update
@@ -281,6 +284,14 @@ _active_llama = [0]
 _active_lock = threading.Lock()
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity: a container's share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 2
+
+
 def _decode_llama(loaded: LoadedModel, ids: list[int], max_new: int, processors: Any, eos_ids: list[int],
                   ignore_eos: bool, stop: threading.Event, sink: queue.Queue) -> None:
     """The llama.cpp backend's decoding loop: llama.cpp gives the next-token logits (vocab,), and the same
@@ -294,7 +305,14 @@ def _decode_llama(loaded: LoadedModel, ids: list[int], max_new: int, processors:
     runner = loaded.model
     if not runner.lock.acquire(blocking=False):
         sink.put(("status", f"waiting: the other pane is answering with {loaded.spec.name}", time.monotonic()))
-        runner.lock.acquire()
+        while not runner.lock.acquire(timeout=0.2):
+            if stop.is_set():
+                return
+    # The answer's clock starts now, not while it waited for the other pane (its TTFT would include that answer).
+    sink.put(("started", None, time.monotonic()))
+    if stop.is_set():
+        runner.lock.release()
+        return
     with _active_lock:
         _active_llama[0] += 1
     try:
@@ -302,7 +320,7 @@ def _decode_llama(loaded: LoadedModel, ids: list[int], max_new: int, processors:
         # between the answers running now. More is much worse, not better: ggml's threads spin at each step's
         # barrier, so a thread without a core of its own stalls all of them (2 threads on a 2-CPU machine with one
         # other busy process: 3-6 tok/s instead of 45-70).
-        cores = max(1, (os.cpu_count() or 2) // 2)
+        cores = max(1, _usable_cpus() // 2)
         runner.set_threads(max(1, cores // _active_llama[0]))
         logits = runner.start(ids)
         sequence = torch.tensor([ids], dtype=torch.long)  # (1, prompt + generated)

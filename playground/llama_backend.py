@@ -43,6 +43,11 @@ _PERMUTES_QK = {"llama"}
 SUPPORTED_ARCHITECTURES = {"llama", "gemma3"}
 
 
+_LORA_KEY = re.compile(r"base_model\.model\.(.+)\.lora_([AB])\.weight")
+#: Output layers the packaged models tie to their token embeddings: a GGUF has no separate tensor to adapt.
+_UNTIED_OUTPUTS = {"lm_head", "embed_tokens"}
+
+
 class BackendError(RuntimeError):
     """llama.cpp can't run this model here; the message says why (the caller falls back to transformers)."""
 
@@ -93,6 +98,7 @@ class GgufInfo:
     heads: int
     kv_heads: int
     context_length: int
+    head_dim: int
     tensor_shapes: dict[str, tuple[int, ...]]
     """GGUF tensor name → shape in torch/numpy order: (out, in) for a weight matrix."""
 
@@ -135,6 +141,8 @@ def gguf_info(path: Path) -> GgufInfo:
         heads=heads,
         kv_heads=int(metadata.get(f"{arch}.attention.head_count_kv", heads)),
         context_length=int(metadata.get(f"{arch}.context_length", 2048)),
+        head_dim=int(metadata.get(f"{arch}.attention.key_length", 0)
+                     or int(metadata.get(f"{arch}.embedding_length", 0)) // max(heads, 1)),
         tensor_shapes=shapes,
     )
 
@@ -152,8 +160,22 @@ def unsupported_adapter(adapter_dir: Path) -> str | None:
                       ("alpha_pattern", "per-layer alphas")):
         if config.get(key):
             return f"it uses {what}, which llama.cpp's LoRA format does not carry"
-    if not (adapter_dir / "adapter_model.safetensors").is_file():
+    weights = adapter_dir / "adapter_model.safetensors"
+    if not weights.is_file():
         return "it has no adapter_model.safetensors"
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), framework="pt") as handle:
+            keys = list(handle.keys())
+    except Exception as error:  # noqa: BLE001 - any unreadable file is a reason, said to the user
+        return f"its adapter_model.safetensors can't be read ({error})"
+    for key in keys:
+        found = _LORA_KEY.fullmatch(key)
+        if found is None:
+            return f"it holds {key}, which is not a LoRA A or B matrix of a linear layer"
+        if found[1].split(".")[-1] in _UNTIED_OUTPUTS:
+            return f"it adapts {found[1]}, which these GGUFs share with the embeddings"
     return None
 
 
@@ -177,7 +199,7 @@ def lora_to_gguf(adapter_dir: Path, base: GgufInfo, out: Path) -> Path:
     have (an adapter for another model)."""
     import gguf
     import numpy as np
-    from safetensors.numpy import load_file
+    from safetensors.torch import load_file
 
     reason = unsupported_adapter(adapter_dir)
     if reason:
@@ -188,11 +210,12 @@ def lora_to_gguf(adapter_dir: Path, base: GgufInfo, out: Path) -> Path:
     arch = next(a for a, name in gguf.MODEL_ARCH_NAMES.items() if name == base.architecture)
     names = gguf.get_tensor_name_map(arch, base.blocks)
     halves: dict[str, dict[str, Any]] = {}
+    # Read with torch: numpy has no bfloat16, the dtype a GPU run saves its adapter in.
     for key, value in load_file(adapter_dir / "adapter_model.safetensors").items():
-        found = re.fullmatch(r"base_model\.model\.(.+)\.lora_([AB])\.weight", key)
+        found = _LORA_KEY.fullmatch(key)
         if found is None:
             raise BackendError(f"The adapter {adapter_dir.name} holds {key}, which is not a LoRA A or B matrix.")
-        halves.setdefault(found[1], {})[found[2]] = value.astype(np.float32)
+        halves.setdefault(found[1], {})[found[2]] = value.float().numpy()
     if not halves:
         raise BackendError(f"The adapter {adapter_dir.name} holds no LoRA weights.")
     writer = gguf.GGUFWriter(out, base.architecture)
@@ -204,7 +227,8 @@ def lora_to_gguf(adapter_dir: Path, base: GgufInfo, out: Path) -> Path:
         if target is None or target not in base.tensor_shapes or set(pair) != {"A", "B"}:
             raise BackendError(f"The adapter's layer {module} has no counterpart in the {base.architecture} GGUF.")
         a, b = pair["A"], pair["B"]
-        # Checked here: llama.cpp only logs a misfit adapter and goes on without it.
+        # Checked here: llama.cpp 0.3.36 only logs a misfit adapter ("failed to apply lora adapter … incorrect
+        # shape") and goes on answering without it (tests/test_llama_backend.py saw no exception).
         if (b.shape[0], a.shape[1]) != base.tensor_shapes[target] or a.shape[0] != b.shape[1]:
             raise BackendError(f"The adapter's layer {module} ({b.shape[0]} × {a.shape[1]}) does not fit the base "
                                f"model's {target} {base.tensor_shapes[target]}: it was trained on another model.")
@@ -260,10 +284,12 @@ class LlamaRunner:
     llama.cpp keeps one KV cache per context, so one answer at a time: :attr:`lock` is held for a whole answer
     (two panes on the same model take turns; different models run side by side)."""
 
-    def __init__(self, gguf: Path, context: int, lora: Path | None = None, threads: int | None = None) -> None:
+    def __init__(self, gguf: Path, context: int, lora: Path | None = None, threads: int | None = None,
+                 info: GgufInfo | None = None) -> None:
         from llama_cpp import Llama
 
         self.path = gguf
+        self.info = info
         self.lora = lora
         # verbose=False: llama.cpp's loading log would flood the terminal the app runs in.
         try:
@@ -298,8 +324,12 @@ class LlamaRunner:
         return np.ctypeslib.as_array(pointer, shape=(self.vocab,)).copy()
 
     def footprint_bytes(self) -> int:
-        """Weights (mapped from the file) plus the adapter's: what the model cache budgets for."""
-        return self.path.stat().st_size + (self.lora.stat().st_size if self.lora else 0)
+        """What the model cache budgets for: the weights (mapped from the file; llama-cpp-python reads them into
+        memory instead when an adapter is given), the adapter, and the float16 KV cache for the whole context."""
+        weights = self.path.stat().st_size + (self.lora.stat().st_size if self.lora else 0)
+        if self.info is None:
+            return weights
+        return weights + self.info.blocks * 2 * self.context * self.info.kv_heads * self.info.head_dim * 2
 
     def close(self) -> None:
         self.llama.close()

@@ -191,7 +191,7 @@ def gguf_home(package: PackagedModel, settings: Settings) -> Path:
     return settings.import_cache_dir / f"{package.key}-{package.version()}-gguf"
 
 
-def packaged_gguf(package: PackagedModel, settings: Settings) -> Path:
+def packaged_gguf(package: PackagedModel, settings: Settings, progress: Progress = lambda _: None) -> Path:
     """The package's GGUF file on disk: the package's own file, or — for a model split over several wheels, whose
     ``locate`` assembles it — the file assembled once under the data dir (written beside, then renamed in)."""
     if not package.installed():
@@ -202,6 +202,7 @@ def packaged_gguf(package: PackagedModel, settings: Settings) -> Path:
     settings.import_cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.import_cache_dir, prefix=f".{package.key}-gguf-") as scratch_name:
         scratch = Path(scratch_name)
+        progress(f"Locating {package.title}'s GGUF file (joining its parts the first time)")
         located = Path(package.locate(scratch))
         if scratch not in located.parents:  # the package's own file: use it where it is
             return located
@@ -256,11 +257,10 @@ def import_tokenizer(package: PackagedModel, settings: Settings, progress: Progr
         (out / _IMPORT_DONE).write_text(json.dumps({
             "package": package.pip_name, "version": package.version(), "gguf": gguf.name, "format": IMPORT_FORMAT,
             "control_tokens_marked": marked, "seconds": round(time.monotonic() - started, 1)}, indent=2))
-        if (target / _IMPORT_DONE).is_file():  # another process finished first; keep theirs
-            return target
-        if target.exists():
-            shutil.rmtree(target)
-        out.rename(target)
+        try:
+            out.rename(target)
+        except OSError:  # another process renamed its finished folder in first (a folder only ever appears whole)
+            pass
     return target
 
 
@@ -283,7 +283,7 @@ def import_packaged(package: PackagedModel, settings: Settings, progress: Progre
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{package.key}-") as scratch_name:
         scratch = Path(scratch_name)
         progress(f"Importing {package.title} from GGUF (first time only, about a minute): locating the weights")
-        gguf = packaged_gguf(package, settings)
+        gguf = packaged_gguf(package, settings, progress)
         progress(f"Importing {package.title}: reading the tokenizer (1/3)")
         tokenizer, marked = _gguf_tokenizer(package, gguf)
         progress(f"Importing {package.title}: dequantizing the weights (2/3)")
@@ -508,7 +508,8 @@ def choose_backend(spec: ModelSpec, options: LoadOptions) -> tuple[str, str]:
 def shared_backend(specs: list[ModelSpec], options: LoadOptions) -> LoadOptions:
     """``options`` with the backend fixed so that models sharing a source run on the same backend: a base and its
     tuned adapter compared on different backends (4-bit GGUF weights vs float32) would not be a controlled
-    comparison. When one of them needs transformers, all of them with that source use it."""
+    comparison. When two of them share a source and one needs transformers, all of them use it (one options value
+    serves the whole comparison or batch)."""
     if options.backend != "auto":
         return options
     chosen = {spec: choose_backend(spec, options)[0] for spec in specs}
@@ -527,7 +528,8 @@ def _load_llama(spec: ModelSpec, settings: Settings, options: LoadOptions, progr
 
     started = time.monotonic()
     package = PACKAGED[spec.source]
-    gguf = packaged_gguf(package, settings)
+    gguf = packaged_gguf(package, settings, progress)
+    progress(f"Trying llama.cpp on {spec.name} (once)…")
     if (problem := llama_backend.runs_here(gguf)) is not None:
         if options.backend == "llama.cpp":
             raise ModelLoadError(problem)
@@ -544,11 +546,14 @@ def _load_llama(spec: ModelSpec, settings: Settings, options: LoadOptions, progr
         try:
             lora = llama_backend.converted_lora(Path(spec.adapter), gguf, info, settings.import_cache_dir / "lora-gguf")
         except llama_backend.BackendError as error:
-            raise ModelLoadError(str(error)) from error
+            if options.backend == "llama.cpp":
+                raise ModelLoadError(str(error)) from error
+            progress(f"{error} Using transformers.")
+            return None
     progress(f"Loading {spec.name} on llama.cpp…")
     try:
         # The whole trained context would cost GBs of KV cache for prompts of a few hundred tokens; 8192 is plenty.
-        runner = llama_backend.LlamaRunner(gguf, context=min(info.context_length, 8192), lora=lora)
+        runner = llama_backend.LlamaRunner(gguf, context=min(info.context_length, 8192), lora=lora, info=info)
     except llama_backend.BackendError as error:
         raise ModelLoadError(str(error)) from error
     eos_ids = end_token_ids(GenerationConfig.from_pretrained(str(folder)), tokenizer)
@@ -666,7 +671,7 @@ class ModelCache:
         while not self._load_lock.acquire(timeout=0.5):
             item = self.board.get(key)
             waiting = [p.name for p in self.board.active()]
-            line = item.describe() if item is not None and item.finished is None else \
+            line = item.describe() if item is not None and item.finished is None and item.error is None else \
                 f"waiting: {waiting[0]} is loading first" if waiting else "waiting for another model to load"
             if line != said:
                 progress(line)
@@ -710,8 +715,10 @@ class ModelCache:
             for spec in order:
                 try:
                     self.get(spec, options)
-                except Exception:  # noqa: BLE001 - recorded on the board; a Send shows the full message
-                    pass
+                except Exception as error:  # noqa: BLE001 - recorded on the board; a Send shows the full message
+                    item = self.board.get(self.key(spec, options))
+                    if item is not None and item.finished is None and item.error is None:  # failed before its load
+                        item.error = str(error) or type(error).__name__
 
         thread = threading.Thread(target=run, name="prepare-models", daemon=True)
         thread.start()

@@ -59,16 +59,19 @@ class Preparing:
         return left if left > 0 else None
 
     def describe(self, label: str | None = None, now: float | None = None) -> str:
-        """``Preparing gemma-3-270m: reading its tokenizer · 40 % · about 12 s left`` (``label`` replaces the name:
-        blind mode says "the left model")."""
+        """``Preparing gemma-3-270m: reading its tokenizer · 40 % · about 12 s left``. With ``label`` (blind mode:
+        "one of the models") the name gives way to it and the step and error texts are left out: they name the
+        model ("Reading Gemma 3 270M's tokenizer")."""
         who = label or self.name
         if self.error:
-            return f"Could not prepare {who}: {self.error}"
+            return f"Could not prepare {who}" + ("." if label else f": {self.error}")
         if self.finished is not None:
+            who = who[:1].upper() + who[1:] if label else who  # a label starts the sentence; a name keeps its case
             return f"{who} is ready (prepared in {self.finished - self.started:.0f} s)."
         eta = self.eta_seconds(now)
         left = f"about {eta:.0f} s left" if eta is not None else "almost done"
-        return f"Preparing {who}: {self.line} · {self.percent(now)} % · {left}"
+        step = "" if label else f": {self.line}"
+        return f"Preparing {who}{step} · {self.percent(now)} % · {left}"
 
 
 class Board:

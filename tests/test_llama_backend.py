@@ -250,3 +250,80 @@ def test_an_adapter_runs_on_llama_cpp_beside_its_base_and_matches_transformers(f
     assert cache.get(tuned).backend == "llama.cpp"
     assert ours.text == _answer(cache, tuned, greedy, backend="transformers").text
     assert ours.text != _answer(cache, base, greedy).text
+
+
+def test_stop_mid_answer_ends_it_after_the_current_token(fake_package, settings):
+    cache = ModelCache(settings)
+    spec = ModelSpec("tiny-gguf", kind="instruct")
+    stop = threading.Event()
+    last = None
+    for last in answer(cache, spec, LoadOptions(), PROMPT, "auto", "", GenerationParams(temperature=0, max_new_tokens=200,
+                                                                                      ignore_eos=True), stop):
+        if last.stats.new_tokens >= 3:
+            stop.set()
+    assert last.done and last.stats.finish_reason == "stopped" and 3 <= last.stats.new_tokens < 200
+
+
+def test_adapters_of_other_kinds_are_refused_before_anything_loads_or_run_on_transformers(hf_folder, tmp_path,
+                                                                                         fake_package):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    # An adapter on the output layer: the GGUF ties it to the embeddings, so there is nothing to adapt there.
+    lm_head = _lora_on(hf_folder, tmp_path / "lm-head", ["q_proj", "lm_head"])
+    reason = llama_backend.unsupported_adapter(lm_head)
+    assert reason and "lm_head" in reason
+    assert choose_backend(ModelSpec("tiny-gguf", adapter=str(lm_head)), LoadOptions())[0] == "transformers"
+    # A bfloat16 adapter (what a GPU run saves) converts like a float32 one.
+    plain = _lora_on(hf_folder, tmp_path / "plain", ["q_proj", "k_proj"])
+    bf16 = tmp_path / "bf16"
+    bf16.mkdir()
+    (bf16 / "adapter_config.json").write_text((plain / "adapter_config.json").read_text())
+    save_file({k: v.to(torch.bfloat16) for k, v in load_file(plain / "adapter_model.safetensors").items()},
+              bf16 / "adapter_model.safetensors")
+    info = llama_backend.gguf_info(fake_package.locate(tmp_path))
+    assert llama_backend.unsupported_adapter(bf16) is None
+    assert llama_backend.lora_to_gguf(bf16, info, tmp_path / "bf16.gguf").stat().st_size > 0
+
+
+def _lora_on(hf_folder: Path, folder: Path, modules: list[str]) -> Path:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(hf_folder),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=modules, init_lora_weights=False))
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_a_conversion_that_fails_falls_back_to_transformers_unless_llama_cpp_was_asked_for(
+        fake_package, settings, hf_folder, tmp_path, monkeypatch):
+    adapter = _lora_on(hf_folder, tmp_path / "adapter", ["q_proj"])
+
+    def broken(*args, **kwargs):
+        raise llama_backend.BackendError("The adapter's layer x has no counterpart in the llama GGUF.")
+
+    monkeypatch.setattr(llama_backend, "lora_to_gguf", broken)
+    spec = ModelSpec("tiny-gguf", adapter=str(adapter), kind="instruct")
+    lines: list[str] = []
+    assert ModelCache(settings).get(spec, progress=lines.append).backend == "transformers"
+    assert any("no counterpart" in line and "Using transformers" in line for line in lines)
+    with pytest.raises(ModelLoadError, match="no counterpart"):
+        ModelCache(settings).get(spec, LoadOptions(backend="llama.cpp"))
+
+
+def test_the_second_pane_on_one_model_times_its_own_answer(fake_package, settings):
+    """Two panes on one llama.cpp model take turns; the second one's TTFT starts when its turn does."""
+    cache = ModelCache(settings)
+    spec = ModelSpec("tiny-gguf", kind="instruct")
+    params = GenerationParams(temperature=0, max_new_tokens=120, ignore_eos=True)
+    _answer(cache, spec, params)  # loaded
+
+    def job(stop):
+        return answer(cache, spec, LoadOptions(), PROMPT, "auto", "", params, stop)
+
+    *_, (left, right) = stream_pair(job, job)
+    slower, faster = sorted((left.stats, right.stats), key=lambda s: s.elapsed)[::-1]
+    assert slower.time_to_first_token < faster.elapsed  # not counted from before the other answer

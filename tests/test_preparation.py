@@ -17,7 +17,7 @@ def test_a_preparation_reports_its_step_percentage_and_time_left():
     item = Preparing("gemma-3-270m", expected_seconds=40, started=100.0, line="reading its tokenizer")
     assert item.percent(now=110.0) == 25 and item.eta_seconds(now=110.0) == 30
     assert item.describe(now=110.0) == "Preparing gemma-3-270m: reading its tokenizer · 25 % · about 30 s left"
-    assert item.describe("the left model", now=110.0).startswith("Preparing the left model:")  # blind mode
+    assert item.describe("one of the models", now=110.0).startswith("Preparing one of the models ·")  # blind mode
     # Past its estimate it holds at 99 % and says "almost done" rather than a negative time.
     assert item.percent(now=200.0) == 99 and "almost done" in item.describe(now=200.0)
     item.finished = 130.0
@@ -56,7 +56,6 @@ def test_prepare_loads_the_panes_models_in_the_background_and_a_send_waits_for_i
     thread.join(60)
     assert loaded is cache.get(specs[1]) and len(cache.loaded()) == 2
     assert all(cache.board.get(key).finished is not None for key in keys)
-    assert not heard or all(line.startswith(("Preparing", "waiting")) for line in heard)
     entries = []
     line = preparation_line(cache, entries, str(tiny_chat), "auto", "none")
     assert f"{specs[1].name} is ready (prepared in" in line
@@ -89,3 +88,13 @@ def test_a_send_during_a_long_preparation_hears_its_progress(settings, tiny_chat
     waiter.join(30)
     thread.join(30)
     assert heard and heard[0].startswith(f"Preparing {spec.name}: reading its tokenizer ·") and "%" in heard[0]
+
+
+def test_blind_mode_lines_name_no_model_and_no_side(settings, tiny_chat):
+    item = Preparing("gemma-3-270m", 40, started=100.0, line="Reading Gemma 3 270M (base)'s tokenizer")
+    blind = item.describe("one of the models", now=110.0)
+    assert blind == "Preparing one of the models · 25 % · about 30 s left" and "emma" not in blind
+    item.error = "gemma-3-270m is not installed"
+    assert item.describe("one of the models") == "Could not prepare one of the models."
+    item.error, item.finished = None, 130.0
+    assert item.describe("one of the models") == "One of the models is ready (prepared in 30 s)."

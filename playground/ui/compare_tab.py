@@ -71,6 +71,7 @@ def _blinded(update: StreamUpdate, label: str) -> StreamUpdate:
     """A pane's snapshot as blind mode may show it. Loading lines and errors name the model and the exact prompt
     text shows its template, so until the names are revealed they give way to neutral lines (Reveal shows them)."""
     return replace(update, status=f"preparing {label}…" if update.status else "",
+                   stats=replace(update.stats, backend=""),  # "on llama.cpp" would name a packaged model
                    error=f"{label} failed. Press Reveal models to see why (the message names the model)."
                    if update.error else update.error,
                    prompt_text=HIDDEN_PROMPT if update.prompt_text else "")
@@ -213,7 +214,8 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
     with gr.Accordion("Loading", open=False):
         with gr.Row():
             dtype = gr.Dropdown(["auto", "float32", "bfloat16", "float16"], value="auto", label="Data type",
-                                info="auto: bfloat16 on a GPU, float32 on a CPU")
+                                info="auto: a packaged model's own GGUF weights on llama.cpp (when installed); "
+                                     "otherwise bfloat16 on a GPU, float32 on a CPU (transformers)")
             quant = gr.Radio(["none", "4bit"], value="none", label="Quantization",
                              info="4bit = NF4 via bitsandbytes (QLoRA's format); slower on a CPU")
             unload = gr.Button("Unload all models")
@@ -375,6 +377,8 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
         percentage and the ETA; a few seconds of "ready" after; nothing once no preparation is running."""
         lines = [preparation_line(cache, entries, choice, dtype_value, quant_value,
                                   "one of the models" if blind_on else None) for choice in (a, b)]
+        if blind_on:  # the sides are shuffled at each Send: a line per side would tell which model is where
+            lines = [" / ".join(line for line in lines if line)] * 2
         busy = bool(cache.board.active()) or cache.board.finished_within(READY_SHOWN_SECONDS)
         return lines + [gr.Timer(active=busy)]
 
