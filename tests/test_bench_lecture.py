@@ -20,7 +20,7 @@ def test_the_lecture_trains_every_stage_and_writes_every_figure(tiny_base, tmp_p
     text = doc.read_text()
     assert "kept as it is" in text
     section = text.split(f"## {lecture.TITLE}", 1)[1]
-    runs = sorted(p.name for p in (tmp_path / "data" / "runs").iterdir())
+    runs = sorted(p.name for p in (tmp_path / "data" / "runs").iterdir() if p.is_dir())
     assert [r.rsplit("-", 1)[1] for r in runs] == ["dpo", "ppo", "reward", "sft"]
     for stage in ("SFT", "reward", "PPO", "DPO"):  # every stage's row: its run and its wall time
         assert re.search(rf"^\| {stage} \| `lecture-[\d-]+-{stage.lower()}` \| \d+ s \|", section, re.M), stage
