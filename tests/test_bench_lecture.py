@@ -1,0 +1,58 @@
+"""bench/lecture.py: the whole lecture (SFT → reward → PPO → DPO) as real runs on a tiny model, and its section."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from bench import lecture
+
+
+@pytest.mark.slow
+def test_the_lecture_trains_every_stage_and_writes_every_figure(tiny_base, tmp_path):
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\n## Other\n\nkept as it is\n")
+    lecture.main(["--model", str(tiny_base), "--data-dir", str(tmp_path / "data"), "--sft-steps", "2",
+                  "--reward-steps", "2", "--ppo-steps", "2", "--dpo-steps", "2", "--heldout", "2", "--samples", "1",
+                  "--doc", str(doc)])
+    text = doc.read_text()
+    assert "kept as it is" in text
+    section = text.split(f"## {lecture.TITLE}", 1)[1]
+    runs = sorted(p.name for p in (tmp_path / "data" / "runs").iterdir() if p.is_dir())
+    assert [r.rsplit("-", 1)[1] for r in runs] == ["dpo", "ppo", "reward", "sft"]
+    for stage in ("SFT", "reward", "PPO", "DPO"):  # every stage's row: its run and its wall time
+        assert re.search(rf"^\| {stage} \| `lecture-[\d-]+-{stage.lower()}` \| \d+ s \|", section, re.M), stage
+    number = r"[+-]?\d+\.\d+"
+    assert re.search(rf"held-out accuracy {number} % → {number} % \({number} points, 2 examples\)", section)
+    assert re.search(rf"held-out pair accuracy \*\*{number}\*\* \(\d+ pairs\); reward vs length r = {number}", section)
+    assert re.search(rf"held-out score {number} → {number}: {number} \[95 % CI {number}, {number}\] = \*\*{number} SD"
+                     rf"\*\*; KL {number} nats/answer", section)
+    assert re.search(rf"implicit-reward held-out accuracy \*\*{number}\*\*; held-out score {number} → {number}",
+                     section)
+    assert section.count("| all tasks |") == 1
+    assert len(re.findall(r"^\| .* \(([+-]\d+\.\d+)\) \| .* \(([+-]\d+\.\d+)\) \|$", section, re.M)) == 3
+    assert "nan" not in section and "n/a" not in section
+
+
+def test_the_section_replaces_its_block_and_leaves_the_rest(tmp_path):
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\nintro\n")
+    lecture.write_section(doc, "first figures")
+    lecture.write_section(doc, "second figures")
+    text = doc.read_text()
+    assert text.count(f"## {lecture.TITLE}") == 1 and "second figures" in text and "first figures" not in text
+    assert text.startswith("# Benchmarks\n\nintro\n")
+
+
+def test_the_paired_bootstrap_brackets_the_mean_difference_and_is_seeded():
+    rng = np.random.default_rng(1)
+    before = rng.normal(0, 1, (20, 4))
+    after = before + 0.5 + rng.normal(0, 0.1, (20, 4))
+    diff, low, high = lecture.paired_bootstrap(before, after)
+    assert diff == pytest.approx(0.5, abs=0.05) and low < diff < high and high - low < 0.2
+    assert lecture.paired_bootstrap(before, after) == (diff, low, high)
+    # paired: a shift shared by both sides of a prompt cancels, so prompt-to-prompt spread doesn't widen it
+    shift = rng.normal(0, 10, (20, 1))
+    assert lecture.paired_bootstrap(before + shift, after + shift)[2] - low == pytest.approx(high - low, abs=0.05)
