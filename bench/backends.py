@@ -114,7 +114,7 @@ def main() -> None:
     Settings().ensure_dirs()
     print(f"machine: {platform.processor() or platform.machine()}; started {time.strftime('%Y-%m-%d %H:%M')}")
     if not args.skip_speed:
-        print(f"\n| model | transformers fp32 tok/s | llama.cpp (GGUF as packaged) tok/s | ratio |")
+        print("\n| model | transformers fp32 tok/s | llama.cpp (GGUF as packaged) tok/s | ratio |")
         print("|---|---|---|---|")
         for row in bench_speed(args.tokens, args.repeats):
             print(f"| {row['model']} | {row['transformers']:.1f} | {row['llama.cpp']:.1f} | {row['ratio']:.2f} |")

@@ -83,20 +83,22 @@ def train(jobs: Any, stage: str, cfg: Any, timeout: float) -> tuple[Path, float]
 
 
 def sft_gain(settings: Any, base_model: str, adapter: Path, limit: int) -> dict[str, Any]:
-    """Held-out accuracy of the base and base + adapter: ``{"table": per-family DataFrame (base %, tuned %,
-    change, n; last row all tasks), "examples": n}``. The one place the SFT figure is made, so a newer evaluation
-    API (per-family intervals) slots in here."""
+    """Held-out accuracy of the base and base + adapter, as the Runs tab's Evaluate makes it
+    (``evaluation.evaluate_heldout``: the run's prompt format, both models on one backend): ``{"table": per-family
+    DataFrame (base %, tuned %, change with 95 % intervals, n; last row all tasks), "examples": n}``."""
     from playground import evaluation
     from playground.catalog import list_models, resolve_choice, spec_for_folder
-    from playground.loading import ModelCache
+    from playground.loading import LoadOptions, ModelCache, shared_backend
 
     examples = evaluation.load_heldout()
     if limit and limit < len(examples):  # a seeded sample keeps every family's share about right
         examples = random.Random(0).sample(examples, limit)
     cache = ModelCache(settings)
-    base = evaluation.evaluate(cache, resolve_choice(base_model, list_models(settings)), examples)
-    tuned = evaluation.evaluate(cache, spec_for_folder(adapter), examples)
-    return {"table": evaluation.compare(base, tuned), "examples": len(examples)}
+    tuned = spec_for_folder(adapter)
+    base = resolve_choice(base_model, list_models(settings))
+    options = shared_backend([base, tuned], LoadOptions())
+    outcome = evaluation.evaluate_heldout(cache, base, tuned, examples, tuned.trained_format or "instruction", options)
+    return {"table": outcome.table, "examples": len(examples)}
 
 
 # ------------------------------------------------------------------------------------------ reward
@@ -238,6 +240,12 @@ def _quote(text: str, width: int = 160) -> str:
     return (flat[:width] + "…" if len(flat) > width else flat) or "(empty)"
 
 
+def _interval(row: Any) -> str:
+    """`` [low, high]`` of a change's 95 % interval, or nothing when there are too few examples for one."""
+    low, high = row["change low"], row["change high"]
+    return "" if low != low or high != high else f" [{low:+.1f}, {high:+.1f}]"  # NaN is not equal to itself
+
+
 def report(result: dict[str, Any]) -> str:
     """The Markdown section body: stage table, then each stage's effect."""
     times, sft, rm, ppo, dpo = (result[k] for k in ("times", "sft", "reward", "ppo", "dpo"))
@@ -246,8 +254,8 @@ def report(result: dict[str, Any]) -> str:
              f"(steps: {result['steps']}).", "",
              "| stage | run | wall time (run) | effect |", "|---|---|---|---|",
              f"| SFT | `{result['runs']['sft']}` | {times['sft']:.0f} s | held-out accuracy "
-             f"{overall['base %']:.1f} % → {overall['tuned %']:.1f} % ({overall['change']:+.1f} points, "
-             f"{sft['examples']} examples) |",
+             f"{overall['base %']:.1f} % → {overall['tuned %']:.1f} % ({overall['change']:+.1f} points"
+             f"{_interval(overall)}, {sft['examples']} examples) |",
              f"| reward | `{result['runs']['reward']}` | {times['reward']:.0f} s | held-out pair accuracy "
              f"**{rm['accuracy']:.2f}** ({rm['pairs']} pairs); reward vs length r = {rm['length_r']:.2f} |",
              f"| PPO | `{result['runs']['ppo']}` | {times['ppo']:.0f} s | held-out score {ppo['before']:+.3f} → "
@@ -258,8 +266,8 @@ def report(result: dict[str, Any]) -> str:
              f"({dpo['diff']:+.3f} [{dpo['low']:+.3f}, {dpo['high']:+.3f}], {dpo['rise_sd']:+.2f} SD) |", "",
              f"Effects measured after the runs in {result['eval_seconds']:.0f} s.", "",
              "**SFT**, held-out accuracy per task family (greedy answers, `playground.evaluation`):", "",
-             "| task | base % | tuned % | change | n |", "|---|---|---|---|---|"]
-    lines += [f"| {r['task']} | {r['base %']:.1f} | {r['tuned %']:.1f} | {r['change']:+.1f} | {r['n']} |"
+             "| task | base % | tuned % | change [95 % interval] | n |", "|---|---|---|---|---|"]
+    lines += [f"| {r['task']} | {r['base %']:.1f} | {r['tuned %']:.1f} | {r['change']:+.1f}{_interval(r)} | {r['n']} |"
               for _, r in sft["table"].iterrows()]
     lines += ["", f"**Reward model**: {rm['accuracy']:.3f} of {rm['pairs']} held-out pairs ranked right (the run "
               f"logged {_fmt(rm['logged_accuracy'])} at its last evaluation); Pearson's r between answer length "

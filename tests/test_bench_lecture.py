@@ -25,7 +25,8 @@ def test_the_lecture_trains_every_stage_and_writes_every_figure(tiny_base, tmp_p
     for stage in ("SFT", "reward", "PPO", "DPO"):  # every stage's row: its run and its wall time
         assert re.search(rf"^\| {stage} \| `lecture-[\d-]+-{stage.lower()}` \| \d+ s \|", section, re.M), stage
     number = r"[+-]?\d+\.\d+"
-    assert re.search(rf"held-out accuracy {number} % → {number} % \({number} points, 2 examples\)", section)
+    assert re.search(rf"held-out accuracy {number} % → {number} % \({number} points( \[{number}, {number}\])?, "
+                     rf"2 examples\)", section)
     assert re.search(rf"held-out pair accuracy \*\*{number}\*\* \(\d+ pairs\); reward vs length r = {number}", section)
     assert re.search(rf"held-out score {number} → {number}: {number} \[95 % CI {number}, {number}\] = \*\*{number} SD"
                      rf"\*\*; KL {number} nats/answer", section)
