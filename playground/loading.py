@@ -476,13 +476,14 @@ def end_token_ids(generation_config: Any, tokenizer: Any) -> list[int]:
     return ids
 
 
-def choose_backend(spec: ModelSpec, options: LoadOptions) -> tuple[str, str]:
+def choose_backend(spec: ModelSpec, options: LoadOptions, device: str | None = None) -> tuple[str, str]:
     """(backend, why) for loading ``spec`` with ``options``, decided cheaply (nothing is loaded).
 
     llama.cpp runs a packaged GGUF model, with or without a plain LoRA adapter, when ``llama-cpp-python`` is
     installed, no CUDA GPU is present (the build here is for the CPU) and the options leave dtype and quantization
     at auto/none (the GGUF's own 4-bit weights are what runs). ``options.backend`` forces a choice: transformers
-    always works; llama.cpp where it can't run raises :class:`ModelLoadError` saying why."""
+    always works; llama.cpp where it can't run raises :class:`ModelLoadError` saying why. ``device`` skips asking
+    torch (whose import takes seconds) when the caller knows it or only estimates."""
     from playground import llama_backend
 
     if options.backend == "transformers":
@@ -496,7 +497,7 @@ def choose_backend(spec: ModelSpec, options: LoadOptions) -> tuple[str, str]:
         why = "llama-cpp-python is not installed (bash scripts/setup.sh --llama-cpp)"
     elif spec.adapter and (reason := llama_backend.unsupported_adapter(Path(spec.adapter))):
         why = f"the adapter can't be converted: {reason}"
-    elif pick_device() == "cuda":
+    elif (device or pick_device()) == "cuda":
         why = "a CUDA GPU is present"
     if not why:
         return "llama.cpp", ""
@@ -621,7 +622,7 @@ def free_memory() -> None:
 def estimate_load_seconds(spec: ModelSpec, options: LoadOptions, settings: Settings) -> float:
     """Expected seconds to load ``spec`` now, counting the one-time work not cached yet (for the panes' ETA)."""
     try:
-        backend, _ = choose_backend(spec, options)
+        backend, _ = choose_backend(spec, options, device="cpu")  # an estimate: not worth importing torch for
     except ModelLoadError:
         return preparation.MINIMUM_SECONDS
     if spec.source_type != "package":
@@ -669,6 +670,8 @@ class ModelCache:
             return hit
         said = None
         while not self._load_lock.acquire(timeout=0.5):
+            if (hit := self._lookup(key)) is not None:  # loaded meanwhile (the preparation is on to the next one)
+                return hit
             item = self.board.get(key)
             waiting = [p.name for p in self.board.active()]
             line = item.describe() if item is not None and item.finished is None and item.error is None else \

@@ -98,3 +98,33 @@ def test_blind_mode_lines_name_no_model_and_no_side(settings, tiny_chat):
     assert item.describe("one of the models") == "Could not prepare one of the models."
     item.error, item.finished = None, 130.0
     assert item.describe("one of the models") == "One of the models is ready (prepared in 30 s)."
+
+
+def test_a_send_gets_its_model_as_soon_as_it_is_ready_not_after_the_next_one(settings, tiny_base, tiny_chat,
+                                                                             monkeypatch):
+    """The preparation loads the right pane's model, then the left one's for a while: the right pane's answer
+    starts when its own model is ready."""
+    import playground.loading as loading
+
+    gates = {str(tiny_chat): threading.Event(), str(tiny_base): threading.Event()}
+    real_load = loading.load
+
+    def gated_load(spec, settings, options, progress):
+        gates[spec.source].wait(20)
+        return real_load(spec, settings, options, progress)
+
+    monkeypatch.setattr(loading, "load", gated_load)
+    monkeypatch.setattr(loading, "estimate_load_seconds",
+                        lambda spec, options, settings: 1.0 if spec.source == str(tiny_chat) else 2.0)
+    cache = ModelCache(settings)
+    right, left = ModelSpec(str(tiny_chat), kind="instruct"), ModelSpec(str(tiny_base), kind="base")
+    thread = cache.prepare([left, right])  # quickest first: the right one
+    got: list = []
+    waiter = threading.Thread(target=lambda: got.append(cache.get(right)))
+    waiter.start()
+    time.sleep(0.3)
+    gates[str(tiny_chat)].set()  # the right model loads; the left one's load then holds the lock (gate closed)
+    waiter.join(10)
+    assert got and got[0].spec == right and thread.is_alive()  # answered while the left model still loads
+    gates[str(tiny_base)].set()
+    thread.join(30)
