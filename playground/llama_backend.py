@@ -2,8 +2,8 @@
 
 Why: the packaged models ship as 4-bit GGUF files. With transformers they must first be dequantized into float32
 safetensors (Gemma 3 270M: about two minutes, once), and then every generated token reads all those float32 weights
-(1 GB for Gemma). llama.cpp, through ``llama-cpp-python``, maps the 4-bit file as it is and decodes two to three
-times faster on a CPU, with no import step. It is optional: without it (or for 4-bit/bf16 options, hub models,
+(1 GB for Gemma). llama.cpp, through ``llama-cpp-python``, maps the 4-bit file as it is and decodes four to five
+times faster on 2 CPU cores (docs/BENCHMARKS.md), with no import step. It is optional: without it (or for 4-bit/bf16 options, hub models,
 local folders, a GPU, training) everything runs on transformers as before.
 
 What llama.cpp does here is deliberately narrow: it computes next-token logits. Everything around them — the

