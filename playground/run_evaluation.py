@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 
 from playground import evaluation
-from playground.catalog import is_language_model_adapter, list_models, resolve_choice, spec_for_folder
+from playground.catalog import ModelSpec, is_language_model_adapter, list_models, resolve_choice, spec_for_folder
 from playground.loading import LoadOptions, ModelCache, shared_backend
 from playground.run_folder import RunFolder
 from playground.settings import Settings
@@ -29,6 +29,18 @@ def examples_per_family(examples: list[evaluation.HeldoutExample], per_family: i
             for e in [x for x in examples if x.task == task][:per_family]]
 
 
+def run_models(settings: Settings, folder: RunFolder) -> tuple[ModelSpec, ModelSpec]:
+    """(base, base + adapter) of a run that writes answers; :class:`RunEvaluationError` before anything loads when the
+    run has no adapter yet or is a reward model."""
+    if not (folder.adapter / "adapter_config.json").is_file():
+        raise RunEvaluationError("This run has no adapter yet: evaluate it once it has finished or been stopped.")
+    if not is_language_model_adapter(folder.adapter):
+        raise RunEvaluationError("This is a reward model: it scores answers rather than writing them. Check it in "
+                                 "the Reward tab (agreement with your votes, length bias).")
+    tuned = spec_for_folder(folder.adapter)
+    return resolve_choice(tuned.source, list_models(settings)), tuned
+
+
 def evaluate_run(settings: Settings, cache: ModelCache, folder: RunFolder, per_family: int = 0,
                  progress: Callable[[float, str], None] | None = None,
                  stop: threading.Event | None = None) -> list[evaluation.EvalResult]:
@@ -40,13 +52,7 @@ def evaluate_run(settings: Settings, cache: ModelCache, folder: RunFolder, per_f
     :class:`evaluation.EvaluationError` / :class:`evaluation.EvaluationStopped` (RuntimeErrors) from the evaluation
     itself; nothing is saved then.
     """
-    if not (folder.adapter / "adapter_config.json").is_file():
-        raise RunEvaluationError("This run has no adapter yet: evaluate it once it has finished or been stopped.")
-    if not is_language_model_adapter(folder.adapter):
-        raise RunEvaluationError("This is a reward model: it scores answers rather than writing them. Check it in "
-                                 "the Reward tab (agreement with your votes, length bias).")
-    tuned = spec_for_folder(folder.adapter)
-    base = resolve_choice(tuned.source, list_models(settings))
+    base, tuned = run_models(settings, folder)
     examples = examples_per_family(evaluation.load_heldout(), int(per_family or 0))
     fmt = tuned.trained_format or "instruction"
     options = shared_backend([base, tuned], LoadOptions())  # base and tuned on the same backend, or not controlled

@@ -12,10 +12,9 @@ import gradio as gr
 import pandas as pd
 
 from playground import bigbench, evaluation
-from playground.catalog import is_language_model_adapter, list_models, resolve_choice, spec_for_folder
 from playground.jobs import JobError, Jobs, RunInfo, shell_command
 from playground.loading import ModelCache
-from playground.run_evaluation import RunEvaluationError, evaluate_run
+from playground.run_evaluation import RunEvaluationError, evaluate_run, run_models
 from playground.run_folder import ACTIVE, RunFolder
 from playground.settings import Settings
 
@@ -278,14 +277,18 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
     for button, action in ((stop, "stop"), (resume, "resume"), (delete, "delete")):
         button.click(act(action), [chosen, overlay], everything, api_name=f"run_{action}")
 
-    def run_evaluation(name: str | None, per_family: float,
-                       progress_bar: gr.Progress = gr.Progress()) -> list[Any]:  # noqa: B008 - Gradio's idiom
+    def finished_run(name: str | None) -> RunFolder:
+        """The picked run's folder, or the message saying to pick one."""
         if not name:
             raise gr.Error("Pick a finished or stopped run first.")
         try:
-            folder = jobs.folder(name)
+            return jobs.folder(name)
         except JobError as error:
             raise gr.Error(str(error)) from error
+
+    def run_evaluation(name: str | None, per_family: float,
+                       progress_bar: gr.Progress = gr.Progress()) -> list[Any]:  # noqa: B008 - Gradio's idiom
+        folder = finished_run(name)
         stop_eval.clear()
 
         def report(fraction: float, text: str) -> None:
@@ -302,20 +305,11 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
 
     def run_bigbench(name: str | None, path: str, task_name: str, examples: float,
                      progress_bar: gr.Progress = gr.Progress()) -> list[Any]:  # noqa: B008 - Gradio's idiom
-        if not name:
-            raise gr.Error("Pick a finished or stopped run first.")
         try:
-            folder = jobs.folder(name)
-        except JobError as error:
-            raise gr.Error(str(error)) from error
-        if not is_language_model_adapter(folder.adapter):
-            raise gr.Error("Pick a finished or stopped SFT (or DPO/PPO) run: it needs an adapter that writes answers.")
-        try:
+            base, tuned = run_models(settings, finished_run(name))
             task = bigbench.load_task_from(Path((path or "").strip()), (task_name or "").strip())
-        except bigbench.BigBenchError as error:
+        except (RunEvaluationError, bigbench.BigBenchError) as error:
             raise gr.Error(str(error)) from error
-        tuned = spec_for_folder(folder.adapter)
-        base = resolve_choice(tuned.source, list_models(settings))
         try:
             _, _, table = bigbench.compare_on_task(
                 cache, base, tuned, task, int(examples or 0), tuned.trained_format or "instruction",
