@@ -112,6 +112,15 @@ def _strip_trailing(text: str) -> str:
     return text.rstrip().rstrip(_TRAILING).rstrip()
 
 
+_ARTICLE = re.compile(r"^(?:a|an|the)\s+(?=\S)")
+
+
+def _bare(text: str) -> str:
+    """A closed answer without trailing ``. ! ?`` and without one leading article: ``A key.`` is ``key``. SQuAD's
+    exact match drops articles too; a leading one only here, so that ``the Hague`` still can't be ``Hague, the``."""
+    return _ARTICLE.sub("", _strip_trailing(text), count=1)
+
+
 def _whole(answer_text: str) -> re.Pattern[str]:
     """A pattern matching ``answer_text`` only as a whole word or number.
 
@@ -143,8 +152,8 @@ def is_correct(output: str, example: HeldoutExample) -> bool:
     Both checks read the first non-blank line only: what follows is rambling, and an answer found somewhere in it
     is not credited. Both sides are normalized the same way (:func:`normalize`).
 
-    * ``exact``: the line is the answer; trailing ``. ! ?`` are dropped from both, so ``Paris.`` is right for
-      ``Paris``.
+    * ``exact``: the line is the answer; trailing ``. ! ?`` and one leading article (a, an, the) are dropped from
+      both, so ``Paris.`` is right for ``Paris`` and ``A key`` for ``key``.
     * ``contains``: the line holds the answer as a whole word or number, has at most :data:`CONTAINS_MAX_WORDS`
       words, and is not a list of candidates (``Paris or Lyon``, ``Paris, Lyon, Marseille``).
 
@@ -155,7 +164,7 @@ def is_correct(output: str, example: HeldoutExample) -> bool:
         return False
     line = normalize(_first_line(output))
     if example.check == "exact":
-        return _strip_trailing(line) == _strip_trailing(expected)
+        return _bare(line) == _bare(expected)
     if example.check == "contains":
         pattern = _whole(expected)
         return (pattern.search(line) is not None and len(line.split()) <= CONTAINS_MAX_WORDS

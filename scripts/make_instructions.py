@@ -46,12 +46,18 @@ CLUSTERS: dict[str, str] = {
     "sum_difference": "arithmetic", "word_count": "counting", "letter_count": "counting",
     "fill_in_blank": "cloze", "country_language": "closed-book QA", "case_conversion": "formatting",
     "translate_word": "translation", "synonym_choice": "word meaning",
+    "opposite_word": "word meaning", "capital_city": "closed-book QA", "currency": "closed-book QA",
+    "chemical_symbol": "closed-book QA", "double_or_half": "arithmetic", "unit_conversion": "arithmetic",
+    "initials": "formatting",
     # held-out families
     "plural_of_noun": "word forms", "past_tense_of_verb": "word forms", "female_form": "word forms",
     "next_letter": "order and comparison", "larger_number": "order and comparison",
     "odd_one_out": "categorization", "baby_animal": "categorization",
     "color_of_thing": "commonsense properties", "yes_no_fact": "commonsense properties",
     "number_as_word": "number words",
+    "smaller_number": "order and comparison", "next_in_calendar": "order and comparison",
+    "animal_class": "categorization", "tool_for_job": "commonsense properties",
+    "animal_sound": "animal sounds",
 }
 
 
@@ -109,6 +115,26 @@ ODD = [(("apple", "banana", "carrot", "grape"), "carrot"), (("shirt", "socks", "
        (("gold", "silver", "copper", "cotton"), "cotton"), (("rain", "snow", "hail", "sofa"), "sofa"),
        (("France", "Spain", "Italy", "Tokyo"), "Tokyo"), (("cup", "mug", "glass", "ladder"), "ladder")]
 
+CALENDAR = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "Monday"]
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December", "January"]
+ANIMAL_CLASSES = [("dolphin", "mammal"), ("eagle", "bird"), ("salmon", "fish"), ("snake", "reptile"),
+                  ("frog", "amphibian"), ("whale", "mammal"), ("shark", "fish"), ("penguin", "bird"),
+                  ("lizard", "reptile"), ("bat", "mammal"), ("owl", "bird"), ("tuna", "fish"),
+                  ("crocodile", "reptile"), ("cow", "mammal"), ("parrot", "bird"), ("trout", "fish"),
+                  ("turtle", "reptile"), ("salamander", "amphibian"), ("toad", "amphibian"), ("horse", "mammal")]
+TOOLS = [("cut paper", "scissors"), ("sweep the floor", "broom"), ("open a locked door", "key"),
+         ("eat soup", "spoon"), ("write on a blackboard", "chalk"), ("brush your teeth", "toothbrush"),
+         ("dry yourself after a shower", "towel"), ("drive a nail into wood", "hammer"),
+         ("sew a button onto a shirt", "needle"), ("take a photo", "camera"), ("stay dry in the rain", "umbrella"),
+         ("find your way in a strange city", "map"), ("measure a fever", "thermometer"),
+         ("climb onto a roof", "ladder"), ("bake a cake", "oven"), ("boil water for tea", "kettle"),
+         ("look at tiny cells", "microscope"), ("sharpen a pencil", "sharpener")]
+SOUNDS = [("moo", "cow"), ("oink", "pig"), ("baa", "sheep"), ("quack", "duck"), ("neigh", "horse"),
+          ("meow", "cat"), ("woof", "dog"), ("hoot", "owl"), ("ribbit", "frog"), ("hiss", "snake"), ("buzz", "bee"),
+          ("gobble", "turkey"), ("hee-haw", "donkey"), ("squeak", "mouse"), ("howl", "wolf"),
+          ("cock-a-doodle-doo", "rooster"), ("cluck", "hen"), ("tweet", "bird")]
+
 HELDOUT_TEMPLATES: dict[str, list[str]] = {
     "plural_of_noun": ['What is the plural of "{x}"?', 'Give the plural form of the noun "{x}". One word only.',
                        'One {x}, two ... ? Write the plural.', 'Write "{x}" in the plural.'],
@@ -133,13 +159,28 @@ HELDOUT_TEMPLATES: dict[str, list[str]] = {
                     'In the English alphabet, what is the next letter after {x}?', 'A, B, C... What letter comes after {x}?'],
     "larger_number": ['Which number is larger, {x}?', 'Which is the bigger number: {x}?',
                       'Of {x}, which number is greater?', 'Pick the larger number: {x}.'],
+    "smaller_number": ['Which number is smaller, {x}?', 'Which is the lower number: {x}?',
+                       'Of {x}, which number is less?', 'Pick the smaller number: {x}.'],
+    "next_in_calendar": ['What comes right after {x}?', 'Name the one that follows {x} in the calendar.',
+                         'In the calendar, what comes after {x}? One word.', 'First {x}, and next comes what?'],
+    "animal_class": ['Is a {x} a mammal, bird, fish, reptile or amphibian?',
+                     'Which animal group does the {x} belong to: mammal, bird, fish, reptile or amphibian?',
+                     'Classify the {x} as a mammal, bird, fish, reptile or amphibian. One word.',
+                     'Mammal, bird, fish, reptile or amphibian: what is a {x}?'],
+    "tool_for_job": ['What do you use to {x}?', 'Name the thing people use to {x}. One word.',
+                     'Which object helps you {x}?', 'To {x}, you need a what?'],
+    "animal_sound": ['Which animal says "{x}"?', 'What animal makes the sound "{x}"? One word.',
+                     'Name the animal that goes "{x}".', '"{x}!" Which animal makes this sound?'],
 }
+"""Candidate held-out families, in report order; :func:`held_out_families` keeps those the base model passes the
+screen with (:data:`SCREEN`)."""
 
 
 def _heldout_items(rng: random.Random) -> dict[str, list[tuple[str, str]]]:
     """Per held-out family, (the template's ``{x}``, the answer)."""
     letters = [chr(c) for c in range(ord("B"), ord("Y"))]
     pairs = [(f"{a} or {b}", str(max(a, b))) for a, b in (rng.sample(range(10, 100), 2) for _ in range(24))]
+    small, days = random.Random(f"{SEED}-smaller"), CALENDAR  # own seed: the first families' items stay as they were
     return {
         "plural_of_noun": PLURALS, "past_tense_of_verb": PAST, "female_form": FEMALE, "baby_animal": BABIES,
         "color_of_thing": COLORS, "yes_no_fact": YES_NO,
@@ -148,23 +189,78 @@ def _heldout_items(rng: random.Random) -> dict[str, list[tuple[str, str]]]:
                           + [(str(n), NUMBER_WORDS[n]) for n in (3, 8, 11, 16)],
         "next_letter": [(letter, chr(ord(letter) + 1)) for letter in rng.sample(letters, 23)] + [("K", "L")],
         "larger_number": pairs,
+        "smaller_number": [(f"{a} or {b}", str(min(a, b)))
+                           for a, b in (small.sample(range(10, 100), 2) for _ in range(24))],
+        "next_in_calendar": [(days[i], days[i + 1]) for i in range(7)] + [(MONTHS[i], MONTHS[i + 1]) for i in range(12)],
+        "animal_class": ANIMAL_CLASSES, "tool_for_job": TOOLS, "animal_sound": SOUNDS,
     }
 
 
-def heldout_rows(families: list[str] | None = None) -> list[dict]:
-    """The held-out rows: for each family, its items in a seeded order, the templates taken in turn."""
+def _chosen_items() -> dict[str, list[tuple[str, str]]]:
+    """Per candidate family, its :data:`PER_FAMILY` items in a seeded order. Every candidate is shuffled, in
+    :data:`HELDOUT_TEMPLATES` order, whichever are kept: a family's items don't depend on which others pass the
+    screen, so the screen and the held-out set ask about the same things."""
     rng = random.Random(SEED)
     items = _heldout_items(rng)
+    chosen = {}
+    for family in HELDOUT_TEMPLATES:
+        order = list(items[family])
+        rng.shuffle(order)
+        chosen[family] = order[:PER_FAMILY]
+    return chosen
+
+
+def heldout_rows(families: list[str] | None = None) -> list[dict]:
+    """The held-out rows of ``families`` (default: :func:`held_out_families`): for each, its chosen items, the
+    templates taken in turn."""
+    chosen = _chosen_items()
     rows = []
-    for family in families or list(HELDOUT_TEMPLATES):
+    for family in held_out_families() if families is None else families:
         templates = HELDOUT_TEMPLATES[family]
-        chosen = list(items[family])
-        rng.shuffle(chosen)
-        for index, (x, answer) in enumerate(chosen[:PER_FAMILY]):
+        for index, (x, answer) in enumerate(chosen[family]):
             rows.append({"id": f"h{len(rows) + 1:03d}", "task": family,
                          "instruction": templates[index % len(templates)].format(x=x), "input": "",
                          "answer": answer, "check": "exact"})
     return rows
+
+
+# ---------------------------------------------------------------------- the screen: which families are held out
+
+SCREEN = ROOT / "assets" / "datasets" / "heldout_screen.json"
+SCREEN_SHOTS = 3
+SCREEN_THRESHOLD = 0.5
+SCREEN_RULE = (f"A candidate family is held out when the base model, shown {SCREEN_SHOTS} solved examples of the "
+               f"same family as plain text (few-shot, no instruction tuning), answers at least "
+               f"{SCREEN_THRESHOLD:.0%} of the family's {PER_FAMILY} held-out items exactly (first line, greedy).")
+"""Why a screen: instruction tuning teaches a model to *answer*; it can't teach a 270M model a skill it lacks
+(``foot`` → ``feet``). FLAN's comparison is zero-shot tuned against few-shot base, so the few-shot base marks what
+the model can do once the task is made clear. The rule reads only the base model's answers, never a tuned one's, and
+it is fixed before any candidate family is evaluated: ``scripts/screen_heldout.py`` writes :data:`SCREEN`."""
+
+
+def screen_prompts(family: str) -> list[tuple[str, str]]:
+    """(few-shot prompt, answer) for each of the family's held-out items: :data:`SCREEN_SHOTS` other items of the
+    family (different item, different answer), solved in the same wording, then the item itself to answer."""
+    items = _heldout_items(random.Random(SEED))[family]
+    templates = HELDOUT_TEMPLATES[family]
+    prompts = []
+    for index, (x, answer) in enumerate(_chosen_items()[family]):
+        template = templates[index % len(templates)]
+        others = [(ox, oa) for ox, oa in dict.fromkeys(items) if ox != x and oa != answer]
+        shots = random.Random(f"{SEED}-{family}-{index}").sample(others, SCREEN_SHOTS)
+        text = "".join(f"Question: {template.format(x=ox)}\nAnswer: {oa}\n\n" for ox, oa in shots)
+        prompts.append((f"{text}Question: {template.format(x=x)}\nAnswer:", answer))
+    return prompts
+
+
+def held_out_families(screen: Path = SCREEN) -> list[str]:
+    """The candidate families the screen passed, in :data:`HELDOUT_TEMPLATES` order."""
+    if not screen.exists():
+        raise SystemExit(f"{screen.relative_to(ROOT)} is missing: run scripts/screen_heldout.py first "
+                         "(it needs the base model).")
+    results = json.loads(screen.read_text(encoding="utf-8"))["families"]
+    return [family for family in HELDOUT_TEMPLATES
+            if family in results and results[family]["accuracy"] >= SCREEN_THRESHOLD]
 
 # ================================================================================================ training data
 
@@ -205,7 +301,7 @@ CHOICES = [("Which of these is a mammal?", ["shark", "dolphin", "trout"], 1),
            ("Which of these do you wear on your feet?", ["gloves", "boots", "scarves"], 1),
            ("Which of these is a country?", ["Peru", "Lima", "the Andes"], 0),
            ("Which of these is a fruit?", ["lettuce", "onion", "mango"], 2),
-           ("Which of these is used to cut paper?", ["scissors", "glue", "a stapler"], 0),
+           ("Which of these tells the time?", ["a clock", "a bucket", "a sock"], 0),
            ("Which of these is a liquid at room temperature?", ["iron", "olive oil", "salt"], 1),
            ("Which of these animals lives in the sea?", ["an octopus", "a camel", "a squirrel"], 0)]
 PASSAGES = [("Lena took the 8 o'clock train to Leeds on Saturday. She visited her grandmother and came home on Sunday evening.",
@@ -273,6 +369,67 @@ BLANKS = [("I drink a cup of ___ every morning.", ["coffee", "chair"], "coffee")
           ("We swam in the ___ all afternoon.", ["lake", "library"], "lake"),
           ("My phone battery is empty, so I need to ___ it.", ["charge", "paint"], "charge"),
           ("The farmer milked the ___.", ["cow", "tractor"], "cow")]
+
+# Families whose one-word answer is *not* in the prompt: most closed answers above (choices, blanks, case, passages)
+# are a word copied from the prompt, and a model tuned on those alone learns to copy — asked for the plural of
+# "foot" it answers "foot". These teach it that an answer can be a word it has to produce.
+OPPOSITES = [("hot", "cold"), ("up", "down"), ("early", "late"), ("full", "empty"), ("light", "dark"),
+             ("strong", "weak"), ("young", "old"), ("open", "closed"), ("heavy", "light"), ("win", "lose"),
+             ("push", "pull"), ("inside", "outside"), ("cheap", "expensive"), ("thick", "thin"), ("wide", "narrow"),
+             ("sweet", "sour"), ("left", "right"), ("above", "below"), ("buy", "sell"), ("remember", "forget")]
+OPPOSITE_FRAMES = ['What is the opposite of "{x}"?', 'Give the antonym of "{x}". One word.',
+                   'Opposite of {x}?', 'Write a word that means the opposite of "{x}".']
+CAPITALS = [("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Egypt", "Cairo"),
+            ("Germany", "Berlin"), ("Russia", "Moscow"), ("Greece", "Athens"), ("Ireland", "Dublin"),
+            ("Peru", "Lima"), ("China", "Beijing"), ("Thailand", "Bangkok"), ("Portugal", "Lisbon"),
+            ("Austria", "Vienna"), ("Cuba", "Havana"), ("Sweden", "Stockholm"), ("Argentina", "Buenos Aires"),
+            ("Poland", "Warsaw"), ("India", "New Delhi"), ("Belgium", "Brussels")]
+CAPITAL_FRAMES = ["What is the capital of {x}?", "Name the capital city of {x}.", "{x}'s capital is which city?",
+                  "Capital of {x}? City name only."]
+CURRENCIES = [("the United States", "dollar"), ("the United Kingdom", "pound"), ("India", "rupee"),
+              ("China", "yuan"), ("Mexico", "peso"), ("Russia", "ruble"), ("Switzerland", "franc"),
+              ("South Korea", "won"), ("Brazil", "real"), ("Germany", "euro"), ("South Africa", "rand"),
+              ("Thailand", "baht")]
+CURRENCY_FRAMES = ["What is the currency of {x}?", "Which money do people use in {x}? Name the currency.",
+                   "Currency used in {x}?"]
+SYMBOLS = [("oxygen", "O"), ("hydrogen", "H"), ("carbon", "C"), ("iron", "Fe"), ("sodium", "Na"),
+           ("silver", "Ag"), ("helium", "He"), ("nitrogen", "N"), ("copper", "Cu"), ("calcium", "Ca"),
+           ("potassium", "K"), ("lead", "Pb")]
+SYMBOL_FRAMES = ["What is the chemical symbol for {x}?", "Chemical symbol of {x}?",
+                 "Write the symbol of the element {x}."]
+CONVERSIONS = [("metres", 3, "centimetres", 100), ("hours", 2, "minutes", 60), ("kilograms", 4, "grams", 1000),
+               ("minutes", 5, "seconds", 60), ("days", 3, "hours", 24), ("weeks", 2, "days", 7),
+               ("kilometres", 6, "metres", 1000), ("years", 4, "months", 12), ("litres", 2, "millilitres", 1000),
+               ("dozen", 3, "items", 12), ("hours", 5, "minutes", 60), ("centimetres", 7, "millimetres", 10)]
+CONVERSION_FRAMES = ["How many {small} are in {n} {big}?", "Convert {n} {big} to {small}. Number only.",
+                     "{n} {big} is how many {small}?"]
+INITIALS = [("World Health Organization", "WHO"), ("United Nations", "UN"), ("European Union", "EU"),
+            ("Very Important Person", "VIP"), ("Frequently Asked Questions", "FAQ"),
+            ("Personal Identification Number", "PIN"), ("Unidentified Flying Object", "UFO"),
+            ("As Soon As Possible", "ASAP"), ("Do It Yourself", "DIY"), ("Central Processing Unit", "CPU"),
+            ("Automated Teller Machine", "ATM"), ("Global Positioning System", "GPS")]
+INITIALS_FRAMES = ['Write the initials of "{x}".', 'What is the abbreviation made of the first letters of "{x}"?',
+                   'Shorten "{x}" to its capital initials.']
+
+
+def _produced_rows(rng: random.Random) -> list[tuple[str, str, str, str]]:
+    """Short answers the model must produce rather than copy (see :data:`OPPOSITES`)."""
+    def take(task, items, frames, fill):
+        return [(task, frames[i % len(frames)].format(**fill(item)), "", answer)
+                for i, (item, answer) in enumerate(items)]
+
+    rows = take("opposite_word", [(x, a) for x, a in OPPOSITES], OPPOSITE_FRAMES, lambda x: {"x": x})
+    rows += take("capital_city", CAPITALS, CAPITAL_FRAMES, lambda x: {"x": x})
+    rows += take("currency", CURRENCIES, CURRENCY_FRAMES, lambda x: {"x": x})
+    rows += take("chemical_symbol", SYMBOLS, SYMBOL_FRAMES, lambda x: {"x": x})
+    rows += take("unit_conversion", [((big, n, small), str(n * factor)) for big, n, small, factor in CONVERSIONS],
+                 CONVERSION_FRAMES, lambda item: {"big": item[0], "n": item[1], "small": item[2]})
+    rows += take("initials", INITIALS, INITIALS_FRAMES, lambda x: {"x": x})
+    halves = ["What is double {n}?", "Half of {n} is?", "What is twice {n}?", "What is half of {n}?"]
+    for i in range(16):
+        n = rng.randint(6, 49) * 2
+        rows.append(("double_or_half", halves[i % 4].format(n=n), "", str(n * 2 if i % 2 == 0 else n // 2)))
+    return rows
 
 
 def _fact_rows(rng: random.Random) -> list[tuple[str, str, str, str]]:
@@ -354,6 +511,7 @@ def generated_rows() -> list[dict]:
     """The generated training rows (ids g0001…), in a seeded order so families are interleaved."""
     rng = random.Random(SEED)
     rows = _fact_rows(rng) + _passage_rows(rng) + _arithmetic_rows(rng) + _counting_rows(rng) + _word_rows(rng)
+    rows += _produced_rows(random.Random(f"{SEED}-produced"))  # own seed: the rows above stay as they were
     return [{"id": f"g{index:04d}", "task": task, "instruction": instruction, "input": text, "output": output}
             for index, (task, instruction, text, output) in enumerate(rows, 1)]
 

@@ -65,6 +65,14 @@ def example(answer: str, check: str = "contains", id: str = "x") -> HeldoutExamp
     ("120", "12", False),
     ("12.", "12", True),
     ("Paris.", "Paris!", True),
+    ("A key.", "key", True),  # one leading article is not part of a closed answer (SQuAD's exact match drops it)
+    ("an umbrella", "umbrella", True),
+    ("The Nile", "Nile", True),
+    ("Nile", "The Nile", True),
+    ("a", "a", True),  # an answer that is only an article stays itself
+    ("A) A sharpener", "sharpener", False),  # a labelled choice is not the bare answer
+    ("a red key", "key", False),
+    ("the the key", "key", False),  # one article, not any number
 ])
 def test_exact_check(output, answer, expected):
     assert is_correct(output, example(answer, "exact")) is expected

@@ -92,3 +92,36 @@ def test_held_out_answers_are_closed_and_checked_exactly():
     assert all(len(e.answer.split()) <= 2 for e in examples), "a word or a number, not a sentence"
     families = {e.task for e in examples}
     assert all(sum(e.task == family for e in examples) == make.PER_FAMILY for family in families)
+
+
+def test_the_held_out_families_are_those_the_base_model_passed_the_screen_with():
+    """The held-out set is chosen by a rule on the base model alone (few-shot, exact), recorded with every answer."""
+    screen = json.loads(make.SCREEN.read_text(encoding="utf-8"))
+    assert screen["rule"] == make.SCREEN_RULE and screen["model"] == "gemma-3-270m"
+    assert set(screen["families"]) == set(make.HELDOUT_TEMPLATES), "every candidate was screened"
+    for family, result in screen["families"].items():
+        assert result["cluster"] == make.CLUSTERS[family]
+        assert result["correct"] == sum(a["correct"] for a in result["answers"]) and result["n"] == make.PER_FAMILY
+        assert [a["answer"] for a in result["answers"]] == [answer for _, answer in make.screen_prompts(family)]
+    passed = [f for f, r in screen["families"].items() if r["correct"] / r["n"] >= make.SCREEN_THRESHOLD]
+    held = list(dict.fromkeys(e.task for e in load_heldout()))
+    assert held == make.held_out_families() and sorted(held) == sorted(passed)
+    assert len(set(screen["families"]) - set(held)) > 0, "the screen can drop a family"
+
+
+def test_screen_prompts_show_other_items_and_not_the_answer():
+    for family in make.HELDOUT_TEMPLATES:
+        prompts = make.screen_prompts(family)
+        assert len(prompts) == make.PER_FAMILY
+        for prompt, answer in prompts:
+            *shots, query = prompt.split("\n\n")
+            assert len(shots) == make.SCREEN_SHOTS and query.endswith("\nAnswer:")
+            assert all(not normalize(shot).endswith(f"answer: {normalize(answer)}") for shot in shots)
+            assert query.removesuffix("\nAnswer:") not in [shot.split("\nAnswer:")[0] for shot in shots]
+
+
+def test_a_family_s_items_do_not_depend_on_which_families_are_kept():
+    everything = make.heldout_rows(list(make.HELDOUT_TEMPLATES))
+    for family in make.HELDOUT_TEMPLATES:
+        alone = [(r["instruction"], r["answer"]) for r in make.heldout_rows([family])]
+        assert alone == [(r["instruction"], r["answer"]) for r in everything if r["task"] == family]
