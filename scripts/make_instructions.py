@@ -8,9 +8,11 @@ generated ones after them (ids ``g0001``…): more task families, phrasings and 
 tasks" (FLAN, T0). Short closed answers (a word, a number, a letter, yes/no) in many wordings teach the model to
 *answer* on the first line when an instruction asks for it, rather than continue the text.
 
-``assets/datasets/heldout.jsonl`` is written whole: task families from clusters no training row belongs to (see
-:data:`CLUSTERS`; ``tests/test_heldout_data.py`` checks the families, the clusters and near-duplicate wordings).
-Every held-out answer is closed, so every check is ``exact`` (first line).
+``assets/datasets/heldout.jsonl`` is written whole: the candidate families (:data:`HELDOUT_TEMPLATES`, from clusters
+no training row belongs to, see :data:`CLUSTERS`) that the base model passed the few-shot screen with
+(:data:`SCREEN_RULE`; ``scripts/screen_heldout.py`` writes ``heldout_screen.json``, which this script reads).
+``tests/test_heldout_data.py`` checks the families, the clusters, the screen and near-duplicate wordings. Every
+held-out answer is closed, so every check is ``exact`` (first line).
 
 Why generated from lists rather than written row by row: the same template × item product gives many wordings
 with no typos, and the lists can be checked against the held-out clusters in one place.
@@ -29,7 +31,7 @@ INSTRUCTIONS = ROOT / "assets" / "datasets" / "instructions.jsonl"
 HELDOUT = ROOT / "assets" / "datasets" / "heldout.jsonl"
 SEED = 15
 PER_FAMILY = 16
-"""Held-out examples per family: 16 × 10 families × 2 models keeps evaluation to a few minutes on 2 CPU cores."""
+"""Held-out examples per family: 16 per family keeps the paired intervals usable and evaluation to a minute or two."""
 
 # Task family → cluster. A held-out family's cluster has no training family (FLAN holds out whole clusters).
 CLUSTERS: dict[str, str] = {
