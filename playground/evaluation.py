@@ -112,7 +112,7 @@ def _strip_trailing(text: str) -> str:
     return text.rstrip().rstrip(_TRAILING).rstrip()
 
 
-_ARTICLE = re.compile(r"^(?:a|an|the)\s+(?=\S)")
+_ARTICLE = re.compile(r"^(?:a|an|the)\s+")
 
 
 def _bare(text: str) -> str:

@@ -232,7 +232,8 @@ SCREEN = ROOT / "assets" / "datasets" / "heldout_screen.json"
 SCREEN_SHOTS = 3
 SCREEN_THRESHOLD = 0.5
 SCREEN_RULE = (f"A candidate family is held out when the base model, shown {SCREEN_SHOTS} solved examples of the "
-               f"same family as plain text (few-shot, no instruction tuning), answers at least "
+               f"same family drawn at random from its other items, as plain text (few-shot, no instruction "
+               f"tuning), answers at least "
                f"{SCREEN_THRESHOLD:.0%} of the family's {PER_FAMILY} held-out items exactly (first line, greedy).")
 """Why a screen: instruction tuning teaches a model to *answer*; it can't teach a 270M model a skill it lacks
 (``foot`` → ``feet``). FLAN's comparison is zero-shot tuned against few-shot base, so the few-shot base marks what
@@ -242,13 +243,14 @@ it is fixed before any candidate family is evaluated: ``scripts/screen_heldout.p
 
 def screen_prompts(family: str) -> list[tuple[str, str]]:
     """(few-shot prompt, answer) for each of the family's held-out items: :data:`SCREEN_SHOTS` other items of the
-    family (different item, different answer), solved in the same wording, then the item itself to answer."""
+    family drawn at random (seeded), solved in the same wording, then the item itself to answer. The draw doesn't
+    look at the answer: excluding demos with the item's answer would show a yes/no item three opposite answers."""
     items = _heldout_items(random.Random(SEED))[family]
     templates = HELDOUT_TEMPLATES[family]
     prompts = []
     for index, (x, answer) in enumerate(_chosen_items()[family]):
         template = templates[index % len(templates)]
-        others = [(ox, oa) for ox, oa in dict.fromkeys(items) if ox != x and oa != answer]
+        others = [(ox, oa) for ox, oa in dict.fromkeys(items) if ox != x]
         shots = random.Random(f"{SEED}-{family}-{index}").sample(others, SCREEN_SHOTS)
         text = "".join(f"Question: {template.format(x=ox)}\nAnswer: {oa}\n\n" for ox, oa in shots)
         prompts.append((f"{text}Question: {template.format(x=x)}\nAnswer:", answer))
@@ -258,7 +260,7 @@ def screen_prompts(family: str) -> list[tuple[str, str]]:
 def held_out_families(screen: Path = SCREEN) -> list[str]:
     """The candidate families the screen passed, in :data:`HELDOUT_TEMPLATES` order."""
     if not screen.exists():
-        raise SystemExit(f"{screen.relative_to(ROOT)} is missing: run scripts/screen_heldout.py first "
+        raise SystemExit(f"{screen} is missing: run scripts/screen_heldout.py first "
                          "(it needs the base model).")
     results = json.loads(screen.read_text(encoding="utf-8"))["families"]
     return [family for family in HELDOUT_TEMPLATES

@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(chosen) - set(make.HELDOUT_TEMPLATES))
     if unknown:
         parser.error(f"not a candidate family: {', '.join(unknown)}")
+    if args.families and args.out is None:
+        parser.error("--families writes a partial screen: give --out too (the bundled file must hold every family)")
     settings = Settings(data_dir=args.data_dir)
     settings.ensure_dirs()
     cache = ModelCache(settings)
@@ -62,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         for index, (prompt, answer) in enumerate(make.screen_prompts(family)):
             example = HeldoutExample(f"{family}-{index}", family, prompt, "", answer, "exact")
             output = greedy_answer(cache, spec, example, "plain")
-            answers.append({"answer": answer, "output": output, "correct": is_correct(output, example)})
+            answers.append({"prompt": prompt, "answer": answer, "output": output,
+                            "correct": is_correct(output, example)})
         right = sum(a["correct"] for a in answers)
         families[family] = {"cluster": make.CLUSTERS[family], "n": len(answers), "correct": right,
                             "accuracy": right / len(answers), "answers": answers}

@@ -70,6 +70,7 @@ def example(answer: str, check: str = "contains", id: str = "x") -> HeldoutExamp
     ("The Nile", "Nile", True),
     ("Nile", "The Nile", True),
     ("a", "a", True),  # an answer that is only an article stays itself
+    ("A.", "a", True),
     ("A) A sharpener", "sharpener", False),  # a labelled choice is not the bare answer
     ("a red key", "key", False),
     ("the the key", "key", False),  # one article, not any number

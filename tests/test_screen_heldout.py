@@ -38,3 +38,11 @@ def test_an_unknown_family_is_refused_before_any_model_loads(tmp_path):
         _script().main(["--families", "no_such_family", "--data-dir", str(tmp_path / "data"),
                         "--out", str(tmp_path / "screen.json")])
     assert not (tmp_path / "screen.json").exists()
+
+
+def test_a_partial_screen_never_replaces_the_bundled_one(tmp_path):
+    bundled = ROOT / "assets" / "datasets" / "heldout_screen.json"
+    before = bundled.read_bytes()
+    with pytest.raises(SystemExit):
+        _script().main(["--families", "plural_of_noun", "--data-dir", str(tmp_path / "data")])
+    assert bundled.read_bytes() == before
