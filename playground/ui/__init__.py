@@ -54,7 +54,7 @@ def build_app(settings: Settings, cache: ModelCache | None = None, store: Store 
         reward_models = RewardModels(settings)
         with gr.Tabs() as tabs:
             with gr.Tab("Lecture", id="lecture") as lecture:
-                lecture_tab.build(settings, cache, store, jobs, reward_models, tabs, lecture)
+                lecture_links = lecture_tab.build(settings, cache, store, jobs, reward_models, tabs, lecture)
             with gr.Tab("Compare", id="compare"):
                 compare_tab.build(settings, cache, store, rater_box)
             with gr.Tab("Rate", id="rate"):
@@ -66,11 +66,12 @@ def build_app(settings: Settings, cache: ModelCache | None = None, store: Store 
             with gr.Tab("Train", id="train") as train:
                 train_tab.build(settings, jobs, train)
             with gr.Tab("Runs", id="runs") as runs:
-                runs_tab.build(settings, jobs, cache, runs)
+                run_choice = runs_tab.build(settings, jobs, cache, runs)
             with gr.Tab("Reward", id="reward") as reward:
                 reward_tab.build(jobs, store, reward_models, reward)
             with gr.Tab("Data", id="data") as data:
                 data_tab.build(settings, data)
+        lecture_tab.link_runs(lecture_links, settings, store, tabs, run_choice)  # Runs is built after the Lecture
     return app
 
 

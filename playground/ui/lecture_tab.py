@@ -82,8 +82,9 @@ def ppo_view(state: StepState, settings: Settings) -> list[Any]:
 
 
 def build(settings: Settings, cache: ModelCache, store: Store, jobs: Jobs, models: RewardModels,
-          tabs: gr.Tabs, tab: gr.Tab) -> None:
-    """Lay out the Lecture tab (the five steps, top to bottom) and wire its events."""
+          tabs: gr.Tabs, tab: gr.Tab) -> list[gr.Button]:
+    """Lay out the Lecture tab (the five steps, top to bottom) and wire its events. Returns the steps' "Details in"
+    buttons: those that open Runs are wired by :func:`link_runs` once the Runs tab exists."""
     states = lecture.lecture_state(settings, store)
     gr.Markdown("## The lecture, step by step")
     with gr.Accordion("How this tab works", open=False):
@@ -197,4 +198,21 @@ def build(settings: Settings, cache: ModelCache, store: Store, jobs: Jobs, model
 
     buttons[2].click(open_tab("rate"), None, tabs, api_visibility="private")
     for number, link in enumerate(links, start=1):
-        link.click(open_tab(DETAILS[number]), None, tabs, api_visibility="private")
+        if DETAILS[number] != "runs":
+            link.click(open_tab(DETAILS[number]), None, tabs, api_visibility="private")
+    return links
+
+
+def link_runs(links: list[gr.Button], settings: Settings, store: Store, tabs: gr.Tabs, run_choice: gr.Dropdown) -> None:
+    """Wire the steps whose details are a run (SFT, PPO): open Runs with that step's run chosen — the run the step
+    shows now, read from the data dir at the click (no run of it yet: Runs opens as it was)."""
+    def opener(number: int):
+        def open_run() -> list[Any]:
+            run = lecture.lecture_state(settings, store)[number - 1].run
+            exists = bool(run) and (settings.runs_dir / run).is_dir()
+            return [gr.Tabs(selected="runs"), gr.update(value=run) if exists else gr.skip()]
+        return open_run
+
+    for number, link in enumerate(links, start=1):
+        if DETAILS[number] == "runs":
+            link.click(opener(number), None, [tabs, run_choice], api_visibility="private")

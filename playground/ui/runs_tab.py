@@ -116,14 +116,15 @@ def speed_text(metrics: list[dict[str, Any]]) -> str:
     return f"{last['tokens_per_s']:.0f} tokens/s (training tokens, no padding){memory}"
 
 
-def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> None:
-    """Lay out the Runs tab and wire its events (layout first, events at the end)."""
+def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> gr.Dropdown:
+    """Lay out the Runs tab and wire its events (layout first, events at the end). Returns the run chooser, which
+    other tabs set to open a run here (the Lecture's details buttons)."""
     stop_eval = threading.Event()
     with gr.Accordion("What this tab shows", open=False):
         gr.Markdown(INTRO)
     runs = gr.Dataframe(run_table([]), interactive=False, label="Runs (newest first)")
     with gr.Row():
-        chosen = gr.Dropdown([], label="Run", scale=2, allow_custom_value=True)
+        chosen = gr.Dropdown([], label="Run", scale=2, allow_custom_value=True, elem_id="runs-run")
         overlay = gr.Dropdown([], label="Overlay another run's curves", scale=2, allow_custom_value=True)
         stop = gr.Button("Stop", variant="stop", size="sm")
         resume = gr.Button("Resume", size="sm")
@@ -333,3 +334,4 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> Non
         return [table, evaluation.bar_chart(table, results[0].model, results[1].model)]
 
     chosen.change(saved_evaluation, chosen, [eval_table, eval_chart], api_visibility="private")
+    return chosen

@@ -122,8 +122,13 @@ def test_the_lecture_tab_walks_all_five_steps_and_reads_them_back(page, running_
     config = yaml.safe_load((runs / RECIPE_NAMES["ppo"] / "config.yaml").read_text())
     assert (config["sft_run"], config["reward_run"]) == (RECIPE_NAMES["sft"], RECIPE_NAMES["reward"])
     shot(page, "lecture-done")
-    page.locator("#lecture-open-5").click()  # into the tab with the details
+    page.locator("#lecture-open-5").click()  # into the tab with the details: the PPO run, chosen
     expect(page.get_by_role("tab", name="Runs", exact=True)).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#runs-run input")).to_have_value(RECIPE_NAMES["ppo"], timeout=SLOW)
+    expect(page.locator("#run-samples")).to_contain_text("answer", timeout=SLOW)  # its answers, not another run's
+    open_tab(page, "Lecture")
+    page.locator("#lecture-open-2").click()
+    expect(page.locator("#runs-run input")).to_have_value(RECIPE_NAMES["sft"], timeout=SLOW)
     lap("5 ppo")
     walked = time.monotonic() - started
 
