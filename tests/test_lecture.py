@@ -5,6 +5,7 @@ nothing."""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -170,8 +171,9 @@ def test_a_recipe_in_the_data_dir_replaces_the_shipped_one(settings):
     own = settings.data_dir / "recipes"
     own.mkdir()
     shipped = (lecture.RECIPES / "sft-gemma-cpu-demo.yaml").read_text()
-    (own / "sft-gemma-cpu-demo.yaml").write_text(shipped.replace("name: sft-gemma-cpu-demo", "name: my-sft")
-                                                 .replace("max_steps: 40", "max_steps: 2")
+    assert re.search(r"^max_steps: \d+$", shipped, re.M)
+    (own / "sft-gemma-cpu-demo.yaml").write_text(re.sub(r"^max_steps: \d+$", "max_steps: 2", shipped, flags=re.M)
+                                                 .replace("name: sft-gemma-cpu-demo", "name: my-sft")
                                                  + "data_dir: /somewhere/else\n")  # the data dir is the app's
     cfg = lecture.recipe_config("sft", settings)
     assert (cfg.name, cfg.max_steps, cfg.data_dir) == ("my-sft", 2, str(settings.data_dir))
