@@ -2,7 +2,7 @@
 
 Run:  HF_HUB_OFFLINE=1 python -m bench.lecture [--model gemma-3-270m] [--data-dir DIR] [--sft-steps N]
                                                [--reward-steps N] [--ppo-steps N] [--dpo-steps N] [--heldout N]
-                                               [--samples K] [--doc docs/BENCHMARKS.md]
+                                               [--samples K] [--doc docs/BENCHMARKS.md] [--resume STAMP]
 
 Each stage is a run exactly as the Train tab starts it: ``Jobs.create`` writes the run folder and config.yaml from the
 shipped CPU recipe (``assets/recipes/<stage>-gemma-cpu-demo.yaml``; name, base model, data dir and the runs it starts
@@ -27,7 +27,10 @@ creation to its end (model loading included). Then each stage's effect is measur
 
 The Markdown goes into ``--doc`` between ``<!-- bench:lecture -->`` markers under "The lecture on this machine"
 (replacing that block if present), with the command, machine, load and date. ``--model`` takes any base the catalog
-resolves (a folder too: the tests run the whole bench on tiny random models in well under a minute).
+resolves (a folder too: the tests run the whole bench on tiny random models in well under a minute). A bench that
+stopped (a stage past ``--timeout``, a closed terminal) goes on with ``--resume STAMP`` and the same options: the
+runs ``lecture-STAMP-<stage>`` that finished with this bench's config are reused, with the wall time their status
+recorded, and the rest are trained.
 """
 
 from __future__ import annotations
@@ -65,6 +68,27 @@ def recipe(stage: str, name: str, model: str, data_dir: Path, steps: int | None,
         if hasattr(cfg, "save_steps"):
             changes["save_steps"] = min(cfg.save_steps, steps)
     return dataclasses.replace(cfg, **changes)
+
+
+def finished_run(jobs: Any, stage: str, cfg: Any) -> tuple[Path, float] | None:
+    """A finished run of this stage under ``cfg.name`` (a ``--resume`` of a bench that stopped), with the wall time
+    its status recorded from creation to its end; None when there is none to reuse. A run with another config (the
+    recipe or the steps changed since) is refused rather than reused."""
+    from playground.jobs import JobError
+    from playground.train.config import load
+
+    try:
+        folder = jobs.folder(cfg.name)
+    except JobError:  # no such run: train it
+        return None
+    status = folder.status()
+    if status.get("state") != "finished":
+        raise RuntimeError(f"{cfg.name} exists but is {status.get('state')}: delete it (Runs tab) to train it again.")
+    if load(stage, folder.config) != cfg:
+        raise RuntimeError(f"{cfg.name} was trained with another config than this bench's: not reused.")
+    seconds = float(status.get("finished", 0)) - float(status.get("created", 0))
+    print(f"# {stage} {cfg.name}: finished before, {seconds:.0f} s", file=sys.stderr, flush=True)
+    return folder.path, seconds
 
 
 def train(jobs: Any, stage: str, cfg: Any, timeout: float) -> tuple[Path, float]:
@@ -311,7 +335,7 @@ def run_lecture(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings(data_dir=args.data_dir)
     settings.ensure_dirs()
     jobs = Jobs(settings, poll=False)
-    stamp = time.strftime("%m%d-%H%M%S")
+    stamp = args.resume or time.strftime("%m%d-%H%M%S")
     names = {stage: f"lecture-{stamp}-{stage}" for stage in STAGES}
     steps = {"sft": args.sft_steps, "reward": args.reward_steps, "ppo": args.ppo_steps, "dpo": args.dpo_steps}
     configs = {
@@ -323,7 +347,8 @@ def run_lecture(args: argparse.Namespace) -> dict[str, Any]:
     }
     runs, times = {}, {}
     for stage in STAGES:
-        runs[stage], times[stage] = train(jobs, stage, configs[stage], args.timeout)
+        done = finished_run(jobs, stage, configs[stage]) if args.resume else None
+        runs[stage], times[stage] = done or train(jobs, stage, configs[stage], args.timeout)
 
     started = time.monotonic()
     note = lambda what: print(f"# {what}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)  # noqa: E731
@@ -365,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the before/after sampling")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds a stage may take before it fails")
     parser.add_argument("--doc", type=Path, default=DOC, help="the Markdown file to write the section into")
+    parser.add_argument("--resume", default="", metavar="STAMP",
+                        help="reuse the finished runs lecture-STAMP-<stage> of a bench that stopped (same options); "
+                             "train the stages that have none")
     args = parser.parse_args(argv)
     if args.data_dir is None:
         from playground.settings import default_data_dir

@@ -65,3 +65,27 @@ def test_the_paired_bootstrap_brackets_the_mean_difference_and_is_seeded():
     # paired: a shift shared by both sides of a prompt cancels, so prompt-to-prompt spread doesn't widen it
     shift = rng.normal(0, 10, (20, 1))
     assert lecture.paired_bootstrap(before + shift, after + shift)[2] - low == pytest.approx(high - low, abs=0.05)
+
+
+def test_a_resumed_bench_reuses_finished_runs_of_the_same_config_only(tmp_path):
+    from playground.jobs import Jobs
+    from playground.run_folder import RunFolder
+    from playground.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data")
+    settings.ensure_dirs()
+    jobs = Jobs(settings, poll=False)
+    cfg = lecture.recipe("reward", "lecture-x-reward", "gemma-3-270m", settings.data_dir, 3)
+    assert lecture.finished_run(jobs, "reward", cfg) is None  # nothing yet: the bench trains it
+
+    folder = RunFolder(settings.runs_dir / cfg.name)
+    folder.path.mkdir(parents=True)
+    folder.config.write_text(cfg.to_yaml())
+    folder.update_status(state="running", stage="reward", created=100.0)
+    with pytest.raises(RuntimeError, match="is running"):
+        lecture.finished_run(jobs, "reward", cfg)
+    folder.update_status(state="finished", finished=142.5)
+    assert lecture.finished_run(jobs, "reward", cfg) == (folder.path, 42.5)
+    other = lecture.recipe("reward", "lecture-x-reward", "gemma-3-270m", settings.data_dir, 4)
+    with pytest.raises(RuntimeError, match="another config"):
+        lecture.finished_run(jobs, "reward", other)
