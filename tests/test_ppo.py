@@ -4,6 +4,7 @@ system and lands in Compare. The maths itself is checked by hand in test_ppo_mat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -69,6 +70,38 @@ def test_a_programmatic_reward_rises_while_kl_stays_bounded(peaked_base, tmp_pat
     assert [s["step"] for s in samples] == [s for s in range(1, 31) for _ in range(2)]
     assert all(s["prompt"] and 1 <= s["tokens"] <= 16 and 0 <= s["score"] <= 5 for s in samples)
     assert (run.adapter / "adapter_model.safetensors").is_file()
+
+
+def test_several_answers_per_prompt_are_rewarded_against_their_siblings(peaked_base, tmp_path, monkeypatch):
+    """Four answers to each of two prompts a step: the scorer sees each prompt four times in a row, the shaped
+    rewards get each score less the mean of its three siblings' (so a prompt's own level never reaches the
+    update), and the logged score stays the reward model's own."""
+    import torch
+
+    from playground.train import ppo_math
+
+    seen, raw, shaped = [], [], []
+
+    def easy_and_hard(prompts, texts, answer, mask):  # each prompt's level (0 or 10) + the answer's merge share
+        seen.append([p.messages[-1]["content"] for p in prompts])
+        level = torch.tensor([10.0 * (len(p.messages[-1]["content"]) % 2) for p in prompts])
+        raw.append(level + merge_share(prompts, texts, answer, mask))
+        return raw[-1]
+
+    real_shape = ppo_math.shape_rewards
+    monkeypatch.setattr(ppo_math, "shape_rewards", lambda scores, *a: shaped.append(scores) or real_shape(scores, *a))
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    cfg = ppo_config(peaked_base, tmp_path / "data", max_steps=2, batch_size=8, mini_batch_size=8,
+                     answers_per_prompt=4, value_init="fresh")
+    assert ppo.train(cfg, run, scorer=easy_and_hard) == "finished"
+    for prompts, centred in zip(seen, shaped):
+        assert prompts[0] != prompts[4] and len(set(prompts[:4])) == len(set(prompts[4:])) == 1
+        groups = centred.reshape(2, 4)
+        assert torch.allclose(groups.sum(1), torch.zeros(2), atol=1e-4)  # centred within each prompt
+        assert groups.abs().max() <= 5 * 4 / 3 + 1e-4  # merge shares differ by ≤ 5: the level of 10 is gone
+    logged = [m["score"] for m in run.metrics()]
+    assert logged == pytest.approx([float(r.mean()) for r in raw])  # the logged score: the scorer's own, levels in
 
 
 def test_with_nothing_to_gain_the_kl_penalty_holds_the_policy_near_its_start(peaked_base, tmp_path):
@@ -171,6 +204,15 @@ def test_prompts_are_visited_once_per_pass_in_a_seeded_order():
     assert ppo.prompt_order(10, 5, 3, seed=3) == steps[3]  # a pure function of the step: Resume continues alike
 
 
+def test_several_answers_to_a_prompt_come_in_a_row_and_cover_the_prompts_per_pass():
+    cfg = PPOConfig(batch_size=6, mini_batch_size=6, answers_per_prompt=3, value_init="fresh")
+    steps = [ppo.step_prompts(4, cfg, step) for step in range(4)]
+    for prompts in steps:  # two prompts per step, each answered three times in a row (leave_one_out's groups)
+        assert prompts[0] == prompts[1] == prompts[2] and prompts[3] == prompts[4] == prompts[5]
+    assert sorted(sum(steps[:2], [])[::3]) == list(range(4))  # two steps: one pass over the four prompts
+    assert ppo.total_steps(dataclasses.replace(cfg, max_steps=0, epochs=2.0), 4) == 4  # 2 passes × 4 prompts / 2
+
+
 def test_bad_inputs_are_refused_by_field(tiny_base, settings):
     def refused(field, **overrides):
         cfg = PPOConfig(**(dict(base_model=str(tiny_base), data_dir=str(settings.data_dir)) | overrides))
@@ -181,16 +223,21 @@ def test_bad_inputs_are_refused_by_field(tiny_base, settings):
 
     assert "choose a reward model" in refused("reward_run")
     assert "nope" in refused("reward_run", reward_run="nope")
-    assert "fewer than batch_size" in refused("datasets", reward_run="x", max_examples=3)
+    assert "fewer than the 8 a step answers" in refused("datasets", reward_run="x", max_examples=3)
+    assert "fewer than the 4 a step" in refused("datasets", reward_run="x", max_examples=3, answers_per_prompt=2,
+                                                 value_init="fresh")
     for field, value, message in [("mini_batch_size", 3, "must divide batch_size"),
                                   ("gradient_accumulation", 3, "must divide mini_batch_size"),
                                   ("max_length", 40, "room for a prompt"), ("cliprange", 1.5, r"\(0, 1\)"),
                                   ("kl_coef", -1.0, r"\[0, 10\]"), ("lam", 2.0, r"\[0, 1\]"),
-                                  ("samples_per_step", 9, "batch_size"),
+                                  ("samples_per_step", 9, "batch_size"), ("answers_per_prompt", 3, "divide batch"),
                                   ("kl_estimator", "k2", "k1 or k3")]:
         with pytest.raises(ConfigError, match=message) as caught:
             PPOConfig(**{field: value})
         assert caught.value.field == field
+    with pytest.raises(ConfigError, match="siblings' mean") as caught:  # the reward model predicts raw scores
+        PPOConfig(answers_per_prompt=2, value_init="reward")
+    assert caught.value.field == "value_init"
 
 
 @pytest.fixture

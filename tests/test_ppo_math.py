@@ -17,6 +17,7 @@ from playground.train.ppo_math import (
     kl_estimate,
     kl_k1,
     kl_k3,
+    leave_one_out,
     logprobs_from_logits,
     masked_mean,
     masked_sum,
@@ -192,6 +193,16 @@ def test_shape_rewards_empty_answer_gets_its_score_at_index_0():
     rewards, non_score = shape_rewards(t([3.0]), t([[0.7, 0.8, 0.9]]), t([[0, 0, 0]]), kl_coef=0.5)
     assert_close(non_score, t([[0.0, 0.0, 0.0]]))
     assert_close(rewards, t([[3.0, 0.0, 0.0]]))
+
+
+def test_leave_one_out_subtracts_the_mean_of_the_other_answers_to_the_same_prompt():
+    # Two prompts, three answers each. Prompt 1: 1 − (2+6)/2 = −3, 2 − (1+6)/2 = −1.5, 6 − (1+2)/2 = 4.5.
+    # Prompt 2 (all 10, an easy prompt): 0, 0, 0 — its high scores alone teach nothing.
+    assert_close(leave_one_out(t([1, 2, 6, 10, 10, 10]), 3), t([-3.0, -1.5, 4.5, 0.0, 0.0, 0.0]))
+    scores = t([1, 2, 6])
+    assert leave_one_out(scores, 1) is scores  # one answer per prompt: the raw score
+    with pytest.raises(ValueError, match="groups of 2"):
+        leave_one_out(scores, 2)
 
 
 # --- gae ---------------------------------------------------------------------------------------------------------

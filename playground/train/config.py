@@ -231,7 +231,12 @@ class PPOConfig(TrainConfig):
     learning_rate: float = 1e-4
     """Learning rate of the policy and value adapters (constant after the warm-up)."""
     batch_size: int = 8
-    """Answers sampled per PPO step (one per prompt)."""
+    """Answers sampled per PPO step (answers_per_prompt to each of batch_size / answers_per_prompt prompts)."""
+    answers_per_prompt: int = 1
+    """Answers sampled to each prompt in a step; must divide batch_size. With 2 or more, an answer's score counts
+    relative to the mean score of the other answers to the same prompt (a leave-one-out baseline, as RLOO's), so
+    the update learns which answers beat their siblings rather than which prompts are easy — far less noise from a
+    small batch, at the price of fewer prompts per step."""
     mini_batch_size: int = 4
     """Answers per optimizer step within a PPO epoch; must divide batch_size."""
     gradient_accumulation: int = 1
@@ -274,7 +279,8 @@ class PPOConfig(TrainConfig):
     Discourages rambling until the length limit."""
     value_init: Literal["reward", "fresh"] = "reward"
     """Value model start: the reward model's LoRA and head (it already judges answers; needs the same LoRA rank as
-    the reward run, else fresh), or a fresh LoRA and a zero head."""
+    the reward run, else fresh), or a fresh LoRA and a zero head (required with answers_per_prompt ≥ 2, whose
+    centred rewards average zero)."""
     max_grad_norm: float = 1.0
     """Clip the gradient norm at this (PPO's updates can be large)."""
     lora_dropout: float = 0.0
@@ -298,6 +304,8 @@ class PPOConfig(TrainConfig):
                f"must divide batch_size ({self.batch_size})")
         _check(self.mini_batch_size % self.gradient_accumulation == 0, "gradient_accumulation",
                f"must divide mini_batch_size ({self.mini_batch_size})")
+        _check(self.answers_per_prompt >= 1 and self.batch_size % self.answers_per_prompt == 0,
+               "answers_per_prompt", f"must divide batch_size ({self.batch_size})")
         _check(1 <= self.ppo_epochs <= 16, "ppo_epochs", "must be between 1 and 16")
         _check(1 <= self.response_length <= 4096, "response_length", "must be between 1 and 4096 tokens")
         _check(self.response_length + 8 <= self.max_length, "max_length",
@@ -314,6 +322,9 @@ class PPOConfig(TrainConfig):
         _check(0 <= self.lam <= 1, "lam", "must be in [0, 1]")
         _check(self.missing_eos_penalty >= 0, "missing_eos_penalty", "must be 0 (off) or positive")
         _check(self.value_init in ("reward", "fresh"), "value_init", "must be reward or fresh")
+        _check(self.answers_per_prompt == 1 or self.value_init == "fresh", "value_init",
+               "must be fresh with several answers per prompt: the reward model predicts raw scores, but then each "
+               "answer's reward is its score less its siblings' mean")
         _check(self.max_grad_norm > 0, "max_grad_norm", "must be positive")
         _check(0 <= self.samples_per_step <= self.batch_size, "samples_per_step",
                f"must be between 0 and batch_size ({self.batch_size})")

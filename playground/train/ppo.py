@@ -5,8 +5,10 @@ Stiennon et al. 2020; Ziegler et al. 2019): maximise E[r(x, y)] − β·KL(π(·
 PPO (Schulman et al. 2017). TRL removed its PPOTrainer in 1.13, so the loop is ours and reads top to bottom:
 
     for each step:
-        rollout     sample one answer per prompt from the policy (the whole tempered distribution)
-        score       the reward model's r(x, y) for each answer (less an optional missing-EOS penalty)
+        rollout     sample answers_per_prompt answers to each prompt from the policy (the whole tempered
+                    distribution)
+        score       the reward model's r(x, y) for each answer (less an optional missing-EOS penalty); with several
+                    answers to a prompt, less the mean of its siblings' scores (leave-one-out baseline)
         reference   log π_ref per answer token (the reference role) → per-token KL
         values      V(s_t) per answer token (the value role)
         advantages  rewards = −β·KL per token + score at the last token; GAE(γ, λ); whitened
@@ -92,6 +94,14 @@ def prompt_order(count: int, batch_size: int, step: int, seed: int) -> list[int]
     return picked
 
 
+def step_prompts(count: int, cfg: PPOConfig, step: int) -> list[int]:
+    """The prompt of each answer step ``step`` samples: batch_size / answers_per_prompt prompts from
+    :func:`prompt_order`, each repeated answers_per_prompt times in a row (the groups :func:`ppo_math.leave_one_out`
+    centres)."""
+    group = cfg.answers_per_prompt
+    return [i for i in prompt_order(count, cfg.batch_size // group, step, cfg.seed) for _ in range(group)]
+
+
 def split_prompts(prompts: list[Prompt], eval_fraction: float, seed: int) -> tuple[list[Prompt], list[Prompt]]:
     """A seeded held-out split of the prompts (none when ``eval_fraction`` is 0)."""
     held = int(len(prompts) * eval_fraction)
@@ -104,7 +114,7 @@ def split_prompts(prompts: list[Prompt], eval_fraction: float, seed: int) -> tup
 
 def total_steps(cfg: PPOConfig, prompts: int) -> int:
     """max_steps, or enough steps for ``epochs`` passes over the prompts."""
-    return cfg.max_steps or max(1, math.ceil(cfg.epochs * prompts / cfg.batch_size))
+    return cfg.max_steps or max(1, math.ceil(cfg.epochs * prompts * cfg.answers_per_prompt / cfg.batch_size))
 
 
 # ---------------------------------------------------------------------------------------------- rollout
@@ -209,9 +219,11 @@ def evaluate_rollout(roles: SharedBase, batch: Rollout, scorer: Scorer, cfg: PPO
 
 def advantages(batch: Rollout, cfg: PPOConfig, kl_coef: float) -> tuple[Any, Any, Any, Any]:
     """(advantages, returns, per-token KL estimate, non-score reward), each (B, T): InstructGPT's reward shaped
-    per token, GAE, advantages whitened over the batch."""
+    per token (from each answer's score less its siblings' mean when a prompt has several answers), GAE,
+    advantages whitened over the batch."""
     kl = ppo_math.kl_estimate(batch.logprobs, batch.ref_logprobs, cfg.kl_estimator)
-    rewards, non_score = ppo_math.shape_rewards(batch.scores, kl, batch.mask, kl_coef)
+    scores = ppo_math.leave_one_out(batch.scores, cfg.answers_per_prompt)
+    rewards, non_score = ppo_math.shape_rewards(scores, kl, batch.mask, kl_coef)
     if cfg.whiten_rewards:
         rewards = ppo_math.whiten(rewards, batch.mask, shift_mean=False)
     adv, returns = ppo_math.gae(rewards, batch.values, batch.mask, cfg.gamma, cfg.lam)
@@ -361,8 +373,10 @@ def check_prompts(cfg: PPOConfig, settings: Settings) -> list[Prompt]:
         prompts = prompt_sets.load_all(cfg.datasets, settings, cfg.max_examples)
     except prompt_sets.PromptError as error:
         raise ConfigError("datasets", str(error)) from error
-    if len(prompts) < cfg.batch_size:
-        raise ConfigError("datasets", f"{len(prompts)} prompts, fewer than batch_size ({cfg.batch_size}).")
+    per_step = cfg.batch_size // cfg.answers_per_prompt
+    if len(prompts) < per_step:
+        raise ConfigError("datasets", f"{len(prompts)} prompts, fewer than the {per_step} a step answers "
+                                      f"(batch_size / answers_per_prompt).")
     return prompts
 
 
@@ -413,7 +427,7 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
     started, first_step, stopped = time.monotonic(), step, False
     while step < steps:
         t0 = time.monotonic()
-        prompts = [train_prompts[i] for i in prompt_order(len(train_prompts), cfg.batch_size, step, cfg.seed)]
+        prompts = [train_prompts[i] for i in step_prompts(len(train_prompts), cfg, step)]
         batch = rollout(roles, prompts, cfg, gen_config)
         t1 = time.monotonic()
         batch = evaluate_rollout(roles, batch, scorer, cfg)

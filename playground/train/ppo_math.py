@@ -153,6 +153,23 @@ def penalize_missing_eos(scores: Tensor, has_eos: Tensor, penalty: float) -> Ten
     return scores - penalty * (~has_eos.to(torch.bool)).to(scores.dtype)
 
 
+def leave_one_out(scores: Tensor, group: int) -> Tensor:
+    """Each answer's score less the mean score of the other answers to its prompt: (B,) scores whose consecutive
+    runs of ``group`` answers share a prompt → (B,) centred scores (``group`` 1: unchanged).
+
+    A baseline that depends only on the prompt and the *other* answers leaves the policy gradient unbiased and takes
+    the prompt's difficulty out of the advantage, so an answer is pushed up or down for being better or worse than
+    its siblings, not for having drawn an easy prompt (RLOO's baseline, Ahmadian et al. 2024 "Back to Basics";
+    Kool et al. 2019). Written here because it is one line of arithmetic on our (B,) layout."""
+    if group <= 1:
+        return scores
+    if scores.shape[0] % group:
+        raise ValueError(f"{scores.shape[0]} scores don't split into groups of {group}")
+    grouped = scores.reshape(-1, group)
+    others = (grouped.sum(1, keepdim=True) - grouped) / (group - 1)
+    return (grouped - others).reshape(-1)
+
+
 def shape_rewards(scores: Tensor, kl: Tensor, mask: Tensor, kl_coef: float) -> tuple[Tensor, Tensor]:
     """Per-token rewards, InstructGPT style: −β·KL at every answer token plus the reward model's score at the last.
 

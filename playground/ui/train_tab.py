@@ -78,7 +78,7 @@ GROUPS: dict[str, dict[str, list[str]]] = {
             "Optimisation": _OPTIMISATION + _RUNTIME},
     "ppo": {"Model and data": ["name", "base_model", "sft_run", "reward_run", "datasets", "max_examples",
                                "prompt_format", "eval_fraction"],
-            "Sampling": ["response_length", "temperature", "samples_per_step"],
+            "Sampling": ["answers_per_prompt", "response_length", "temperature", "samples_per_step"],
             "PPO": ["kl_coef", "kl_estimator", "adaptive_kl", "kl_target", "kl_horizon", "cliprange",
                     "cliprange_value", "vf_coef", "gamma", "lam", "whiten_rewards", "missing_eos_penalty",
                     "value_init"],
