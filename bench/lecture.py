@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import random
 import sys
@@ -169,7 +170,7 @@ class Policies:
     """The PPO run's roles (policy, reference = the SFT adapter, reward) on one base model; the policy adapter is
     swapped to answer as the SFT model, the PPO model or the DPO model."""
 
-    def __init__(self, settings: Any, ppo_run: Path) -> None:
+    def __init__(self, settings: Any, ppo_run: Path, split: str = "held-out") -> None:
         from playground.reward_model import find_run
         from playground.train import ppo
         from playground.train.config import load
@@ -179,8 +180,9 @@ class Policies:
         self.cfg = dataclasses.replace(load("ppo", ppo_run / "config.yaml"), missing_eos_penalty=0.0)
         if not self.cfg.eval_fraction:
             raise ValueError(f"{ppo_run.name} holds out no prompts (eval_fraction 0): nothing to measure on.")
-        self.prompts = ppo.split_prompts(ppo.check_prompts(self.cfg, settings), self.cfg.eval_fraction,
-                                         self.cfg.seed)[1]
+        trained, held_out = ppo.split_prompts(ppo.check_prompts(self.cfg, settings), self.cfg.eval_fraction,
+                                              self.cfg.seed)
+        self.prompts = {"held-out": held_out, "train": trained}[split]
         reward = find_run(self.cfg.reward_run, settings)
         self.roles = SharedBase(self.cfg, settings, reward)
         self.scorer = ppo.reward_scorer(self.roles, reward, self.cfg.mini_batch_size)
@@ -194,13 +196,18 @@ class Policies:
         return {k: v.clone() for k, v in get_peft_model_state_dict(self.roles.model, adapter_name=POLICY).items()}
 
     def use(self, adapter: Path | None) -> None:
-        """Answer as the adapter in ``adapter`` (a PPO or DPO run's, started from the SFT run), or as the SFT model."""
+        """Answer as the adapter in ``adapter`` (a PPO or DPO run's adapter folder, started from the SFT run, or a PPO
+        checkpoint folder, whose policy.safetensors holds the policy's LoRA), or as the SFT model (None)."""
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
         from playground.train.ppo_roles import POLICY
 
-        weights = self.sft_weights if adapter is None else load_file(str(adapter / "adapter_model.safetensors"))
+        if adapter is None:
+            weights = self.sft_weights
+        else:
+            file = adapter / "policy.safetensors"
+            weights = load_file(str(file if file.is_file() else adapter / "adapter_model.safetensors"))
         result = set_peft_model_state_dict(self.roles.model, weights, adapter_name=POLICY)
         missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k and f".{POLICY}." in k]
         if missing:
@@ -242,12 +249,20 @@ def paired_bootstrap(before: Any, after: Any, seed: int = 0, draws: int = BOOTST
 
 
 def policy_effect(before: Answers, after: Answers) -> dict[str, float]:
-    """Mean scores, their difference with its 95 % interval, the rise in SDs of the before-scores, KL per answer."""
+    """Mean scores, their difference with its 95 % interval, the rise in SDs of the before-scores, KL per answer;
+    and how the before-scores spread: among one prompt's answers (``sd_within``: root of the mean per-prompt
+    variance) and between prompts (``sd_between``: SD of the prompts' means). Only the spread within a prompt is
+    the policy's to change; the rest is which prompt was asked."""
+    import numpy as np
+
     diff, low, high = paired_bootstrap(before.scores, after.scores)
-    sd = float(before.scores.std(ddof=1))
-    return {"before": float(before.scores.mean()), "after": float(after.scores.mean()), "diff": diff, "low": low,
-            "high": high, "sd": sd, "rise_sd": diff / sd if sd > 0 else float("nan"),
-            "kl": float(after.kl.mean()), "kl_before": float(before.kl.mean())}
+    scores = np.asarray(before.scores, dtype=float)
+    sd = float(scores.std(ddof=1))
+    within = float(np.sqrt(scores.var(1, ddof=1).mean())) if scores.shape[1] > 1 else float("nan")
+    between = float(scores.mean(1).std(ddof=1)) if scores.shape[0] > 1 else float("nan")
+    return {"before": float(scores.mean()), "after": float(after.scores.mean()), "diff": diff, "low": low,
+            "high": high, "sd": sd, "rise_sd": diff / sd if sd > 0 else float("nan"), "sd_within": within,
+            "sd_between": between, "kl": float(after.kl.mean()), "kl_before": float(before.kl.mean())}
 
 
 def dpo_accuracy(run: Path) -> float | None:
@@ -298,7 +313,7 @@ def report(result: dict[str, Any]) -> str:
               f"(words) and reward over those {2 * rm['pairs']} answers {rm['length_r']:.2f} (p = {rm['length_p']:.2g}).",
               "", f"**PPO**: {result['prompts']} held-out prompts × {result['samples']} sampled answers "
               f"(temperature {result['temperature']}), scored by the reward run. SFT policy {ppo['before']:+.3f} "
-              f"(SD {ppo['sd']:.3f}) → PPO policy {ppo['after']:+.3f}; difference {ppo['diff']:+.3f}, 95 % paired "
+              f"(SD {ppo['sd']:.3f}{_spread(ppo)}) → PPO policy {ppo['after']:+.3f}; difference {ppo['diff']:+.3f}, 95 % paired "
               f"bootstrap interval over prompts [{ppo['low']:+.3f}, {ppo['high']:+.3f}] ({BOOTSTRAP_DRAWS} draws, "
               f"seed 0) = {ppo['rise_sd']:+.2f} SD of the SFT policy's scores. KL(π_PPO ‖ π_SFT) "
               f"{ppo['kl']:.2f} nats per answer (SFT policy against itself: {ppo['kl_before']:.2f}).", "",
@@ -312,6 +327,14 @@ def report(result: dict[str, Any]) -> str:
               f"95 % interval [{dpo['low']:+.3f}, {dpo['high']:+.3f}]); KL(π_DPO ‖ π_SFT) {dpo['kl']:.2f} nats per "
               f"answer."]
     return "\n".join(lines)
+
+
+def _spread(effect: dict[str, float]) -> str:
+    """How the SFT policy's scores spread, within a prompt and between prompts (nothing with one answer each)."""
+    if math.isnan(effect["sd_within"]) or math.isnan(effect["sd_between"]):
+        return ""
+    return (f": {effect['sd_within']:.3f} among one prompt's answers, {effect['sd_between']:.3f} between the "
+            f"prompts' means")
 
 
 def _fmt(value: float | None) -> str:

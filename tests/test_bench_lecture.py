@@ -12,7 +12,7 @@ from bench import lecture
 
 
 @pytest.mark.slow
-def test_the_lecture_trains_every_stage_and_writes_every_figure(tiny_base, tmp_path, monkeypatch):
+def test_the_lecture_trains_every_stage_and_writes_every_figure(tiny_base, tmp_path, monkeypatch, capsys):
     shipped = lecture.recipe
 
     def short_answers(stage, *args, **fields):  # a random tiny model never stops: 8 tokens, not the recipe's 48
@@ -43,6 +43,23 @@ def test_the_lecture_trains_every_stage_and_writes_every_figure(tiny_base, tmp_p
     assert section.count("| all tasks |") == 1
     assert len(re.findall(r"^\| .* \(([+-]\d+\.\d+)\) \| .* \(([+-]\d+\.\d+)\) \|$", section, re.M)) == 3
     assert "nan" not in section and "n/a" not in section
+
+    # bench.ppo_effect on that PPO run: its checkpoint and its final adapter, on the prompts it trained on
+    from bench import ppo_effect
+
+    ppo_run = tmp_path / "data" / "runs" / runs[1]
+    capsys.readouterr()
+    ppo_effect.main([runs[1], str(ppo_run / "checkpoints" / "checkpoint-2"), str(ppo_run / "adapter"),
+                     "--prompts", "train", "--samples", "2", "--data-dir", str(tmp_path / "data")])
+    out = capsys.readouterr().out
+    assert re.search(rf"^\d+ train prompts of `{runs[1]}` × 2 sampled answers", out, re.M)
+    assert re.search(rf"SFT policy: mean {number}, SD {number} — among one prompt's answers {number}, between the "
+                     rf"prompts' means {number}\.", out)
+    rows = re.findall(rf"^\| `(checkpoint-2|adapter)` \| {number} \| {number} \[{number}, {number}\] \| "
+                      rf"\*\*{number}\*\* \| {number} \|$", out, re.M)
+    assert rows == ["checkpoint-2", "adapter"]
+    with pytest.raises(SystemExit):  # a folder without a policy is refused before any model loads
+        ppo_effect.main([runs[1], str(tmp_path), "--data-dir", str(tmp_path / "data")])
 
 
 def test_the_section_replaces_its_block_and_leaves_the_rest(tmp_path):
