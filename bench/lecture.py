@@ -252,7 +252,9 @@ def policy_effect(before: Answers, after: Answers) -> dict[str, float]:
     """Mean scores, their difference with its 95 % interval, the rise in SDs of the before-scores, KL per answer;
     and how the before-scores spread: among one prompt's answers (``sd_within``: root of the mean per-prompt
     variance) and between prompts (``sd_between``: SD of the prompts' means). Only the spread within a prompt is
-    the policy's to change; the rest is which prompt was asked."""
+    the policy's to change; the rest is which prompt was asked. ``best_of`` is a yardstick for the rise: how much
+    higher the mean would be if the reward model picked the best of the K answers to each prompt (best-of-K
+    sampling, whose KL from the policy is at most log K − (K − 1)/K nats; Stiennon et al. 2020, Gao et al. 2022)."""
     import numpy as np
 
     diff, low, high = paired_bootstrap(before.scores, after.scores)
@@ -260,9 +262,11 @@ def policy_effect(before: Answers, after: Answers) -> dict[str, float]:
     sd = float(scores.std(ddof=1))
     within = float(np.sqrt(scores.var(1, ddof=1).mean())) if scores.shape[1] > 1 else float("nan")
     between = float(scores.mean(1).std(ddof=1)) if scores.shape[0] > 1 else float("nan")
+    best_of = float(scores.max(1).mean() - scores.mean())
     return {"before": float(scores.mean()), "after": float(after.scores.mean()), "diff": diff, "low": low,
             "high": high, "sd": sd, "rise_sd": diff / sd if sd > 0 else float("nan"), "sd_within": within,
-            "sd_between": between, "kl": float(after.kl.mean()), "kl_before": float(before.kl.mean())}
+            "sd_between": between, "best_of": best_of, "best_of_sd": best_of / sd if sd > 0 else float("nan"),
+            "kl": float(after.kl.mean()), "kl_before": float(before.kl.mean())}
 
 
 def dpo_accuracy(run: Path) -> float | None:
@@ -334,7 +338,8 @@ def _spread(effect: dict[str, float]) -> str:
     if math.isnan(effect["sd_within"]) or math.isnan(effect["sd_between"]):
         return ""
     return (f": {effect['sd_within']:.3f} among one prompt's answers, {effect['sd_between']:.3f} between the "
-            f"prompts' means")
+            f"prompts' means; the best of its answers to each prompt, picked by the reward model, would score "
+            f"{effect['best_of']:+.3f} = {effect['best_of_sd']:+.2f} SD higher")
 
 
 def _fmt(value: float | None) -> str:

@@ -10,7 +10,9 @@ ones you want while it trains), or an adapter folder (``adapter_model.safetensor
 adapter. The measurement is :mod:`bench.lecture`'s, on one shared model: K answers per prompt sampled as PPO
 samples them and scored by the run's reward model, the mean difference with a 95 % paired bootstrap interval over
 prompts, the rise in SDs of the SFT policy's scores and KL per answer from the SFT policy. It also says how the SFT
-policy's scores spread within a prompt and between prompts: only the first is the policy's to move.
+policy's scores spread within a prompt and between prompts (only the first is the policy's to move), and how much
+picking the best of its K answers to each prompt by the reward model would gain: a yardstick for what a policy
+moved by that little KL can reach.
 
 ``--prompts train`` asks whether PPO raised its own objective on the prompts it saw; ``held-out`` (the default,
 the lecture's target) whether that carried over to prompts it never trained on. Prints Markdown; the figures in
@@ -20,6 +22,7 @@ docs/BENCHMARKS.md are pasted from it with the command.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -45,7 +48,10 @@ def measure(run: Path, checkpoints: list[Path], settings: object, prompts: str, 
         print(rows[-1], file=sys.stderr, flush=True)
     spread = policy_effect(before, before)
     lines += [f"SFT policy: mean {spread['before']:+.3f}, SD {spread['sd']:.3f} — among one prompt's answers "
-              f"{spread['sd_within']:.3f}, between the prompts' means {spread['sd_between']:.3f}.", "",
+              f"{spread['sd_within']:.3f}, between the prompts' means {spread['sd_between']:.3f}. Best of its "
+              f"{samples} answers to each prompt, picked by the reward model: {spread['best_of']:+.3f} = "
+              f"**{spread['best_of_sd']:+.2f} SD** (KL ≤ {math.log(samples) - (samples - 1) / samples:.2f} nats).",
+              "",
               "| policy | mean score | change [95 % CI] | SD of the SFT policy's | KL (nats/answer) |",
               "|---|---|---|---|---|", *rows, "", f"Measured in {time.monotonic() - started:.0f} s."]
     return lines

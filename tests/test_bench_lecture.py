@@ -54,7 +54,8 @@ def test_the_lecture_trains_every_stage_and_writes_every_figure(tiny_base, tmp_p
     out = capsys.readouterr().out
     assert re.search(rf"^\d+ train prompts of `{runs[1]}` × 2 sampled answers", out, re.M)
     assert re.search(rf"SFT policy: mean {number}, SD {number} — among one prompt's answers {number}, between the "
-                     rf"prompts' means {number}\.", out)
+                     rf"prompts' means {number}\. Best of its 2 answers to each prompt, picked by the reward model: "
+                     rf"{number} = \*\*{number} SD\*\* \(KL ≤ 0\.19 nats\)", out)
     rows = re.findall(rf"^\| `(checkpoint-2|adapter)` \| {number} \| {number} \[{number}, {number}\] \| "
                       rf"\*\*{number}\*\* \| {number} \|$", out, re.M)
     assert rows == ["checkpoint-2", "adapter"]
@@ -70,6 +71,15 @@ def test_the_section_replaces_its_block_and_leaves_the_rest(tmp_path):
     text = doc.read_text()
     assert text.count(f"## {lecture.TITLE}") == 1 and "second figures" in text and "first figures" not in text
     assert text.startswith("# Benchmarks\n\nintro\n")
+
+
+def test_the_spread_within_and_between_prompts_and_the_best_of_k_yardstick():
+    before = lecture.Answers(np.array([[0.0, 2.0], [10.0, 12.0]]), np.zeros((2, 2)), [["a", "b"], ["c", "d"]])
+    effect = lecture.policy_effect(before, before)
+    # within each prompt: variance of (0, 2) = 2 → SD √2; prompts' means 1 and 11 → SD √50; best of two: 1 above
+    assert effect["sd_within"] == pytest.approx(2 ** 0.5) and effect["sd_between"] == pytest.approx(50 ** 0.5)
+    assert effect["best_of"] == pytest.approx(1.0) and effect["best_of_sd"] == pytest.approx(1 / effect["sd"])
+    assert effect["diff"] == 0 and effect["rise_sd"] == 0
 
 
 def test_the_paired_bootstrap_brackets_the_mean_difference_and_is_seeded():
