@@ -44,7 +44,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bench.__main__ import DOC, machine, replace_block
 from bench.sft import ROOT
@@ -159,7 +159,7 @@ def _metrics(run: Path) -> list[dict[str, Any]]:
 
 @dataclasses.dataclass
 class Answers:
-    """A policy's K sampled answers to each held-out prompt: scores and KL per answer (P, K), and the texts."""
+    """A policy's K sampled answers to each of P prompts: scores and KL per answer (P, K), and the texts."""
 
     scores: Any
     kl: Any
@@ -170,7 +170,7 @@ class Policies:
     """The PPO run's roles (policy, reference = the SFT adapter, reward) on one base model; the policy adapter is
     swapped to answer as the SFT model, the PPO model or the DPO model."""
 
-    def __init__(self, settings: Any, ppo_run: Path, split: str = "held-out") -> None:
+    def __init__(self, settings: Any, ppo_run: Path, split: Literal["held-out", "train"] = "held-out") -> None:
         from playground.reward_model import find_run
         from playground.train import ppo
         from playground.train.config import load
@@ -178,11 +178,14 @@ class Policies:
 
         # The reward model's own score is the measure: a missing-EOS penalty the run trained with is not added.
         self.cfg = dataclasses.replace(load("ppo", ppo_run / "config.yaml"), missing_eos_penalty=0.0)
-        if not self.cfg.eval_fraction:
+        if split not in ("held-out", "train"):
+            raise ValueError(f"split must be 'held-out' or 'train', not {split!r}")
+        if split == "held-out" and not self.cfg.eval_fraction:
             raise ValueError(f"{ppo_run.name} holds out no prompts (eval_fraction 0): nothing to measure on.")
         trained, held_out = ppo.split_prompts(ppo.check_prompts(self.cfg, settings), self.cfg.eval_fraction,
                                               self.cfg.seed)
-        self.prompts = {"held-out": held_out, "train": trained}[split]
+        self.prompts = held_out if split == "held-out" else trained
+        """The prompts answered: the run's held-out split, or its training split (all of them without a split)."""
         reward = find_run(self.cfg.reward_run, settings)
         self.roles = SharedBase(self.cfg, settings, reward)
         self.scorer = ppo.reward_scorer(self.roles, reward, self.cfg.mini_batch_size)
@@ -214,7 +217,7 @@ class Policies:
             raise ValueError(f"{adapter} doesn't fit the SFT adapter's LoRA ({len(missing)} weights missing).")
 
     def answers(self, samples: int, seed: int) -> Answers:
-        """K answers per held-out prompt, sampled as PPO samples (its temperature, whole distribution) and scored
+        """K answers to each of ``self.prompts``, sampled as PPO samples (its temperature, whole distribution) and scored
         by the reward model; KL(π ‖ π_SFT) summed over each answer's tokens (k1, as the run logs it)."""
         import torch
 
@@ -251,10 +254,11 @@ def paired_bootstrap(before: Any, after: Any, seed: int = 0, draws: int = BOOTST
 def policy_effect(before: Answers, after: Answers) -> dict[str, float]:
     """Mean scores, their difference with its 95 % interval, the rise in SDs of the before-scores, KL per answer;
     and how the before-scores spread: among one prompt's answers (``sd_within``: root of the mean per-prompt
-    variance) and between prompts (``sd_between``: SD of the prompts' means). Only the spread within a prompt is
-    the policy's to change; the rest is which prompt was asked. ``best_of`` is a yardstick for the rise: how much
-    higher the mean would be if the reward model picked the best of the K answers to each prompt (best-of-K
-    sampling, whose KL from the policy is at most log K − (K − 1)/K nats; Stiennon et al. 2020, Gao et al. 2022)."""
+    variance) and between prompts (``sd_between``: SD of the prompts' means, which holds a share of the
+    within-prompt noise too). The spread between prompts is noise to an update without a baseline per prompt.
+    ``best_of`` is a yardstick for the rise: how much higher the mean would be if the reward model picked the best
+    of the K answers to each prompt (best-of-K sampling, whose KL from the policy is at most log K − (K − 1)/K nats;
+    Stiennon et al. 2020, Gao et al. 2022)."""
     import numpy as np
 
     diff, low, high = paired_bootstrap(before.scores, after.scores)
@@ -317,7 +321,8 @@ def report(result: dict[str, Any]) -> str:
               f"(words) and reward over those {2 * rm['pairs']} answers {rm['length_r']:.2f} (p = {rm['length_p']:.2g}).",
               "", f"**PPO**: {result['prompts']} held-out prompts × {result['samples']} sampled answers "
               f"(temperature {result['temperature']}), scored by the reward run. SFT policy {ppo['before']:+.3f} "
-              f"(SD {ppo['sd']:.3f}{_spread(ppo)}) → PPO policy {ppo['after']:+.3f}; difference {ppo['diff']:+.3f}, 95 % paired "
+              f"(SD {ppo['sd']:.3f}{_spread(ppo)}) → PPO policy {ppo['after']:+.3f}; difference {ppo['diff']:+.3f}, "
+              f"95 % paired "
               f"bootstrap interval over prompts [{ppo['low']:+.3f}, {ppo['high']:+.3f}] ({BOOTSTRAP_DRAWS} draws, "
               f"seed 0) = {ppo['rise_sd']:+.2f} SD of the SFT policy's scores. KL(π_PPO ‖ π_SFT) "
               f"{ppo['kl']:.2f} nats per answer (SFT policy against itself: {ppo['kl_before']:.2f}).", "",

@@ -26,12 +26,13 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any, Literal
 
 from bench.__main__ import machine
 from bench.lecture import Policies, policy_effect
 
 
-def measure(run: Path, checkpoints: list[Path], settings: object, prompts: str, samples: int,
+def measure(run: Path, checkpoints: list[Path], settings: Any, prompts: Literal["held-out", "train"], samples: int,
             seed: int) -> list[str]:
     """Markdown lines: the SFT policy's scores and their spread, then one table row per checkpoint."""
     started = time.monotonic()

@@ -46,13 +46,20 @@ def test_the_lecture_trains_every_stage_and_writes_every_figure(tiny_base, tmp_p
 
     # bench.ppo_effect on that PPO run: its checkpoint and its final adapter, on the prompts it trained on
     from bench import ppo_effect
+    from playground.settings import Settings
+    from playground.train import ppo as ppo_stage
+    from playground.train.config import load
 
     ppo_run = tmp_path / "data" / "runs" / runs[1]
     capsys.readouterr()
     ppo_effect.main([runs[1], str(ppo_run / "checkpoints" / "checkpoint-2"), str(ppo_run / "adapter"),
                      "--prompts", "train", "--samples", "2", "--data-dir", str(tmp_path / "data")])
     out = capsys.readouterr().out
-    assert re.search(rf"^\d+ train prompts of `{runs[1]}` × 2 sampled answers", out, re.M)
+    cfg = load("ppo", ppo_run / "config.yaml")
+    trained, held_out = ppo_stage.split_prompts(ppo_stage.check_prompts(cfg, Settings(data_dir=tmp_path / "data")),
+                                                cfg.eval_fraction, cfg.seed)
+    assert len(trained) != len(held_out)  # so the count says which split was answered
+    assert re.search(rf"^{len(trained)} train prompts of `{runs[1]}` × 2 sampled answers", out, re.M)
     assert re.search(rf"SFT policy: mean {number}, SD {number} — among one prompt's answers {number}, between the "
                      rf"prompts' means {number}\. Best of its 2 answers to each prompt, picked by the reward model: "
                      rf"{number} = \*\*{number} SD\*\* \(KL ≤ 0\.19 nats\)", out)

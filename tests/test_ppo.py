@@ -82,9 +82,9 @@ def test_several_answers_per_prompt_are_rewarded_against_their_siblings(peaked_b
 
     seen, raw, shaped = [], [], []
 
-    def easy_and_hard(prompts, texts, answer, mask):  # each prompt's level (0 or 10) + the answer's merge share
+    def easy_and_hard(prompts, texts, answer, mask):  # a level (the first prompt 10, the other 0) + merge share
         seen.append([p.messages[-1]["content"] for p in prompts])
-        level = torch.tensor([10.0 * (len(p.messages[-1]["content"]) % 2) for p in prompts])
+        level = torch.tensor([10.0 * (p.messages[-1]["content"] == seen[-1][0]) for p in prompts])
         raw.append(level + merge_share(prompts, texts, answer, mask))
         return raw[-1]
 
