@@ -10,12 +10,13 @@ ones you want while it trains), or an adapter folder (``adapter_model.safetensor
 adapter. The measurement is :mod:`bench.lecture`'s, on one shared model: K answers per prompt sampled as PPO
 samples them and scored by the run's reward model, the mean difference with a 95 % paired bootstrap interval over
 prompts, the rise in SDs of the SFT policy's scores and KL per answer from the SFT policy. It also says how the SFT
-policy's scores spread within a prompt and between prompts (only the first is the policy's to move), and how much
-picking the best of its K answers to each prompt by the reward model would gain: a yardstick for what a policy
-moved by that little KL can reach.
+policy's scores spread within a prompt and between prompts (the latter is noise to an update without a baseline per
+prompt), and how much picking the best of its K answers to each prompt by the reward model would gain: a yardstick
+for what a policy moved by that little KL can reach.
 
-``--prompts train`` asks whether PPO raised its own objective on the prompts it saw; ``held-out`` (the default,
-the lecture's target) whether that carried over to prompts it never trained on. Prints Markdown; the figures in
+``--prompts train`` asks whether PPO raised its own objective on its training split (every prompt of it, whether
+the run reached it yet or not); ``held-out`` (the default, the lecture's target) whether that carried over to
+prompts it never trained on. Prints Markdown; the figures in
 docs/BENCHMARKS.md are pasted from it with the command.
 """
 
