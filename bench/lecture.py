@@ -166,6 +166,13 @@ class Answers:
     texts: list[list[str]]
 
 
+def policy_file(folder: Path) -> Path:
+    """The policy's LoRA weights in ``folder``: a PPO checkpoint's policy.safetensors, else an adapter folder's
+    adapter_model.safetensors (which may not exist: callers check)."""
+    checkpoint = folder / "policy.safetensors"
+    return checkpoint if checkpoint.is_file() else folder / "adapter_model.safetensors"
+
+
 class Policies:
     """The PPO run's roles (policy, reference = the SFT adapter, reward) on one base model; the policy adapter is
     swapped to answer as the SFT model, the PPO model or the DPO model."""
@@ -206,11 +213,7 @@ class Policies:
 
         from playground.train.ppo_roles import POLICY
 
-        if adapter is None:
-            weights = self.sft_weights
-        else:
-            file = adapter / "policy.safetensors"
-            weights = load_file(str(file if file.is_file() else adapter / "adapter_model.safetensors"))
+        weights = self.sft_weights if adapter is None else load_file(str(policy_file(adapter)))
         result = set_peft_model_state_dict(self.roles.model, weights, adapter_name=POLICY)
         missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k and f".{POLICY}." in k]
         if missing:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench.__main__ import machine
-from bench.lecture import Policies, policy_effect
+from bench.lecture import Policies, policy_effect, policy_file
 
 
 def measure(run: Path, checkpoints: list[Path], settings: Any, prompts: Literal["held-out", "train"], samples: int,
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.run}: no run there (no config.yaml in {run})")
     checkpoints = args.checkpoints or [run / "adapter"]
     for folder in checkpoints:
-        if not ((folder / "policy.safetensors").is_file() or (folder / "adapter_model.safetensors").is_file()):
+        if not policy_file(folder).is_file():
             parser.error(f"{folder}: neither policy.safetensors nor adapter_model.safetensors in it")
     command = "HF_HUB_OFFLINE=1 python -m bench.ppo_effect " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = measure(run, checkpoints, settings, args.prompts, args.samples, args.seed)
