@@ -47,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"right model when the app opens (default: {DEFAULT_MODEL_B})")
     parser.add_argument("--memory-budget-gb", type=float, default=None,
                         help="unload least recently used models beyond this much memory (default: half the RAM)")
+    parser.add_argument("--gpu-memory-budget-gb", type=float, default=None,
+                        help="the same for models on the GPU (default: 70%% of the card's memory)")
     parser.add_argument("--no-prepare", dest="prepare_models", action="store_false",
                         help="don't load the two panes' models when the app starts (they load on the first Send)")
     return parser.parse_args(argv)
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         options["data_dir"] = args.data_dir
     if args.memory_budget_gb is not None:
         options["memory_budget_gb"] = args.memory_budget_gb
+    if args.gpu_memory_budget_gb is not None:
+        options["gpu_memory_budget_gb"] = args.gpu_memory_budget_gb
     try:
         settings = Settings(**options)
         settings.ensure_dirs()

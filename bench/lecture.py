@@ -58,11 +58,14 @@ BOOTSTRAP_DRAWS = 10_000
 # ------------------------------------------------------------------------------------------ the runs
 
 
-def recipe(stage: str, name: str, model: str, data_dir: Path, steps: int | None, **fields: Any) -> Any:
-    """The stage's shipped CPU recipe with this bench's name, base model and data dir (and ``steps`` if given)."""
+def recipe(stage: str, name: str, model: str, data_dir: Path, steps: int | None, kind: str = "gemma-cpu-demo",
+           **fields: Any) -> Any:
+    """The stage's shipped recipe (``assets/recipes/<stage>-<kind>.yaml``: the CPU demo unless ``kind`` names
+    another) with this bench's name, base model and data dir (and ``steps`` if given); ``fields`` override the rest.
+    Built through the config's validation, so a bad value raises :class:`playground.train.config.ConfigError`."""
     from playground.train.config import load
 
-    cfg = load(stage, RECIPES / f"{stage}-gemma-cpu-demo.yaml")
+    cfg = load(stage, RECIPES / f"{stage}-{kind}.yaml")
     changes = {"name": name, "base_model": model, "data_dir": str(data_dir), **fields}
     if steps is not None:
         changes["max_steps"] = steps

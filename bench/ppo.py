@@ -158,7 +158,7 @@ def child(side: str, job: dict[str, Any]) -> None:
     gen_config = ppo.generation_config(cfg, roles.tokenizer)
     optimizer = ppo.make_optimizer(roles, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
-    generator = torch.Generator().manual_seed(SEED)
+    generator, scaler = torch.Generator().manual_seed(SEED), ppo.make_scaler(roles)
     torch.manual_seed(SEED)
     rows = []
     for step in range(job["warmup"] + job["steps"]):
@@ -169,7 +169,7 @@ def child(side: str, job: dict[str, Any]) -> None:
         batch = ppo.evaluate_rollout(roles, batch, scorer, cfg)
         adv, returns, _, _ = ppo.advantages(batch, cfg, cfg.kl_coef)
         t2 = time.monotonic()
-        ppo.ppo_update(roles, batch, adv, returns, cfg, optimizer, scheduler, generator)
+        ppo.ppo_update(roles, batch, adv, returns, cfg, optimizer, scheduler, generator, scaler)
         t3 = time.monotonic()
         rows.append({"generate": t1 - t0, "score": t2 - t1, "optimize": t3 - t2,
                      "tokens": int(batch.mask.sum()), "length": float(batch.mask.sum(1).float().mean())})

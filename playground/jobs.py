@@ -56,17 +56,39 @@ class RunInfo:
     last_loss: float | None
 
 
+SINGLE_PROCESS_STAGES = frozenset({"ppo"})
+"""Stages that run on one process only: PPO's loop has no distributed code, refuses a multi-process launch
+(:func:`playground.train.ppo.main`), and so is offered no ``accelerate launch`` command."""
+
+
 def command(stage: str, config: Path, resume: bool = False, launcher: str = "python") -> list[str]:
-    """The exact command a run uses (the UI shows it; ``launcher="accelerate"`` for several GPUs)."""
+    """The exact command a run uses (the UI shows it; ``launcher="accelerate"`` for several GPUs, one process each,
+    which a stage in :data:`SINGLE_PROCESS_STAGES` refuses: :class:`JobError`)."""
+    if launcher not in ("python", "accelerate"):
+        raise JobError(f"Unknown launcher {launcher!r}: python or accelerate.")
+    if launcher == "accelerate" and stage in SINGLE_PROCESS_STAGES:
+        raise JobError(f"{stage.upper()} runs on one process only (its loop has no multi-GPU code): run it with "
+                       f"python -m playground.train, not accelerate launch.")
     head = [sys.executable, "-m"] if launcher == "python" else ["accelerate", "launch", "-m"]
     return head + ["playground.train", stage, str(config)] + (["--resume"] if resume else [])
 
 
 def shell_command(stage: str, config: Path, resume: bool = False, launcher: str = "python") -> str:
+    """:func:`command` as a line to paste into a shell (``python`` rather than this interpreter's full path)."""
     parts = command(stage, config, resume, launcher)
     if launcher == "python":
         parts[0] = "python"
     return shlex.join(parts)
+
+
+def several_gpus_text(stage: str, config: Path, extra: str = "") -> str:
+    """The lines the UI shows below a run's command for several GPUs: a comment and the ``accelerate launch``
+    command (``extra``: arguments appended to it, already shell-quoted), or, for a stage that runs on one process
+    only (:data:`SINGLE_PROCESS_STAGES`), a comment saying so instead of a command it would refuse."""
+    if stage in SINGLE_PROCESS_STAGES:
+        return (f"# {stage.upper()} runs on one process (one GPU): its loop has no multi-GPU code, so there is no "
+                f"accelerate launch command for it.")
+    return f"# or, on several GPUs (one process each):\n{shell_command(stage, config, launcher='accelerate')}{extra}"
 
 
 def _process_alive(pid: int | None) -> bool:

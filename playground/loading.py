@@ -22,7 +22,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 from playground import preparation
 from playground.catalog import PACKAGED, ModelKind, ModelSpec, PackagedModel
@@ -109,17 +109,27 @@ def import_backends() -> None:
 
 
 def pick_device() -> str:
+    """The device this process loads models on: ``"cpu"`` without CUDA, ``"cuda"`` in a single process, and under a
+    multi-process launch (``accelerate launch``) ``"cuda:N"``, N the process's local rank, so every rank builds its
+    model on its own GPU (see :func:`playground.distributed.local_device`). Compare its type, not the string, with
+    ``"cuda"``."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    from playground.distributed import local_device
+
+    return local_device(torch.cuda.device_count() if torch.cuda.is_available() else 0)
 
 
 def resolve_dtype(dtype: DType, device: str) -> Any:
+    """The torch dtype for a LoadOptions dtype on ``device``. ``auto``: float32 on a CPU; on a GPU bfloat16 where the
+    card computes in it (compute capability 8.0 and up: Ampere, Ada, Hopper…; ROCm) and float16 on older cards (T4,
+    RTX 20-series). ``torch.cuda.is_bf16_supported()`` alone says True on those older cards too, because by default
+    it counts bf16 they only emulate — slowly — hence ``including_emulation=False``."""
     import torch
 
     if dtype == "auto":
-        if device == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
         return torch.float32
     return getattr(torch, dtype)
 
@@ -497,7 +507,7 @@ def choose_backend(spec: ModelSpec, options: LoadOptions, device: str | None = N
         why = "llama-cpp-python is not installed (bash scripts/setup.sh --llama-cpp)"
     elif spec.adapter and (reason := llama_backend.unsupported_adapter(Path(spec.adapter))):
         why = f"the adapter can't be converted: {reason}"
-    elif (device or pick_device()) == "cuda":
+    elif memory_of(device or pick_device()) == "gpu":
         why = "a CUDA GPU is present"
     if not why:
         return "llama.cpp", ""
@@ -637,15 +647,70 @@ def estimate_load_seconds(spec: ModelSpec, options: LoadOptions, settings: Setti
     return preparation.estimate_seconds(package.gguf_mb, False, not imported, package.gguf_mb * 4)
 
 
+Memory = Literal["ram", "gpu"]
+"""Where a loaded model's weights live, each with its own budget."""
+
+GPU_SHARE = 0.7
+"""Share of the card's memory the app's loaded models may take by default. The rest is for the CUDA context (about
+0.5 GB), each answer's KV cache and activations."""
+
+
+def memory_of(device: str) -> Memory:
+    """The memory a model on ``device`` (``cpu``, ``cuda``, ``cuda:1``) takes: the GPU's or the machine's RAM."""
+    return "gpu" if device.startswith("cuda") else "ram"
+
+
+def gpu_total_bytes() -> int:
+    """The memory of this process's GPU in bytes (0 without CUDA)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0
+    return int(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory)
+
+
+def over_budget(models: Sequence[tuple[tuple, Memory, int]], others: dict[Memory, int],
+                budget: Callable[[Memory], int], keep: tuple | None = None) -> list[tuple]:
+    """The models to unload so that each memory holds no more than its budget: ``models`` are (key, memory, bytes),
+    least recently used first, and they go in that order, never ``keep`` (the model just loaded); ``others`` are
+    bytes held outside the cache in each memory (the Reward tab's model), counted but not unloaded. A memory no model
+    uses never asks for its budget (so a CPU-only app never asks the GPU's size)."""
+    dropped: list[tuple] = []
+    for memory in ("ram", "gpu"):
+        mine = [(key, size) for key, where, size in models if where == memory]
+        used = sum(size for _, size in mine) + others.get(memory, 0)
+        if not used or used <= budget(memory):  # type: ignore[arg-type]
+            continue
+        for key, size in mine:
+            if used <= budget(memory):  # type: ignore[arg-type]
+                break
+            if key != keep:
+                dropped.append(key)
+                used -= size
+    return dropped
+
+
+Holder = Callable[[], list[tuple[str, int]]]
+"""Models held outside the cache: (device, bytes) for each one loaded now."""
+
+
 class ModelCache:
-    """Loaded models, least recently used first out, kept within ``budget_bytes``.
+    """Loaded models, least recently used first out, kept within the budget of the memory they live in: the RAM
+    budget (``budget_bytes``, default ``Settings.memory_budget_gb``) for models on the CPU, the GPU budget
+    (``gpu_budget_bytes``, default ``Settings.gpu_memory_budget_gb`` or :data:`GPU_SHARE` of the card) for models
+    on the GPU. Models held elsewhere (the Reward tab's) count too (:meth:`count_also`).
 
     One instance per app. Models load one at a time; asking for a model that is loading waits for it.
     """
 
-    def __init__(self, settings: Settings, budget_bytes: int | None = None) -> None:
+    def __init__(self, settings: Settings, budget_bytes: int | None = None,
+                 gpu_budget_bytes: int | None = None) -> None:
         self.settings = settings
         self.budget_bytes = budget_bytes if budget_bytes is not None else int(settings.memory_budget_gb * 2**30)
+        gpu_gb = settings.gpu_memory_budget_gb
+        self._gpu_budget_bytes = gpu_budget_bytes if gpu_budget_bytes is not None else \
+            int(gpu_gb * 2**30) if gpu_gb else None  # None: GPU_SHARE of the card, asked when a model is on it
+        self._holders: list[Holder] = []
         self._models: OrderedDict[tuple, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()  # guards _models
         # Loads run one at a time: from_pretrained patches process-wide torch state while it builds a model (weight
@@ -746,17 +811,47 @@ class ModelCache:
         thread.start()
         return thread
 
-    def _evict_over_budget(self, keep: tuple) -> None:
-        evicted = False
-        while self.used_bytes() > self.budget_bytes and len(self._models) > 1:
-            oldest = next(k for k in self._models if k != keep)
-            del self._models[oldest]
-            evicted = True
-        if evicted:
+    @property
+    def gpu_budget_bytes(self) -> int:
+        """The budget for models on the GPU (asks the card's size the first time, so it imports torch)."""
+        if self._gpu_budget_bytes is None:
+            self._gpu_budget_bytes = int(gpu_total_bytes() * GPU_SHARE)
+        return self._gpu_budget_bytes
+
+    def budget(self, memory: Memory) -> int:
+        """The budget of ``memory`` in bytes."""
+        return self.gpu_budget_bytes if memory == "gpu" else self.budget_bytes
+
+    def count_also(self, holder: Holder) -> None:
+        """Count the models ``holder`` keeps loaded (the Reward tab's reward model) against the budgets: the cache
+        unloads its own models to make room for them. ``holder`` must not wait on a lock (it is asked under
+        the cache's)."""
+        self._holders.append(holder)
+
+    def make_room(self) -> None:
+        """Unload least recently used models until every memory is within its budget (after a holder loaded one)."""
+        with self._lock:
+            self._evict_over_budget(keep=None)
+
+    def _held_elsewhere(self) -> dict[Memory, int]:
+        held: dict[Memory, int] = {}
+        for holder in self._holders:
+            for device, size in holder():
+                held[memory_of(device)] = held.get(memory_of(device), 0) + size
+        return held
+
+    def _evict_over_budget(self, keep: tuple | None) -> None:
+        models = [(key, memory_of(m.device), m.footprint_bytes) for key, m in self._models.items()]
+        dropped = over_budget(models, self._held_elsewhere(), self.budget, keep)
+        for key in dropped:
+            del self._models[key]
+        if dropped:
             free_memory()
 
-    def used_bytes(self) -> int:
-        return sum(m.footprint_bytes for m in self._models.values())
+    def used_bytes(self, memory: Memory | None = None) -> int:
+        """Bytes the cache's models take (in ``memory`` only, when given)."""
+        return sum(m.footprint_bytes for m in self._models.values()
+                   if memory is None or memory_of(m.device) == memory)
 
     def loaded(self) -> list[LoadedModel]:
         """Loaded models, least recently used first."""
@@ -776,6 +871,17 @@ class ModelCache:
         free_memory()
         return len(keys)
 
+    def unload_memory(self, memory: Memory) -> list[str]:
+        """Drop every model in ``memory`` (``gpu``: before a training run needs the card); returns their names."""
+        with self._lock:
+            keys = [key for key, m in self._models.items() if memory_of(m.device) == memory]
+            names = [self._models[key].spec.name for key in keys]
+            for key in keys:
+                del self._models[key]
+        if keys:
+            free_memory()
+        return names
+
     def describe(self) -> str:
         """One line per loaded model for the UI."""
         models = self.loaded()
@@ -784,4 +890,6 @@ class ModelCache:
         lines = [f"- {m.spec.name} ({m.backend} on {m.device}, "
                  f"{m.options.quant if m.options.quant != 'none' else m.options.dtype}, "
                  f"{m.footprint_bytes / 2**20:.0f} MiB)" for m in models]
-        return f"Loaded ({self.used_bytes() / 2**30:.2f} of {self.budget_bytes / 2**30:.1f} GiB):\n" + "\n".join(lines)
+        used = [f"{self.used_bytes(memory) / 2**30:.2f} of {self.budget(memory) / 2**30:.1f} GiB {name}"
+                for memory, name in (("ram", "RAM"), ("gpu", "GPU")) if self.used_bytes(memory)]
+        return f"Loaded ({', '.join(used)}):\n" + "\n".join(lines)

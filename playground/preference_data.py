@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from playground.datasets import safe_name
+from playground.distributed import is_main_process
 from playground.preference_import import preference_key, read_preferences
 from playground.preferences import preference_rows
 from playground.prompting import Message, render
@@ -250,7 +251,8 @@ def read_pairs(path: Path) -> list[Pair]:
 
 def run_pairs(cfg: Any, settings: Settings, data_dir: Path, resume: bool) -> tuple[list[Pair], list[Pair]]:
     """A run's (train, held-out) pairs: read from ``cfg.datasets``, cut to ``max_examples`` and split (seeded) on a
-    new run and written to ``data_dir`` (train.jsonl, eval.jsonl); read back from there on resume."""
+    new run and written to ``data_dir`` (train.jsonl, eval.jsonl) by the main process (the others of a
+    multi-process run make the same seeded split and don't race it on the files); read back from there on resume."""
     train_file, eval_file = data_dir / "train.jsonl", data_dir / "eval.jsonl"
     if resume and train_file.is_file():
         return read_pairs(train_file), read_pairs(eval_file) if eval_file.is_file() else []
@@ -260,8 +262,9 @@ def run_pairs(cfg: Any, settings: Settings, data_dir: Path, resume: bool) -> tup
     train, held = split(pairs, cfg.eval_fraction, cfg.seed)
     if not train:
         raise PreferenceDataError("No preference pairs left to train on: add data or lower eval_fraction.")
-    write_pairs(train_file, train)
-    write_pairs(eval_file, held)
+    if is_main_process():
+        write_pairs(train_file, train)
+        write_pairs(eval_file, held)
     return train, held
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 from playground.catalog import list_models, resolve_choice
 from playground.leaderboard import display_name, model_identity
+from playground.loading import ModelCache
 from playground.preference_data import encode
 from playground.prompting import Message
 from playground.run_folder import write_atomic
@@ -99,6 +100,7 @@ class RewardModel:
         spec = resolve_choice(run.base_model, list_models(settings))
         self.model, self.tokenizer = build_model(spec, settings, options, head="score", adapter=run.adapter)
         self.model.eval()
+        self.footprint_bytes = int(self.model.get_memory_footprint())
 
     def score(self, items: Sequence[tuple[list[Message], str, str]], batch_size: int = 8) -> list[float]:
         """r(x, y) for each (messages, system prompt, answer): the score head's output at the last token."""
@@ -121,10 +123,31 @@ class RewardModel:
 class RewardModels:
     """The app's loaded reward model (one at a time: they are as large as the base), shared by every session."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, cache: ModelCache | None = None) -> None:
+        """``cache``: the app's model cache, which counts the loaded reward model against its memory budgets and
+        unloads its own models to make room for it."""
         self.settings = settings
         self._lock = threading.Lock()
         self._loaded: tuple[tuple, RewardModel] | None = None
+        self.cache = cache
+        if cache is not None:
+            cache.count_also(self.held)
+
+    def held(self) -> list[tuple[str, int]]:
+        """(device, bytes) of the loaded reward model, if any (read without the lock: the cache asks under its own)."""
+        loaded = self._loaded
+        return [(str(loaded[1].device), loaded[1].footprint_bytes)] if loaded is not None else []
+
+    def unload(self) -> str | None:
+        """Drop the loaded reward model (a training run needs the memory); returns its run's name, or None."""
+        from playground.loading import free_memory
+
+        with self._lock:
+            name = self._loaded[1].run.name if self._loaded is not None else None
+            self._loaded = None
+        if name is not None:
+            free_memory()
+        return name
 
     def get(self, name: str) -> RewardModel:
         run = find_run(name, self.settings)
@@ -134,6 +157,8 @@ class RewardModels:
             if self._loaded is None or self._loaded[0] != key:
                 self._loaded = None
                 self._loaded = (key, RewardModel(run, self.settings))
+                if self.cache is not None:
+                    self.cache.make_room()
             return self._loaded[1]
 
 

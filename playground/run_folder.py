@@ -32,6 +32,10 @@ status.json — who writes which fields:
   (and ``error``) at its end.
 - every write stamps ``updated`` (the heartbeat).
 
+A run launched on several processes (``accelerate launch``, one per GPU) has one writer: only the main process
+(:func:`playground.distributed.is_main_process`) writes status.json, metrics.jsonl and the rest; the others' writes
+through this class are skipped, so they never race it on the same files (rename over a file being renamed).
+
 Every write goes through :meth:`RunFolder.update_status`: take the folder's status lock, read, merge the fields,
 write a temporary file and rename it over status.json, release. So two writers never lose each other's fields
 (no stale read-merge-write), and a reader — which takes no lock — sees the old file or the new one, never half.
@@ -52,6 +56,8 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
+
+from playground.distributed import is_main_process
 
 ACTIVE = ("queued", "starting", "running")
 """States in which a run is not over yet."""
@@ -120,8 +126,10 @@ class RunFolder:
         by a stale read; the write itself is atomic (temp file + rename) for readers, who don't lock. With
         ``only_if``, the merge happens only when ``only_if(current status)`` is true under the lock (a state
         transition that must not overwrite a change made meanwhile). Returns the status written, or None when
-        ``only_if`` refused.
+        ``only_if`` refused or this is not the main process of a multi-process run (which writes nothing).
         """
+        if not is_main_process():
+            return None
         with FileLock(self.status_lock):
             current = self.status()
             if only_if is not None and not only_if(current):
@@ -132,7 +140,9 @@ class RunFolder:
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         """One line per log event; appends of a single short line are atomic enough for a reader to skip a torn
-        last line (see :meth:`metrics`)."""
+        last line (see :meth:`metrics`). Skipped on a process other than the main one."""
+        if not is_main_process():
+            return
         with self.metrics_file.open("a") as out:
             out.write(json.dumps(row) + "\n")
 
@@ -146,7 +156,10 @@ class RunFolder:
 
     def forget_after(self, step: int) -> None:
         """Drop metrics and samples lines logged after ``step``: a run resumed from the checkpoint at ``step`` logs
-        those steps again (it was killed after logging them but before its next checkpoint)."""
+        those steps again (it was killed after logging them but before its next checkpoint). Skipped on a process
+        other than the main one."""
+        if not is_main_process():
+            return
         for path in (self.metrics_file, self.samples_file):
             if path.exists():
                 kept = [row for row in _json_lines(path) if int(row.get("step", 0)) <= step]

@@ -81,6 +81,9 @@ class Settings:
     """Model shown on the right when the app opens."""
     memory_budget_gb: float = field(default_factory=default_memory_budget_gb)
     """Loaded models are evicted, least recently used first, to stay under this many GiB."""
+    gpu_memory_budget_gb: float | None = None
+    """The same for models on the GPU, against the card's memory; None: 70 % of it (the rest is for the CUDA
+    context and each answer's KV cache and activations)."""
     prepare_models: bool = True
     """Load the panes' models in the background as soon as the app starts, so the first Send answers at once."""
     open_without_login: bool = False
@@ -99,6 +102,8 @@ class Settings:
             )
         if self.memory_budget_gb <= 0:
             raise ValueError(f"memory_budget_gb must be positive, got {self.memory_budget_gb}")
+        if self.gpu_memory_budget_gb is not None and self.gpu_memory_budget_gb <= 0:
+            raise ValueError(f"gpu_memory_budget_gb must be positive, got {self.gpu_memory_budget_gb}")
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
 
     @property

@@ -96,6 +96,39 @@ def test_cache_reuses_and_evicts_least_recently_used(settings, tiny_base, tiny_c
     assert cache.loaded() == [] and cache.describe() == "No models loaded."
 
 
+def test_each_memory_keeps_its_own_budget_and_models_held_elsewhere_count():
+    gib = 2**30
+    budgets = {"ram": 4 * gib, "gpu": 8 * gib}.__getitem__
+    models = [("old-gpu", "gpu", 3 * gib), ("ram", "ram", 3 * gib), ("new-gpu", "gpu", 3 * gib)]  # LRU first
+    # 6 GiB on the card and 3 in RAM: within both budgets, whatever the RAM's budget says about the GPU's models
+    assert loading.over_budget(models, {}, budgets) == []
+    # the Reward tab's 3 GiB reward model on the card makes 9 GiB: the least recently used GPU model goes, not the
+    # (older-listed) RAM one, and never the reward model, which the cache doesn't own
+    assert loading.over_budget(models, {"gpu": 3 * gib}, budgets) == ["old-gpu"]
+    # the model just loaded stays even when it alone is over its budget
+    assert loading.over_budget(models, {"gpu": 6 * gib}, budgets, keep="new-gpu") == ["old-gpu"]
+    assert loading.over_budget(models, {"ram": 2 * gib}, budgets) == ["ram"]
+    asked = []
+    loading.over_budget([("a", "ram", gib)], {}, lambda memory: asked.append(memory) or 4 * gib)
+    assert asked == ["ram"]  # a CPU-only app never asks the GPU's budget (which would query CUDA)
+    assert loading.memory_of("cuda:1") == loading.memory_of("cuda") == "gpu" and loading.memory_of("cpu") == "ram"
+
+
+def test_a_model_held_outside_the_cache_makes_the_cache_unload_its_own(settings, tiny_base, tiny_chat):
+    one = load(ModelSpec(str(tiny_base)), settings).footprint_bytes
+    cache = ModelCache(settings, budget_bytes=int(one * 2.5))  # room for two tiny models, not three
+    cache.get(ModelSpec(str(tiny_base)))
+    cache.get(ModelSpec(str(tiny_chat)))
+    held: list[tuple[str, int]] = []
+    cache.count_also(lambda: held)
+    cache.make_room()
+    assert len(cache.loaded()) == 2  # nothing held elsewhere yet
+    held.append(("cpu", one))  # e.g. the Reward tab loads a reward model as large as the base
+    cache.make_room()
+    assert [m.spec.source for m in cache.loaded()] == [str(tiny_chat)]  # the least recently used went
+    assert "GiB RAM)" in cache.describe() and "GPU" not in cache.describe()  # no model on a GPU: no GPU line
+
+
 def test_cache_unload_one(settings, tiny_base, tiny_chat):
     cache = ModelCache(settings)
     cache.get(ModelSpec(str(tiny_base)))

@@ -265,6 +265,9 @@ def test_sft_then_reward_then_ppo_through_the_run_system(jobs, tiny_base, tiny_c
     with pytest.raises(ConfigError, match="trained on") as caught:
         check_inputs(wrong_base, settings)  # PPO shares one base model: the reward model must be on it
     assert caught.value.field == "reward_run"
+    nf4 = PPOConfig(**small, name="ppo-x", reward_run="rm", quantization="4bit")
+    with pytest.raises(ConfigError, match="trained on a full-precision base and this run loads the base in 4-bit"):
+        check_inputs(nf4, settings)  # the reward adapter would score on an NF4 base it never trained on
     folder = jobs.create("ppo", PPOConfig(**small, name="ppo", sft_run="sft", reward_run="rm", max_steps=3,
                                           batch_size=4, mini_batch_size=2, response_length=8, max_length=128))
     assert jobs.wait("ppo", 300) == "finished", folder.status().get("error")

@@ -73,7 +73,7 @@ def test_gradient_checkpointing_gives_the_same_gradient_to_every_trainable_param
             batch = sampled_batch(roles, cfg)
             adv, returns, _, _ = ppo.advantages(batch, cfg, cfg.kl_coef)
         roles.model.train()
-        ppo.backward_minibatch(roles, batch, adv, returns, cfg, 1.0)
+        ppo.backward_minibatch(roles, batch, adv, returns, cfg, 1.0, ppo.make_scaler(roles))
         named = {id(p): n for n, p in roles.model.named_parameters()}
         grads[checkpointing] = {named.get(id(p), "value_head"): p.grad.detach().clone() for p in roles.trainable}
     plain, checkpointed = grads[False], grads[True]

@@ -36,7 +36,8 @@ def build_tokenizer():
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,  # its progress lines go to stdout, where the benchmarks print their Markdown
     )
     backend.train_from_iterator(_CORPUS, trainer)
     backend.post_processor = processors.TemplateProcessing(

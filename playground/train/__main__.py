@@ -3,6 +3,9 @@ you can too.
 
 The run folder is the folder holding CONFIG.yaml (or ``--run-dir``): status, metrics, log, checkpoints and the adapter go there. The
 exit status is 0 when the run finished or was stopped, 1 when it failed (the reason is in status.json and the log).
+
+``accelerate launch -m playground.train ...`` runs SFT, reward and DPO on several GPUs, one process each: every process
+trains on its own GPU and only the main one writes the run folder (:mod:`playground.distributed`). PPO refuses it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
+from playground.distributed import DistributedError, is_main_process
 from playground.run_folder import RunFolder
 from playground.train.config import STAGES, ConfigError, load
 
@@ -35,7 +39,8 @@ def _failure_message(error: BaseException) -> str:
 
     if isinstance(error, ConfigError):
         return f"Bad config: {error}"
-    if isinstance(error, (CatalogError, DatasetError, PreferenceDataError, RewardModelError)):  # ours: the message says what to do
+    if isinstance(error, (CatalogError, DatasetError, DistributedError, PreferenceDataError,
+                          RewardModelError)):  # ours: the message says what to do
         return str(error)
     return f"{type(error).__name__}: {error}"
 
@@ -50,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                         "copied into it, so a recipe can be run as it is")
     args = parser.parse_args(argv)
     folder = RunFolder((args.run_dir or args.config.resolve().parent).expanduser().resolve())
-    if folder.config.resolve() != args.config.resolve():
+    if folder.config.resolve() != args.config.resolve() and is_main_process():  # one writer per run folder
         folder.path.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.config, folder.config)
     try:
@@ -69,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         folder.update_status(state="failed", error=_failure_message(error), finished=time.time())
         return 1
-    folder.stop_file.unlink(missing_ok=True)
+    if is_main_process():  # the STOP file is the folder's too (status writes skip the other processes themselves)
+        folder.stop_file.unlink(missing_ok=True)
     folder.update_status(state=state, finished=time.time())
     print(f"Run {state}.", flush=True)
     return 0

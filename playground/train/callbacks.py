@@ -7,8 +7,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from playground.distributed import from_main_process
 from playground.run_folder import RunFolder
-from playground.train.common import gpu_memory_gb
+from playground.train.common import gpu_memory_peaks
 
 IGNORED = frozenset({"epoch", "total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second",
                      "eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "num_tokens",
@@ -41,7 +42,9 @@ class RunCallback(TrainerCallback):
         done = state.global_step - (self.first_step or 0)
         eta = elapsed / done * (state.max_steps - state.global_step) if done else None
         self.folder.update_status(step=state.global_step, max_steps=state.max_steps, eta_s=eta, elapsed_s=elapsed)
-        if self.folder.stop_requested():
+        # Every process of a multi-process run stops at the same step, as the main one read the STOP file: one that
+        # stopped alone would leave the others waiting for it in their next gradient sync.
+        if from_main_process(self.folder.stop_requested()):
             self.stopped = True
             control.should_save = True
             control.should_training_stop = True
@@ -55,8 +58,7 @@ class RunCallback(TrainerCallback):
             "step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch, "time": time.time(),
             "elapsed_s": round(elapsed, 3),
             "tokens_per_s": round(tokens / elapsed, 1) if tokens and elapsed > 0 else None,
-            "gpu_memory_gb": gpu_memory_gb(),
-        }
+        } | gpu_memory_peaks()
         # Every number the trainer logs (loss, eval_loss, learning_rate, accuracy, margin, rewards/chosen, …): the
         # Runs tab picks its charts per stage, so a metric a stage adds needs no change here.
         row |= {key: value for key, value in logs.items() if key not in row and key not in IGNORED

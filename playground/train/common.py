@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.catalog import CatalogError, ModelSpec, list_models, resolve_choice
+from playground.distributed import is_main_process
 from playground.loading import (
     Head,
     LoadOptions,
@@ -84,7 +85,7 @@ def load_base(cfg: TrainConfig, settings: Settings, head: Head = "causal") -> tu
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
     device = pick_device()
-    cuda, dtype = device == "cuda", resolve_dtype(options.dtype, device)
+    cuda, dtype = device.startswith("cuda"), resolve_dtype(options.dtype, device)
     print(f"Base model {spec.name}: {'4-bit NF4 (QLoRA)' if quantize else dtype}, "
           f"{'CUDA' if cuda else 'CPU'}", flush=True)
     return model, tokenizer, {"bf16": dtype == torch.bfloat16, "fp16": dtype == torch.float16, "use_cpu": not cuda}
@@ -123,13 +124,19 @@ def sft_adapter(cfg: Any, settings: Settings) -> Path | None:
     return folder
 
 
-def gpu_memory_gb() -> float | None:
-    """Peak GPU memory of this process so far (GiB), or None without CUDA: logged with every step's metrics."""
+def gpu_memory_peaks() -> dict[str, float]:
+    """The peak GPU memory (GiB) this process's tensors took since the last call — ``gpu_allocated_gb`` — and the
+    peak PyTorch's allocator held from the driver — ``gpu_reserved_gb`` (what ``nvidia-smi`` shows, less the CUDA
+    context) — then starts the next interval; empty without CUDA. Logged with every metrics row, so each row's peak
+    is its own interval's (a peak since the start would hide a later fall and repeat the first spike forever)."""
     import torch
 
     if not torch.cuda.is_available():
-        return None
-    return round(torch.cuda.max_memory_allocated() / 2**30, 3)
+        return {}
+    peaks = {"gpu_allocated_gb": round(torch.cuda.max_memory_allocated() / 2**30, 3),
+             "gpu_reserved_gb": round(torch.cuda.max_memory_reserved() / 2**30, 3)}
+    torch.cuda.reset_peak_memory_stats()
+    return peaks
 
 
 def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
@@ -190,7 +197,6 @@ def run_training(trainer: Any, folder: RunFolder, resume: bool, final_eval_every
     """Train from step 0, or on resume from the folder's newest checkpoint (the step count goes on). With
     ``final_eval_every`` (the eval interval), held-out figures are measured at the last step too, unless the last
     step already was an eval step."""
-    keep_trainable_fp32(trainer.model)
     checkpoint = folder.last_checkpoint() if resume else None
     print(f"Resuming from {checkpoint.name}" if checkpoint else "Starting from step 0", flush=True)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -200,7 +206,10 @@ def run_training(trainer: Any, folder: RunFolder, resume: bool, final_eval_every
 
 def save_adapter(model: Any, cfg: TrainConfig, folder: RunFolder, **info: Any) -> None:
     """Save the trained LoRA adapter (only the run's own: ``default``), naming the base as the user chose it, with
-    what the playground needs to use it; written under a temporary name and renamed."""
+    what the playground needs to use it; written under a temporary name and renamed. Only the main process of a
+    multi-process run saves it (the others hold the same weights, and would race it on the rename)."""
+    if not is_main_process():
+        return
     staging = folder.path / ".adapter-tmp"
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(str(staging), selected_adapters=["default"])

@@ -20,6 +20,7 @@ from playground.run_folder import RunFolder
 from playground.settings import Settings
 from playground.train.callbacks import RunCallback
 from playground.train.common import (
+    keep_trainable_fp32,
     load_base,
     lora_config,
     run_training,
@@ -65,8 +66,9 @@ def build_model(cfg: DPOConfig, settings: Settings) -> tuple[Any, Any, dict[str,
     return model, tokenizer, precision, None
 
 
-def main(cfg: DPOConfig, folder: RunFolder, resume: bool = False) -> str:
-    """Run DPO in ``folder``; returns the final state ("finished" or "stopped")."""
+def build_trainer(cfg: DPOConfig, folder: RunFolder, resume: bool = False) -> tuple[Any, RunCallback]:
+    """The DPOTrainer for ``cfg`` (policy, the run's pair split, callback), ready to train, with every trainable
+    parameter in float32 (:func:`keep_trainable_fp32`)."""
     from trl import DPOConfig as TrlDPOConfig
     from trl import DPOTrainer
 
@@ -81,6 +83,13 @@ def main(cfg: DPOConfig, folder: RunFolder, resume: bool = False) -> str:
     callback = RunCallback(folder)
     trainer = DPOTrainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
                          processing_class=tokenizer, peft_config=peft_config, callbacks=[callback])
+    keep_trainable_fp32(trainer.model)
+    return trainer, callback
+
+
+def main(cfg: DPOConfig, folder: RunFolder, resume: bool = False) -> str:
+    """Run DPO in ``folder``; returns the final state ("finished" or "stopped")."""
+    trainer, callback = build_trainer(cfg, folder, resume)
     run_training(trainer, folder, resume, final_eval_every=cfg.save_steps)  # held-out figures at the last step too
     save_adapter(trainer.model, cfg, folder, beta=cfg.beta, quantized=uses_4bit(cfg))
     return "stopped" if callback.stopped else "finished"

@@ -42,7 +42,7 @@ from playground.reward_model import RewardRun, find_run
 from playground.run_folder import RunFolder, write_atomic
 from playground.settings import Settings
 from playground.train import ppo_math
-from playground.train.common import gpu_memory_gb, save_adapter, settings_for, uses_4bit
+from playground.train.common import gpu_memory_peaks, save_adapter, settings_for, uses_4bit
 from playground.train.config import ConfigError, PPOConfig
 from playground.train.ppo_roles import POLICY, REFERENCE, VALUE, SharedBase
 
@@ -231,18 +231,18 @@ def advantages(batch: Rollout, cfg: PPOConfig, kl_coef: float) -> tuple[Any, Any
 
 
 def backward_minibatch(roles: SharedBase, part: Rollout, adv: Any, returns: Any, cfg: PPOConfig,
-                       weight: float) -> dict[str, float]:
+                       weight: float, scaler: Any) -> dict[str, float]:
     """One forward and backward pass over ``part`` (a micro-batch of the rollout, with its (b, T) advantages and
     returns): the clipped policy loss through the policy, then ``vf_coef`` × the clipped value loss through the
-    value model, each scaled by ``weight`` (1 / gradient_accumulation). Gradients accumulate in the trainable
-    parameters; returns the losses and statistics."""
+    value model, each scaled by ``weight`` (1 / gradient_accumulation) and by ``scaler`` (fp16's loss scale; a
+    no-op otherwise). Gradients accumulate in the trainable parameters; returns the losses and statistics."""
     width = part.answer.shape[1]
     logprobs = roles.logprobs(POLICY, part.ids, part.attention, part.answer, cfg.temperature)[0]
     pg_loss, pg_stats = ppo_math.policy_loss(logprobs, part.logprobs, adv, part.mask, cfg.cliprange)
-    (pg_loss * weight).backward()
+    scaler.scale(pg_loss * weight).backward()
     values = roles.values(part.ids, part.attention, width)
     vf_loss, vf_stats = ppo_math.value_loss(values, part.values, returns, part.mask, cfg.cliprange_value)
-    (cfg.vf_coef * vf_loss * weight).backward()
+    scaler.scale(cfg.vf_coef * vf_loss * weight).backward()
     return {"policy_loss": pg_loss.item(), "value_loss": vf_loss.item(), "clipfrac": pg_stats["clipfrac"].item(),
             "approx_kl": pg_stats["approx_kl"].item(), "ratio": pg_stats["ratio"].item(),
             "ratio_max_dev": pg_stats["ratio_max_dev"].item(), "value_clipfrac": vf_stats["clipfrac"].item()}
@@ -256,10 +256,19 @@ def make_optimizer(roles: SharedBase, cfg: PPOConfig) -> Any:
     return torch.optim.AdamW(roles.trainable, lr=cfg.learning_rate, eps=1e-5, weight_decay=cfg.weight_decay)
 
 
+def make_scaler(roles: SharedBase) -> Any:
+    """fp16's gradient scaler (small fp16 gradients would flush to zero without it), as accelerate gives the TRL
+    stages; disabled, a pass-through, in bf16 and float32."""
+    import torch
+
+    return torch.amp.GradScaler(roles.device.type, enabled=bool(roles.precision.get("fp16")))
+
+
 def ppo_update(roles: SharedBase, batch: Rollout, adv: Any, returns: Any, cfg: PPOConfig, optimizer: Any,
-               scheduler: Any, generator: Any) -> dict[str, float]:
+               scheduler: Any, generator: Any, scaler: Any) -> dict[str, float]:
     """``ppo_epochs`` passes over the batch in shuffled minibatches; returns the mean losses and statistics (and
-    ``ratio_max_dev``, the largest |π/π_old − 1| of any token in any pass)."""
+    ``ratio_max_dev``, the largest |π/π_old − 1| of any token in any pass). With fp16 the gradients are unscaled
+    before clipping, and a step whose gradients overflowed is skipped (:func:`make_scaler`)."""
     import torch
 
     size = batch.ids.shape[0]
@@ -274,14 +283,16 @@ def ppo_update(roles: SharedBase, batch: Rollout, adv: Any, returns: Any, cfg: P
             for micro_start in range(start, start + cfg.mini_batch_size, micro):
                 rows = order[micro_start:micro_start + micro]
                 stats = backward_minibatch(roles, batch.rows(rows), adv[rows], returns[rows], cfg,
-                                           1.0 / cfg.gradient_accumulation)
+                                           1.0 / cfg.gradient_accumulation, scaler)
                 for key, value in stats.items():
                     sums[key] = max(sums.get(key, 0.0), value) if key == "ratio_max_dev" \
                         else sums.get(key, 0.0) + value
                 count += 1
+            scaler.unscale_(optimizer)
             sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(
                 torch.nn.utils.clip_grad_norm_(roles.trainable, cfg.max_grad_norm)) * cfg.gradient_accumulation
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
     scheduler.step()
     roles.model.eval()
     return {key: value if key == "ratio_max_dev" else value / count for key, value in sums.items()}
@@ -291,7 +302,7 @@ def ppo_update(roles: SharedBase, batch: Rollout, adv: Any, returns: Any, cfg: P
 
 
 def save_checkpoint(roles: SharedBase, folder: RunFolder, step: int, optimizer: Any, scheduler: Any,
-                    kl: Any, generator: Any) -> Path:
+                    kl: Any, generator: Any, scaler: Any) -> Path:
     """checkpoints/checkpoint-<step>/: policy and value adapters + value head (safetensors), optimizer, scheduler
     and RNG states (tensors only), step and β (JSON). Written under a temporary name, then renamed; keeps two."""
     import torch
@@ -310,8 +321,8 @@ def save_checkpoint(roles: SharedBase, folder: RunFolder, step: int, optimizer: 
     rng = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state()
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng},
-               staging / "state.pt")
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng,
+                "scaler": scaler.state_dict()}, staging / "state.pt")
     write_atomic(staging / "state.json", json.dumps({"step": step, "kl": kl.state_dict()}))
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
@@ -323,7 +334,7 @@ def save_checkpoint(roles: SharedBase, folder: RunFolder, step: int, optimizer: 
 
 
 def load_checkpoint(roles: SharedBase, checkpoint: Path, optimizer: Any, scheduler: Any, kl: Any,
-                    generator: Any) -> int:
+                    generator: Any, scaler: Any) -> int:
     """Restore what :func:`save_checkpoint` wrote; returns the step to continue after."""
     import torch
     from peft import set_peft_model_state_dict
@@ -338,6 +349,8 @@ def load_checkpoint(roles: SharedBase, checkpoint: Path, optimizer: Any, schedul
     state = torch.load(checkpoint / "state.pt", weights_only=True, map_location="cpu")  # tensors only
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler"):  # empty when the scaler was disabled; absent in checkpoints from before fp16
+        scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"]["torch"])
     generator.set_state(state["rng"]["generator"])
     if "cuda" in state["rng"] and torch.cuda.is_available():
@@ -364,6 +377,13 @@ def reward_run_for(cfg: PPOConfig, settings: Settings) -> RewardRun:
         raise ConfigError("reward_run", f"{run.name!r} was trained on {run.base_model!r}, not on "
                                         f"{cfg.base_model!r}: PPO shares one base model among its roles, so pick a "
                                         f"reward model trained on {cfg.base_model!r} (or that base model).")
+    if run.quantized != uses_4bit(cfg):
+        trained, here, setting = ("4-bit (QLoRA)", "in full precision", "4bit") if run.quantized else \
+            ("full-precision", "in 4-bit", "none")
+        raise ConfigError("reward_run", f"{run.name!r} was trained on a {trained} base and this run loads the base "
+                                        f"{here}; PPO scores with the reward adapter on its own base, so the scores "
+                                        f"would not be the ones the reward model learned. Set quantization to "
+                                        f"{setting}, or pick a reward model trained {here}.")
     return run
 
 
@@ -408,7 +428,7 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
         scorer = reward_scorer(roles, reward, cfg.mini_batch_size // cfg.gradient_accumulation)  # type: ignore[arg-type]
     gen_config = generation_config(cfg, roles.tokenizer)
     steps = total_steps(cfg, len(train_prompts))
-    optimizer = make_optimizer(roles, cfg)
+    optimizer, scaler = make_optimizer(roles, cfg), make_scaler(roles)
     warmup = int(steps * cfg.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
     kl = (ppo_math.AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl
@@ -417,7 +437,7 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
     step = 0
     checkpoint = folder.last_checkpoint() if resume else None
     if checkpoint is not None:
-        step = load_checkpoint(roles, checkpoint, optimizer, scheduler, kl, generator)
+        step = load_checkpoint(roles, checkpoint, optimizer, scheduler, kl, generator, scaler)
     if resume:
         folder.forget_after(step)  # steps logged after the checkpoint run again: the charts must not double them
     print(f"{len(train_prompts)} prompts ({len(held_prompts)} held out); "
@@ -434,7 +454,7 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
         adv, returns, kl_tokens, non_score = advantages(batch, cfg, kl.value)
         t2 = time.monotonic()
         beta = kl.value
-        stats = ppo_update(roles, batch, adv, returns, cfg, optimizer, scheduler, generator)
+        stats = ppo_update(roles, batch, adv, returns, cfg, optimizer, scheduler, generator, scaler)
         t3 = time.monotonic()
         step += 1
         kl_per_answer = ppo_math.masked_sum(ppo_math.kl_k1(batch.logprobs, batch.ref_logprobs), batch.mask, 1)
@@ -451,11 +471,11 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
                "learning_rate": optimizer.param_groups[0]["lr"],
                "time_generate": round(t1 - t0, 3), "time_score": round(t2 - t1, 3),
                "time_optimize": round(t3 - t2, 3),
-               "tokens_per_s": round(float(lengths.sum()) / max(t3 - t0, 1e-9), 1),
-               "gpu_memory_gb": gpu_memory_gb()}
+               "tokens_per_s": round(float(lengths.sum()) / max(t3 - t0, 1e-9), 1)}
         row["score_low"], row["score_high"] = row["score"] - row["score_std"], row["score"] + row["score_std"]
         if held_prompts and (step % cfg.save_steps == 0 or step == steps):
             row |= evaluate_held_out(roles, held_prompts, scorer, cfg, gen_config, kl.value)
+        row |= gpu_memory_peaks()  # this step's, held-out answers included
         folder.append_metrics(row)
         with folder.samples_file.open("a") as out:
             for sample in _sample_rows(step, batch, kl_tokens, cfg.samples_per_step):
@@ -469,7 +489,7 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
               flush=True)
         stopped = folder.stop_requested()
         if stopped or step % cfg.save_steps == 0 or step == steps:
-            save_checkpoint(roles, folder, step, optimizer, scheduler, kl, generator)
+            save_checkpoint(roles, folder, step, optimizer, scheduler, kl, generator, scaler)
         if stopped:
             break
     save_adapter(roles.model, cfg, folder, reward_run=cfg.reward_run, max_length=cfg.max_length,
@@ -492,5 +512,10 @@ def evaluate_held_out(roles: SharedBase, prompts: list[Prompt], scorer: Scorer, 
 
 
 def main(cfg: PPOConfig, folder: RunFolder, resume: bool = False) -> str:
-    """The stage's entry point (``python -m playground.train ppo config.yaml``)."""
+    """The stage's entry point (``python -m playground.train ppo config.yaml``). One process only: the loop has no
+    distributed code, so under ``accelerate launch`` each process would run a whole PPO of its own; it is refused
+    (:class:`playground.distributed.DistributedError`, recorded as the run's failure by the main process)."""
+    from playground.distributed import require_single_process
+
+    require_single_process("PPO")
     return train(cfg, folder, resume)

@@ -168,6 +168,8 @@ class SharedBase:
         self.model.set_adapter(POLICY)
         self.trainable = self._adapter_parameters(POLICY) + self._adapter_parameters(VALUE) \
             + list(self.value_head.parameters())
+        for p in self.trainable:  # master weights, as the TRL stages keep them (common.keep_trainable_fp32)
+            p.data = p.data.float()
         self._train_mode()
 
     # ------------------------------------------------------------------------------------------ setup
@@ -236,6 +238,17 @@ class SharedBase:
         finally:
             self._activate(before)
 
+    def autocast(self) -> Any:
+        """The training precision for every forward of every role (sampling, recomputed log-probs, values, scores):
+        the matmuls, activations and KV cache in bf16 or fp16 while the trainable weights stay float32, as the TRL
+        stages train through accelerate. Without it a GPU run would compute in float32 wherever a 4-bit base keeps
+        float32 (its norms, embeddings and LM head). A no-op in full precision. Activation checkpoints recompute
+        under the autocast state of their forward."""
+        import torch
+
+        dtype = torch.bfloat16 if self.precision.get("bf16") else torch.float16 if self.precision.get("fp16") else None
+        return torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
     def _recompute_as_forward(self) -> tuple[Any, Any]:
         """``context_fn`` of the activation checkpoints: the forward runs as it is; the recompute in the backward pass
         runs as the role that was active at forward time."""
@@ -248,14 +261,14 @@ class SharedBase:
         import torch
 
         self.model.eval()
-        with torch.no_grad(), self.role(POLICY):
+        with torch.no_grad(), self.role(POLICY), self.autocast():
             out = self.model.generate(input_ids=query, attention_mask=query_mask, generation_config=generation_config)
         return out[:, query.shape[1]:]
 
     def logits(self, name: str, ids: Any, mask: Any, answer_length: int) -> Any:
         """Next-token logits for the answer positions: (B, L) sequences → (B, T, V) for the last T = answer_length
         tokens (row t predicts answer token t). ``name``: the policy or the reference."""
-        with self.role(name):
+        with self.role(name), self.autocast():
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
                              logits_to_keep=answer_length + 1, use_cache=False)
         return out.logits[:, :-1].float()
@@ -269,9 +282,10 @@ class SharedBase:
             logits = self.logits(name, ids, mask, width) / temperature
             return (ppo_math.logprobs_from_logits(logits, tokens),
                     ppo_math.entropy_from_logits(logits) if entropy else None)
-        with self.role(name):
+        with self.role(name), self.autocast():
             hidden = self._hidden(ids, mask)[:, -width - 1:-1]  # (B, T, H): the state before each answer token
-        return head_logprobs(self.model.get_output_embeddings(), hidden, tokens, temperature, entropy, self.softcap)
+            return head_logprobs(self.model.get_output_embeddings(), hidden, tokens, temperature, entropy,
+                                 self.softcap)
 
     def _hidden(self, ids: Any, mask: Any) -> Any:
         """The backbone's last hidden states (B, L, H), after the final norm (the heads' input)."""
@@ -281,9 +295,9 @@ class SharedBase:
 
     def values(self, ids: Any, mask: Any, answer_length: int) -> Any:
         """V(state before each answer token): (B, L) → (B, T), from the value adapter and head."""
-        with self.role(VALUE):
+        with self.role(VALUE), self.autocast():
             hidden = self._hidden(ids, mask)[:, -answer_length - 1:-1]
-        return self.value_head(hidden.float()).squeeze(-1)
+            return self.value_head(hidden).squeeze(-1).float()
 
     def reward(self, ids: Any) -> Any:
         """r(x, y) for right-padded (B, L) sequences → (B,): the score head at the last token that isn't padding,
@@ -294,8 +308,9 @@ class SharedBase:
             raise RuntimeError("No reward model loaded.")
         mask = (ids != self.reward_pad_id).long()
         last = (torch.arange(ids.shape[1], device=ids.device) * mask).argmax(-1)  # (B,)
-        with torch.no_grad(), self.role(REWARD):
+        with torch.no_grad(), self.role(REWARD), self.autocast():
             backbone = self.model.get_base_model().base_model
             hidden = backbone(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).last_hidden_state
-        pooled = hidden[torch.arange(ids.shape[0], device=ids.device), last].float()  # (B, H)
-        return pooled @ self.score_head[0]
+            pooled = hidden[torch.arange(ids.shape[0], device=ids.device), last]  # (B, H)
+            # the score head as the reward run's forward applied it: a Linear under the same autocast
+            return torch.nn.functional.linear(pooled, self.score_head).squeeze(-1).float()

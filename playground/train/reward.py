@@ -18,6 +18,7 @@ from playground.run_folder import RunFolder
 from playground.settings import Settings
 from playground.train.callbacks import RunCallback
 from playground.train.common import (
+    keep_trainable_fp32,
     load_base,
     lora_config,
     run_training,
@@ -70,8 +71,9 @@ def build_model(cfg: RewardConfig, settings: Settings) -> tuple[Any, Any, dict[s
     return model, tokenizer, precision, None
 
 
-def main(cfg: RewardConfig, folder: RunFolder, resume: bool = False) -> str:
-    """Train a reward model in ``folder``; returns the final state ("finished" or "stopped")."""
+def build_trainer(cfg: RewardConfig, folder: RunFolder, resume: bool = False) -> tuple[Any, RunCallback]:
+    """The RewardTrainer for ``cfg`` (model, the run's pair split, callback), ready to train, with every trainable
+    parameter — LoRA and score head — in float32 (:func:`keep_trainable_fp32`)."""
     from trl import RewardConfig as TrlRewardConfig
     from trl import RewardTrainer
 
@@ -91,6 +93,13 @@ def main(cfg: RewardConfig, folder: RunFolder, resume: bool = False) -> str:
     callback = RunCallback(folder)
     trainer = RewardTrainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
                             processing_class=tokenizer, peft_config=peft_config, callbacks=[callback])
+    keep_trainable_fp32(trainer.model)
+    return trainer, callback
+
+
+def main(cfg: RewardConfig, folder: RunFolder, resume: bool = False) -> str:
+    """Train a reward model in ``folder``; returns the final state ("finished" or "stopped")."""
+    trainer, callback = build_trainer(cfg, folder, resume)
     run_training(trainer, folder, resume, final_eval_every=cfg.save_steps)  # held-out figures at the last step too
     save_adapter(trainer.model, cfg, folder, max_length=cfg.max_length, num_labels=1,
                  quantized=uses_4bit(cfg))

@@ -17,6 +17,7 @@ from playground.run_folder import RunFolder
 from playground.settings import Settings
 from playground.train.callbacks import RunCallback
 from playground.train.common import (
+    keep_trainable_fp32,
     load_base,
     lora_config,
     run_training,
@@ -54,8 +55,9 @@ def trainer_args(cfg: SFTConfig, folder: RunFolder, precision: dict[str, Any], h
         **trainer_kwargs(cfg, folder, precision, has_eval))
 
 
-def main(cfg: SFTConfig, folder: RunFolder, resume: bool = False) -> str:
-    """Run SFT in ``folder``; returns the final state ("finished" or "stopped")."""
+def build_trainer(cfg: SFTConfig, folder: RunFolder) -> tuple[Any, RunCallback]:
+    """The SFTTrainer for ``cfg`` (model, data, callback), ready to train, with every trainable parameter in float32
+    (:func:`keep_trainable_fp32`)."""
     from trl import SFTTrainer
 
     settings = settings_for(cfg)
@@ -67,6 +69,13 @@ def main(cfg: SFTConfig, folder: RunFolder, resume: bool = False) -> str:
     trainer = SFTTrainer(model=model, args=trainer_args(cfg, folder, precision, evaluation is not None),
                          train_dataset=train, eval_dataset=evaluation, processing_class=tokenizer,
                          peft_config=lora_config(cfg, "CAUSAL_LM"), callbacks=[callback])
+    keep_trainable_fp32(trainer.model)
+    return trainer, callback
+
+
+def main(cfg: SFTConfig, folder: RunFolder, resume: bool = False) -> str:
+    """Run SFT in ``folder``; returns the final state ("finished" or "stopped")."""
+    trainer, callback = build_trainer(cfg, folder)
     run_training(trainer, folder, resume)
     save_adapter(trainer.model, cfg, folder, quantized=uses_4bit(cfg))
     return "stopped" if callback.stopped else "finished"

@@ -51,7 +51,7 @@ def build_app(settings: Settings, cache: ModelCache | None = None, store: Store 
             )
             rater_box = rater.build(app, auth=settings.auth is not None)
         runner = BatchRunner(store, cache, lambda: list_models(settings))
-        reward_models = RewardModels(settings)
+        reward_models = RewardModels(settings, cache)
         with gr.Tabs() as tabs:
             with gr.Tab("Lecture", id="lecture") as lecture:
                 lecture_links = lecture_tab.build(settings, cache, store, jobs, reward_models, tabs, lecture)
@@ -64,7 +64,7 @@ def build_app(settings: Settings, cache: ModelCache | None = None, store: Store 
             with gr.Tab("History", id="history") as past:
                 history_tab.build(settings, store, rater_box, past)
             with gr.Tab("Train", id="train") as train:
-                train_tab.build(settings, jobs, train)
+                train_tab.build(settings, jobs, train, cache, reward_models)
             with gr.Tab("Runs", id="runs") as runs:
                 run_choice = runs_tab.build(settings, jobs, cache, runs)
             with gr.Tab("Reward", id="reward") as reward:

@@ -12,7 +12,7 @@ import gradio as gr
 import pandas as pd
 
 from playground import bigbench, evaluation
-from playground.jobs import JobError, Jobs, RunInfo, shell_command
+from playground.jobs import JobError, Jobs, RunInfo, several_gpus_text, shell_command
 from playground.loading import ModelCache
 from playground.run_evaluation import RunEvaluationError, evaluate_run, run_models
 from playground.run_folder import ACTIVE, RunFolder
@@ -108,12 +108,24 @@ def samples_table(samples: list[dict[str, Any]], step: str | None) -> tuple[list
     return [LATEST] + [str(n) for n in steps], choice, pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
 
 
+def memory_text(metrics: list[dict[str, Any]]) -> str:
+    """GPU memory of a run (nothing on a CPU): the peaks of the last logging interval and of the whole run, allocated
+    (the tensors) and reserved (what PyTorch holds from the driver); nvidia-smi shows the CUDA context on top."""
+    rows = [m for m in metrics if m.get("gpu_allocated_gb") is not None and m.get("gpu_reserved_gb") is not None]
+    if rows:
+        last = rows[-1]
+        allocated, reserved = max(m["gpu_allocated_gb"] for m in rows), max(m["gpu_reserved_gb"] for m in rows)
+        return (f"GPU memory at step {last['step']}: peak {last['gpu_allocated_gb']:.2f} GiB allocated, "
+                f"{last['gpu_reserved_gb']:.2f} GiB reserved (whole run: {allocated:.2f} / {reserved:.2f}); the CUDA "
+                f"context adds about 0.3–1 GiB to what nvidia-smi shows")
+    older = [m["gpu_memory_gb"] for m in metrics if m.get("gpu_memory_gb")]  # runs logged before per-interval peaks
+    return f"peak GPU memory {max(older):.2f} GiB allocated" if older else ""
+
+
 def speed_text(metrics: list[dict[str, Any]]) -> str:
     last = next((m for m in reversed(metrics) if m.get("tokens_per_s")), None)
-    if last is None:
-        return ""
-    memory = f" · peak GPU memory {last['gpu_memory_gb']:.2f} GB" if last.get("gpu_memory_gb") else ""
-    return f"{last['tokens_per_s']:.0f} tokens/s (training tokens, no padding){memory}"
+    parts = [f"{last['tokens_per_s']:.0f} tokens/s (training tokens, no padding)"] if last is not None else []
+    return " · ".join(parts + [text for text in [memory_text(metrics)] if text])
 
 
 def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> gr.Dropdown:
@@ -202,8 +214,7 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> gr.
                 pass
         status = folder.status()
         stage = status.get("stage", "sft")
-        cmd = f"{shell_command(stage, folder.config)}\n# several GPUs:\n" \
-              f"{shell_command(stage, folder.config, launcher='accelerate')}"
+        cmd = f"{shell_command(stage, folder.config)}\n{several_gpus_text(stage, folder.config)}"
         charts = CHARTS.get(stage, CHARTS["sft"])
         x_title = X_TITLES.get(stage, "optimizer step")
         plots = [gr.update(value=curves(frames, keys), label=title, x_title=x_title, y_title=y_title, visible=True)

@@ -14,9 +14,11 @@ from typing import Any
 import gradio as gr
 import yaml
 
-from playground import datasets, preference_data, prompt_sets, reward_model
+from playground import datasets, gpu_room, preference_data, prompt_sets, reward_model
 from playground.catalog import is_language_model_adapter, list_models
-from playground.jobs import ROOT, JobError, Jobs, shell_command
+from playground.jobs import ROOT, JobError, Jobs, several_gpus_text, shell_command
+from playground.loading import ModelCache
+from playground.reward_model import RewardModels
 from playground.settings import Settings
 from playground.train.common import check_inputs
 from playground.train.config import CONFIGS, ConfigError, from_dict, help_text
@@ -187,14 +189,12 @@ def commands_by_hand(stage: str, cfg: Any, settings: Settings) -> str:
     run_dir = shlex.quote(str(settings.runs_dir / cfg.name))
     return (f"# Save the config above as {config_file} in the project folder ({ROOT}), then run there:\n"
             f"{shell_command(stage, config_file)} --run-dir {run_dir}\n"
-            f"# or, on several GPUs:\n"
-            f"{shell_command(stage, config_file, launcher='accelerate')} --run-dir {run_dir}")
+            f"{several_gpus_text(stage, config_file, f' --run-dir {run_dir}')}")
 
 
 def run_commands(stage: str, config: Path) -> str:
     """The commands of a started run, whose config.yaml is now in its folder (as the Runs tab shows them)."""
-    return (f"# The app runs it as:\n{shell_command(stage, config)}\n# or, on several GPUs:\n"
-            f"{shell_command(stage, config, launcher='accelerate')}")
+    return f"# The app runs it as:\n{shell_command(stage, config)}\n{several_gpus_text(stage, config)}"
 
 
 def run_name(stage: str) -> str:
@@ -216,8 +216,10 @@ def name_on_open_js(stage: str) -> str:
     }}"""
 
 
-def build(settings: Settings, jobs: Jobs, tab: gr.Tab) -> None:
-    """Lay out the Train tab (a stage picker, then one form per stage) and wire its events."""
+def build(settings: Settings, jobs: Jobs, tab: gr.Tab, cache: ModelCache | None = None,
+          reward_models: RewardModels | None = None) -> None:
+    """Lay out the Train tab (a stage picker, then one form per stage) and wire its events. With the app's ``cache``
+    (and ``reward_models``), it offers to unload the app's models from the GPU before a run starts."""
     with gr.Row():
         stage = gr.Radio([(label, key) for key, label in STAGE_LABELS.items()], value="sft", label="Stage",
                          info="The lecture's order: SFT, then a reward model, then PPO (or DPO instead of both).")
@@ -226,10 +228,19 @@ def build(settings: Settings, jobs: Jobs, tab: gr.Tab) -> None:
     message = gr.Markdown("", elem_id="train-message")
     with gr.Accordion("Config and command", open=False) as details:
         config_text = gr.Code(language="yaml", label="config.yaml", elem_id="train-config")
-        command_text = gr.Code(language="shell", label="Command (run it yourself, or with accelerate on several GPUs)",
+        command_text = gr.Code(language="shell", label="Command (run it yourself; SFT, reward, DPO also on several GPUs)",
                                elem_id="train-command")
-    forms = {key: _stage_form(key, settings, jobs, tab, [message, config_text, command_text, details])
+    unload = gr.Checkbox(True, label="Unload the app's models from the GPU before the run starts", visible=False,
+                         elem_id="train-unload-gpu")
+    room = (cache, reward_models)
+    forms = {key: _stage_form(key, settings, jobs, tab, [message, config_text, command_text, details], unload, room)
              for key in STAGE_LABELS}
+
+    def gpu_offer() -> dict[str, Any]:
+        text = gpu_room.offer(cache, reward_models) if cache is not None else ""
+        return gr.update(visible=bool(text), info=text)
+
+    tab.select(gpu_offer, None, unload, api_visibility="private")
 
     def pick(choice: str) -> list[Any]:
         return [INTRO[choice]] + [gr.update(visible=key == choice) for key in forms]
@@ -237,8 +248,10 @@ def build(settings: Settings, jobs: Jobs, tab: gr.Tab) -> None:
     stage.change(pick, stage, [intro] + list(forms.values()), api_visibility="private")
 
 
-def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs: list[Any]) -> gr.Column:
-    """One stage's form with its recipes, Start and Show config buttons; returns its column (shown for its stage)."""
+def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs: list[Any], unload: gr.Checkbox,
+                room: tuple[ModelCache | None, RewardModels | None]) -> gr.Column:
+    """One stage's form with its recipes, Start and Show config buttons; returns its column (shown for its stage).
+    ``unload``: the option to unload the app's GPU models (``room``: the cache and reward models) before Start."""
     config_class = CONFIGS[stage]
     defaults = config_class(name=run_name(stage))
     fields = {f.name: f for f in dataclasses.fields(config_class) if f.name != "data_dir"}
@@ -305,9 +318,16 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
         return [f"Run **{cfg.name}** {where}. Watch it in the **Runs** tab.", run_name(stage), cfg.to_yaml(),
                 run_commands(stage, folder.config), gr.update(open=True)]
 
-    start.click(**gate(start=True)).success(start_run, list(inputs.values()),
-                                            [message, inputs["name"], config_text, command_text, details],
-                                            api_name=f"train{suffix}_start")
+    def unload_first(wanted: bool) -> None:
+        """After the form is checked, before the run is created: free the GPU for it when asked (and needed)."""
+        cache, reward_models = room
+        if wanted and cache is not None:
+            gpu_room.unload_for_training(cache, reward_models)
+
+    start.click(**gate(start=True)).success(unload_first, unload, None, api_visibility="private",
+                                            show_progress="hidden").success(
+        start_run, list(inputs.values()), [message, inputs["name"], config_text, command_text, details],
+        api_name=f"train{suffix}_start")
 
     def load_recipe(choice: str | None) -> list[Any]:
         path = recipes(stage).get(choice or "")

@@ -1,0 +1,118 @@
+"""Which process of a run am I: for a run started with ``accelerate launch`` (or ``torchrun``) on several processes.
+
+A launcher starts one copy of ``python -m playground.train`` per GPU and tells each who it is in environment
+variables: its rank among all processes (``RANK``), its rank on this machine (``LOCAL_RANK``, which GPU it owns) and
+how many there are (``WORLD_SIZE``); MPI launchers use their own names. From those this module answers:
+
+- :func:`local_device` — the device this process puts its model on (its own GPU, ``cuda:LOCAL_RANK``);
+- :func:`is_main_process` — whether this process writes the run folder (status, metrics, data split, adapter):
+  the others train the same steps and must not race it on the same files;
+- :func:`require_single_process` — a stage with no distributed code (PPO) refuses a multi-process launch instead
+  of every process running a whole run of its own;
+- :func:`from_main_process` — a decision every process must take alike (Stop), made by the main process.
+
+A plain ``python -m playground.train`` (and the app) sets none of these variables: it is the main and only process.
+
+The variables are read directly rather than through accelerate's ``PartialState``: creating that state initialises
+the process group (the trainer does that later, at its own time), and importing accelerate imports torch, which the
+app's run-folder writes must not pay for. The names and their order are accelerate's own
+(``accelerate.utils.get_cpu_distributed_information``), so the answers agree with ``PartialState``'s.
+"""
+
+from __future__ import annotations
+
+import os
+
+RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+LOCAL_RANK_VARIABLES = ("LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_RANK")
+WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+class DistributedError(RuntimeError):
+    """A multi-process launch this run can't do (too many processes for the GPUs, a single-process stage); the
+    message says what to do instead."""
+
+
+def _first_int(names: tuple[str, ...], default: int) -> int:
+    """The first of ``names`` set to a whole number ≥ 0 (as accelerate's ``get_int_from_env``), else ``default``."""
+    for name in names:
+        text = os.environ.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            value = int(text)
+        except ValueError as error:
+            raise DistributedError(f"The launcher set {name}={text!r}, which is not a whole number.") from error
+        if value >= 0:
+            return value
+    return default
+
+
+def world_size() -> int:
+    """How many processes run this training together (1 without a multi-process launcher)."""
+    return _first_int(WORLD_SIZE_VARIABLES, 1)
+
+
+def rank() -> int:
+    """This process's rank among all of the run's processes (0 without a multi-process launcher)."""
+    return _first_int(RANK_VARIABLES, 0)
+
+
+def local_rank() -> int:
+    """This process's rank on this machine, i.e. which of the machine's GPUs it owns (0 without a launcher)."""
+    return _first_int(LOCAL_RANK_VARIABLES, 0)
+
+
+def several_processes() -> bool:
+    """Whether this process is one of several training together (``accelerate launch`` with more than one)."""
+    return world_size() > 1
+
+
+def is_main_process() -> bool:
+    """Whether this process is the one that writes the run folder: rank 0, or the only process."""
+    return rank() == 0
+
+
+def local_device(cuda_devices: int) -> str:
+    """The device this process's model goes on, given how many CUDA devices it sees (0: none).
+
+    ``"cpu"`` without CUDA. One process: ``"cuda"`` (the current device, as a single-process run always had).
+    Several processes: ``"cuda:N"`` with N the local rank — each process on its own GPU, which DDP requires (a
+    module on another rank's device is rejected) and accelerate checks for 4-bit models. Raises
+    :class:`DistributedError` when the local rank has no GPU of its own (more processes than GPUs)."""
+    if cuda_devices <= 0:
+        return "cpu"
+    if not several_processes():
+        return "cuda"
+    index = local_rank()
+    if index >= cuda_devices:
+        raise DistributedError(f"This process has local rank {index} but sees only {cuda_devices} GPU(s): launch "
+                               f"at most {cuda_devices} process(es) per machine (accelerate launch --num_processes "
+                               f"{cuda_devices}), one per GPU.")
+    return f"cuda:{index}"
+
+
+def require_single_process(what: str) -> None:
+    """Refuse a multi-process launch for ``what`` (a stage with no distributed code, where every process would run
+    the whole training by itself and all of them would write the same run folder): raises
+    :class:`DistributedError` saying to run it as one process."""
+    if several_processes():
+        raise DistributedError(f"{what} runs on one process only: it has no multi-GPU code, and under accelerate "
+                               f"launch each of the {world_size()} processes would run a whole {what} of its own. "
+                               f"Run it with python -m playground.train (one GPU).")
+
+
+def from_main_process(value: bool) -> bool:
+    """The main process's ``value``, on every process: for a decision all processes must take alike (stop after
+    this step), since a process that stops while the others go on leaves them waiting for it forever. Only the
+    main process's ``value`` counts (the others may pass anything, e.g. what they read a moment later). Without an
+    initialised process group — one process — it is ``value`` itself."""
+    if not several_processes():
+        return value
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    box = [bool(value)]
+    dist.broadcast_object_list(box, src=0)  # the backend's current device (accelerate set it) carries the bytes
+    return bool(box[0])

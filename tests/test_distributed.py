@@ -1,0 +1,255 @@
+"""A run under ``accelerate launch``: each process on its own device, one writer of the run folder, PPO refused.
+
+The launcher's environment variables are faked with monkeypatch (the real multi-process training run is another
+test's); the one collective, :func:`from_main_process`, runs on two real CPU processes (gloo).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from playground import distributed
+from playground.distributed import DistributedError
+from playground.jobs import JobError, command, several_gpus_text, shell_command
+from playground.run_folder import RunFolder
+from playground.train.__main__ import main as train_main
+from playground.train.config import PPOConfig, RewardConfig, SFTConfig
+
+LAUNCHER_VARIABLES = (distributed.RANK_VARIABLES + distributed.LOCAL_RANK_VARIABLES
+                      + distributed.WORLD_SIZE_VARIABLES + ("LOCAL_WORLD_SIZE",))
+
+
+@pytest.fixture(autouse=True)
+def no_launcher(monkeypatch):
+    """Every test starts as a plain single process, whatever launched pytest."""
+    for name in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def as_process(monkeypatch, rank: int, world: int, local: int | None = None) -> None:
+    """Set the variables torchrun / accelerate launch give process ``rank`` of ``world``."""
+    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setenv("LOCAL_RANK", str(rank if local is None else local))
+    monkeypatch.setenv("WORLD_SIZE", str(world))
+
+
+# ---------------------------------------------------------------------------------------------- who am I
+
+
+def test_a_plain_process_is_the_main_and_only_one_on_the_current_gpu():
+    assert (distributed.rank(), distributed.local_rank(), distributed.world_size()) == (0, 0, 1)
+    assert distributed.is_main_process() and not distributed.several_processes()
+    assert distributed.local_device(0) == "cpu" and distributed.local_device(2) == "cuda"
+
+
+def test_each_launched_process_gets_its_own_gpu_and_only_rank_0_writes(monkeypatch):
+    devices = []
+    for rank in range(4):
+        as_process(monkeypatch, rank, 4)
+        devices.append(distributed.local_device(4))
+        assert distributed.several_processes() and distributed.is_main_process() == (rank == 0)
+    assert devices == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
+    as_process(monkeypatch, 5, 8, local=1)  # the second machine's second GPU: global rank 5, local rank 1
+    assert distributed.local_device(4) == "cuda:1" and not distributed.is_main_process()
+    assert distributed.local_device(0) == "cpu"  # a multi-process CPU run (accelerate launch --cpu)
+
+
+def test_mpi_launchers_names_are_read_too(monkeypatch):
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "1")
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1")
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    assert not distributed.is_main_process() and distributed.local_device(2) == "cuda:1"
+
+
+@pytest.mark.parametrize("env", [{}, {"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4"},
+                                 {"PMI_RANK": "2", "MPI_LOCALRANKID": "0", "PMI_SIZE": "3"},
+                                 {"RANK": "-1", "OMPI_COMM_WORLD_RANK": "1", "WORLD_SIZE": "2"}])
+def test_the_answers_are_accelerates(monkeypatch, env):
+    from accelerate.utils import get_cpu_distributed_information
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    library = get_cpu_distributed_information()
+    assert (distributed.rank(), distributed.local_rank(), distributed.world_size()) == \
+        (library.rank, library.local_rank, library.world_size)
+
+
+def test_more_processes_than_gpus_is_refused_saying_how_many(monkeypatch):
+    as_process(monkeypatch, 2, 3)
+    with pytest.raises(DistributedError, match=r"local rank 2 but sees only 2 GPU.*--num_processes 2"):
+        distributed.local_device(2)
+
+
+def test_a_garbled_variable_is_named(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(DistributedError, match="WORLD_SIZE='two'"):
+        distributed.world_size()
+
+
+def test_pick_device_places_each_rank_on_its_own_gpu(monkeypatch):
+    import torch
+
+    from playground.loading import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device() == "cuda"
+    as_process(monkeypatch, 1, 2)
+    assert pick_device() == "cuda:1"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device() == "cpu"
+
+
+# ---------------------------------------------------------------------------------------------- one writer
+
+
+def test_only_the_main_process_writes_the_run_folder(tmp_path, monkeypatch):
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    as_process(monkeypatch, 1, 2)
+    assert folder.update_status(state="running", step=1) is None
+    folder.append_metrics({"step": 1, "loss": 1.0})
+    assert not folder.status_file.exists() and not folder.metrics_file.exists()
+    as_process(monkeypatch, 0, 2)
+    folder.update_status(state="running", step=2)
+    folder.append_metrics({"step": 1, "loss": 1.0})
+    folder.append_metrics({"step": 2, "loss": 0.5})
+    as_process(monkeypatch, 1, 2)
+    folder.forget_after(1)  # a resumed run: the other process leaves the metrics to the main one
+    assert folder.status()["step"] == 2 and [row["step"] for row in folder.metrics()] == [1, 2]
+    as_process(monkeypatch, 0, 2)
+    folder.forget_after(1)
+    assert [row["step"] for row in folder.metrics()] == [1]
+
+
+def test_only_the_main_process_saves_the_adapter(tmp_path, monkeypatch):
+    from playground.train.common import save_adapter
+
+    saved = []
+    model = types.SimpleNamespace(save_pretrained=lambda path, **kwargs: saved.append(path))
+    folder = RunFolder(tmp_path / "run")
+    as_process(monkeypatch, 1, 2)
+    save_adapter(model, SFTConfig(name="run"), folder)
+    assert saved == [] and not folder.adapter.exists() and not (folder.path / ".adapter-tmp").exists()
+
+
+def test_only_the_main_process_writes_the_data_split_and_both_train_on_it(tmp_path, monkeypatch, settings):
+    from playground.preference_data import run_pairs
+
+    source = tmp_path / "pairs.jsonl"
+    source.write_text("".join(json.dumps({"prompt": f"Q{i}?", "chosen": "yes", "rejected": "no"}) + "\n"
+                              for i in range(10)))
+    cfg = RewardConfig(datasets=[str(source)], eval_fraction=0.2, data_dir=str(settings.data_dir))
+    data = tmp_path / "run" / "data"
+    as_process(monkeypatch, 1, 2)
+    other = run_pairs(cfg, settings, data, resume=False)
+    assert not data.exists()
+    as_process(monkeypatch, 0, 2)
+    assert run_pairs(cfg, settings, data, resume=False) == other  # the same seeded split on every process
+    assert sorted(p.name for p in data.iterdir()) == ["eval.jsonl", "train.jsonl"]
+
+
+def run_cli(stage: str, config: Path, run_dir: Path, monkeypatch, result: str = "finished") -> int:
+    """``python -m playground.train STAGE CONFIG --run-dir RUN_DIR`` with the stage replaced by one that only
+    returns ``result`` (PPO's real entry point is kept: its refusal comes before any model is loaded)."""
+    if stage != "ppo":
+        monkeypatch.setitem(sys.modules, f"playground.train.{stage}",
+                            types.SimpleNamespace(main=lambda cfg, folder, resume=False: result))
+    return train_main([stage, str(config), "--run-dir", str(run_dir)])
+
+
+def test_a_run_on_two_processes_has_one_writer(tmp_path, monkeypatch):
+    config = tmp_path / "sft.yaml"
+    config.write_text(SFTConfig(name="two").to_yaml())
+    folder = RunFolder(tmp_path / "runs" / "two")
+    as_process(monkeypatch, 1, 2)
+    assert run_cli("sft", config, folder.path, monkeypatch) == 0
+    assert not folder.path.exists()  # no config copy, no status
+    as_process(monkeypatch, 0, 2)
+    folder.path.mkdir(parents=True)
+    folder.stop_file.touch()  # Stop pressed: the run ends, and only its main process clears the request
+    assert run_cli("sft", config, folder.path, monkeypatch, result="stopped") == 0
+    assert folder.config.read_text() == config.read_text()
+    assert folder.status()["state"] == "stopped" and folder.status()["pid"] == os.getpid()
+    assert not folder.stop_file.exists()
+
+
+def test_ppo_refuses_several_processes_and_the_main_one_records_why(tmp_path, monkeypatch):
+    config = tmp_path / "ppo.yaml"
+    config.write_text(PPOConfig(name="ppo-multi", reward_run="rm").to_yaml())
+    folder = RunFolder(tmp_path / "runs" / "ppo-multi")
+    as_process(monkeypatch, 1, 2)
+    assert run_cli("ppo", config, folder.path, monkeypatch) == 1
+    assert not folder.status_file.exists()
+    as_process(monkeypatch, 0, 2)
+    assert run_cli("ppo", config, folder.path, monkeypatch) == 1
+    status = folder.status()
+    assert status["state"] == "failed" and "finished" in status
+    assert status["error"].startswith("PPO runs on one process only") and "python -m playground.train" in \
+        status["error"]
+
+
+def test_ppo_on_one_process_is_not_refused(monkeypatch):
+    from playground.train import ppo
+
+    monkeypatch.setattr(ppo, "train", lambda cfg, folder, resume: "finished")
+    assert ppo.main(PPOConfig(), RunFolder(Path("unused"))) == "finished"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(DistributedError, match="each of the 2 processes would run a whole PPO"):
+        ppo.main(PPOConfig(), RunFolder(Path("unused")))
+
+
+# ---------------------------------------------------------------------------------------------- commands shown
+
+
+def test_ppo_is_offered_no_accelerate_command(tmp_path):
+    from playground.ui.train_tab import commands_by_hand, run_commands
+
+    with pytest.raises(JobError, match="PPO runs on one process only"):
+        command("ppo", tmp_path / "c.yaml", launcher="accelerate")
+    with pytest.raises(JobError, match="Unknown launcher 'torchrun'"):
+        command("sft", tmp_path / "c.yaml", launcher="torchrun")
+    config = tmp_path / "config.yaml"
+    for stage in ("sft", "reward", "dpo", "ppo"):
+        shown = [run_commands(stage, config), several_gpus_text(stage, config),
+                 commands_by_hand(stage, types.SimpleNamespace(name="x"), types.SimpleNamespace(runs_dir=tmp_path))]
+        for text in shown:
+            offered = any(line.startswith("accelerate launch") for line in text.splitlines())
+            assert offered == (stage != "ppo"), (stage, text)
+    assert "PPO runs on one process" in several_gpus_text("ppo", config)
+    assert several_gpus_text("dpo", config, " --resume").splitlines()[1] == \
+        shell_command("dpo", config, launcher="accelerate") + " --resume"
+
+
+# ---------------------------------------------------------------------------------------------- Stop, together
+
+
+def test_from_main_process_is_the_value_itself_on_one_process():
+    assert distributed.from_main_process(True) is True and distributed.from_main_process(False) is False
+
+
+def _stop_worker(rank: int, init_file: str, out: str) -> None:
+    """One of two gloo processes: each asks whether to stop, only rank 0 having seen a STOP file."""
+    import torch.distributed as dist
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2")
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        answers = [distributed.from_main_process(rank == 0), distributed.from_main_process(rank == 1)]
+    finally:
+        dist.destroy_process_group()
+    Path(out, f"{rank}.json").write_text(json.dumps(answers))
+
+
+def test_every_process_stops_when_the_main_one_saw_stop(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_stop_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    # Rank 0 read STOP, rank 1 not yet: both stop. Rank 1 read a STOP that rank 0 had not seen: neither stops.
+    assert [json.loads((tmp_path / f"{rank}.json").read_text()) for rank in (0, 1)] == [[True, False]] * 2
