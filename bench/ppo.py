@@ -50,7 +50,7 @@ class FourCopies:
         from playground.reward_model import RewardModel
         from playground.train.common import load_base, lora_config
 
-        base, self.tokenizer, _ = load_base(cfg, settings)
+        base, self.tokenizer, self.precision = load_base(cfg, settings)
         self.tokenizer.padding_side = "left"
         self.model = get_peft_model(base, lora_config(cfg, "CAUSAL_LM"))  # the policy
         self.reference = load_base(cfg, settings)[0].eval()
@@ -75,10 +75,16 @@ class FourCopies:
         self.trainable = [p for p in self.model.parameters() if p.requires_grad] \
             + [p for p in self.value_model.parameters() if p.requires_grad] + list(self.value_head.parameters())
 
+    def autocast(self) -> Any:
+        """As ``SharedBase.autocast``: every forward in the run's training precision."""
+        from playground.train.ppo_roles import autocast_for
+
+        return autocast_for(self.precision, self.device)
+
     def generate(self, query: Any, query_mask: Any, generation_config: Any) -> Any:
         import torch
 
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             out = self.model.generate(input_ids=query, attention_mask=query_mask, generation_config=generation_config)
         return out[:, query.shape[1]:]
 
@@ -90,9 +96,10 @@ class FourCopies:
         model = self.model if name == POLICY else self.reference
         backbone = model.get_base_model().base_model if name == POLICY else model.base_model
         width = tokens.shape[1]
-        hidden = backbone(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
-                          use_cache=False).last_hidden_state[:, -width - 1:-1]
-        return head_logprobs(model.get_output_embeddings(), hidden, tokens, temperature, entropy)
+        with self.autocast():
+            hidden = backbone(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
+                              use_cache=False).last_hidden_state[:, -width - 1:-1]
+            return head_logprobs(model.get_output_embeddings(), hidden, tokens, temperature, entropy)
 
     def values(self, ids: Any, mask: Any, answer_length: int) -> Any:
         import torch
@@ -103,15 +110,17 @@ class FourCopies:
         # checkpointing, recomputes its activations) whenever gradients are on, as SharedBase's value role does.
         self.value_model.train(torch.is_grad_enabled())
         backbone = self.value_model.get_base_model().base_model
-        hidden = backbone(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
-                          use_cache=False).last_hidden_state[:, -answer_length - 1:-1]
-        return self.value_head(hidden.float()).squeeze(-1)
+        with self.autocast():
+            hidden = backbone(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
+                              use_cache=False).last_hidden_state[:, -answer_length - 1:-1]
+            return self.value_head(hidden).squeeze(-1).float()
 
     def reward(self, ids: Any) -> Any:
         import torch
 
-        with torch.no_grad():
-            return self.reward_model(input_ids=ids, attention_mask=(ids != self.reward_pad_id).long()).logits[:, 0]
+        with torch.no_grad(), self.autocast():
+            logits = self.reward_model(input_ids=ids, attention_mask=(ids != self.reward_pad_id).long()).logits
+        return logits[:, 0].float()
 
 
 def make_reward_run(base_model: str, folder: str, settings: Any) -> None:

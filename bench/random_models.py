@@ -12,7 +12,8 @@ own for Gemma 3 270M, SmolLM2's 49,152-token byte-level BPE for Qwen2.5 0.5B (wh
 offline; on English text both make about as many tokens). Otherwise it is the tests' byte-level tokenizer
 (``tests/tiny_models.py``: a few hundred tokens, so several tokens per word and longer sequences — the output says
 which was used). The model keeps the shape's vocabulary either way: the embedding and LM head are sized by it,
-which is what matters for memory; ids past the tokenizer's are never fed in (only sampled, by PPO and Compare).
+which is what matters for memory; ids past the tokenizer's can be sampled (PPO, Compare) and fed back, which is
+harmless: they are inside the model's vocabulary.
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ app's run-folder writes must not pay for. The names and their order are accelera
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
 LOCAL_RANK_VARIABLES = ("LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_RANK")
@@ -116,3 +118,19 @@ def from_main_process(value: bool) -> bool:
     box = [bool(value)]
     dist.broadcast_object_list(box, src=0)  # the backend's current device (accelerate set it) carries the bytes
     return bool(box[0])
+
+
+def wait_for_main_process(files: list[Path], timeout: float = 600.0, poll: float = 0.5) -> None:
+    """Wait until the main process has written every one of ``files`` in this launch: each exists and was written
+    after this process started (a file from an earlier launch of the same run doesn't count). For a process other
+    than the main one, before the process group exists (so no barrier): the data split the main process makes.
+    Raises :class:`DistributedError` after ``timeout`` seconds."""
+    import psutil  # a gradio dependency; imported here so the app's run-folder writes don't pay for it
+
+    started = psutil.Process().create_time() - 1.0  # launched together: the main process's writes come later
+    deadline = time.monotonic() + timeout
+    while not all(f.is_file() and f.stat().st_mtime >= started for f in files):
+        if time.monotonic() > deadline:
+            raise DistributedError(f"Waited {timeout:.0f} s for the main process to write "
+                                   f"{', '.join(f.name for f in files)}: did it fail? Its log says why.")
+        time.sleep(poll)

@@ -120,18 +120,50 @@ def pick_device() -> str:
     return local_device(torch.cuda.device_count() if torch.cuda.is_available() else 0)
 
 
-def resolve_dtype(dtype: DType, device: str) -> Any:
+FP16_OVERFLOWS = frozenset({"gemma2", "gemma3", "gemma3_text"})
+"""Model types whose activations overflow float16's range (Gemma 2 and 3 give NaN or empty answers in fp16:
+transformers issue 36822): on a card without bf16 they run in float32 rather than fp16."""
+
+
+def resolve_dtype(dtype: DType, device: str, model_type: str = "") -> Any:
     """The torch dtype for a LoadOptions dtype on ``device``. ``auto``: float32 on a CPU; on a GPU bfloat16 where the
     card computes in it (compute capability 8.0 and up: Ampere, Ada, Hopper…; ROCm) and float16 on older cards (T4,
-    RTX 20-series). ``torch.cuda.is_bf16_supported()`` alone says True on those older cards too, because by default
-    it counts bf16 they only emulate — slowly — hence ``including_emulation=False``."""
+    RTX 20-series, V100) — float32 there for a ``model_type`` that overflows fp16 (:data:`FP16_OVERFLOWS`).
+    ``torch.cuda.is_bf16_supported()`` alone says True on those older cards too, because by default it counts bf16
+    they only emulate — slowly — hence ``including_emulation=False``."""
     import torch
 
     if dtype == "auto":
         if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+            if torch.cuda.is_bf16_supported(including_emulation=False):
+                return torch.bfloat16
+            return torch.float32 if model_type in FP16_OVERFLOWS else torch.float16
         return torch.float32
     return getattr(torch, dtype)
+
+
+def config_model_type(location: str) -> str:
+    """The ``model_type`` of the model at ``location`` (a folder, or a hub id already downloaded); "" if unreadable."""
+    from transformers import AutoConfig
+
+    try:
+        return str(AutoConfig.from_pretrained(location).model_type)
+    except (OSError, ValueError):
+        return ""
+
+
+def compute_autocast(device: Any, dtype: Any) -> Any:
+    """Autocast to ``dtype`` on ``device``'s type when it is bf16 or fp16, else a no-op: how a model whose unquantized
+    or trainable weights stay float32 (a 4-bit base after :func:`upcast_unquantized`, LoRA master weights, a score
+    head) computes in the training precision, as accelerate runs the TRL stages. Training, PPO's roles and the Reward
+    tab's scoring all use it, so a reward model scores as it trained."""
+    import contextlib
+
+    import torch
+
+    if dtype not in (torch.bfloat16, torch.float16):
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -451,8 +483,9 @@ def build_model(spec: ModelSpec, settings: Settings, options: LoadOptions = Load
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     device = pick_device()
-    dtype = resolve_dtype(options.dtype, device)
     location = weights_location(spec, settings, progress)
+    needs_type = options.dtype == "auto" and memory_of(device) == "gpu"  # fp16 or not, on a card without bf16
+    dtype = resolve_dtype(options.dtype, device, config_model_type(location) if needs_type else "")
     progress(f"Loading {spec.name} on {device}…")
     kwargs: dict[str, Any] = {"dtype": dtype, "device_map": {"": device}, "use_safetensors": True}
     if options.quant == "4bit":
@@ -841,6 +874,7 @@ class ModelCache:
         return held
 
     def _evict_over_budget(self, keep: tuple | None) -> None:
+        """Under the lock: unload what :func:`over_budget` says."""
         models = [(key, memory_of(m.device), m.footprint_bytes) for key, m in self._models.items()]
         dropped = over_budget(models, self._held_elsewhere(), self.budget, keep)
         for key in dropped:
@@ -850,8 +884,7 @@ class ModelCache:
 
     def used_bytes(self, memory: Memory | None = None) -> int:
         """Bytes the cache's models take (in ``memory`` only, when given)."""
-        return sum(m.footprint_bytes for m in self._models.values()
-                   if memory is None or memory_of(m.device) == memory)
+        return sum(m.footprint_bytes for m in self.loaded() if memory is None or memory_of(m.device) == memory)
 
     def loaded(self) -> list[LoadedModel]:
         """Loaded models, least recently used first."""

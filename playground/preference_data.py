@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from playground.datasets import safe_name
-from playground.distributed import is_main_process
+from playground.distributed import is_main_process, wait_for_main_process
 from playground.preference_import import preference_key, read_preferences
 from playground.preferences import preference_rows
 from playground.prompting import Message, render
@@ -251,20 +251,25 @@ def read_pairs(path: Path) -> list[Pair]:
 
 def run_pairs(cfg: Any, settings: Settings, data_dir: Path, resume: bool) -> tuple[list[Pair], list[Pair]]:
     """A run's (train, held-out) pairs: read from ``cfg.datasets``, cut to ``max_examples`` and split (seeded) on a
-    new run and written to ``data_dir`` (train.jsonl, eval.jsonl) by the main process (the others of a
-    multi-process run make the same seeded split and don't race it on the files); read back from there on resume."""
+    new run and written to ``data_dir`` (train.jsonl, eval.jsonl); read back from there on resume.
+
+    In a multi-process run only the main process reads the datasets and writes the split; the others wait for its
+    files and read them. Each reading the datasets itself could give different pairs (a vote saved between two
+    reads of ``votes``), and a process with one batch more than the others waits for them forever."""
     train_file, eval_file = data_dir / "train.jsonl", data_dir / "eval.jsonl"
     if resume and train_file.is_file():
         return read_pairs(train_file), read_pairs(eval_file) if eval_file.is_file() else []
+    if not is_main_process():
+        wait_for_main_process([train_file, eval_file])
+        return read_pairs(train_file), read_pairs(eval_file)
     pairs = [p for name in cfg.datasets for p in load_pairs(name, settings)]
     if cfg.max_examples:
         pairs = split(pairs, 0, cfg.seed)[0][: cfg.max_examples]
     train, held = split(pairs, cfg.eval_fraction, cfg.seed)
     if not train:
         raise PreferenceDataError("No preference pairs left to train on: add data or lower eval_fraction.")
-    if is_main_process():
-        write_pairs(train_file, train)
-        write_pairs(eval_file, held)
+    write_pairs(eval_file, held)
+    write_pairs(train_file, train)
     return train, held
 
 

@@ -90,21 +90,24 @@ class RewardModel:
     """A loaded reward model: base as a one-output classifier + the run's LoRA adapter and score head."""
 
     def __init__(self, run: RewardRun, settings: Settings) -> None:
-        from playground.loading import LoadOptions, build_model, pick_device
+        from playground.loading import LoadOptions, build_model, pick_device, resolve_dtype
 
         self.run = run
         self.device = pick_device()
-        # Built by the one loader with the options the run trained with (4-bit iff the run was), so a pair scores
-        # with the numerics it trained on, and as PPO scores it.
+        # Built by the one loader with the options the run trained with (4-bit iff the run was), and scored under
+        # the autocast it trained under, so a pair scores with the numerics it trained on, and as PPO scores it.
         options = LoadOptions(dtype="auto", quant="4bit" if run.quantized else "none")
         spec = resolve_choice(run.base_model, list_models(settings))
         self.model, self.tokenizer = build_model(spec, settings, options, head="score", adapter=run.adapter)
         self.model.eval()
         self.footprint_bytes = int(self.model.get_memory_footprint())
+        self.dtype = resolve_dtype("auto", self.device, self.model.config.model_type)
 
     def score(self, items: Sequence[tuple[list[Message], str, str]], batch_size: int = 8) -> list[float]:
         """r(x, y) for each (messages, system prompt, answer): the score head's output at the last token."""
         import torch
+
+        from playground.loading import compute_autocast
 
         scores: list[float] = []
         pad = self.tokenizer.pad_token_id
@@ -114,7 +117,7 @@ class RewardModel:
             width = max(len(x) for x in ids)
             input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=self.device)
             mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=self.device)
-            with torch.no_grad():
+            with torch.no_grad(), compute_autocast(self.device, self.dtype):
                 logits = self.model(input_ids=input_ids, attention_mask=mask).logits  # (batch, 1)
             scores += logits[:, 0].float().tolist()
         return scores

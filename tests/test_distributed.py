@@ -1,7 +1,8 @@
 """A run under ``accelerate launch``: each process on its own device, one writer of the run folder, PPO refused.
 
-The launcher's environment variables are faked with monkeypatch (the real multi-process training run is another
-test's); the one collective, :func:`from_main_process`, runs on two real CPU processes (gloo).
+The launcher's environment variables are faked with monkeypatch; the one collective, :func:`from_main_process`, runs
+on two real CPU processes (gloo). A real multi-process training run end to end is not tested yet (issue 16 leaves it
+to a later issue).
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def test_only_the_main_process_saves_the_adapter(tmp_path, monkeypatch):
     assert saved == [] and not folder.adapter.exists() and not (folder.path / ".adapter-tmp").exists()
 
 
-def test_only_the_main_process_writes_the_data_split_and_both_train_on_it(tmp_path, monkeypatch, settings):
+def test_only_the_main_process_makes_the_data_split_and_the_others_train_on_its(tmp_path, monkeypatch, settings):
     from playground.preference_data import run_pairs
 
     source = tmp_path / "pairs.jsonl"
@@ -147,12 +148,34 @@ def test_only_the_main_process_writes_the_data_split_and_both_train_on_it(tmp_pa
                               for i in range(10)))
     cfg = RewardConfig(datasets=[str(source)], eval_fraction=0.2, data_dir=str(settings.data_dir))
     data = tmp_path / "run" / "data"
-    as_process(monkeypatch, 1, 2)
-    other = run_pairs(cfg, settings, data, resume=False)
-    assert not data.exists()
     as_process(monkeypatch, 0, 2)
-    assert run_pairs(cfg, settings, data, resume=False) == other  # the same seeded split on every process
+    main = run_pairs(cfg, settings, data, resume=False)
     assert sorted(p.name for p in data.iterdir()) == ["eval.jsonl", "train.jsonl"]
+    # A pair arriving after the main process read the data (a vote) changes nothing for the others: they read its
+    # split, not the datasets.
+    with source.open("a") as out:
+        out.write(json.dumps({"prompt": "Late?", "chosen": "yes", "rejected": "no"}) + "\n")
+    as_process(monkeypatch, 1, 2)
+    assert run_pairs(cfg, settings, data, resume=False) == main
+
+
+def test_another_process_waits_for_this_launchs_split_and_says_so_when_it_never_comes(tmp_path, monkeypatch):
+    import psutil
+
+    from playground.distributed import DistributedError, wait_for_main_process
+
+    files = [tmp_path / "train.jsonl", tmp_path / "eval.jsonl"]
+    with pytest.raises(DistributedError, match="main process to write train.jsonl, eval.jsonl"):
+        wait_for_main_process(files, timeout=0.3, poll=0.05)
+    before = psutil.Process().create_time() - 60
+    for f in files:  # an earlier launch's split: not this one's
+        f.write_text("")
+        os.utime(f, (before, before))
+    with pytest.raises(DistributedError):
+        wait_for_main_process(files, timeout=0.3, poll=0.05)
+    for f in files:
+        f.write_text("")  # written now, by this launch's main process
+    wait_for_main_process(files, timeout=0.3, poll=0.05)
 
 
 def run_cli(stage: str, config: Path, run_dir: Path, monkeypatch, result: str = "finished") -> int:

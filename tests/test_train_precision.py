@@ -33,8 +33,10 @@ def test_bf16_only_on_cards_that_compute_in_it(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", t4)
     assert loading.resolve_dtype("auto", "cuda") == torch.float16
     assert loading.resolve_dtype("auto", "cuda:1") == torch.float16
+    assert loading.resolve_dtype("auto", "cuda", "gemma3_text") == torch.float32  # Gemma overflows fp16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # Ampere and up
     assert loading.resolve_dtype("auto", "cuda") == torch.bfloat16
+    assert loading.resolve_dtype("auto", "cuda", "gemma3_text") == torch.bfloat16
     assert loading.resolve_dtype("auto", "cpu") == torch.float32
     assert loading.resolve_dtype("float16", "cpu") == torch.float16  # an explicit choice is kept
 
@@ -95,6 +97,11 @@ def test_ppo_runs_its_forwards_under_the_training_autocast_with_float32_master_w
     assert {p.dtype for p in roles.trainable} == {torch.float32}
     metrics = run.metrics()
     assert [m["step"] for m in metrics] == [1, 2] and all(m["loss"] == m["loss"] for m in metrics)  # no NaN
+    if dtype == "float16":  # the loss scale and the updates an overflow made the scaler skip are logged
+        assert all(m["loss_scale"] > 0 and m["skipped_updates"] in (0.0, 1.0) for m in metrics)
+        assert all(m["grad_norm"] < float("inf") for m in metrics if "grad_norm" in m)
+    else:
+        assert not any("loss_scale" in m for m in metrics) and all("grad_norm" in m for m in metrics)
     state = torch.load(run.checkpoints / "checkpoint-2" / "state.pt", weights_only=True)
     # fp16 trains with a gradient scaler (its scale is saved for Resume); bf16 needs none
     assert bool(state["scaler"]) == (dtype == "float16")

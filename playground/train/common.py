@@ -85,7 +85,7 @@ def load_base(cfg: TrainConfig, settings: Settings, head: Head = "causal") -> tu
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
     device = pick_device()
-    cuda, dtype = device.startswith("cuda"), resolve_dtype(options.dtype, device)
+    cuda, dtype = device.startswith("cuda"), resolve_dtype(options.dtype, device, model.config.model_type)
     print(f"Base model {spec.name}: {'4-bit NF4 (QLoRA)' if quantize else dtype}, "
           f"{'CUDA' if cuda else 'CPU'}", flush=True)
     return model, tokenizer, {"bf16": dtype == torch.bfloat16, "fp16": dtype == torch.float16, "use_cpu": not cuda}

@@ -274,7 +274,8 @@ def ppo_update(roles: SharedBase, batch: Rollout, adv: Any, returns: Any, cfg: P
     size = batch.ids.shape[0]
     micro = cfg.mini_batch_size // cfg.gradient_accumulation
     sums: dict[str, float] = {}
-    count = 0
+    count = applied = skipped = 0
+    norms = 0.0
     roles.model.train()  # activation checkpointing runs in training mode only; every dropout is off (SharedBase)
     for _ in range(cfg.ppo_epochs):
         order = torch.randperm(size, generator=generator).to(batch.ids.device)
@@ -289,13 +290,22 @@ def ppo_update(roles: SharedBase, batch: Rollout, adv: Any, returns: Any, cfg: P
                         else sums.get(key, 0.0) + value
                 count += 1
             scaler.unscale_(optimizer)
-            sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(
-                torch.nn.utils.clip_grad_norm_(roles.trainable, cfg.max_grad_norm)) * cfg.gradient_accumulation
+            norm = float(torch.nn.utils.clip_grad_norm_(roles.trainable, cfg.max_grad_norm))
+            if math.isfinite(norm):  # an fp16 overflow's inf/NaN: the scaler skips that update (counted below)
+                norms += norm
+                applied += 1
+            else:
+                skipped += 1
             scaler.step(optimizer)
             scaler.update()
     scheduler.step()
     roles.model.eval()
-    return {key: value if key == "ratio_max_dev" else value / count for key, value in sums.items()}
+    result = {key: value if key == "ratio_max_dev" else value / count for key, value in sums.items()}
+    if applied:  # before clipping, the mean over the optimizer updates that were applied
+        result["grad_norm"] = norms / applied
+    if scaler.is_enabled():  # fp16: the loss scale, and how many of this step's updates overflowed and were skipped
+        result |= {"loss_scale": float(scaler.get_scale()), "skipped_updates": float(skipped)}
+    return result
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints

@@ -78,6 +78,16 @@ def head_logprobs(head: Any, hidden: Any, tokens: Any, temperature: float, entro
     return torch.cat(logprobs, 1), (torch.cat(entropies, 1) if entropy else None)
 
 
+def autocast_for(precision: dict[str, Any], device: Any) -> Any:
+    """The autocast of a run's precision flags (``load_base``'s bf16 / fp16) on ``device``."""
+    import torch
+
+    from playground.loading import compute_autocast
+
+    dtype = torch.bfloat16 if precision.get("bf16") else torch.float16 if precision.get("fp16") else torch.float32
+    return compute_autocast(device, dtype)
+
+
 def uses_plain_head(config: Any) -> bool:
     """Whether logits are just the LM head of the last hidden state (+ optional soft-capping), so that
     :func:`head_logprobs` computes what the model's own forward would; models that scale their logits don't."""
@@ -240,14 +250,12 @@ class SharedBase:
 
     def autocast(self) -> Any:
         """The training precision for every forward of every role (sampling, recomputed log-probs, values, scores):
-        the matmuls, activations and KV cache in bf16 or fp16 while the trainable weights stay float32, as the TRL
-        stages train through accelerate. Without it a GPU run would compute in float32 wherever a 4-bit base keeps
-        float32 (its norms, embeddings and LM head). A no-op in full precision. Activation checkpoints recompute
-        under the autocast state of their forward."""
-        import torch
-
-        dtype = torch.bfloat16 if self.precision.get("bf16") else torch.float16 if self.precision.get("fp16") else None
-        return torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        matmuls and attention in bf16 or fp16 while the trainable weights stay float32, as the TRL stages train
+        through accelerate (:func:`playground.loading.compute_autocast`). Without it a GPU run would compute in
+        float32 wherever a 4-bit base keeps float32 (norms, embeddings, LM head, the residual stream; its 4-bit layers
+        compute in their own compute dtype and return their input's). A no-op in full precision. Activation
+        checkpoints recompute under the autocast state of their forward."""
+        return autocast_for(self.precision, self.device)
 
     def _recompute_as_forward(self) -> tuple[Any, Any]:
         """``context_fn`` of the activation checkpoints: the forward runs as it is; the recompute in the backward pass

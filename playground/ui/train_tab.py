@@ -230,15 +230,17 @@ def build(settings: Settings, jobs: Jobs, tab: gr.Tab, cache: ModelCache | None 
         config_text = gr.Code(language="yaml", label="config.yaml", elem_id="train-config")
         command_text = gr.Code(language="shell", label="Command (run it yourself; SFT, reward, DPO also on several GPUs)",
                                elem_id="train-command")
-    unload = gr.Checkbox(True, label="Unload the app's models from the GPU before the run starts", visible=False,
+    unload = gr.Checkbox(False, label="Unload the app's models from the GPU before the run starts", visible=False,
                          elem_id="train-unload-gpu")
     room = (cache, reward_models)
     forms = {key: _stage_form(key, settings, jobs, tab, [message, config_text, command_text, details], unload, room)
              for key in STAGE_LABELS}
 
     def gpu_offer() -> dict[str, Any]:
+        """Shown (and ticked) only while the app holds models on the GPU; hidden, it is unticked, so a Start never
+        unloads what the tab didn't offer to."""
         text = gpu_room.offer(cache, reward_models) if cache is not None else ""
-        return gr.update(visible=bool(text), info=text)
+        return gr.update(visible=bool(text), value=bool(text), info=text)
 
     tab.select(gpu_offer, None, unload, api_visibility="private")
 
@@ -319,9 +321,10 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
                 run_commands(stage, folder.config), gr.update(open=True)]
 
     def unload_first(wanted: bool) -> None:
-        """After the form is checked, before the run is created: free the GPU for it when asked (and needed)."""
+        """After the form is checked, before the run is created: free the GPU for it when asked — and only when it
+        starts now; a run that queues behind another would find the models loaded again by the time it starts."""
         cache, reward_models = room
-        if wanted and cache is not None:
+        if wanted and cache is not None and jobs.active() is None:
             gpu_room.unload_for_training(cache, reward_models)
 
     start.click(**gate(start=True)).success(unload_first, unload, None, api_visibility="private",
