@@ -226,6 +226,11 @@ def test_bad_inputs_are_refused_by_field(tiny_base, settings):
     assert "fewer than the 8 a step answers" in refused("datasets", reward_run="x", max_examples=3)
     assert "fewer than the 4 a step" in refused("datasets", reward_run="x", max_examples=3, answers_per_prompt=2,
                                                  value_init="fresh")
+    # 10 prompts, 2 of them held out: 8 left, as many as a step answers (the prompts pass; the made-up reward run
+    # doesn't); 3 held out leave 7 (refused)
+    assert "'x'" in refused("reward_run", reward_run="x", max_examples=10, eval_fraction=0.2)
+    assert "7 prompts to train on once 3 are held out" in refused("datasets", reward_run="x", max_examples=10,
+                                                                  eval_fraction=0.3)
     for field, value, message in [("mini_batch_size", 3, "must divide batch_size"),
                                   ("gradient_accumulation", 3, "must divide mini_batch_size"),
                                   ("max_length", 40, "room for a prompt"), ("cliprange", 1.5, r"\(0, 1\)"),

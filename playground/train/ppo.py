@@ -404,9 +404,11 @@ def check_prompts(cfg: PPOConfig, settings: Settings) -> list[Prompt]:
     except prompt_sets.PromptError as error:
         raise ConfigError("datasets", str(error)) from error
     per_step = cfg.batch_size // cfg.answers_per_prompt
-    if len(prompts) < per_step:
-        raise ConfigError("datasets", f"{len(prompts)} prompts, fewer than the {per_step} a step answers "
-                                      f"(batch_size / answers_per_prompt).")
+    training = len(prompts) - int(len(prompts) * cfg.eval_fraction)  # what split_prompts leaves to train on
+    if training < per_step:
+        held = f" once {len(prompts) - training} are held out (eval_fraction)" if training < len(prompts) else ""
+        raise ConfigError("datasets", f"{training} prompts to train on{held}, fewer than the {per_step} a step "
+                                      f"answers (batch_size / answers_per_prompt): a step would ask a prompt twice.")
     return prompts
 
 
