@@ -29,7 +29,7 @@ from typing import Any
 from playground.reward_model import RewardRun
 from playground.settings import Settings
 from playground.train import ppo_math
-from playground.train.common import load_base, lora_config, sft_adapter
+from playground.train.common import keep_trainable_fp32, load_base, lora_config, sft_adapter
 from playground.train.config import PPOConfig
 
 POLICY, REFERENCE, REWARD, VALUE = "default", "reference", "reward", "value"
@@ -178,9 +178,8 @@ class SharedBase:
         self.model.set_adapter(POLICY)
         self.trainable = self._adapter_parameters(POLICY) + self._adapter_parameters(VALUE) \
             + list(self.value_head.parameters())
-        for p in self.trainable:  # master weights, as the TRL stages keep them (common.keep_trainable_fp32)
-            p.data = p.data.float()
         self._train_mode()
+        keep_trainable_fp32(self.model)  # master weights, as the TRL stages keep them (the value head already is)
 
     # ------------------------------------------------------------------------------------------ setup
 
