@@ -114,6 +114,15 @@ def test_each_memory_keeps_its_own_budget_and_models_held_elsewhere_count():
     assert loading.memory_of("cuda:1") == loading.memory_of("cuda") == "gpu" and loading.memory_of("cpu") == "ram"
 
 
+def test_the_gpu_budget_comes_from_the_settings_and_must_be_positive(tmp_path):
+    from playground.settings import Settings
+
+    assert ModelCache(Settings(data_dir=tmp_path, gpu_memory_budget_gb=6.0)).budget("gpu") == 6 * 2**30
+    for field in ("memory_budget_gb", "gpu_memory_budget_gb"):
+        with pytest.raises(ValueError, match=f"{field} must be positive"):
+            Settings(data_dir=tmp_path, **{field: 0.0})
+
+
 def test_a_model_held_outside_the_cache_makes_the_cache_unload_its_own(settings, tiny_base, tiny_chat):
     one = load(ModelSpec(str(tiny_base)), settings).footprint_bytes
     cache = ModelCache(settings, budget_bytes=int(one * 2.5))  # room for two tiny models, not three
