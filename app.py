@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from playground.settings import (
+from playground.core.settings import (
     DATA_DIR_ENV,
     DEFAULT_MODEL_A,
     DEFAULT_MODEL_B,

@@ -24,12 +24,12 @@ import threading
 import time
 from pathlib import Path
 
-from playground.catalog import ModelSpec, resolve_choice
-from playground.evaluation import load_heldout
-from playground.generation import GenerationParams, answer, stream
-from playground.loading import LoadOptions, ModelCache
-from playground.prompting import render
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.data.evaluation import load_heldout
+from playground.models.catalog import ModelSpec, resolve_choice
+from playground.models.generation import GenerationParams, answer, stream
+from playground.models.loading import LoadOptions, ModelCache
+from playground.models.prompting import render
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("smollm2-135m-instruct", "gemma-3-270m")

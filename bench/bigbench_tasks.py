@@ -5,7 +5,7 @@ Run:  HF_HUB_OFFLINE=1 python -m bench.bigbench_tasks bigbench-1.0.0.tar.gz RUN_
 
 ``ARCHIVE`` is the bigbench 1.0.0 source distribution (``pip download --no-deps --no-binary :all:
 bigbench==1.0.0``), read with tarfile, not installed; ``RUN_NAME`` a finished SFT run in the data dir (e.g. the one
-``python -m bench.heldout`` trained). Each task is scored as :mod:`playground.bigbench` scores it (generative: exact
+``python -m bench.heldout`` trained). Each task is scored as :mod:`playground.data.bigbench` scores it (generative: exact
 match; multiple choice: the likeliest choice), a seeded sample of ``--examples`` per task, and printed as the held-out
 table (95 % bootstrap intervals, paired for the change).
 """
@@ -32,11 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=30, help="seeded sample per task (0 = all)")
     args = parser.parse_args(argv)
 
-    from playground import bigbench, evaluation
-    from playground.catalog import list_models, resolve_choice, spec_for_folder
-    from playground.jobs import Jobs
-    from playground.loading import ModelCache
-    from playground.settings import Settings
+    from playground.core.settings import Settings
+    from playground.data import bigbench, evaluation
+    from playground.models.catalog import list_models, resolve_choice, spec_for_folder
+    from playground.models.loading import ModelCache
+    from playground.runs.jobs import Jobs
 
     settings = Settings()
     folder = Jobs(settings, poll=False).folder(args.run)

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from playground.catalog import resolve_choice
-from playground.generation import GenerationParams, answer, stream, stream_pair
-from playground.loading import LoadOptions, ModelCache
-from playground.prompting import render
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.models.catalog import resolve_choice
+from playground.models.generation import GenerationParams, answer, stream, stream_pair
+from playground.models.loading import LoadOptions, ModelCache
+from playground.models.prompting import render
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = [{"role": "user", "content": "Explain the moon landing to a 6 year old in a few sentences."}]

@@ -87,7 +87,7 @@ class Plan:
     warmup: int
 
     def run_dir(self, stage: str) -> Path:
-        from playground.settings import Settings
+        from playground.core.settings import Settings
 
         return Settings(data_dir=self.data_dir).runs_dir / self.configs[stage].name
 
@@ -96,7 +96,7 @@ class Plan:
 
     def command(self, stage: str) -> list[str]:
         """The stage's training command, as the Train tab launches it."""
-        from playground.jobs import command
+        from playground.runs.jobs import command
 
         return command(stage, self.config_file(stage))
 
@@ -145,19 +145,19 @@ def validate(paths: dict[str, Path]) -> dict[str, Any]:
 def data_counts(plan: Plan) -> dict[str, tuple[int, int]]:
     """{stage: (examples a run reads, examples its datasets hold)}: the training data exists and is large enough.
     Pairs for reward and DPO, prompts for PPO (read as each stage reads them)."""
-    from playground import datasets, preference_data, prompt_sets
-    from playground.settings import Settings
+    from playground.core.settings import Settings
+    from playground.data import instructions, preference_pairs, prompt_sets
 
     settings = Settings(data_dir=plan.data_dir)
     counts = {}
     for stage, cfg in plan.configs.items():
         if stage == "sft":
-            held = sum(len(datasets.load_examples(datasets.resolve(name, settings, for_training=True)))
+            held = sum(len(instructions.load_examples(instructions.resolve(name, settings, for_training=True)))
                        for name in cfg.datasets)
         elif stage == "ppo":
             held = len(prompt_sets.load_all(cfg.datasets, settings))
         else:
-            held = sum(len(preference_data.load_pairs(name, settings)) for name in cfg.datasets)
+            held = sum(len(preference_pairs.load_pairs(name, settings)) for name in cfg.datasets)
         counts[stage] = (min(cfg.max_examples or held, held), held)
     return counts
 
@@ -166,7 +166,7 @@ def dry_run(plans: list[Plan]) -> str:
     """What the check would run, checked as far as a machine without a GPU can: every model built on the meta
     device (parameters vs the published count, vocabulary vs tokenizer), every config written and validated, every
     stage's data counted. Raises on the first problem."""
-    from playground.jobs import shell_command
+    from playground.runs.jobs import shell_command
 
     lines = []
     for plan in plans:
@@ -231,8 +231,8 @@ class Figures:
 def run_stage(plan: Plan, stage: str, timeout: float) -> float:
     """Train one stage in its own process (output in the run's train.log); wall seconds. Raises RuntimeError with the
     run's error and the end of its log when it doesn't finish."""
-    from playground.jobs import shell_command
-    from playground.run_folder import RunFolder
+    from playground.runs.jobs import shell_command
+    from playground.runs.run_folder import RunFolder
 
     folder = RunFolder(plan.run_dir(stage))
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
@@ -260,7 +260,7 @@ def _peak(rows: list[dict[str, Any]], key: str) -> float | None:
 def read_figures(stage: str, run_dir: Path, warmup: int) -> Figures:
     """A finished run's figures from its folder (see the module docstring): memory from every metrics row, time and
     tokens between the log of step ``warmup`` and the last step's, dtypes from the weights it saved."""
-    from playground.run_folder import RunFolder
+    from playground.runs.run_folder import RunFolder
     from playground.train.config import load
 
     folder = RunFolder(run_dir)
@@ -290,7 +290,7 @@ def trainable_dtypes(stage: str, run_dir: Path) -> dict[str, int]:
     headers (nothing is loaded)."""
     from safetensors import safe_open
 
-    from playground.run_folder import RunFolder
+    from playground.runs.run_folder import RunFolder
 
     folder = RunFolder(run_dir)
     files = [folder.adapter / "adapter_model.safetensors"]
@@ -313,11 +313,11 @@ def compare_child(job: dict[str, Any]) -> None:
     import torch
 
     from bench.generation import PROMPT
-    from playground import comparison
-    from playground.catalog import list_models
-    from playground.generation import GenerationParams
-    from playground.loading import LoadOptions, ModelCache, free_memory, pick_device, resolve_dtype
-    from playground.settings import Settings
+    from playground.core.settings import Settings
+    from playground.models.catalog import list_models
+    from playground.models.generation import GenerationParams
+    from playground.models.loading import LoadOptions, ModelCache, free_memory, pick_device, resolve_dtype
+    from playground.ratings import comparison
 
     cuda = torch.cuda.is_available()
     settings = Settings(data_dir=Path(job["data_dir"]))

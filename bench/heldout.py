@@ -6,7 +6,7 @@ Run:  HF_HUB_OFFLINE=1 python -m bench.heldout [--recipe assets/recipes/sft-gemm
 One command, the whole claim: it trains the recipe exactly as the Train tab would (``Jobs.create`` → ``python -m
 playground.train sft`` in its own process, run folder under the data dir), then evaluates the base model and the
 base + adapter on the bundled held-out set (``assets/datasets/heldout.jsonl``: task families from clusters no
-training row belongs to) with :func:`playground.evaluation.evaluate_heldout` — the Runs tab's Evaluate — and prints
+training row belongs to) with :func:`playground.data.evaluation.evaluate_heldout` — the Runs tab's Evaluate — and prints
 a Markdown table: per family base / tuned / change with 95 % bootstrap intervals (paired for the change), the wall
 time of training and of evaluation, and the machine's load. Target: change on all held-out tasks ≥ +20 points and
 training + evaluation ≤ 10 minutes on 2 idle CPU cores.
@@ -69,11 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every answer and figure here")
     args = parser.parse_args(argv)
 
-    from playground import evaluation
-    from playground.catalog import list_models, resolve_choice, spec_for_folder
-    from playground.jobs import Jobs
-    from playground.loading import ModelCache
-    from playground.settings import Settings
+    from playground.core.settings import Settings
+    from playground.data import evaluation
+    from playground.models.catalog import list_models, resolve_choice, spec_for_folder
+    from playground.models.loading import ModelCache
+    from playground.runs.jobs import Jobs
     from playground.train.config import load
 
     recipe = load("sft", args.recipe)

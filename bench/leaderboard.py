@@ -2,7 +2,7 @@
 
 Run:  python -m bench.leaderboard [--votes 100000] [--models 20] [--rounds 100] [--repeats 3]
 Synthetic votes over models with known true ratings (seeded). All three bootstraps refit the same Bradley–Terry
-(``playground.leaderboard``); they differ only in how a resample is made:
+(``playground.ratings.leaderboard``); they differ only in how a resample is made:
 - ours: draw the counts of each distinct (pair, outcome) cell from a multinomial (``bootstrap``);
 - naive, as usually written: draw N row indices with replacement with numpy, take those rows of the votes frame,
   re-aggregate, refit from scratch (``bradley_terry`` on the resample);
@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import scipy
 
-from playground import leaderboard
-from playground.leaderboard import BASE, COLUMNS, SCALE, bootstrap, bradley_terry, leaderboard_table
+from playground.ratings import leaderboard
+from playground.ratings.leaderboard import BASE, COLUMNS, SCALE, bootstrap, bradley_terry, leaderboard_table
 
 TIE_SHARE = 0.2
 """A vote is not decisive with probability 2·TIE_SHARE·min(p, 1 − p) (3/4 "tie", 1/4 "both_bad"), taken evenly
@@ -34,7 +34,7 @@ consistent estimator of the true ratings."""
 
 def synthetic_votes(votes: int, models: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
     """``votes`` battles between random pairs of ``models`` models with true ratings ~ N(1000, 150²), in the
-    :func:`playground.leaderboard.battles` format, and the true ratings (mean exactly 1000)."""
+    :func:`playground.ratings.leaderboard.battles` format, and the true ratings (mean exactly 1000)."""
     rng = np.random.default_rng(seed)
     names = np.array([f"model-{n:02d}" for n in range(models)], dtype=object)
     truth = rng.normal(0, 150, models)

@@ -11,10 +11,10 @@ in its own process. The stages chain as in the lecture: the reward model on the 
 the SFT run maximising the reward run, DPO from the SFT run on the same pairs. Wall time per stage is from the run's
 creation to its end (model loading included). Then each stage's effect is measured in this process:
 
-* SFT: held-out accuracy of the base and base + SFT adapter (``playground.evaluation``: greedy answers to task
+* SFT: held-out accuracy of the base and base + SFT adapter (``playground.data.evaluation``: greedy answers to task
   families no training set holds), per family and overall (:func:`sft_gain`).
 * Reward: accuracy on the run's own held-out pairs (``data/eval.jsonl``) and Pearson's r between answer length and
-  reward over those answers — scored by :class:`playground.reward_model.RewardModel`, as the Reward tab does.
+  reward over those answers — scored by :class:`playground.runs.reward_model.RewardModel`, as the Reward tab does.
 * PPO: the reward model's score of answers to the PPO run's held-out prompts (its ``eval_fraction`` split), K
   samples per prompt at the run's temperature, from the SFT policy (before) and the PPO policy (after); the mean
   difference with a 95 % paired bootstrap interval over prompts, the rise in standard deviations of the SFT
@@ -78,7 +78,7 @@ def finished_run(jobs: Any, stage: str, cfg: Any) -> tuple[Path, float] | None:
     """A finished run of this stage under ``cfg.name`` (a ``--resume`` of a bench that stopped), with the wall time
     its status recorded from creation to its end; None when there is none to reuse. A run with another config (the
     recipe or the steps changed since) is refused rather than reused."""
-    from playground.jobs import JobError
+    from playground.runs.jobs import JobError
     from playground.train.config import load
 
     try:
@@ -114,9 +114,9 @@ def sft_gain(settings: Any, base_model: str, adapter: Path, limit: int) -> dict[
     """Held-out accuracy of the base and base + adapter, as the Runs tab's Evaluate makes it
     (``evaluation.evaluate_heldout``: the run's prompt format, both models on one backend): ``{"table": per-family
     DataFrame (base %, tuned %, change with 95 % intervals, n; last row all tasks), "examples": n}``."""
-    from playground import evaluation
-    from playground.catalog import list_models, resolve_choice, spec_for_folder
-    from playground.loading import LoadOptions, ModelCache, shared_backend
+    from playground.data import evaluation
+    from playground.models.catalog import list_models, resolve_choice, spec_for_folder
+    from playground.models.loading import LoadOptions, ModelCache, shared_backend
 
     examples = evaluation.load_heldout()
     if limit and limit < len(examples):  # a seeded sample keeps every family's share about right
@@ -137,8 +137,8 @@ def reward_checks(settings: Any, run: Path) -> dict[str, Any]:
     the Reward tab's model and correlation."""
     import pandas as pd
 
-    from playground.preference_data import read_pairs
-    from playground.reward_model import RewardModel, find_run, length_correlation
+    from playground.data.preference_pairs import read_pairs
+    from playground.runs.reward_model import RewardModel, find_run, length_correlation
 
     pairs = read_pairs(run / "data" / "eval.jsonl")
     model = RewardModel(find_run(run.name, settings), settings)
@@ -181,7 +181,7 @@ class Policies:
     swapped to answer as the SFT model, the PPO model or the DPO model."""
 
     def __init__(self, settings: Any, ppo_run: Path, split: Literal["held-out", "train"] = "held-out") -> None:
-        from playground.reward_model import find_run
+        from playground.runs.reward_model import find_run
         from playground.train import ppo
         from playground.train.config import load
         from playground.train.ppo_roles import SharedBase
@@ -318,7 +318,7 @@ def report(result: dict[str, Any]) -> str:
              f"**{_fmt(dpo['accuracy'])}**; held-out score {dpo['before']:+.3f} → {dpo['after']:+.3f} "
              f"({dpo['diff']:+.3f} [{dpo['low']:+.3f}, {dpo['high']:+.3f}], {dpo['rise_sd']:+.2f} SD) |", "",
              f"Effects measured after the runs in {result['eval_seconds']:.0f} s.", "",
-             "**SFT**, held-out accuracy per task family (greedy answers, `playground.evaluation`):", "",
+             "**SFT**, held-out accuracy per task family (greedy answers, `playground.data.evaluation`):", "",
              "| task | base % | tuned % | change [95 % interval] | n |", "|---|---|---|---|---|"]
     lines += [f"| {r['task']} | {r['base %']:.1f} | {r['tuned %']:.1f} | {r['change']:+.1f}{_interval(r)} | {r['n']} |"
               for _, r in sft["table"].iterrows()]
@@ -368,8 +368,8 @@ def write_section(doc: Path, body: str) -> None:
 
 def run_lecture(args: argparse.Namespace) -> dict[str, Any]:
     """Train the four stages, then measure their effects; the figures :func:`report` prints."""
-    from playground.jobs import Jobs
-    from playground.settings import Settings
+    from playground.core.settings import Settings
+    from playground.runs.jobs import Jobs
 
     settings = Settings(data_dir=args.data_dir)
     settings.ensure_dirs()
@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
                              "train the stages that have none")
     args = parser.parse_args(argv)
     if args.data_dir is None:
-        from playground.settings import default_data_dir
+        from playground.core.settings import default_data_dir
 
         args.data_dir = default_data_dir()
     for stage in STAGES:

@@ -47,7 +47,7 @@ class FourCopies:
         import torch
         from peft import get_peft_model
 
-        from playground.reward_model import RewardModel
+        from playground.runs.reward_model import RewardModel
         from playground.train.common import load_base, lora_config
 
         base, self.tokenizer, self.precision = load_base(cfg, settings)
@@ -128,7 +128,7 @@ def make_reward_run(base_model: str, folder: str, settings: Any) -> None:
     import torch
     from peft import get_peft_model
 
-    from playground.run_folder import RunFolder
+    from playground.runs.run_folder import RunFolder
     from playground.train.common import load_base, lora_config, save_adapter
     from playground.train.config import RewardConfig
 
@@ -145,9 +145,9 @@ def child(side: str, job: dict[str, Any]) -> None:
     """Build one side's roles, run warm-up + timed PPO steps, print the figures as JSON."""
     import torch
 
-    from playground import prompt_sets
-    from playground.reward_model import find_run
-    from playground.settings import Settings
+    from playground.core.settings import Settings
+    from playground.data import prompt_sets
+    from playground.runs.reward_model import find_run
     from playground.train import ppo
     from playground.train.config import PPOConfig
     from playground.train.ppo_roles import SharedBase
@@ -214,7 +214,7 @@ def main() -> None:
         child(args.child, json.loads(Path(args.job).read_text()))
         return
 
-    from playground.settings import Settings
+    from playground.core.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="bench-ppo-") as work:
         _, base_model = model_folder(args.model, Path(work))  # the imported folder: no GGUF import per side

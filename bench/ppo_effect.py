@@ -60,7 +60,7 @@ def measure(run: Path, checkpoints: list[Path], settings: Any, prompts: Literal[
 
 
 def main(argv: list[str] | None = None) -> int:
-    from playground.settings import Settings, default_data_dir
+    from playground.core.settings import Settings, default_data_dir
 
     parser = argparse.ArgumentParser(prog="python -m bench.ppo_effect", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

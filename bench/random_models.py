@@ -40,7 +40,7 @@ class Shape:
     parameters: int | None
     """The published parameter count (tied embeddings counted once); None for a shape made up for testing."""
     tokenizer: str = ""
-    """The packaged model whose tokenizer it uses when installed (:data:`playground.catalog.PACKAGED`); else the
+    """The packaged model whose tokenizer it uses when installed (:data:`playground.models.catalog.PACKAGED`); else the
     tests' tokenizer."""
 
 
@@ -76,14 +76,14 @@ def shape_tokenizer(shape: Shape, settings: Any = None) -> tuple[Any, str]:
     """(tokenizer with a pad token and no chat template, where it came from) for ``shape``: the packaged model's
     (read from its GGUF once, into the data dir's import cache of ``settings`` — the app's by default) when
     installed, else the tests' byte-level tokenizer."""
-    from playground.catalog import PACKAGED
+    from playground.models.catalog import PACKAGED
 
     package = PACKAGED.get(shape.tokenizer)
     if package is not None and package.installed():
         from transformers import AutoTokenizer
 
-        from playground.loading import import_tokenizer
-        from playground.settings import Settings
+        from playground.core.settings import Settings
+        from playground.models.loading import import_tokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(import_tokenizer(package, settings or Settings())))
         source = f"{package.key}'s (packaged GGUF)"

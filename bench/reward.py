@@ -20,7 +20,7 @@ run takes about 23 minutes (the plain script with TRL's defaults is the slow one
   count at each logged step, as our run's callback does. Variants (:data:`SIDES`) add ``trl.RewardConfig`` options:
   TRL's own defaults, the same precision and checkpointing as ours, and that + batches grouped by length.
 
-Which pairs: :func:`playground.preference_data.run_pairs` shuffles the pairs (``random.Random(seed)``), keeps the
+Which pairs: :func:`playground.data.preference_pairs.run_pairs` shuffles the pairs (``random.Random(seed)``), keeps the
 first N (``max_examples``), and its train/held-out split shuffles those N again with the same seed; with
 ``eval_fraction`` 0 all N train. The plain script selects the same rows in the same order, so both trainers' random
 samplers (seeded alike) draw the same batches.
@@ -136,8 +136,8 @@ json.dump(Timing.rows, open(job["result"], "w"))
 
 def run_ours(job: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
     """A reward run through ``Jobs``, as the Train tab starts it; its run folder lives in the bench's temp dir."""
-    from playground.jobs import Jobs
-    from playground.settings import Settings
+    from playground.core.settings import Settings
+    from playground.runs.jobs import Jobs
     from playground.train.config import RewardConfig
 
     jobs = Jobs(Settings(data_dir=Path(job["work"]) / "app"), poll=False)
@@ -260,7 +260,7 @@ def main() -> None:
 
     import torch
 
-    from playground.preference_data import BUNDLED
+    from playground.data.preference_pairs import BUNDLED
 
     extra = dict(parse_option(o) for o in args.plain_option)
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in args.sides.split(",")}

@@ -140,9 +140,9 @@ def model_folder(choice: str, work: Path) -> tuple[str, str]:
     if choice == "tiny":
         folder = str(tiny_model(work / "tiny-llama"))
         return folder, folder
-    from playground.catalog import resolve_choice
-    from playground.loading import weights_location
-    from playground.settings import Settings
+    from playground.core.settings import Settings
+    from playground.models.catalog import resolve_choice
+    from playground.models.loading import weights_location
 
     return choice, weights_location(resolve_choice(choice, []), Settings())
 
@@ -155,8 +155,8 @@ _TOKENS = re.compile(r"'num_input_tokens_seen': '?(\d+)")
 
 def run_ours(job: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
     """A run through ``Jobs``, as the Train tab starts it; its run folder lives in the bench's temp dir."""
-    from playground.jobs import Jobs
-    from playground.settings import Settings
+    from playground.core.settings import Settings
+    from playground.runs.jobs import Jobs
     from playground.train.config import SFTConfig
 
     jobs = Jobs(Settings(data_dir=Path(job["work"]) / "app"), poll=False)
@@ -283,7 +283,7 @@ def main() -> None:
 
     import torch
 
-    from playground.datasets import BUNDLED
+    from playground.data.instructions import BUNDLED
 
     extra = dict(parse_option(o) for o in args.plain_option)
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in args.sides.split(",")}

@@ -77,7 +77,7 @@ def time_to_first_tokens(extra: list[str], dtype: str, timeout: float = 900) -> 
                     raise TimeoutError("the page did not answer")
             page = time.perf_counter() - started
             client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            from playground.settings import DEFAULT_MODEL_A, DEFAULT_MODEL_B
+            from playground.core.settings import DEFAULT_MODEL_A, DEFAULT_MODEL_B
 
             job = client.submit(FIRST_PROMPT, DEFAULT_MODEL_A, DEFAULT_MODEL_B, "auto", "auto", "", 0.7, 0.9, 50, 32,
                                 1.1, 42, False, dtype, "none", api_name="/compare")

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from gradio_client import Client
 
-from playground.settings import Settings
-from playground.store import ComparisonRecord, Side, Store
+from playground.core.settings import Settings
+from playground.ratings.store import ComparisonRecord, Side, Store
 from tests.app_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,9 +9,9 @@
 Nothing here is kept in memory: :func:`lecture_state` reads the runs folder (the recipes' run names), the store and
 the saved evaluations / reward checks each time, so the path survives an app restart and shows work done in the
 other tabs too (a Compare answer to the lecture's prompt, a run started from the Train tab with the recipe's name).
-Actions reuse the other tabs' code: :func:`start_run` queues a recipe through :class:`playground.jobs.Jobs`,
-:func:`ask_both` runs a comparison through :mod:`playground.comparison`, evaluation is
-:func:`playground.run_evaluation.evaluate_run`, the reward check :func:`playground.reward_model.agreement`.
+Actions reuse the other tabs' code: :func:`start_run` queues a recipe through :class:`playground.runs.jobs.Jobs`,
+:func:`ask_both` runs a comparison through :mod:`playground.ratings.comparison`, evaluation is
+:func:`playground.runs.run_evaluation.evaluate_run`, the reward check :func:`playground.runs.reward_model.agreement`.
 
 The runs are the shipped recipes ``assets/recipes/{sft,reward,ppo}-gemma-cpu-demo.yaml``; a file of the same name in
 ``DATA_DIR/recipes/`` replaces one (another base model, fewer steps), and PPO always starts from step 2's run and
@@ -29,16 +29,18 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from playground import comparison as cmp
-from playground import evaluation, history, reward_model
-from playground.catalog import CatalogError, is_language_model_adapter, list_models, resolve_choice
-from playground.generation import GenerationParams, StreamUpdate
-from playground.jobs import JobError, Jobs
-from playground.loading import LoadOptions, ModelCache
-from playground.run_folder import ACTIVE, RunFolder
-from playground.settings import Settings
-from playground.store import ComparisonRecord, Store
-from playground.train.common import check_inputs
+from playground.core.settings import Settings
+from playground.data import evaluation
+from playground.models.catalog import CatalogError, is_language_model_adapter, list_models, resolve_choice
+from playground.models.generation import GenerationParams, StreamUpdate
+from playground.models.loading import LoadOptions, ModelCache
+from playground.ratings import comparison as cmp
+from playground.ratings import history
+from playground.ratings.store import ComparisonRecord, Store
+from playground.runs import reward_model
+from playground.runs.jobs import JobError, Jobs
+from playground.runs.run_folder import ACTIVE, RunFolder
+from playground.train.checks import check_inputs
 from playground.train.config import ConfigError, from_dict
 
 RECIPES = Path(__file__).resolve().parents[1] / "assets" / "recipes"

@@ -7,7 +7,7 @@ The rule (``make_instructions.SCREEN_RULE``): a candidate family is held out whe
 examples of the family as plain text, answers at least half of the family's held-out items exactly. Only the base
 model is asked — never a tuned one — so the choice can't lean towards the families tuning happens to help. Each
 answer is greedy, up to the end of its first line, through the same path the Runs tab's Evaluate takes
-(:func:`playground.evaluation.greedy_answer`), and checked with the same exact first-line check.
+(:func:`playground.data.evaluation.greedy_answer`), and checked with the same exact first-line check.
 
 Writes ``assets/datasets/heldout_screen.json``: the rule, the model, the date, and per family its cluster, the
 number right of the items asked and every answer.
@@ -41,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
 
-    from playground.catalog import list_models, resolve_choice
-    from playground.evaluation import HeldoutExample, greedy_answer, is_correct
-    from playground.loading import ModelCache
-    from playground.settings import Settings
+    from playground.core.settings import Settings
+    from playground.data.evaluation import HeldoutExample, greedy_answer, is_correct
+    from playground.models.catalog import list_models, resolve_choice
+    from playground.models.loading import ModelCache
 
     make = _make_instructions()
     chosen = [f.strip() for f in args.families.split(",") if f.strip()] or list(make.HELDOUT_TEMPLATES)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from gradio_client import Client
 
-from playground.settings import Settings
+from playground.core.settings import Settings
 from playground.ui import build_app, launch_kwargs
 
 

@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from playground.settings import Settings  # noqa: E402
+from playground.core.settings import Settings  # noqa: E402
 from tests.tiny_models import NF4_WIDTH, build_adapter, build_model  # noqa: E402
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from playground.store import ComparisonRecord, Side
+from playground.ratings.store import ComparisonRecord, Side
 
 EARLIER = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"}]
 

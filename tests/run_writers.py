@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from playground.jobs import Jobs
-from playground.run_folder import RunFolder
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.runs.jobs import Jobs
+from playground.runs.run_folder import RunFolder
 
 
 def write_fields(folder: str, side: str, count: int, start: Any) -> None:

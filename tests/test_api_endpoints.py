@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from gradio_client import handle_file
 
-from playground.settings import Settings
+from playground.core.settings import Settings
 from playground.ui.train_tab import GROUPS
 from tests.app_server import serve
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import app
-from playground.settings import DATA_DIR_ENV, Settings, default_data_dir
+from playground.core.settings import DATA_DIR_ENV, Settings, default_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,7 +121,7 @@ def test_a_login_opens_a_wide_address_without_a_warning(flags, tmp_path, capsys,
 
 def test_settings_refuse_a_wide_address_without_a_login_too(tmp_path):
     """The rule lives in Settings, so code that builds Settings itself can't skip it."""
-    from playground.settings import NoLoginError
+    from playground.core.settings import NoLoginError
 
     with pytest.raises(NoLoginError, match="--auth USER:PASS"):
         Settings(data_dir=tmp_path, host="0.0.0.0", memory_budget_gb=1)

@@ -8,11 +8,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from playground import prompt_sets
-from playground.batch import BUNDLED_PROMPTS, BatchRunner, BatchSettings, PromptSetError, load_prompt_set, pair_count
-from playground.generation import GenerationParams
-from playground.loading import LoadOptions, ModelCache
-from playground.store import Store
+from playground.data import prompt_sets
+from playground.data.prompt_sets import BUNDLED_PROMPTS, PromptSetError, load_prompt_set
+from playground.models.generation import GenerationParams
+from playground.models.loading import LoadOptions, ModelCache
+from playground.ratings.batch import BatchRunner, BatchSettings, pair_count
+from playground.ratings.store import Store
 
 FAST = BatchSettings(GenerationParams(max_new_tokens=4), LoadOptions())
 
@@ -118,7 +119,7 @@ def test_ppo_reads_conversational_prompt_files_as_the_rate_tab_does(tmp_path):
     path.write_text(json.dumps({"prompt": [{"role": "system", "content": "Be kind."}, USER]}) + "\n")
     assert prompt_sets.load_prompts(str(path), None) == [prompt_sets.Prompt([USER], "Be kind.")]
     path.write_text(json.dumps({"prompt": [USER, {"role": "assistant", "content": "Yo"}, USER]}) + "\n")
-    with pytest.raises(prompt_sets.PromptError, match="As a prompt file: chat.jsonl: line 1, field 'prompt': "
+    with pytest.raises(prompt_sets.PromptSetError, match="As a prompt file: chat.jsonl: line 1, field 'prompt': "
                                                       "expected one user message"):
         prompt_sets.load_prompts(str(path), None)
 

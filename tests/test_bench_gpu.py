@@ -92,8 +92,8 @@ def test_a_vocabulary_smaller_than_the_tokenizer_is_refused():
 
 
 def test_a_saved_random_model_is_a_catalog_model(tmp_path, settings):
-    from playground.catalog import resolve_choice
-    from playground.loading import LoadOptions, load
+    from playground.models.catalog import resolve_choice
+    from playground.models.loading import LoadOptions, load
 
     record = save_random_model(SHAPES["tiny"], tmp_path / "tiny")
     assert json.loads((tmp_path / "tiny" / "bench-model.json").read_text()) == record

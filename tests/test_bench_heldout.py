@@ -8,7 +8,7 @@ import re
 import pytest
 
 from bench import heldout
-from playground.evaluation import load_heldout, load_saved
+from playground.data.evaluation import load_heldout, load_saved
 
 pytestmark = pytest.mark.slow  # a real (tiny) training process and two evaluations: tens of seconds
 

@@ -46,7 +46,7 @@ def test_the_lecture_trains_every_stage_and_writes_every_figure(tiny_base, tmp_p
 
     # bench.ppo_effect on that PPO run: its checkpoint and its final adapter, on the prompts it trained on
     from bench import ppo_effect
-    from playground.settings import Settings
+    from playground.core.settings import Settings
     from playground.train import ppo as ppo_stage
     from playground.train.config import load
 
@@ -102,9 +102,9 @@ def test_the_paired_bootstrap_brackets_the_mean_difference_and_is_seeded():
 
 
 def test_a_resumed_bench_reuses_finished_runs_of_the_same_config_only(tmp_path):
-    from playground.jobs import Jobs
-    from playground.run_folder import RunFolder
-    from playground.settings import Settings
+    from playground.core.settings import Settings
+    from playground.runs.jobs import Jobs
+    from playground.runs.run_folder import RunFolder
 
     settings = Settings(data_dir=tmp_path / "data")
     settings.ensure_dirs()

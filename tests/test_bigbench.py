@@ -13,10 +13,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from playground import bigbench as bb
-from playground.catalog import ModelSpec
-from playground.loading import ModelCache
-from playground.prompting import render
+from playground.data import bigbench as bb
+from playground.models.catalog import ModelSpec
+from playground.models.loading import ModelCache
+from playground.models.prompting import render
 
 GENERATIVE = {"name": "tiny_counting", "metrics": ["exact_str_match"], "task_prefix": "Count.\n",
               "examples": [{"input": "How many: a a a?", "target": ["3", "three"]},

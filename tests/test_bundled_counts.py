@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from playground import preference_data
+from playground.data import preference_pairs
 from playground.ui import data_tab, rate_tab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def test_the_ui_counts_follow_the_files(tmp_path, monkeypatch):
     pairs.write_text("".join(line + "\n" for line in (DATA / "preferences.jsonl").read_text().splitlines()[:3]))
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text('{"prompt": "One?"}\n{"prompt": "Two?"}\n')
-    monkeypatch.setitem(preference_data.BUNDLED, "preferences", pairs)
+    monkeypatch.setitem(preference_pairs.BUNDLED, "preferences", pairs)
     monkeypatch.setattr(rate_tab, "BUNDLED_PROMPTS", prompts)
     assert "bundled: 3 pairs" in data_tab.preference_intro()
     assert rate_tab.prompt_set_choices()[0][0] == "Bundled prompts (2)"

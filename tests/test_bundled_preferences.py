@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from playground.preference_import import read_preferences
+from playground.ratings.importer import read_preferences
 
 PATH = Path(__file__).resolve().parents[1] / "assets" / "datasets" / "preferences.jsonl"
 FLAWS = {"wrong", "ignores_instruction", "off_topic", "rambling", "rude", "unsafe", "incomplete", "repetitive"}

@@ -4,8 +4,8 @@ import importlib.util
 
 import pytest
 
-from playground import catalog
-from playground.catalog import PACKAGED, CatalogError, ModelSpec, list_models, resolve_choice
+from playground.models import catalog
+from playground.models.catalog import PACKAGED, CatalogError, ModelSpec, list_models, resolve_choice
 
 
 def test_packaged_defaults_are_listed_with_their_kind(settings):

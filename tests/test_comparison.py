@@ -5,10 +5,10 @@ import threading
 
 import pytest
 
-from playground import comparison as cmp
-from playground.generation import GenerationParams, StreamStats, StreamUpdate
-from playground.loading import LoadOptions, ModelCache
-from playground.store import Store
+from playground.models.generation import GenerationParams, StreamStats, StreamUpdate
+from playground.models.loading import LoadOptions, ModelCache
+from playground.ratings import comparison as cmp
+from playground.ratings.store import Store
 
 
 def test_blind_mode_shuffles_and_records_the_order():

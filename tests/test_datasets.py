@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from gradio_client import Client, handle_file
 
-from playground.datasets import (
+from playground.core.row_files import ImportLimits
+from playground.core.settings import Settings
+from playground.data.instructions import (
     BUNDLED,
     DatasetError,
     Example,
@@ -23,8 +25,6 @@ from playground.datasets import (
     save_upload,
     task_counts,
 )
-from playground.row_files import ImportLimits
-from playground.settings import Settings
 from tests.app_server import free_port
 
 
@@ -118,7 +118,7 @@ def test_bundled_instructions_are_many_tasks():
 
 
 def test_bundled_heldout_is_evaluation_data_on_unseen_tasks():
-    from playground.evaluation import load_heldout
+    from playground.data.evaluation import load_heldout
 
     heldout = load_heldout(BUNDLED["heldout"])
     assert heldout and len(load_examples(BUNDLED["heldout"])) == len(heldout)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from playground import distributed
-from playground.distributed import DistributedError
-from playground.jobs import JobError, command, several_gpus_text, shell_command
-from playground.run_folder import RunFolder
+from playground.core import distributed
+from playground.core.distributed import DistributedError
+from playground.runs.jobs import JobError, command, several_gpus_text, shell_command
+from playground.runs.run_folder import RunFolder
 from playground.train.__main__ import main as train_main
 from playground.train.config import PPOConfig, RewardConfig, SFTConfig
 
@@ -96,7 +96,7 @@ def test_a_garbled_variable_is_named(monkeypatch):
 def test_pick_device_places_each_rank_on_its_own_gpu(monkeypatch):
     import torch
 
-    from playground.loading import pick_device
+    from playground.models.loading import pick_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -141,7 +141,7 @@ def test_only_the_main_process_saves_the_adapter(tmp_path, monkeypatch):
 
 
 def test_only_the_main_process_makes_the_data_split_and_the_others_train_on_its(tmp_path, monkeypatch, settings):
-    from playground.preference_data import run_pairs
+    from playground.data.preference_pairs import run_pairs
 
     source = tmp_path / "pairs.jsonl"
     source.write_text("".join(json.dumps({"prompt": f"Q{i}?", "chosen": "yes", "rejected": "no"}) + "\n"
@@ -162,7 +162,7 @@ def test_only_the_main_process_makes_the_data_split_and_the_others_train_on_its(
 def test_another_process_waits_for_this_launchs_split_and_says_so_when_it_never_comes(tmp_path, monkeypatch):
     import psutil
 
-    from playground.distributed import DistributedError, wait_for_main_process
+    from playground.core.distributed import DistributedError, wait_for_main_process
 
     files = [tmp_path / "train.jsonl", tmp_path / "eval.jsonl"]
     with pytest.raises(DistributedError, match="main process to write train.jsonl, eval.jsonl"):

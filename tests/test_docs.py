@@ -44,7 +44,7 @@ def test_every_document_named_is_in_the_repository():
 
 def test_the_design_notes_are_linked_from_the_readme_and_the_job_runner():
     assert "docs/DESIGN.md" in mentions(ROOT / "README.md")
-    assert "docs/DESIGN.md" in mentions(ROOT / "playground" / "jobs.py")
+    assert "docs/DESIGN.md" in mentions(ROOT / "playground" / "runs" / "jobs.py")
 
 
 def test_the_check_finds_a_missing_document(tmp_path):

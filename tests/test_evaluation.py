@@ -12,9 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from playground import evaluation as ev
-from playground.catalog import ModelSpec
-from playground.evaluation import (
+from playground.data import evaluation as ev
+from playground.data.evaluation import (
     EvalResult,
     EvaluationError,
     EvaluationStopped,
@@ -28,8 +27,9 @@ from playground.evaluation import (
     load_saved,
     save,
 )
-from playground.generation import StreamUpdate
-from playground.loading import ModelCache
+from playground.models.catalog import ModelSpec
+from playground.models.generation import StreamUpdate
+from playground.models.loading import ModelCache
 
 TOKENS = 6  # enough for a few words from the tiny model, few enough that a whole evaluation takes well under a second
 

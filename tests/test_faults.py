@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from playground.run_folder import RunFolder
-from playground.store import ComparisonRecord, Side, Store
+from playground.ratings.store import ComparisonRecord, Side, Store
+from playground.runs.run_folder import RunFolder
 from playground.train.config import SFTConfig
 from playground.ui.train_tab import GROUPS
 from tests.app_process import ROOT, start_app

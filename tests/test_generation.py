@@ -5,17 +5,17 @@ import threading
 import pytest
 import torch
 
-from playground.catalog import ModelSpec
-from playground.generation import GenerationParams, answer, fit_to_context, stream, stream_pair
-from playground.loading import LoadOptions, ModelCache, load
-from playground.prompting import render
+from playground.models.catalog import ModelSpec
+from playground.models.generation import GenerationParams, answer, fit_to_context, stream, stream_pair
+from playground.models.loading import LoadOptions, ModelCache, load
+from playground.models.prompting import render
 
 MSG = [{"role": "user", "content": "Explain the moon landing to a six year old."}]
 
 
 @pytest.fixture(scope="module")
 def base_model(tiny_base, tmp_path_factory):
-    from playground.settings import Settings
+    from playground.core.settings import Settings
 
     return load(ModelSpec(str(tiny_base)), Settings(data_dir=tmp_path_factory.mktemp("data"), memory_budget_gb=1))
 
@@ -83,7 +83,7 @@ def test_finish_reason_eos(base_model, monkeypatch):
             out[:, eos] = 0
             return out
 
-    import playground.generation as generation
+    import playground.models.generation as generation
 
     monkeypatch.setattr(generation, "SeededSampler", lambda params, device: ForceEos())
     _, last = final(base_model, GenerationParams(max_new_tokens=10))
@@ -159,7 +159,7 @@ def test_pair_closing_the_stream_stops_the_workers():
     seen = threading.Event()
 
     def endless(stop):
-        from playground.generation import StreamUpdate
+        from playground.models.generation import StreamUpdate
 
         while not stop.is_set():
             yield StreamUpdate(text="x")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from playground import gpu_room
-from playground.catalog import ModelSpec
-from playground.loading import ModelCache
-from playground.reward_model import RewardModels
+from playground.models.catalog import ModelSpec
+from playground.models.loading import ModelCache
+from playground.runs import gpu_room
+from playground.runs.reward_model import RewardModels
 
 
 def as_if_on_gpu(cache: ModelCache, spec: ModelSpec) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from playground.datasets import BUNDLED
-from playground.evaluation import HeldoutExample, is_correct, load_heldout, normalize
+from playground.data.evaluation import HeldoutExample, is_correct, load_heldout, normalize
+from playground.data.instructions import BUNDLED
 
 ROOT = Path(__file__).resolve().parents[1]
 NEAR_DUPLICATE = 0.5

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from playground import history
+from playground.ratings import history
 from tests.preference_records import record, sample_records
 from tests.test_verbatim import read
 

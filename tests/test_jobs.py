@@ -15,11 +15,11 @@ import pytest
 import torch
 from filelock import FileLock
 
-from playground.catalog import list_models
-from playground.jobs import JobError, Jobs, command
-from playground.loading import LoadOptions, ModelCache
-from playground.run_folder import ACTIVE, RunFolder, write_atomic
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.models.catalog import list_models
+from playground.models.loading import LoadOptions, ModelCache
+from playground.runs.jobs import JobError, Jobs, command
+from playground.runs.run_folder import ACTIVE, RunFolder, write_atomic
 from playground.train.config import SFTConfig
 from tests.app_process import kill_live_runs
 from tests.run_writers import start_app
@@ -156,7 +156,7 @@ def test_a_full_disk_when_creating_a_run_leaves_nothing_behind(setup, monkeypatc
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("playground.run_folder.write_atomic", full)
+    monkeypatch.setattr("playground.runs.run_folder.write_atomic", full)
     with pytest.raises(JobError, match="disk full"):
         jobs.create("sft", config(settings, data, base))
     assert not (settings.runs_dir / "tiny").exists()
@@ -208,7 +208,7 @@ def test_the_reaper_never_overwrites_the_end_a_run_wrote_meanwhile(tmp_path, mon
         folder.update_status(state="finished", finished=time.time())  # the run's last write …
         return False  # … and by the time the app looks, its process is gone
 
-    monkeypatch.setattr("playground.jobs._process_alive", run_ends_then_exits)
+    monkeypatch.setattr("playground.runs.jobs._process_alive", run_ends_then_exits)
     jobs.pump()
     status = folder.status()
     assert status["state"] == "finished" and "error" not in status
@@ -231,7 +231,7 @@ def test_a_run_that_fails_at_once_keeps_its_own_reason(tmp_path, monkeypatch):
         folder.update_status(state="failed", error="Bad config: lora_r: must be positive", finished=time.time())
         return Ended()
 
-    monkeypatch.setattr("playground.jobs.subprocess.Popen", fails_at_once)
+    monkeypatch.setattr("playground.runs.jobs.subprocess.Popen", fails_at_once)
     jobs.pump()
     jobs.pump()  # the next poll notices the process ended
     status = folder.status()
@@ -274,8 +274,8 @@ def test_another_app_never_takes_a_run_being_launched_for_a_dead_one(tmp_path, m
         return Started()
 
     polls: list[threading.Thread] = []
-    monkeypatch.setattr("playground.jobs._process_alive", lambda pid: pid == Started.pid)
-    monkeypatch.setattr("playground.jobs.subprocess.Popen", spawn_while_the_other_app_polls)
+    monkeypatch.setattr("playground.runs.jobs._process_alive", lambda pid: pid == Started.pid)
+    monkeypatch.setattr("playground.runs.jobs.subprocess.Popen", spawn_while_the_other_app_polls)
     first.pump()
     polls[0].join(30)
     status = folder.status()

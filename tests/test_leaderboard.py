@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy.optimize import check_grad
 
-from playground import leaderboard
-from playground.leaderboard import (
+from playground.ratings import leaderboard
+from playground.ratings.leaderboard import (
     battle_count_matrix,
     battles,
     bootstrap,
@@ -23,7 +23,7 @@ from playground.leaderboard import (
     votes_per_rater,
     win_rate_matrix,
 )
-from playground.store import ComparisonRecord, Side
+from playground.ratings.store import ComparisonRecord, Side
 
 ELO_3_TO_1 = 400 * math.log10(3)  # 3:1 odds ≈ 190.85 points
 ELO_2_TO_1 = 400 * math.log10(2)  # 2:1 odds ≈ 120.41 points

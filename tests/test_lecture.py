@@ -10,11 +10,13 @@ import re
 import pandas as pd
 import pytest
 
-from playground import evaluation, lecture, reward_model
-from playground.jobs import Jobs
+from playground import lecture
+from playground.data import evaluation
 from playground.lecture import DONE, FAILED, NEXT, NOT_STARTED, RUNNING, LectureError
-from playground.run_folder import RunFolder
-from playground.store import Store
+from playground.ratings.store import Store
+from playground.runs import reward_model
+from playground.runs.jobs import Jobs
+from playground.runs.run_folder import RunFolder
 from tests.preference_records import record, sample_records
 
 
@@ -198,7 +200,7 @@ def test_asking_both_models_stores_the_pair_step_1_shows(settings, tiny_base, ti
     import threading
     from dataclasses import replace
 
-    from playground.loading import ModelCache
+    from playground.models.loading import ModelCache
 
     settings = replace(settings, model_a=str(tiny_base), model_b=str(tiny_chat))
     store = Store(settings.ratings_db)

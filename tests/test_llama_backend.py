@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from playground import catalog, llama_backend, loading
-from playground.catalog import ModelSpec, PackagedModel
-from playground.generation import GenerationParams, answer, stream_pair
-from playground.loading import LoadOptions, ModelCache, ModelLoadError, choose_backend, shared_backend
+from playground.models import catalog, llama_backend, loading
+from playground.models.catalog import ModelSpec, PackagedModel
+from playground.models.generation import GenerationParams, answer, stream_pair
+from playground.models.loading import LoadOptions, ModelCache, ModelLoadError, choose_backend, shared_backend
 from tests.tiny_gguf import write_llama_gguf
 from tests.tiny_models import build_model
 

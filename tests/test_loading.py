@@ -8,9 +8,9 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from playground import loading
-from playground.catalog import ModelSpec, PackagedModel
-from playground.loading import LoadOptions, ModelCache, ModelLoadError, import_packaged, load
+from playground.models import loading
+from playground.models.catalog import ModelSpec, PackagedModel
+from playground.models.loading import LoadOptions, ModelCache, ModelLoadError, import_packaged, load
 
 IDS = torch.tensor([[1, 20, 30, 40, 50]])
 
@@ -115,7 +115,7 @@ def test_each_memory_keeps_its_own_budget_and_models_held_elsewhere_count():
 
 
 def test_the_gpu_budget_comes_from_the_settings_and_must_be_positive(tmp_path):
-    from playground.settings import Settings
+    from playground.core.settings import Settings
 
     assert ModelCache(Settings(data_dir=tmp_path, gpu_memory_budget_gb=6.0)).budget("gpu") == 6 * 2**30
     for field in ("memory_budget_gb", "gpu_memory_budget_gb"):

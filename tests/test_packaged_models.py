@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import pytest
 
-from playground.catalog import PACKAGED, resolve_choice
-from playground.generation import GenerationParams, answer
-from playground.loading import LoadOptions, ModelCache, gguf_control_token_ids, import_packaged, imported_dir
+from playground.models.catalog import PACKAGED, resolve_choice
+from playground.models.generation import GenerationParams, answer
+from playground.models.loading import LoadOptions, ModelCache, gguf_control_token_ids, import_packaged, imported_dir
 
 pytestmark = pytest.mark.slow
 
@@ -70,8 +70,8 @@ def test_packaged_models_answer_on_llama_cpp_with_no_import(settings):
     the two-minute float32 import; and the tokenizer is the very one AutoTokenizer reads from the GGUF."""
     from transformers import AutoTokenizer
 
-    from playground import llama_backend
-    from playground.loading import import_tokenizer, packaged_gguf
+    from playground.models import llama_backend
+    from playground.models.loading import import_tokenizer, packaged_gguf
 
     if not llama_backend.installed():
         pytest.skip("llama-cpp-python is not installed")

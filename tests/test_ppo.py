@@ -9,13 +9,13 @@ import json
 
 import pytest
 
-from playground.catalog import list_models
-from playground.jobs import Jobs
-from playground.loading import LoadOptions, ModelCache
-from playground.run_folder import RunFolder
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.models.catalog import list_models
+from playground.models.loading import LoadOptions, ModelCache
+from playground.runs.jobs import Jobs
+from playground.runs.run_folder import RunFolder
 from playground.train import ppo
-from playground.train.common import check_inputs
+from playground.train.checks import check_inputs
 from playground.train.config import ConfigError, PPOConfig, RewardConfig, SFTConfig
 from tests.app_process import kill_live_runs
 from tests.test_reward_dpo import toy_pairs

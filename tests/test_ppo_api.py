@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from playground.catalog import list_models
-from playground.run_folder import RunFolder
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.models.catalog import list_models
+from playground.runs.run_folder import RunFolder
 from tests.app_server import serve
 from tests.test_reward_api import form, plotted, wait_finished
 from tests.test_reward_dpo import toy_pairs

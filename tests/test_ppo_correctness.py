@@ -19,10 +19,10 @@ import json
 import pytest
 import torch
 
-from playground.prompt_sets import Prompt
-from playground.reward_model import RewardModel, find_run
-from playground.run_folder import RunFolder
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.data.prompt_sets import Prompt
+from playground.runs.reward_model import RewardModel, find_run
+from playground.runs.run_folder import RunFolder
 from playground.train import ppo, ppo_roles, reward, sft
 from playground.train.common import settings_for
 from playground.train.config import ConfigError, PPOConfig, RewardConfig, SFTConfig, from_dict
@@ -220,7 +220,7 @@ def test_ppo_maximises_the_reward_the_reward_tab_shows(reward_runs, quantization
 def test_a_reloaded_reward_model_scores_the_held_out_pairs_as_the_trainer_did(reward_runs, quantization):
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from playground.preference_data import read_pairs
+    from playground.data.preference_pairs import read_pairs
     from playground.train.config import load
 
     settings, folder, _ = reward_runs[quantization]
@@ -244,8 +244,8 @@ def test_a_reloaded_reward_model_scores_the_held_out_pairs_as_the_trainer_did(re
 
 
 def test_the_one_loader_builds_every_path_alike_in_4bit(reward_runs):
-    from playground.catalog import ModelSpec
-    from playground.loading import LoadOptions, load
+    from playground.models.catalog import ModelSpec
+    from playground.models.loading import LoadOptions, load
     from playground.train.common import load_base
 
     settings, _, base = reward_runs["4bit"]

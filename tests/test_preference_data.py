@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from playground import preference_data
-from playground.preference_data import (
+from playground.data import preference_pairs
+from playground.data.preference_pairs import (
     PreferenceDataError,
     encode,
     encode_answer,
@@ -18,7 +18,7 @@ from playground.preference_data import (
     run_pairs,
     split,
 )
-from playground.store import Store
+from playground.ratings.store import Store
 from playground.train.config import RewardConfig
 from tests.preference_records import sample_records
 from tests.tiny_models import build_tokenizer
@@ -44,7 +44,7 @@ def test_votes_become_pairs_as_export_makes_them(settings):
     assert swapped.chosen == "달은 지구의 위성입니다."  # the winner's answer, whichever side it was shown on
     multi = next(p for p in pairs if p.messages[-1]["content"] == "Continue the story.")
     assert len(multi.messages) == 3  # the earlier turns come along
-    listed = {s.name: s for s in preference_data.list_sets(settings)}
+    listed = {s.name: s for s in preference_pairs.list_sets(settings)}
     assert listed["votes"].pairs == 5
 
 
@@ -68,55 +68,55 @@ def test_uploads_are_checked_whole_and_saved_under_a_safe_name(settings, tmp_pat
         {"prompt": "", "chosen": "a", "rejected": "b"},
     ])
     with pytest.raises(PreferenceDataError) as refused:
-        preference_data.save_upload(bad, settings)
+        preference_pairs.save_upload(bad, settings)
     message = str(refused.value)
     assert "Nothing was imported" in message and "line 2" in message and "rejected" in message
     assert "line 3" in message and "prompt" in message
-    assert not preference_data.folder(settings).exists() or not any(preference_data.folder(settings).iterdir())
+    assert not preference_pairs.folder(settings).exists() or not any(preference_pairs.folder(settings).iterdir())
     (tmp_path / "broken.csv").write_text("prompt,chosen\nhi,hello\n")
     with pytest.raises(PreferenceDataError, match="rejected"):
-        preference_data.save_upload(tmp_path / "broken.csv", settings)
+        preference_pairs.save_upload(tmp_path / "broken.csv", settings)
 
     good = write_jsonl(tmp_path / "good.jsonl", [{"prompt": f"Q{i}?", "chosen": "yes", "rejected": "no"}
                                                  for i in range(3)])
-    saved = preference_data.save_upload(good, settings, name="../../votes").saved
-    assert saved.pairs == 3 and saved.path.parent == preference_data.folder(settings)
+    saved = preference_pairs.save_upload(good, settings, name="../../votes").saved
+    assert saved.pairs == 3 and saved.path.parent == preference_pairs.folder(settings)
     assert saved.name not in ("votes", "preferences") and "/" not in saved.name
     assert len(load_pairs(saved.name, settings)) == 3
     other = write_jsonl(tmp_path / "other.jsonl", [{"prompt": "Q?", "chosen": "yes", "rejected": "no"}])
-    again = preference_data.save_upload(other, settings, name=saved.name).saved
+    again = preference_pairs.save_upload(other, settings, name=saved.name).saved
     assert again.name == f"{saved.name}-2"
-    assert {s.name for s in preference_data.list_sets(settings)} >= {saved.name, again.name, "votes"}
+    assert {s.name for s in preference_pairs.list_sets(settings)} >= {saved.name, again.name, "votes"}
 
 
 def test_an_upload_with_repeated_rows_is_saved_and_says_how_many_were_skipped(settings, tmp_path):
     rows = [{"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."},
             {"prompt": "Bye?", "chosen": "Bye.", "rejected": "Whatever."}]
     path = write_jsonl(tmp_path / "twice.jsonl", rows + rows + rows[:1])
-    upload = preference_data.save_upload(path, settings)
+    upload = preference_pairs.save_upload(path, settings)
     assert upload.saved is not None and (upload.pairs, upload.repeated) == (2, 3)
     assert upload.summary() == ("Saved **twice**: 2 pairs (3 repeated rows skipped), now usable for reward-model "
                                 "and DPO runs.")
     assert len(load_pairs("twice", settings)) == 2
-    assert {s.name: s.pairs for s in preference_data.list_sets(settings)}["twice"] == 2
+    assert {s.name: s.pairs for s in preference_pairs.list_sets(settings)}["twice"] == 2
 
 
 def test_uploading_the_same_pairs_again_adds_nothing_and_says_so(settings, tmp_path):
     path = write_jsonl(tmp_path / "mine.jsonl", [{"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."}] * 2)
-    first = preference_data.save_upload(path, settings)
+    first = preference_pairs.save_upload(path, settings)
     assert first.summary().startswith("Saved **mine**: 1 pair (1 repeated row skipped)")
-    again = preference_data.save_upload(path, settings, name="copy")
+    again = preference_pairs.save_upload(path, settings, name="copy")
     assert again.saved is None and again.held_by == ("mine",)
     assert again.summary() == "Nothing new was saved: the pair in mine.jsonl (1 repeated row skipped) is already in " \
                               "**mine**."
-    assert [p.name for p in preference_data.folder(settings).iterdir()] == ["mine.jsonl"]
+    assert [p.name for p in preference_pairs.folder(settings).iterdir()] == ["mine.jsonl"]
     as_csv = tmp_path / "mine.csv"  # the same pair in another format, spread with a bundled one: still nothing new
-    bundled = json.loads(preference_data.BUNDLED["preferences"].read_text().splitlines()[0])
+    bundled = json.loads(preference_pairs.BUNDLED["preferences"].read_text().splitlines()[0])
     as_csv.write_text("prompt,chosen,rejected\nHi?,Hello.,Go away.\n")
-    assert preference_data.save_upload(as_csv, settings).saved is None
+    assert preference_pairs.save_upload(as_csv, settings).saved is None
     both = write_jsonl(tmp_path / "both.jsonl", [{"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."},
                                                  bundled])
-    upload = preference_data.save_upload(both, settings)
+    upload = preference_pairs.save_upload(both, settings)
     assert upload.saved is None and set(upload.held_by) == {"mine", "preferences"}
     assert upload.summary() == "Nothing new was saved: all 2 pairs in both.jsonl are already in **preferences**, " \
                                "**mine**."
@@ -126,14 +126,14 @@ def test_a_pair_whose_chosen_equals_its_rejected_is_refused_naming_the_row(setti
     path = write_jsonl(tmp_path / "same.jsonl", [{"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."},
                                                  {"prompt": "Q?", "chosen": "A.", "rejected": " A. "}])
     with pytest.raises(PreferenceDataError, match=r"line 2, field 'rejected': is the same answer as 'chosen'"):
-        preference_data.save_upload(path, settings)
+        preference_pairs.save_upload(path, settings)
     with pytest.raises(PreferenceDataError, match="carries no preference"):
         load_pairs(str(path), settings)
-    assert not preference_data.folder(settings).exists()
+    assert not preference_pairs.folder(settings).exists()
 
 
 def test_split_is_seeded_and_holds_some_out(settings, tmp_path):
-    pairs = [preference_data.Pair(id=str(i), messages=[{"role": "user", "content": str(i)}], system="",
+    pairs = [preference_pairs.Pair(id=str(i), messages=[{"role": "user", "content": str(i)}], system="",
                                   chosen="a", rejected="b") for i in range(20)]
     train, held = split(pairs, 0.1, seed=3)
     assert len(held) == 2 and len(train) == 18 and not {p.id for p in train} & {p.id for p in held}

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from playground.preference_import import ImportLimits, import_file, parse_transcript, read_preferences
-from playground.preferences import export_all
-from playground.store import Store
+from playground.ratings.export import export_all
+from playground.ratings.importer import ImportLimits, import_file, parse_transcript, read_preferences
+from playground.ratings.store import Store
 from tests.preference_records import record, sample_records
 
 PAIR = {"prompt": "Explain the moon landing.", "chosen": "In 1969 people flew there.", "rejected": "It was fake."}

@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from playground import preferences
-from playground.preferences import (
+import playground.ratings.export as export_module
+from playground.ratings.export import (
     DATASETS,
     all_rows,
     battle_rows,
@@ -23,7 +23,7 @@ from playground.preferences import (
     staged,
     strength_for,
 )
-from playground.store import Store
+from playground.ratings.store import Store
 from tests.preference_records import EARLIER, record, sample_records
 
 STAMP = datetime(2025, 3, 4, 5, 6, 7)
@@ -237,5 +237,5 @@ def test_progress_is_reported(store, tmp_path):
 
 
 def test_module_keeps_no_mutable_state():
-    assert not [name for name, value in vars(preferences).items()
+    assert not [name for name, value in vars(export_module).items()
                 if not name.startswith("__") and isinstance(value, (list, set))]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from playground.preferences import export_all
-from playground.store import Store
+from playground.ratings.export import export_all
+from playground.ratings.store import Store
 from tests.preference_records import record
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 import time
 
-from playground import preparation
-from playground.catalog import ModelSpec
-from playground.loading import LoadOptions, ModelCache, estimate_load_seconds
-from playground.preparation import Board, Preparing
+from playground.models import preparation
+from playground.models.catalog import ModelSpec
+from playground.models.loading import LoadOptions, ModelCache, estimate_load_seconds
+from playground.models.preparation import Board, Preparing
 from playground.ui.compare_tab import preparation_line
 
 
@@ -64,7 +64,7 @@ def test_prepare_loads_the_panes_models_in_the_background_and_a_send_waits_for_i
 
 def test_a_send_during_a_long_preparation_hears_its_progress(settings, tiny_chat, monkeypatch):
     """The pane of a Send that arrives mid-preparation shows the preparation's own line and percentage."""
-    import playground.loading as loading
+    import playground.models.loading as loading
 
     release = threading.Event()
     real_load = loading.load
@@ -104,7 +104,7 @@ def test_a_send_gets_its_model_as_soon_as_it_is_ready_not_after_the_next_one(set
                                                                              monkeypatch):
     """The preparation loads the right pane's model, then the left one's for a while: the right pane's answer
     starts when its own model is ready."""
-    import playground.loading as loading
+    import playground.models.loading as loading
 
     gates = {str(tiny_chat): threading.Event(), str(tiny_base): threading.Event()}
     real_load = loading.load

@@ -3,7 +3,7 @@
 import pytest
 from transformers import AutoTokenizer
 
-from playground.prompting import PromptError, concrete_format, render
+from playground.models.prompting import PromptError, concrete_format, render
 
 ONE = [{"role": "user", "content": "Name a fruit."}]
 THREE = ONE + [{"role": "assistant", "content": "Apple."}, {"role": "user", "content": "Another?"}]

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from playground.settings import Settings
-from playground.store import Store
+from playground.core.settings import Settings
+from playground.ratings.store import Store
 from tests.app_server import serve
 
 

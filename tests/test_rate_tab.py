@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from playground.store import Store
+from playground.ratings.store import Store
 from playground.ui.rate_tab import _progress_html
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from playground.settings import Settings
-from playground.store import ComparisonRecord, Side, Store
+from playground.core.settings import Settings
+from playground.ratings.store import ComparisonRecord, Side, Store
 from playground.ui.rater import ANONYMOUS, rater_name
 from tests.app_server import serve
 

@@ -10,8 +10,8 @@ import json
 import pytest
 import yaml
 
-from playground.run_folder import RunFolder
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.runs.run_folder import RunFolder
 from playground.train import dpo, ppo, reward, sft
 from playground.train.config import from_dict
 from playground.ui.train_tab import recipes

@@ -9,10 +9,10 @@ import time
 import pytest
 from gradio_client import handle_file
 
-from playground import reward_model
-from playground.run_folder import RunFolder
-from playground.settings import Settings
-from playground.store import ComparisonRecord, Side, Store
+from playground.core.settings import Settings
+from playground.ratings.store import ComparisonRecord, Side, Store
+from playground.runs import reward_model
+from playground.runs.run_folder import RunFolder
 from playground.train.config import CONFIGS
 from playground.ui.train_tab import GROUPS
 from tests.app_server import serve
@@ -112,7 +112,7 @@ def test_a_dpo_run_from_the_form_draws_its_charts_and_joins_compare(app):
     wait_finished(folder)
     details = client.predict("dpo-ui", "", api_name="/run_details")
     assert {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"} <= plotted(details[2:-2])
-    from playground.catalog import list_models
+    from playground.models.catalog import list_models
 
     assert "tiny-base + dpo-ui" in [e.label for e in list_models(settings)]
 

@@ -10,13 +10,13 @@ import random
 import pytest
 import torch
 
-from playground.catalog import ModelSpec, list_models
-from playground.jobs import Jobs
-from playground.loading import LoadOptions, ModelCache
-from playground.preference_data import encode_answer, encode_prompt, read_pairs
-from playground.reward_model import RewardModel, agreement, find_run, reward_runs
-from playground.settings import Settings
-from playground.store import ComparisonRecord, Side, Store
+from playground.core.settings import Settings
+from playground.data.preference_pairs import encode_answer, encode_prompt, read_pairs
+from playground.models.catalog import ModelSpec, list_models
+from playground.models.loading import LoadOptions, ModelCache
+from playground.ratings.store import ComparisonRecord, Side, Store
+from playground.runs.jobs import Jobs
+from playground.runs.reward_model import RewardModel, agreement, find_run, reward_runs
 from playground.train.config import DPOConfig, RewardConfig
 from tests.app_process import kill_live_runs
 from tests.tiny_models import build_adapter

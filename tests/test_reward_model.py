@@ -9,7 +9,14 @@ import math
 import pandas as pd
 import pytest
 
-from playground.reward_model import RewardModelError, agreement, find_run, length_correlation, length_plot, reward_runs
+from playground.runs.reward_model import (
+    RewardModelError,
+    agreement,
+    find_run,
+    length_correlation,
+    length_plot,
+    reward_runs,
+)
 from tests.preference_records import record
 
 

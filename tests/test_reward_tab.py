@@ -7,9 +7,9 @@ import json
 
 import gradio as gr
 
-from playground.jobs import Jobs
-from playground.reward_model import RewardModels
-from playground.store import Store
+from playground.ratings.store import Store
+from playground.runs.jobs import Jobs
+from playground.runs.reward_model import RewardModels
 from playground.ui import reward_tab
 
 

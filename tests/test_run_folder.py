@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 
-from playground.run_folder import RunFolder
+from playground.runs.run_folder import RunFolder
 from tests.run_writers import write_fields
 
 WRITES = 200

@@ -11,10 +11,10 @@ import urllib.request
 
 import pytest
 
-from playground import datasets, preference_data
-from playground.catalog import ModelSpec
-from playground.loading import ModelLoadError, load
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.data import instructions, preference_pairs
+from playground.models.catalog import ModelSpec
+from playground.models.loading import ModelLoadError, load
 from playground.train.config import ConfigError, from_dict
 from tests.app_server import serve
 
@@ -81,12 +81,12 @@ def test_a_login_still_guards_the_app_on_a_wide_address(tmp_path, tiny_base, tin
 def test_uploaded_names_cannot_leave_the_data_dir(settings, tmp_path, name):
     source = tmp_path / "upload.jsonl"
     source.write_text(json.dumps({"prompt": "Hi?", "completion": "Hello."}) + "\n")
-    saved = datasets.save_upload(source, settings, name)
+    saved = instructions.save_upload(source, settings, name)
     assert saved.path.parent.resolve() == settings.datasets_dir.resolve() and not saved.path.name.startswith(".")
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(json.dumps({"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go away."}) + "\n")
-    kept = preference_data.save_upload(pairs, settings, name)
-    assert kept.saved.path.parent.resolve() == preference_data.folder(settings).resolve()
+    kept = preference_pairs.save_upload(pairs, settings, name)
+    assert kept.saved.path.parent.resolve() == preference_pairs.folder(settings).resolve()
     assert not kept.saved.path.name.startswith(".")
 
 
@@ -95,10 +95,10 @@ def test_links_in_the_data_dir_are_not_offered(settings, tmp_path):
     secret.write_text(json.dumps({"prompt": "password?", "completion": "hunter2"}) + "\n")
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     os.symlink(secret, settings.datasets_dir / "linked.jsonl")
-    preference_data.folder(settings).mkdir(parents=True)
-    os.symlink(secret, preference_data.folder(settings) / "linked.jsonl")
-    assert "linked" not in [d.name for d in datasets.list_datasets(settings)]
-    assert "linked" not in [s.name for s in preference_data.list_sets(settings)]
+    preference_pairs.folder(settings).mkdir(parents=True)
+    os.symlink(secret, preference_pairs.folder(settings) / "linked.jsonl")
+    assert "linked" not in [d.name for d in instructions.list_datasets(settings)]
+    assert "linked" not in [s.name for s in preference_pairs.list_sets(settings)]
 
 
 @pytest.mark.parametrize("stage", ["sft", "reward", "dpo"])
@@ -119,7 +119,7 @@ def test_a_run_name_is_a_plain_folder_name(name):
 
 def test_a_recipe_cannot_move_the_data_dir(tmp_path, tiny_base):
     """The Train form sets data_dir itself: a recipe's data_dir (a form field it is not) is ignored."""
-    from playground.jobs import Jobs
+    from playground.runs.jobs import Jobs
     from tests.app_server import serve as serve_app
 
     settings = Settings(data_dir=tmp_path / "data", memory_budget_gb=1)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from playground.store import MIGRATIONS, SCHEMA_VERSION, ComparisonRecord, Side, Store, StoreError, _statements
+from playground.ratings.store import MIGRATIONS, SCHEMA_VERSION, ComparisonRecord, Side, Store, StoreError, _statements
 
 
 def record(prompt: str = "Say hi", **fields) -> ComparisonRecord:
@@ -108,7 +108,7 @@ def test_votes_from_eight_threads_are_all_stored(store):
 
 VOTER = textwrap.dedent("""
     import sys
-    from playground.store import Store, ComparisonRecord, Side
+    from playground.ratings.store import Store, ComparisonRecord, Side
     store = Store(sys.argv[1])
     i = 0
     while True:

@@ -11,8 +11,8 @@ import types
 
 import pytest
 
-from playground.run_folder import RunFolder
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.runs.run_folder import RunFolder
 from playground.train.__main__ import main as train_main
 from playground.train.config import SFTConfig, from_dict
 from playground.ui.train_tab import GROUPS, commands_by_hand

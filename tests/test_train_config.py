@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from playground import prompt_sets
-from playground.datasets import load_examples, resolve
-from playground.preference_data import PreferenceDataError, load_pairs
-from playground.run_folder import RunFolder
+from playground.data import prompt_sets
+from playground.data.instructions import load_examples, resolve
+from playground.data.preference_pairs import PreferenceDataError, load_pairs
+from playground.runs.run_folder import RunFolder
 from playground.train.config import (
     CONFIGS,
     STAGES,
@@ -156,7 +156,7 @@ def test_a_base_plus_adapter_is_refused_as_base_model(settings, tiny_base, tiny_
     """A run trains a new adapter on a bare base: "base + run" as base model would silently drop the run's adapter."""
     import shutil
 
-    from playground.train.common import check_inputs
+    from playground.train.checks import check_inputs
     from playground.ui.train_tab import base_model_choices
 
     shutil.copytree(tiny_adapter, settings.adapters_dir / "tuned")

@@ -12,10 +12,10 @@ import json
 import pytest
 import torch
 
-from playground import loading
-from playground.loading import LoadOptions
-from playground.run_folder import RunFolder
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.models import loading
+from playground.models.loading import LoadOptions
+from playground.runs.run_folder import RunFolder
 from playground.train import common, dpo, ppo, reward, sft
 from playground.train.config import DPOConfig, RewardConfig, SFTConfig
 from tests.test_ppo import merge_share, ppo_config

@@ -12,7 +12,7 @@ import subprocess
 import gradio as gr
 import pytest
 
-from playground.jobs import Jobs
+from playground.runs.jobs import Jobs
 from playground.ui import train_tab
 
 node = shutil.which("node") or shutil.which("nodejs")

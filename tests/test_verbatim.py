@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from playground.verbatim import escape, verbatim_html
+from playground.core.verbatim import escape, verbatim_html
 
 TRICKY = [
     "List<String> xs = new ArrayList<>();",
@@ -64,7 +64,7 @@ def test_nothing_to_show_is_said_in_italics():
 def test_compare_chat_shows_every_message_verbatim():
     """Compare's chat panes get escaped HTML (gr.Chatbot with Markdown off), an error in place of a missing answer,
     and an empty answer still pending stays empty."""
-    from playground.generation import StreamUpdate
+    from playground.models.generation import StreamUpdate
     from playground.ui.compare_tab import _chat
 
     history = [{"role": "user", "content": TRICKY[2]}, {"role": "assistant", "content": TRICKY[4]},

@@ -8,8 +8,8 @@ import zipfile
 import pytest
 from gradio_client import handle_file
 
-from playground.settings import Settings
-from playground.store import Store
+from playground.core.settings import Settings
+from playground.ratings.store import Store
 from tests.app_server import serve
 from tests.preference_records import record, sample_records
 

@@ -5,7 +5,7 @@ The run folder is the folder holding CONFIG.yaml (or ``--run-dir``): status, met
 exit status is 0 when the run finished or was stopped, 1 when it failed (the reason is in status.json and the log).
 
 ``accelerate launch -m playground.train ...`` runs SFT, reward and DPO on several GPUs, one process each: every process
-trains on its own GPU and only the main one writes the run folder (:mod:`playground.distributed`). PPO refuses it.
+trains on its own GPU and only the main one writes the run folder (:mod:`playground.core.distributed`). PPO refuses it.
 """
 
 from __future__ import annotations
@@ -19,23 +19,23 @@ import time
 import traceback
 from pathlib import Path
 
-from playground.distributed import DistributedError, is_main_process
-from playground.run_folder import RunFolder
+from playground.core.distributed import DistributedError, is_main_process
+from playground.runs.run_folder import RunFolder
 from playground.train.config import STAGES, ConfigError, load
 
 
 def _failure_message(error: BaseException) -> str:
-    from playground.loading import is_out_of_memory
+    from playground.models.loading import is_out_of_memory
 
     if is_out_of_memory(error):
         return ("Out of memory. Try a smaller batch size (raise gradient accumulation to keep the effective batch), "
                 "a shorter max length, 4-bit quantization or gradient checkpointing.")
     if isinstance(error, OSError) and error.errno == 28:
         return "The disk is full: free some space (old runs' checkpoints are large) and resume the run."
-    from playground.catalog import CatalogError
-    from playground.datasets import DatasetError
-    from playground.preference_data import PreferenceDataError
-    from playground.reward_model import RewardModelError
+    from playground.data.instructions import DatasetError
+    from playground.data.preference_pairs import PreferenceDataError
+    from playground.models.catalog import CatalogError
+    from playground.runs.reward_model import RewardModelError
 
     if isinstance(error, ConfigError):
         return f"Bad config: {error}"

@@ -7,8 +7,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from playground.distributed import from_main_process
-from playground.run_folder import RunFolder
+from playground.core.distributed import from_main_process
+from playground.runs.run_folder import RunFolder
 from playground.train.common import gpu_memory_peaks
 
 IGNORED = frozenset({"epoch", "total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second",

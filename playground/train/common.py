@@ -13,19 +13,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from playground.catalog import CatalogError, ModelSpec, list_models, resolve_choice
-from playground.distributed import is_main_process
-from playground.loading import (
+from playground.core.distributed import is_main_process
+from playground.core.settings import Settings
+from playground.models.catalog import CatalogError, ModelSpec, list_models, resolve_choice
+from playground.models.loading import (
     Head,
     LoadOptions,
-    ModelLoadError,
     build_model,
-    check_available,
     pick_device,
     resolve_dtype,
 )
-from playground.run_folder import RunFolder, write_atomic
-from playground.settings import Settings
+from playground.runs.run_folder import RunFolder, write_atomic
 from playground.train.config import ConfigError, TrainConfig
 
 ADAPTER_INFO = "playground.json"
@@ -70,7 +68,7 @@ def load_options(cfg: TrainConfig) -> LoadOptions:
 
 def load_base(cfg: TrainConfig, settings: Settings, head: Head = "causal") -> tuple[Any, Any, dict[str, Any]]:
     """The base model (a causal LM, or with ``head="score"`` a one-output classifier) built by the one loader
-    (:func:`playground.loading.build_model`), prepared for k-bit training when QLoRA; its tokenizer (with a pad
+    (:func:`playground.models.loading.build_model`), prepared for k-bit training when QLoRA; its tokenizer (with a pad
     token); and the precision flags for the trainer."""
     import torch
     from transformers import set_seed
@@ -137,34 +135,6 @@ def gpu_memory_peaks() -> dict[str, float]:
              "gpu_reserved_gb": round(torch.cuda.max_memory_reserved() / 2**30, 3)}
     torch.cuda.reset_peak_memory_stats()
     return peaks
-
-
-def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
-    """Before a run is queued: its data and its SFT start exist and can be read, so the form can say what is wrong
-    next to the field instead of a run failing minutes later. Raises :class:`ConfigError` naming the field."""
-    from playground import datasets, preference_data
-
-    try:
-        check_available(base_spec(cfg, settings))
-    except ModelLoadError as error:
-        raise ConfigError("base_model", str(error)) from error
-    if cfg.stage == "ppo":
-        from playground.train import ppo
-
-        ppo.check_prompts(cfg, settings)
-        ppo.reward_run_for(cfg, settings)
-    for name in cfg.datasets if cfg.stage != "ppo" else []:
-        try:
-            if cfg.stage == "sft":
-                datasets.resolve(name, settings, for_training=True)
-            else:
-                preference_data.load_pairs(name, settings)
-        except (datasets.DatasetError, preference_data.PreferenceDataError) as error:
-            raise ConfigError("datasets", str(error)) from error
-    try:
-        sft_adapter(cfg, settings)
-    except CatalogError as error:
-        raise ConfigError("sft_run", str(error).removeprefix("sft_run: ")) from error
 
 
 def trainer_kwargs(cfg: TrainConfig, folder: RunFolder, precision: dict[str, Any], has_eval: bool) -> dict[str, Any]:

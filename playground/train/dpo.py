@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from playground.preference_data import Pair, run_pairs
-from playground.prompting import render
-from playground.run_folder import RunFolder
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.data.preference_pairs import Pair, run_pairs
+from playground.models.prompting import render
+from playground.runs.run_folder import RunFolder
 from playground.train.callbacks import RunCallback
 from playground.train.common import (
     keep_trainable_fp32,

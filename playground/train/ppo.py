@@ -35,12 +35,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from playground import prompt_sets
-from playground.preference_data import encode, encode_prompt
-from playground.prompt_sets import Prompt
-from playground.reward_model import RewardRun, find_run
-from playground.run_folder import RunFolder, write_atomic
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.data import prompt_sets
+from playground.data.preference_pairs import encode, encode_prompt
+from playground.data.prompt_sets import Prompt
+from playground.runs.reward_model import RewardRun, find_run
+from playground.runs.run_folder import RunFolder, write_atomic
 from playground.train import ppo_math
 from playground.train.common import gpu_memory_peaks, save_adapter, settings_for, uses_4bit
 from playground.train.config import ConfigError, PPOConfig
@@ -173,7 +173,7 @@ def rollout(roles: SharedBase, prompts: list[Prompt], cfg: PPOConfig, gen_config
 
 def reward_scorer(roles: SharedBase, run: RewardRun, micro: int) -> Scorer:
     """The reward run as a scorer: each answer re-encoded exactly as the reward model trained and as the Reward tab
-    scores (:func:`playground.preference_data.encode`, the run's prompt format and length)."""
+    scores (:func:`playground.data.preference_pairs.encode`, the run's prompt format and length)."""
     import torch
 
     def score(prompts: Sequence[Prompt], texts: list[str], answer: Any, mask: Any) -> Any:
@@ -375,7 +375,7 @@ def load_checkpoint(roles: SharedBase, checkpoint: Path, optimizer: Any, schedul
 
 def reward_run_for(cfg: PPOConfig, settings: Settings) -> RewardRun:
     """The reward run named in the config, checked to share the policy's base model."""
-    from playground.reward_model import RewardModelError
+    from playground.runs.reward_model import RewardModelError
 
     if not cfg.reward_run:
         raise ConfigError("reward_run", "choose a reward model (train one first: stage Reward model)")
@@ -401,7 +401,7 @@ def check_prompts(cfg: PPOConfig, settings: Settings) -> list[Prompt]:
     """The config's prompts, or a :class:`ConfigError` on ``datasets`` saying what is wrong."""
     try:
         prompts = prompt_sets.load_all(cfg.datasets, settings, cfg.max_examples)
-    except prompt_sets.PromptError as error:
+    except prompt_sets.PromptSetError as error:
         raise ConfigError("datasets", str(error)) from error
     per_step = cfg.batch_size // cfg.answers_per_prompt
     training = len(prompts) - int(len(prompts) * cfg.eval_fraction)  # what split_prompts leaves to train on
@@ -414,7 +414,7 @@ def check_prompts(cfg: PPOConfig, settings: Settings) -> list[Prompt]:
 
 def _sample_rows(step: int, batch: Rollout, kl: Any, count: int) -> list[dict[str, Any]]:
     """The first ``count`` answers of the step for the sample viewer: prompt, answer, score, KL (nats), length."""
-    from playground.datasets import short
+    from playground.data.instructions import short
 
     rows = []
     for i in range(min(count, len(batch.texts))):
@@ -526,8 +526,8 @@ def evaluate_held_out(roles: SharedBase, prompts: list[Prompt], scorer: Scorer, 
 def main(cfg: PPOConfig, folder: RunFolder, resume: bool = False) -> str:
     """The stage's entry point (``python -m playground.train ppo config.yaml``). One process only: the loop has no
     distributed code, so under ``accelerate launch`` each process would run a whole PPO of its own; it is refused
-    (:class:`playground.distributed.DistributedError`, recorded as the run's failure by the main process)."""
-    from playground.distributed import require_single_process
+    (:class:`playground.core.distributed.DistributedError`, recorded as the run's failure by the main process)."""
+    from playground.core.distributed import require_single_process
 
     require_single_process("PPO")
     return train(cfg, folder, resume)

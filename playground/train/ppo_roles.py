@@ -26,8 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from playground.reward_model import RewardRun
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.runs.reward_model import RewardRun
 from playground.train import ppo_math
 from playground.train.common import keep_trainable_fp32, load_base, lora_config, sft_adapter
 from playground.train.config import PPOConfig
@@ -82,7 +82,7 @@ def autocast_for(precision: dict[str, Any], device: Any) -> Any:
     """The autocast of a run's precision flags (``load_base``'s bf16 / fp16) on ``device``."""
     import torch
 
-    from playground.loading import compute_autocast
+    from playground.models.loading import compute_autocast
 
     dtype = torch.bfloat16 if precision.get("bf16") else torch.float16 if precision.get("fp16") else torch.float32
     return compute_autocast(device, dtype)
@@ -250,7 +250,7 @@ class SharedBase:
     def autocast(self) -> Any:
         """The training precision for every forward of every role (sampling, recomputed log-probs, values, scores):
         matmuls and attention in bf16 or fp16 while the trainable weights stay float32, as the TRL stages train
-        through accelerate (:func:`playground.loading.compute_autocast`). Without it a GPU run would compute in
+        through accelerate (:func:`playground.models.loading.compute_autocast`). Without it a GPU run would compute in
         float32 wherever a 4-bit base keeps float32 (norms, embeddings, LM head, the residual stream; its 4-bit layers
         compute in their own compute dtype and return their input's). A no-op in full precision. Activation
         checkpoints recompute under the autocast state of their forward."""

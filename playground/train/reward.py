@@ -4,7 +4,7 @@ The lecture's step two. The model is the base (4-bit on CUDA) as a sequence clas
 adapter, and a score head trained with it (PEFT ``modules_to_save``: a fresh head is random, and TRL's default
 LoRA targets would leave it untrained). The loss is Bradley–Terry's: −log σ(r(x, y_chosen) − r(x, y_rejected)).
 
-Pairs are tokenized here with :func:`playground.preference_data.encode` — the same function the Reward tab scores
+Pairs are tokenized here with :func:`playground.data.preference_pairs.encode` — the same function the Reward tab scores
 with — and the split is written into the run folder (``data/train.jsonl``, ``data/eval.jsonl``), so a resumed run
 trains on the same pairs and the held-out accuracy can be recomputed later.
 """
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from playground.preference_data import Pair, encode_answer, encode_prompt, fit, run_pairs
-from playground.run_folder import RunFolder
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.data.preference_pairs import Pair, encode_answer, encode_prompt, fit, run_pairs
+from playground.runs.run_folder import RunFolder
 from playground.train.callbacks import RunCallback
 from playground.train.common import (
     keep_trainable_fp32,

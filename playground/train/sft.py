@@ -11,10 +11,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from playground.datasets import load_examples, resolve
-from playground.prompting import render
-from playground.run_folder import RunFolder
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.data.instructions import load_examples, resolve
+from playground.models.prompting import render
+from playground.runs.run_folder import RunFolder
 from playground.train.callbacks import RunCallback
 from playground.train.common import (
     keep_trainable_fp32,

@@ -7,13 +7,13 @@ from typing import Any
 import gradio as gr
 
 from playground import __version__
-from playground.batch import BatchRunner
-from playground.catalog import CatalogError, list_models, resolve_choice
-from playground.jobs import Jobs
-from playground.loading import ModelCache
-from playground.reward_model import RewardModels
-from playground.settings import Settings
-from playground.store import Store
+from playground.core.settings import Settings
+from playground.models.catalog import CatalogError, list_models, resolve_choice
+from playground.models.loading import ModelCache
+from playground.ratings.batch import BatchRunner
+from playground.ratings.store import Store
+from playground.runs.jobs import Jobs
+from playground.runs.reward_model import RewardModels
 from playground.ui import (
     compare_tab,
     data_tab,

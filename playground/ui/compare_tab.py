@@ -9,16 +9,16 @@ from typing import Any, Iterator
 
 import gradio as gr
 
-from playground import comparison as cmp
-from playground.catalog import CatalogEntry, CatalogError, list_models, resolve_choice
-from playground.comparison import load_examples
-from playground.generation import GenerationParams, StreamUpdate
-from playground.loading import LoadOptions, ModelCache
-from playground.prompting import FORMAT_HELP, PromptError
-from playground.settings import Settings
-from playground.store import Store, StoreError
+from playground.core.settings import Settings
+from playground.core.verbatim import verbatim_html
+from playground.models.catalog import CatalogEntry, CatalogError, list_models, resolve_choice
+from playground.models.generation import GenerationParams, StreamUpdate
+from playground.models.loading import LoadOptions, ModelCache
+from playground.models.prompting import FORMAT_HELP, PromptError
+from playground.ratings import comparison as cmp
+from playground.ratings.comparison import load_examples
+from playground.ratings.store import Store, StoreError
 from playground.ui.rater import rater_name
-from playground.verbatim import verbatim_html
 
 INTRO = """
 A **base** language model was trained only to predict the next token, so it *continues* your text.
@@ -108,7 +108,7 @@ def _pane_stats(update: StreamUpdate) -> str:
 
 
 def _chat(history: list[dict[str, str]], update: StreamUpdate) -> list[dict[str, str]]:
-    """The conversation to show, every message verbatim (playground.verbatim); errors appear as the answer, so
+    """The conversation to show, every message verbatim (playground.core.verbatim); errors appear as the answer, so
     the user sees them where they looked. An answer not started yet stays empty (the chat shows it pending)."""
     shown = [dict(m) for m in history]
     if update.error and shown and not shown[-1]["content"]:

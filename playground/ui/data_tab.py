@@ -8,8 +8,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from playground import preference_data
-from playground.datasets import (
+from playground.core.row_files import counted
+from playground.core.settings import Settings
+from playground.data import preference_pairs
+from playground.data.instructions import (
     BUNDLED,
     EVALUATION_ONLY,
     DatasetError,
@@ -22,8 +24,6 @@ from playground.datasets import (
     short,
     task_counts,
 )
-from playground.row_files import counted
-from playground.settings import Settings
 
 INTRO = """
 **Instruction tuning** is fine-tuning a pretrained model on many (instruction, answer) pairs spanning many different
@@ -176,12 +176,12 @@ and a file whose pairs are all here already adds nothing.
 
 def preference_intro() -> str:
     """The preference section's introduction, with the bundled pairs counted from the file."""
-    bundled = sum(s.pairs for s in preference_data.list_sets(None) if s.origin == "bundled")
+    bundled = sum(s.pairs for s in preference_pairs.list_sets(None) if s.origin == "bundled")
     return PREFERENCE_INTRO.format(pairs=bundled)
 
 
 def preference_table(settings: Settings) -> pd.DataFrame:
-    sets = preference_data.list_sets(settings)
+    sets = preference_pairs.list_sets(settings)
     return pd.DataFrame([(s.name, s.pairs, s.origin) for s in sets],
                         columns=["name", "pairs", "source"])
 
@@ -192,8 +192,8 @@ def preference_preview(settings: Settings, picked: str | None) -> list[Any]:
     if not picked:
         return ["", empty]
     try:
-        pairs = preference_data.load_pairs(picked, settings)
-    except preference_data.PreferenceDataError as error:
+        pairs = preference_pairs.load_pairs(picked, settings)
+    except preference_pairs.PreferenceDataError as error:
         return [str(error), empty]
     rows = [(short(p.messages[-1]["content"]), short(p.chosen), short(p.rejected), p.margin)
             for p in pairs[:PREVIEW_ROWS]]
@@ -206,14 +206,14 @@ def save_preferences(settings: Settings, path: str | None, typed_name: str) -> l
     if not path:
         return ["", gr.skip(), gr.skip()]
     try:
-        saved = preference_data.save_upload(Path(path), settings, (typed_name or "").strip() or None)
-    except preference_data.PreferenceDataError as error:
+        saved = preference_pairs.save_upload(Path(path), settings, (typed_name or "").strip() or None)
+    except preference_pairs.PreferenceDataError as error:
         return [f"**Nothing was saved.** {error}", gr.skip(), gr.skip()]
     except OSError as error:
         return [f"**Nothing was saved:** the datasets folder isn't writable ({error}).", gr.skip(), gr.skip()]
     if saved.saved is None:
         return [saved.summary(), gr.skip(), gr.skip()]
-    names = [s.name for s in preference_data.list_sets(settings)]
+    names = [s.name for s in preference_pairs.list_sets(settings)]
     return [saved.summary(), preference_table(settings), gr.update(choices=names, value=saved.saved.name)]
 
 
@@ -221,7 +221,7 @@ def _preference_section(settings: Settings, tab: gr.Tab) -> None:
     with gr.Accordion("Preference pairs (reward model, DPO)", open=False):
         gr.Markdown(preference_intro())
         listing = gr.Dataframe(preference_table(settings), interactive=False, label="Preference data")
-        picked = gr.Dropdown([s.name for s in preference_data.list_sets(settings)], value=None,
+        picked = gr.Dropdown([s.name for s in preference_pairs.list_sets(settings)], value=None,
                              label="Preview")
         summary = gr.Markdown("")
         rows = gr.Dataframe(interactive=False, wrap=True, max_height=420, label=f"First {PREVIEW_ROWS} pairs")
@@ -238,6 +238,6 @@ def _preference_section(settings: Settings, tab: gr.Tab) -> None:
         lambda choice: preference_preview(settings, choice), picked, [summary, rows], api_visibility="private")
 
     def refresh() -> list[Any]:
-        return [preference_table(settings), gr.update(choices=[s.name for s in preference_data.list_sets(settings)])]
+        return [preference_table(settings), gr.update(choices=[s.name for s in preference_pairs.list_sets(settings)])]
 
     tab.select(refresh, None, [listing, picked], api_visibility="private")

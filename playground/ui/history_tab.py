@@ -6,11 +6,11 @@ from typing import Any
 
 import gradio as gr
 
-from playground import history
-from playground.preference_import import import_file
-from playground.preferences import export_all
-from playground.settings import Settings
-from playground.store import Store, StoreError
+from playground.core.settings import Settings
+from playground.ratings import history
+from playground.ratings.export import export_all
+from playground.ratings.importer import import_file
+from playground.ratings.store import Store, StoreError
 from playground.ui.rater import rater_name
 
 INTRO = """
@@ -42,7 +42,7 @@ def build(settings: Settings, store: Store, rater: gr.Textbox, tab: gr.Tab) -> N
     with gr.Row():
         delete = gr.Button("Delete selected", variant="stop", size="sm", interactive=False)
         undo = gr.Button("Undo delete", size="sm", interactive=False)
-    detail = gr.HTML("", elem_id="history-detail")  # HTML with model text verbatim: see playground.verbatim
+    detail = gr.HTML("", elem_id="history-detail")  # HTML with model text verbatim: see playground.core.verbatim
     with gr.Accordion("Votes per model pair", open=False):
         pairs = gr.Dataframe(history.pair_counts([]), interactive=False)
     with gr.Accordion("Export for training", open=False):

@@ -9,8 +9,8 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from playground import leaderboard as lb
-from playground.store import Store
+from playground.ratings import leaderboard as lb
+from playground.ratings.store import Store
 
 INTRO = """
 The lecture's reward model assumes **Bradley–Terry**: the chance that answer *i* beats answer *j* is

@@ -12,16 +12,16 @@ import gradio as gr
 import pandas as pd
 
 from playground import lecture
-from playground.jobs import Jobs
+from playground.core.settings import Settings
+from playground.core.verbatim import verbatim_html
 from playground.lecture import DONE, FAILED, NEXT, RUNNING, LectureError, StepState
-from playground.loading import ModelCache
-from playground.reward_model import RewardModelError, RewardModels
-from playground.run_evaluation import RunEvaluationError, evaluate_run
-from playground.run_folder import RunFolder
-from playground.settings import Settings
-from playground.store import Store
+from playground.models.loading import ModelCache
+from playground.ratings.store import Store
+from playground.runs.jobs import Jobs
+from playground.runs.reward_model import RewardModelError, RewardModels
+from playground.runs.run_evaluation import RunEvaluationError, evaluate_run
+from playground.runs.run_folder import RunFolder
 from playground.ui.runs_tab import CHARTS, SAMPLE_COLUMNS, curves, samples_table
-from playground.verbatim import verbatim_html
 
 INTRO = """
 The lecture on instruction tuning and RLHF, as five things to do here, in order. Each step says what it shows, has

@@ -8,15 +8,16 @@ from typing import Any
 
 import gradio as gr
 
-from playground.batch import BUNDLED_PROMPTS, BatchRunner, BatchSettings, PromptSetError, load_prompt_set, pair_count
-from playground.catalog import ModelSpec, list_models
-from playground.generation import GenerationParams
-from playground.loading import LoadOptions
-from playground.settings import Settings
-from playground.store import Batch, ComparisonRecord, Store, StoreError, winner_from_screen
+from playground.core.settings import Settings
+from playground.core.verbatim import verbatim_html
+from playground.data.prompt_sets import BUNDLED_PROMPTS, PromptSetError, load_prompt_set
+from playground.models.catalog import ModelSpec, list_models
+from playground.models.generation import GenerationParams
+from playground.models.loading import LoadOptions
+from playground.ratings.batch import BatchRunner, BatchSettings, pair_count
+from playground.ratings.store import Batch, ComparisonRecord, Store, StoreError, winner_from_screen
 from playground.ui.compare_tab import model_choices
 from playground.ui.rater import rater_name
-from playground.verbatim import verbatim_html
 
 INTRO = """
 This is how the lecture's preference data is made: people see two answers to the same prompt and say which is
@@ -86,7 +87,7 @@ def _status(batch: Batch | None, generating: bool) -> str:
 
 
 def _prompt_html(record: ComparisonRecord) -> str:
-    """The pair's system prompt and prompt, verbatim (see playground.verbatim)."""
+    """The pair's system prompt and prompt, verbatim (see playground.core.verbatim)."""
     system = f"<b>System:</b>{verbatim_html(record.system_prompt)}" if record.system_prompt else ""
     return f"{system}<b>Prompt:</b>{verbatim_html(record.prompt)}"
 
@@ -128,7 +129,7 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
         rate_skipped = gr.Button("Rate skipped pairs", size="sm")
     progress = gr.HTML("")
     status = gr.Markdown("")
-    prompt = gr.HTML("", elem_id="rate-prompt")  # model text (and prompts) as HTML: see playground.verbatim
+    prompt = gr.HTML("", elem_id="rate-prompt")  # model text (and prompts) as HTML: see playground.core.verbatim
     with gr.Row(equal_height=True):
         with gr.Column(variant="panel"):
             gr.Markdown("#### Left answer")

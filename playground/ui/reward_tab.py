@@ -7,12 +7,12 @@ from typing import Any
 
 import gradio as gr
 
-from playground import reward_model
-from playground.jobs import Jobs
-from playground.prompting import PromptError, validate_messages
-from playground.reward_model import RewardModelError, RewardModels
-from playground.settings import Settings
-from playground.store import Store
+from playground.core.settings import Settings
+from playground.models.prompting import PromptError, validate_messages
+from playground.ratings.store import Store
+from playground.runs import reward_model
+from playground.runs.jobs import Jobs
+from playground.runs.reward_model import RewardModelError, RewardModels
 
 INTRO = """
 A **reward model** learns R(x, y) — one number for an answer y to a prompt x — from your comparisons:

@@ -11,12 +11,12 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from playground import bigbench, evaluation
-from playground.jobs import JobError, Jobs, RunInfo, several_gpus_text, shell_command
-from playground.loading import ModelCache
-from playground.run_evaluation import RunEvaluationError, evaluate_run, run_models
-from playground.run_folder import ACTIVE, RunFolder
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.data import bigbench, evaluation
+from playground.models.loading import ModelCache
+from playground.runs.jobs import JobError, Jobs, RunInfo, several_gpus_text, shell_command
+from playground.runs.run_evaluation import RunEvaluationError, evaluate_run, run_models
+from playground.runs.run_folder import ACTIVE, RunFolder
 
 INTRO = """
 Each run is its own process writing into its own folder (`config.yaml`, `metrics.jsonl`, `train.log`, checkpoints,

@@ -14,13 +14,14 @@ from typing import Any
 import gradio as gr
 import yaml
 
-from playground import datasets, gpu_room, preference_data, prompt_sets, reward_model
-from playground.catalog import is_language_model_adapter, list_models
-from playground.jobs import ROOT, JobError, Jobs, several_gpus_text, shell_command
-from playground.loading import ModelCache
-from playground.reward_model import RewardModels
-from playground.settings import Settings
-from playground.train.common import check_inputs
+from playground.core.settings import Settings
+from playground.data import instructions, preference_pairs, prompt_sets
+from playground.models.catalog import is_language_model_adapter, list_models
+from playground.models.loading import ModelCache
+from playground.runs import gpu_room, reward_model
+from playground.runs.jobs import ROOT, JobError, Jobs, several_gpus_text, shell_command
+from playground.runs.reward_model import RewardModels
+from playground.train.checks import check_inputs
 from playground.train.config import CONFIGS, ConfigError, from_dict, help_text
 from playground.ui.compare_tab import model_choices
 
@@ -119,10 +120,10 @@ def reward_run_choices(settings: Settings) -> list[str]:
 
 def dataset_choices(stage: str, settings: Settings) -> list[str]:
     if stage == "sft":
-        return [d.name for d in datasets.list_datasets(settings) if d.purpose == "training"]
+        return [d.name for d in instructions.list_datasets(settings) if d.purpose == "training"]
     if stage == "ppo":
         return prompt_sets.list_prompt_sets(settings)
-    return [s.name for s in preference_data.list_sets(settings)]
+    return [s.name for s in preference_pairs.list_sets(settings)]
 
 
 def field_label(name: str) -> str:

@@ -12,8 +12,8 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
-from playground.run_folder import RunFolder
-from playground.store import Store
+from playground.ratings.store import Store
+from playground.runs.run_folder import RunFolder
 from tests.e2e.conftest import SLOW, fill_fields, open_sft_form, open_tab, shot
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from playground.store import ComparisonRecord, Side, Store
+from playground.ratings.store import ComparisonRecord, Side, Store
 from tests.app_process import RunningApp, start_app
 from tests.e2e.conftest import SLOW, open_tab, shot
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
-from playground import preparation
-from playground.catalog import PACKAGED, ModelKind, ModelSpec, PackagedModel
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.models import preparation
+from playground.models.catalog import PACKAGED, ModelKind, ModelSpec, PackagedModel
 
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 Quant = Literal["none", "4bit"]
@@ -111,11 +111,11 @@ def import_backends() -> None:
 def pick_device() -> str:
     """The device this process loads models on: ``"cpu"`` without CUDA, ``"cuda"`` in a single process, and under a
     multi-process launch (``accelerate launch``) ``"cuda:N"``, N the process's local rank, so every rank builds its
-    model on its own GPU (see :func:`playground.distributed.local_device`). Compare its type, not the string, with
+    model on its own GPU (see :func:`playground.core.distributed.local_device`). Compare its type, not the string, with
     ``"cuda"``."""
     import torch
 
-    from playground.distributed import local_device
+    from playground.core.distributed import local_device
 
     return local_device(torch.cuda.device_count() if torch.cuda.is_available() else 0)
 
@@ -527,7 +527,7 @@ def choose_backend(spec: ModelSpec, options: LoadOptions, device: str | None = N
     at auto/none (the GGUF's own 4-bit weights are what runs). ``options.backend`` forces a choice: transformers
     always works; llama.cpp where it can't run raises :class:`ModelLoadError` saying why. ``device`` skips asking
     torch (whose import takes seconds) when the caller knows it or only estimates."""
-    from playground import llama_backend
+    from playground.models import llama_backend
 
     if options.backend == "transformers":
         return "transformers", "chosen"
@@ -568,7 +568,7 @@ def _load_llama(spec: ModelSpec, settings: Settings, options: LoadOptions, progr
     back to transformers, unless llama.cpp was asked for by name)."""
     from transformers import AutoTokenizer, GenerationConfig
 
-    from playground import llama_backend
+    from playground.models import llama_backend
 
     started = time.monotonic()
     package = PACKAGED[spec.source]

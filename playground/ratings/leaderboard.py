@@ -23,8 +23,8 @@ from scipy.optimize import minimize
 from scipy.special import expit
 from scipy.stats import binomtest
 
-from playground.catalog import ModelSpec
-from playground.store import ComparisonRecord, Side
+from playground.models.catalog import ModelSpec
+from playground.ratings.store import ComparisonRecord, Side
 
 BothBad = Literal["tie", "drop"]
 """How a "both are bad" vote counts: as a tie (half a win each way), or not at all."""

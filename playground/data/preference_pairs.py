@@ -4,7 +4,7 @@ Sources, by name: ``votes`` (this app's votes, exported exactly as History → E
 bundled pairs whose rejected answer has a labelled flaw), uploaded preference files (saved by the Data tab into
 ``DATA_DIR/datasets/preferences/`` only when every row is valid and some pair is new; repeated rows are skipped),
 or a file path. Every source goes through the
-same path — comparison records → :func:`playground.preferences.preference_rows` — so a vote, an import and a
+same path — comparison records → :func:`playground.ratings.export.preference_rows` — so a vote, an import and a
 bundled row become the same kind of pair.
 
 :func:`encode` is the one place a (prompt, answer) becomes tokens, for training *and* for scoring in the Reward
@@ -21,16 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from playground.datasets import safe_name
-from playground.distributed import is_main_process, wait_for_main_process
-from playground.preference_import import preference_key, read_preferences
-from playground.preferences import preference_rows
-from playground.prompting import Message, render
-from playground.row_files import EXTENSIONS, counted
-from playground.settings import Settings
-from playground.store import ComparisonRecord, Store
+from playground.core.distributed import is_main_process, wait_for_main_process
+from playground.core.row_files import EXTENSIONS, counted
+from playground.core.settings import Settings
+from playground.data.instructions import safe_name
+from playground.models.prompting import Message, render
+from playground.ratings.export import preference_rows
+from playground.ratings.importer import preference_key, read_preferences
+from playground.ratings.store import ComparisonRecord, Store
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "datasets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "datasets"
 VOTES = "votes"
 BUNDLED = {"preferences": ASSETS / "preferences.jsonl"}
 

@@ -3,7 +3,7 @@
 The lecture's claim (FLAN, T0) is that tuning on many instruction tasks makes a model better at *unseen* ones. We
 measure it the plain way: a base model and the same base plus a LoRA adapter answer the same held-out examples
 (``assets/datasets/heldout.jsonl``, task families kept out of every bundled SFT set) greedily, one at a time,
-through :func:`playground.generation.answer` — exactly what the Compare tab would show — and each answer is scored
+through :func:`playground.models.generation.answer` — exactly what the Compare tab would show — and each answer is scored
 by a small pure rule on the answer's first line (:func:`is_correct`). The result is accuracy per task family, base
 vs tuned, with 95 % bootstrap intervals (paired for the change), as a table and a grouped bar chart with error bars;
 the Runs tab saves it into the run folder as ``eval.json``. :func:`evaluate_heldout` is the one entry point (the Runs
@@ -30,13 +30,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from scipy.stats import bootstrap
 
-from playground.catalog import ModelSpec
-from playground.generation import GenerationParams, StreamUpdate, answer
-from playground.loading import LoadOptions, ModelCache
-from playground.prompting import PromptFormat
-from playground.row_files import json_error_text
+from playground.core.row_files import json_error_text
+from playground.models.catalog import ModelSpec
+from playground.models.generation import GenerationParams, StreamUpdate, answer
+from playground.models.loading import LoadOptions, ModelCache
+from playground.models.prompting import PromptFormat
 
-HELDOUT = Path(__file__).resolve().parents[1] / "assets" / "datasets" / "heldout.jsonl"
+HELDOUT = Path(__file__).resolve().parents[2] / "assets" / "datasets" / "heldout.jsonl"
 EVAL_FILE = "eval.json"
 ALL_TASKS = "all tasks"
 Check = Literal["exact", "contains"]

@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
-from playground.catalog import ModelSpec
-from playground.loading import LoadedModel, LoadOptions, ModelCache, is_out_of_memory
-from playground.prompting import Message, PromptFormat, RenderedPrompt, render
+from playground.models.catalog import ModelSpec
+from playground.models.loading import LoadedModel, LoadOptions, ModelCache, is_out_of_memory
+from playground.models.prompting import Message, PromptFormat, RenderedPrompt, render
 
 
 @dataclass(frozen=True)

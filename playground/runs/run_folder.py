@@ -1,6 +1,6 @@
 """A training run's folder: the files a run and the app share, who writes each, and under which lock.
 
-Both sides write: the run process (``python -m playground.train``) and the app (:mod:`playground.jobs`, possibly
+Both sides write: the run process (``python -m playground.train``) and the app (:mod:`playground.runs.jobs`, possibly
 several app processes on one data dir). A closed browser or a restarted app loses nothing because every state lives
 in the folder, and no state change is lost because every write of ``status.json`` follows the protocol below.
 Layout::
@@ -19,7 +19,7 @@ Layout::
       eval.json        held-out evaluation results, when measured — the app (Evaluate)
       agreement.json   reward runs: the last check against the votes (agreement, length bias) — the app (Reward)
       samples.jsonl    PPO: a few answers per step (prompt, answer, score, KL), for the sample viewer — the run
-    runs/.queue.lock   the data dir's queue lock (see :mod:`playground.jobs`)
+    runs/.queue.lock   the data dir's queue lock (see :mod:`playground.runs.jobs`)
 
 status.json — who writes which fields:
 
@@ -33,7 +33,7 @@ status.json — who writes which fields:
 - every write stamps ``updated`` (the heartbeat).
 
 A run launched on several processes (``accelerate launch``, one per GPU) has one writer: only the main process
-(:func:`playground.distributed.is_main_process`) writes status.json, metrics.jsonl and the rest; the others' writes
+(:func:`playground.core.distributed.is_main_process`) writes status.json, metrics.jsonl and the rest; the others' writes
 through this class are skipped, so they never race it on the same files (rename over a file being renamed).
 
 Every write goes through :meth:`RunFolder.update_status`: take the folder's status lock, read, merge the fields,
@@ -57,7 +57,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from playground.distributed import is_main_process
+from playground.core.distributed import is_main_process
 
 ACTIVE = ("queued", "starting", "running")
 """States in which a run is not over yet."""

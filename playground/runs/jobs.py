@@ -2,7 +2,7 @@
 
 Runs are processes, not threads (docs/DESIGN.md): the run writes its own folder and the app writes only the state
 changes that are its own (queue, cancel, launch, "failed" for a dead process), each under the folder's status lock
-(the protocol is in :mod:`playground.run_folder`), so a closed browser or a reloaded page loses nothing and neither
+(the protocol is in :mod:`playground.runs.run_folder`), so a closed browser or a reloaded page loses nothing and neither
 side overwrites the other. One GPU means one run at a time: further runs wait as "queued" and start in order. The
 queue is the data dir's: reaping, picking and launching hold ``runs/.queue.lock``, so two app processes on one data
 dir never both start a run. After an app restart :class:`Jobs` re-attaches to runs whose process is still alive and
@@ -25,10 +25,10 @@ from typing import Any
 import psutil
 from filelock import FileLock
 
-from playground.run_folder import ACTIVE, RunFolder
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.runs.run_folder import ACTIVE, RunFolder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POLL_SECONDS = 1.0
 QUEUE_LOCK = ".queue.lock"
 """In the runs folder: held while reaping, picking and launching (and deleting), by every app process on the dir."""

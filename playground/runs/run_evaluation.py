@@ -10,11 +10,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from playground import evaluation
-from playground.catalog import ModelSpec, is_language_model_adapter, list_models, resolve_choice, spec_for_folder
-from playground.loading import LoadOptions, ModelCache, shared_backend
-from playground.run_folder import RunFolder
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.data import evaluation
+from playground.models.catalog import ModelSpec, is_language_model_adapter, list_models, resolve_choice, spec_for_folder
+from playground.models.loading import LoadOptions, ModelCache, shared_backend
+from playground.runs.run_folder import RunFolder
 
 
 class RunEvaluationError(ValueError):

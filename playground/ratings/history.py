@@ -1,6 +1,6 @@
 """Vote history: the comparisons as a filterable table, one comparison in detail, and votes per model pair.
 
-Pure functions over :class:`~playground.store.ComparisonRecord` lists (the store reads, this shapes), so the
+Pure functions over :class:`~playground.ratings.store.ComparisonRecord` lists (the store reads, this shapes), so the
 History tab stays a thin layer and the filters are tested without a browser.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from playground.leaderboard import display_names, model_identity
-from playground.store import ComparisonRecord, Side
-from playground.verbatim import escape, verbatim_html
+from playground.core.verbatim import escape, verbatim_html
+from playground.ratings.leaderboard import display_names, model_identity
+from playground.ratings.store import ComparisonRecord, Side
 
 WINNER_LABELS = {"a": "A better", "b": "B better", "tie": "tie", "both_bad": "both bad"}
 TABLE_COLUMNS = ["voted (UTC)", "rater", "prompt", "model A", "model B", "left", "winner", "strength", "source",
@@ -104,7 +104,7 @@ def detail(record: ComparisonRecord) -> str:
     """The whole comparison as HTML: prompt, both answers with how they were made, and the vote.
 
     Everything a person or a model wrote is escaped, and prompts and answers are shown verbatim
-    (:mod:`playground.verbatim`), so the record reads exactly as it is stored."""
+    (:mod:`playground.core.verbatim`), so the record reads exactly as it is stored."""
     def side(label: str, s: Side, on_left: bool) -> str:
         params = json.dumps({k: _rounded(v) for k, v in s.params.items()}, sort_keys=True)
         ttft = None if s.time_to_first_token is None else f"{s.time_to_first_token:.2f} s"

@@ -1,7 +1,7 @@
 """Instruction datasets for SFT: the bundled and uploaded files, read into examples, checked row by row, previewed.
 
 Instruction tuning learns from many (instruction, answer) pairs. A file (JSONL, JSON, CSV or Parquet, read by
-:mod:`playground.row_files`) holds one of four shapes, told apart by its columns (the first that matches wins):
+:mod:`playground.core.row_files`) holds one of four shapes, told apart by its columns (the first that matches wins):
 
 * ``messages``: a chat, ``[{"role", "content"}, …]``, ending with the assistant's answer (the completion; only
   that last turn is learned). Leading ``system`` messages are folded into the first user turn (system text, a blank
@@ -31,8 +31,7 @@ from typing import Any, Iterator, Literal
 
 import pandas as pd
 
-from playground.prompting import Message, PromptError, validate_messages
-from playground.row_files import (
+from playground.core.row_files import (
     EXTENSIONS,
     FileProblem,
     ImportLimits,
@@ -44,9 +43,10 @@ from playground.row_files import (
     require_text,
     text_length,
 )
-from playground.settings import Settings
+from playground.core.settings import Settings
+from playground.models.prompting import Message, PromptError, validate_messages
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "datasets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "datasets"
 BUNDLED: dict[str, Path] = {"instructions": ASSETS / "instructions.jsonl", "heldout": ASSETS / "heldout.jsonl"}
 EVALUATION_ONLY = frozenset({"heldout"})
 """Bundled sets kept out of training: the unseen tasks that measure whether instruction tuning generalizes."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
-from playground.settings import Settings
+from playground.core.settings import Settings
 
 ModelKind = Literal["base", "instruct"]
 SourceType = Literal["package", "hub", "local"]
@@ -178,7 +178,7 @@ def _kind_from_name(source: str) -> ModelKind | None:
 
 def list_models(settings: Settings) -> list[CatalogEntry]:
     """Every model the user can pick: packaged defaults, hub presets, local folders, adapters (cheap: no loading)."""
-    from playground import llama_backend
+    from playground.models import llama_backend
 
     # Which backend a packaged model (and an adapter on one) runs on with the default options; the pane's stats line
     # says what actually ran (a 4-bit or bfloat16 choice, or a GPU, means transformers).

@@ -10,7 +10,7 @@ BIG-Bench (Srivastava et al., 2022) ships each JSON task as ``{"examples": [{"in
   prompt is the model's answer; it is right when that choice has the highest target score.
 
 Both models get the same prompt frame (the held-out evaluation's: ``instruction`` by default), and the result is
-an :class:`playground.evaluation.EvalResult` per model, so :func:`playground.evaluation.compare` gives the same table
+an :class:`playground.data.evaluation.EvalResult` per model, so :func:`playground.data.evaluation.compare` gives the same table
 with bootstrap intervals. The archive (358 MB) is an optional download the README explains:
 ``pip download --no-deps --no-binary :all: bigbench==1.0.0``.
 """
@@ -25,10 +25,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from playground.catalog import ModelSpec
-from playground.evaluation import EvalResult, HeldoutExample, Progress, compare, greedy_answer
-from playground.loading import LoadOptions, ModelCache, shared_backend
-from playground.prompting import PromptFormat, render
+from playground.data.evaluation import EvalResult, HeldoutExample, Progress, compare, greedy_answer
+from playground.models.catalog import ModelSpec
+from playground.models.loading import LoadOptions, ModelCache, shared_backend
+from playground.models.prompting import PromptFormat, render
 
 TASKS_DIR = "bigbench/benchmark_tasks/"
 """Where the source archive keeps the tasks: ``bigbench-1.0.0/bigbench/benchmark_tasks/<task>[/<subtask>]/task.json``."""
@@ -212,7 +212,7 @@ def evaluate_task(cache: ModelCache, spec: ModelSpec, task: BigBenchTask, limit:
                   fmt: PromptFormat = "instruction", max_new_tokens: int = 32,
                   progress: Progress | None = None, options: LoadOptions | None = None) -> EvalResult:
     """One model on a BIG-Bench task: a row per example (id, task, answer, output, correct), as the held-out
-    evaluation's, so :func:`playground.evaluation.compare` tabulates it with intervals."""
+    evaluation's, so :func:`playground.data.evaluation.compare` tabulates it with intervals."""
     report = progress or (lambda fraction, message: None)
     examples = sample(task, limit)
     result = EvalResult(model=spec.name, prompt_format=fmt)

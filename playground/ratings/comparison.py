@@ -15,13 +15,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal
 
-from playground.catalog import PACKAGED, CatalogEntry, CatalogError, ModelSpec, resolve_choice
-from playground.generation import GenerationParams, StreamUpdate, answer, stream_pair
-from playground.loading import LoadOptions, ModelCache, shared_backend
-from playground.prompting import Message, PromptError, PromptFormat
-from playground.store import ComparisonRecord, Side, Store, winner_from_screen
+from playground.models.catalog import PACKAGED, CatalogEntry, CatalogError, ModelSpec, resolve_choice
+from playground.models.generation import GenerationParams, StreamUpdate, answer, stream_pair
+from playground.models.loading import LoadOptions, ModelCache, shared_backend
+from playground.models.prompting import Message, PromptError, PromptFormat
+from playground.ratings.store import ComparisonRecord, Side, Store, winner_from_screen
 
-EXAMPLES_FILE = Path(__file__).resolve().parents[1] / "assets" / "datasets" / "example_prompts.jsonl"
+EXAMPLES_FILE = Path(__file__).resolve().parents[2] / "assets" / "datasets" / "example_prompts.jsonl"
 VoteChoice = Literal["left", "right", "tie", "both_bad"]
 COMPLETE = ("eos", "length")
 """Finish reasons of a complete answer; a stopped or failed answer can't be voted on."""

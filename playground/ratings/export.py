@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
-from playground.store import ComparisonRecord, Side, Store
+from playground.ratings.store import ComparisonRecord, Side, Store
 
 Message = dict[str, str]
 

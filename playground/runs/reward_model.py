@@ -2,7 +2,7 @@
 
 A reward run's ``adapter/`` holds a sequence-classification LoRA adapter with its score head (one output) for
 the base model named in ``adapter_config.json``, and ``playground.json`` says how it rendered prompts and how long a
-sequence it saw. Scores come from the same :func:`playground.preference_data.encode` the run trained on, so a
+sequence it saw. Scores come from the same :func:`playground.data.preference_pairs.encode` the run trained on, so a
 stored pair scores here exactly as it did in training.
 
 Two checks a user should make before trusting a reward model (and before PPO optimizes against it): does it agree
@@ -22,14 +22,14 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from playground.catalog import list_models, resolve_choice
-from playground.leaderboard import display_name, model_identity
-from playground.loading import ModelCache
-from playground.preference_data import encode
-from playground.prompting import Message
-from playground.run_folder import write_atomic
-from playground.settings import Settings
-from playground.store import ComparisonRecord
+from playground.core.settings import Settings
+from playground.data.preference_pairs import encode
+from playground.models.catalog import list_models, resolve_choice
+from playground.models.loading import ModelCache
+from playground.models.prompting import Message
+from playground.ratings.leaderboard import display_name, model_identity
+from playground.ratings.store import ComparisonRecord
+from playground.runs.run_folder import write_atomic
 
 CHECK_FILE = "agreement.json"
 """In a reward run's folder: the last check against the votes (agreement, length bias), written by the app."""
@@ -90,7 +90,7 @@ class RewardModel:
     """A loaded reward model: base as a one-output classifier + the run's LoRA adapter and score head."""
 
     def __init__(self, run: RewardRun, settings: Settings) -> None:
-        from playground.loading import LoadOptions, build_model, pick_device, resolve_dtype
+        from playground.models.loading import LoadOptions, build_model, pick_device, resolve_dtype
 
         self.run = run
         self.device = pick_device()
@@ -107,7 +107,7 @@ class RewardModel:
         """r(x, y) for each (messages, system prompt, answer): the score head's output at the last token."""
         import torch
 
-        from playground.loading import compute_autocast
+        from playground.models.loading import compute_autocast
 
         scores: list[float] = []
         pad = self.tokenizer.pad_token_id
@@ -143,7 +143,7 @@ class RewardModels:
 
     def unload(self) -> str | None:
         """Drop the loaded reward model (a training run needs the memory); returns its run's name, or None."""
-        from playground.loading import free_memory
+        from playground.models.loading import free_memory
 
         with self._lock:
             name = self._loaded[1].run.name if self._loaded is not None else None

@@ -1,4 +1,4 @@
-"""Batch rating: prompt sets, and generating every model pair on every prompt in the background for the Rate tab.
+"""Batch rating: generating every model pair on every prompt in the background for the Rate tab.
 
 Each model answers each prompt once; every pair of models on that prompt becomes one comparison in the store,
 unrated, with a random side order (``left_side``), so the Rate tab can show pairs blind while the rest are still
@@ -14,114 +14,12 @@ import random
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from typing import Any
 
-from playground.catalog import CatalogEntry, ModelSpec, resolve_choice
-from playground.comparison import side_from_answer
-from playground.generation import GenerationParams, StreamUpdate, answer
-from playground.loading import LoadOptions, ModelCache, shared_backend
-from playground.row_files import (
-    EXTENSIONS,
-    FileProblem,
-    ImportLimits,
-    Problems,
-    RowProblem,
-    counted,
-    describe,
-    message_list,
-    read_lines,
-    read_rows,
-    require_text,
-)
-from playground.store import Batch, ComparisonRecord, Store
-
-BUNDLED_PROMPTS = Path(__file__).resolve().parents[1] / "assets" / "datasets" / "prompts.jsonl"
-MAX_PROMPTS = 2000
-MAX_PROMPT_CHARS = 20_000
-MAX_LISTED = 10
-"""Bad rows listed in full when a prompt set is refused (the Rate tab shows the report in a pop-up)."""
-
-
-class PromptSetError(ValueError):
-    """A prompt set file that can't be used; the message names the file, then each bad line or row and what is
-    wrong."""
-
-
-def load_prompt_set(path: Path, limits: ImportLimits | None = None) -> list[dict[str, str]]:
-    """Read prompts from JSONL / JSON / Parquet (``prompt`` — text, or TRL conversational messages: one user
-    message, optionally after a system message — and optional ``system``, ``id``, ``category``), CSV (a ``prompt``
-    column) or plain text (one prompt per line). A set is used whole: any bad row raises :class:`PromptSetError`
-    listing every bad line or row (the first ``MAX_LISTED``), each with the field and what is wrong."""
-    path, limits = Path(path), limits or ImportLimits()
-    suffix = path.suffix.lower()
-    if suffix != ".txt" and suffix not in EXTENSIONS:
-        raise PromptSetError(f"{path.name}: use a .jsonl, .csv, .parquet or .txt file (one prompt per line).")
-    problems = Problems(min(limits.max_errors, MAX_LISTED))
-    prompts: list[dict[str, str]] = []
-    try:
-        if suffix == ".txt":
-            problems.unit = "line"
-            rows = ((number, {"prompt": line}) for number, line in read_lines(path, limits))
-        else:
-            rows = read_rows(path, limits, problems, required=("prompt",))
-        for number, row in rows:
-            try:
-                prompts.append(_prompt_item(row))
-            except RowProblem as problem:
-                problems.add(number, "" if suffix == ".txt" else problem.field,
-                             f"the prompt {problem.reason}" if suffix == ".txt" else problem.reason)
-    except FileProblem as problem:
-        problems.add(problem.row, problem.field, problem.reason, problem.unit)
-    if problems.count:
-        raise PromptSetError(_report(path.name, problems))
-    if not prompts:
-        raise PromptSetError(f"{path.name} has no prompts.")
-    if len(prompts) > MAX_PROMPTS:
-        raise PromptSetError(f"{path.name} has {len(prompts):,} prompts; at most {MAX_PROMPTS:,} per batch.")
-    return prompts
-
-
-def _report(name: str, problems: Problems) -> str:
-    """``set.jsonl: line 2, field 'prompt': is empty.``, or the file's name over one line per problem."""
-    if problems.count == 1:
-        return f"{name}: {problems.kept[0]}."
-    lines = [f"{name} has {counted(problems.count, 'problem')} (a prompt set is used whole: fix them and retry):"]
-    lines += [f"- {error}" for error in problems.kept]
-    if problems.count > len(problems.kept):
-        lines.append(f"… and {problems.count - len(problems.kept)} more.")
-    return "\n".join(lines)
-
-
-def _prompt_item(row: Any) -> dict[str, str]:
-    """One row as a prompt-set item ``{"prompt", "system"?, "id"?, "category"?}``; a :class:`RowProblem` names the
-    field and says what is wrong (missing, not text, empty, too long, not one user message)."""
-    if not isinstance(row, dict):
-        raise RowProblem("", f"expected an object like {{\"prompt\": \"…\"}}, got {describe(row)}")
-    value = row.get("prompt")
-    if value is None:
-        raise RowProblem("prompt", f"missing{' (null)' if 'prompt' in row else ''}: each row needs a prompt, as "
-                                   f"text or as chat messages [{{\"role\": \"user\", \"content\": …}}]")
-    system = ""
-    if isinstance(value, list):
-        system, messages = message_list(value, "prompt")
-        if [m["role"] for m in messages] != ["user"]:
-            roles = ", ".join(m["role"] for m in messages) or ("only a system message" if value else "an empty list")
-            raise RowProblem("prompt", f"expected one user message (optionally after a system message), got "
-                                       f"{roles}: a prompt set holds single prompts, not conversations")
-        value = messages[0]["content"]
-    text = require_text(value, "prompt")
-    if len(text) > MAX_PROMPT_CHARS:
-        raise RowProblem("prompt", f"has {len(text):,} characters (at most {MAX_PROMPT_CHARS:,})")
-    item = {"prompt": text.strip()}
-    for key in ("system", "id", "category"):
-        if (extra := row.get(key)) not in (None, ""):
-            item[key] = require_text(extra, key, allow_empty=True)
-    if system.strip():
-        if item.get("system", system).strip() != system.strip():
-            raise RowProblem("system", "differs from the system message inside the prompt")
-        item["system"] = system
-    return item
+from playground.models.catalog import CatalogEntry, ModelSpec, resolve_choice
+from playground.models.generation import GenerationParams, StreamUpdate, answer
+from playground.models.loading import LoadOptions, ModelCache, shared_backend
+from playground.ratings.comparison import side_from_answer
+from playground.ratings.store import Batch, ComparisonRecord, Store
 
 
 def pair_count(prompts: int, models: int) -> int:

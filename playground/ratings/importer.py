@@ -33,9 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from playground.preferences import Message, strength_for
-from playground.prompting import PromptError, validate_messages
-from playground.row_files import (
+from playground.core.row_files import (
     FileProblem,
     ImportLimits,
     Problems,
@@ -48,7 +46,9 @@ from playground.row_files import (
     require_text,
     text_length,
 )
-from playground.store import ComparisonRecord, Side, Store, StoreError, now
+from playground.models.prompting import PromptError, validate_messages
+from playground.ratings.export import Message, strength_for
+from playground.ratings.store import ComparisonRecord, Side, Store, StoreError, now
 
 __all__ = ["ImportLimits", "ImportResult", "RowError", "import_file", "parse_transcript", "preference_key",
            "read_preferences"]
@@ -218,7 +218,7 @@ def _number(value: Any, name: str) -> float:
 
 
 def _strength(values: dict[str, Any]) -> int | None:
-    """``strength`` (1–5) if given, else from ``margin`` (see :func:`playground.preferences.strength_for`)."""
+    """``strength`` (1–5) if given, else from ``margin`` (see :func:`playground.ratings.export.strength_for`)."""
     if (value := _present(values.get("strength"))) is not None:
         number = _number(value, "strength")
         if number not in (1, 2, 3, 4, 5):

@@ -7,8 +7,8 @@ A run is a separate process: the app can't hand it memory, only release its own 
 
 from __future__ import annotations
 
-from playground.loading import ModelCache, memory_of
-from playground.reward_model import RewardModels
+from playground.models.loading import ModelCache, memory_of
+from playground.runs.reward_model import RewardModels
 
 
 def app_models_on_gpu(cache: ModelCache, reward_models: RewardModels | None = None) -> tuple[list[str], int]:

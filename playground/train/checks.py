@@ -1,0 +1,40 @@
+"""The checks a run passes before it is queued: its base model, its data and its start exist and can be read, so
+the Train form can say what is wrong next to the field instead of a run failing minutes later.
+
+It sits above the stages (it asks PPO about its prompts and its reward run) so that no stage imports another's
+checks back.
+"""
+
+from __future__ import annotations
+
+from playground.core.settings import Settings
+from playground.data import instructions, preference_pairs
+from playground.models.catalog import CatalogError
+from playground.models.loading import ModelLoadError, check_available
+from playground.train import ppo
+from playground.train.common import base_spec, sft_adapter
+from playground.train.config import ConfigError, TrainConfig
+
+
+def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
+    """Before a run is queued: its data and its SFT start exist and can be read, so the form can say what is wrong
+    next to the field instead of a run failing minutes later. Raises :class:`ConfigError` naming the field."""
+    try:
+        check_available(base_spec(cfg, settings))
+    except ModelLoadError as error:
+        raise ConfigError("base_model", str(error)) from error
+    if cfg.stage == "ppo":
+        ppo.check_prompts(cfg, settings)
+        ppo.reward_run_for(cfg, settings)
+    for name in cfg.datasets if cfg.stage != "ppo" else []:
+        try:
+            if cfg.stage == "sft":
+                instructions.resolve(name, settings, for_training=True)
+            else:
+                preference_pairs.load_pairs(name, settings)
+        except (instructions.DatasetError, preference_pairs.PreferenceDataError) as error:
+            raise ConfigError("datasets", str(error)) from error
+    try:
+        sft_adapter(cfg, settings)
+    except CatalogError as error:
+        raise ConfigError("sft_run", str(error).removeprefix("sft_run: ")) from error
