@@ -15,11 +15,12 @@ import pytest
 import torch
 from filelock import FileLock
 
+from playground.core.files import write_atomic
 from playground.core.settings import Settings
 from playground.models.catalog import list_models
 from playground.models.loading import LoadOptions, ModelCache
 from playground.runs.jobs import JobError, Jobs, command
-from playground.runs.run_folder import ACTIVE, RunFolder, write_atomic
+from playground.runs.run_folder import ACTIVE, RunFolder
 from playground.train.config import SFTConfig
 from tests.app_process import kill_live_runs
 from tests.run_writers import start_app

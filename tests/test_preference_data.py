@@ -171,3 +171,25 @@ def test_encoding_is_prompt_then_answer_then_eos_and_fits():
     assert len(cut_prompt) + len(cut_answer) == 64 and cut_answer == long_answer[:48]
     assert cut_prompt[0] == 0 and cut_prompt[1:] == long_prompt[-15:]
     assert fit([1, 2], [3, 4], 64) == ([1, 2], [3, 4])
+
+
+def test_a_file_read_straight_into_pairs_gives_the_pairs_its_import_and_export_would(tmp_path):
+    """The straight path (file rows → pairs) and the long one (file → comparison records → export rows → pairs)
+    agree on every field, for the bundled pairs and for rows with a system prompt, a strength, a margin, an HH
+    transcript and message lists."""
+    from playground.ratings.importer import read_preferences
+
+    rows = [
+        {"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away.", "strength": 4},
+        {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}],
+         "chosen": [{"role": "assistant", "content": "4"}], "rejected": [{"role": "assistant", "content": "5"}],
+         "margin": 0.4, "id": "sum"},
+        {"chosen": "\n\nHuman: Name a colour.\n\nAssistant: Blue.",
+         "rejected": "\n\nHuman: Name a colour.\n\nAssistant: Seven."},
+        {"prompt": "Answer.", "system": "You are kind.", "chosen": " Yes ", "rejected": "No"},
+    ]
+    for path in (write_jsonl(tmp_path / "mixed.jsonl", rows), preference_pairs.BUNDLED["preferences"]):
+        straight = preference_pairs.load_pairs(str(path), None)
+        via_records = preference_pairs.pairs_from_records(read_preferences(path).records)[0]
+        assert straight == via_records and straight
+    assert [p.margin for p in preference_pairs.load_pairs(str(tmp_path / "mixed.jsonl"), None)] == [0.8, 0.4, 0, 0]

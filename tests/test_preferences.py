@@ -20,7 +20,6 @@ from playground.ratings.export import (
     kto_rows,
     margin_for,
     preference_rows,
-    staged,
     strength_for,
 )
 from playground.ratings.store import Store
@@ -181,20 +180,6 @@ def test_a_failed_write_leaves_no_export_under_a_final_name(store, tmp_path, mon
     with pytest.raises(OSError, match="No space"):
         export_all(store, out, stamp=STAMP)
     assert list(out.iterdir()) == []
-
-
-def test_staged_renames_on_success_and_cleans_up_on_failure(tmp_path):
-    final = tmp_path / "data.jsonl"
-    final.write_text("old")
-    with pytest.raises(RuntimeError):
-        with staged(final) as temporary:
-            temporary.write_text("half")
-            raise RuntimeError("crash")
-    assert final.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["data.jsonl"]
-    with staged(final) as temporary:
-        temporary.write_text("new")
-        assert not final.read_text() == "new"
-    assert final.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["data.jsonl"]
 
 
 def test_summary_names_files_counts_and_what_was_left_out(store, tmp_path):

@@ -6,8 +6,8 @@ a hidden temporary behind, never a half-written file under the real name.
 
 - :func:`staged_file` / :func:`write_atomic`: a file whose new version replaces the old one whole.
 - :func:`staged_folder`: a folder (an adapter, a checkpoint, a dataset) that replaces the old one whole.
-- :func:`publish_unique`: a finished file given the first of several names that is free, never replacing a file
-  saved meanwhile under the same name (uploads).
+- :func:`publish_unique`: a new file given the first of several names that is free, never replacing a file saved
+  meanwhile under the same name (uploads).
 
 The standard library has the pieces (``tempfile``, ``os.replace``) but no helper that stages and renames; the
 packages we depend on keep theirs private, so these few lines are ours.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -71,18 +71,29 @@ def staged_folder(final: Path) -> Iterator[Path]:
         raise
 
 
-def publish_unique(temporary: Path, candidates: Iterable[Path]) -> Path | None:
-    """Give the finished file ``temporary`` the first name of ``candidates`` that no file holds, and return it (None
-    when every name is taken). A hard link never replaces a file saved meanwhile under the same name; on a file
-    system without hard links the rename is the fallback. ``temporary`` itself is left for the caller to remove."""
-    for final in candidates:
-        if final.exists():
-            continue
-        try:
-            os.link(temporary, final)
-        except FileExistsError:
-            continue
-        except OSError:  # a file system without hard links
-            os.replace(temporary, final)
-        return final
-    return None
+def publish_unique(folder: Path, write: Callable[[Path], object], names: Iterable[str]) -> Path | None:
+    """Write a new file into ``folder`` under the first of ``names`` that no file holds, and return its path (None
+    when every name is taken: nothing is left behind). ``write(path)`` fills a temporary file first; a hard link
+    then gives it its name, which never replaces a file saved meanwhile under the same name (on a file system
+    without hard links a rename is the fallback)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=folder, prefix=".new.", suffix=".tmp")
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        write(temporary)
+        for candidate in names:
+            final = folder / candidate
+            if final.exists():
+                continue
+            try:
+                os.link(temporary, final)
+            except FileExistsError:
+                continue
+            except OSError:  # a file system without hard links
+                os.replace(temporary, final)
+            return final
+        return None
+    finally:
+        temporary.unlink(missing_ok=True)

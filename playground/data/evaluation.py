@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 import threading
 import time
 import unicodedata
@@ -30,6 +28,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from scipy.stats import bootstrap
 
+from playground.core.files import write_atomic
 from playground.core.row_files import json_error_text
 from playground.models.catalog import ModelSpec
 from playground.models.generation import GenerationParams, StreamUpdate, answer
@@ -496,14 +495,7 @@ def save(results: list[EvalResult], folder: Path) -> Path:
     payload = {"created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "results": [asdict(result) for result in results]}
     final = folder / EVAL_FILE
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{EVAL_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(payload, out, ensure_ascii=False, indent=1)
-        os.replace(temporary, final)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(final, json.dumps(payload, ensure_ascii=False, indent=1))
     return final
 
 

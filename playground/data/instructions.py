@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import pandas as pd
 
+from playground.core.files import publish_unique
 from playground.core.row_files import (
     EXTENSIONS,
     FileProblem,
@@ -356,25 +355,6 @@ def safe_name(raw: str, suffix: str = "") -> str:
     return text[:MAX_NAME_CHARS].rstrip(".-_") or "dataset"
 
 
-def _publish(temporary: Path, folder: Path, stem: str, suffix: str) -> Path:
-    """Give the finished temporary file its final name: ``stem``, or ``stem-2``, ``stem-3`` … if that is taken by
-    a bundled set or another upload. A hard link never replaces a file saved meanwhile under the same name."""
-    taken = set(BUNDLED) | {p.stem for p in _uploaded(folder)}
-    for number in range(1, 10_000):
-        candidate = stem if number == 1 else f"{stem}-{number}"
-        final = folder / f"{candidate}{suffix}"
-        if candidate in taken or final.exists():
-            continue
-        try:
-            os.link(temporary, final)
-        except FileExistsError:
-            continue
-        except OSError:  # a file system without hard links
-            os.replace(temporary, final)
-        return final
-    raise DatasetError(f"Too many datasets are called {stem!r}: choose another name.")
-
-
 def save_upload(source: Path, settings: Settings, name: str | None = None) -> DatasetInfo:
     """Check an uploaded file whole, then copy it into ``settings.datasets_dir`` under a safe, unused name.
 
@@ -383,15 +363,13 @@ def save_upload(source: Path, settings: Settings, name: str | None = None) -> Da
     source = Path(source)
     shape, examples = _load(source, None)
     folder = settings.datasets_dir
-    folder.mkdir(parents=True, exist_ok=True)
     suffix = source.suffix.lower()
     stem = safe_name(name or source.stem, suffix)
-    temporary = folder / f".upload-{uuid.uuid4().hex}{suffix}.tmp"
-    try:
-        shutil.copyfile(source, temporary)
-        final = _publish(temporary, folder, stem, suffix)
-    finally:
-        temporary.unlink(missing_ok=True)
+    taken = set(BUNDLED) | {p.stem for p in _uploaded(folder)}  # a bundled name stays the bundled set's
+    names = (f"{s}{suffix}" for s in (stem if n == 1 else f"{stem}-{n}" for n in range(1, 10_000)) if s not in taken)
+    final = publish_unique(folder, lambda temporary: shutil.copyfile(source, temporary), names)
+    if final is None:
+        raise DatasetError(f"Too many datasets are called {stem!r}: choose another name.")
     if final.resolve().parent != folder.resolve():  # safe_name makes this impossible; keep the promise explicit
         final.unlink(missing_ok=True)
         raise DatasetError(f"Refused to save outside {folder}.")

@@ -3,9 +3,10 @@
 Sources, by name: ``votes`` (this app's votes, exported exactly as History → Export does), ``preferences`` (the
 bundled pairs whose rejected answer has a labelled flaw), uploaded preference files (saved by the Data tab into
 ``DATA_DIR/datasets/preferences/`` only when every row is valid and some pair is new; repeated rows are skipped),
-or a file path. Every source goes through the
-same path — comparison records → :func:`playground.ratings.export.preference_rows` — so a vote, an import and a
-bundled row become the same kind of pair.
+or a file path. Votes become pairs as History → Export writes them
+(:func:`playground.ratings.export.preference_rows`); a file is read straight into pairs by the same checker the
+Import button uses (:func:`playground.ratings.importer.read_file`), and :func:`pair_from_row` gives the pair its
+row would give once imported and exported — so a vote, an import and a bundled row are the same kind of pair.
 
 :func:`encode` is the one place a (prompt, answer) becomes tokens, for training *and* for scoring in the Reward
 tab: a reward model sees at scoring time exactly what it saw in training.
@@ -16,18 +17,18 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from playground.core.distributed import is_main_process, wait_for_main_process
+from playground.core.files import publish_unique, write_atomic
 from playground.core.row_files import EXTENSIONS, counted
 from playground.core.settings import Settings
 from playground.data.instructions import safe_name
 from playground.models.prompting import Message, render
-from playground.ratings.export import preference_rows
-from playground.ratings.importer import preference_key, read_preferences
+from playground.ratings.export import margin_for, preference_rows
+from playground.ratings.importer import PreferenceFile, PreferenceRow, read_file
 from playground.ratings.store import ComparisonRecord, Store
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "datasets"
@@ -113,17 +114,22 @@ def pairs_from_records(records: Iterable[ComparisonRecord]) -> tuple[list[Pair],
     return pairs, f"left out: {exported.left_out_text()}"
 
 
-def _records(path: Path) -> tuple[list[ComparisonRecord], int]:
-    """A preference file's comparisons (repeated rows left out) and how many rows repeated, or
-    :class:`PreferenceDataError` with the per-row report."""
-    result = read_preferences(path)
-    if not result.ok:
-        raise PreferenceDataError(result.summary())
-    return result.records, result.repeated
+def _checked(path: Path) -> PreferenceFile:
+    """A preference file's rows (repeated rows left out), or :class:`PreferenceDataError` with the per-row report."""
+    checked = read_file(path)
+    if not checked.ok:
+        raise PreferenceDataError(checked.refusal())
+    return checked
+
+
+def pair_from_row(row: PreferenceRow) -> Pair:
+    """A checked file row as a pair: the same pair its vote would give once imported and exported."""
+    return Pair(id=row.id or "", messages=[dict(m) for m in row.messages], system=row.system,  # type: ignore[misc]
+                chosen=row.chosen, rejected=row.rejected, margin=margin_for(row.strength))
 
 
 def _from_file(path: Path) -> list[Pair]:
-    return pairs_from_records(_records(path)[0])[0]
+    return [pair_from_row(row) for row in _checked(path).rows]
 
 
 def load_pairs(name: str, settings: Settings | None) -> list[Pair]:
@@ -178,34 +184,29 @@ def save_upload(source: Path, settings: Settings, name: str | None = None) -> Up
     name. Nothing is written when any row is bad (:class:`PreferenceDataError`), nor when the bundled pairs and
     earlier uploads already hold every pair (the :class:`Upload` says which)."""
     source = Path(source)
-    records, repeated = _records(source)
-    new = {preference_key(r) for r in records}
+    checked = _checked(source)
+    new = {row.key() for row in checked.rows}
     held_by = []
     for known in [*BUNDLED.values(), *_uploaded(settings)]:
         try:
-            keys = {preference_key(r) for r in _records(known)[0]}
+            keys = {row.key() for row in _checked(known).rows}
         except PreferenceDataError:  # a file spoiled since it was saved holds nothing to compare with
             continue
         if keys & new:
             held_by.append(known.stem)
             new -= keys
-    pairs = len(pairs_from_records(records)[0])
+    pairs = len(checked.rows)
     if not new:
-        return Upload(source.name, None, pairs, repeated, tuple(held_by))
+        return Upload(source.name, None, pairs, checked.repeated, tuple(held_by))
     where = folder(settings)
-    where.mkdir(parents=True, exist_ok=True)
     suffix = source.suffix.lower()
     stem = safe_name(name or source.stem, suffix)
     taken = set(BUNDLED) | {VOTES} | {p.stem for p in _uploaded(settings)}
-    final_stem = next(s for s in (stem if n == 1 else f"{stem}-{n}" for n in range(1, 10_000)) if s not in taken)
-    temporary = where / f".upload-{uuid.uuid4().hex}{suffix}.tmp"
-    try:
-        shutil.copyfile(source, temporary)
-        final = where / f"{final_stem}{suffix}"
-        temporary.rename(final)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return Upload(source.name, PreferenceSet(final.stem, final, pairs, "uploaded"), pairs, repeated)
+    names = (f"{s}{suffix}" for s in (stem if n == 1 else f"{stem}-{n}" for n in range(1, 10_000)) if s not in taken)
+    final = publish_unique(where, lambda temporary: shutil.copyfile(source, temporary), names)
+    if final is None:
+        raise PreferenceDataError(f"Too many preference sets are called {stem!r}: choose another name.")
+    return Upload(source.name, PreferenceSet(final.stem, final, pairs, "uploaded"), pairs, checked.repeated)
 
 
 def split(pairs: list[Pair], eval_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
@@ -230,10 +231,7 @@ def trl_row(pair: Pair) -> dict[str, Any]:
 def write_pairs(path: Path, pairs: list[Pair]) -> None:
     """A run's snapshot of its data as TRL preference JSONL (so a resumed run trains on the same split, and the
     file is ordinary preference data for any other tool)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text("".join(json.dumps(trl_row(p), ensure_ascii=False) + "\n" for p in pairs))
-    temporary.replace(path)
+    write_atomic(path, "".join(json.dumps(trl_row(p), ensure_ascii=False) + "\n" for p in pairs))
 
 
 def read_pairs(path: Path) -> list[Pair]:

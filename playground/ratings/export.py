@@ -21,16 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import uuid
 import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
+from playground.core.files import staged_file, staged_folder
 from playground.ratings.store import ComparisonRecord, Side, Store
 
 Message = dict[str, str]
@@ -233,25 +230,6 @@ def all_rows(records: Sequence[ComparisonRecord]) -> dict[str, ExportRows]:
 # ---------------------------------------------------------------------------------------------- writing
 
 
-@contextmanager
-def staged(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it into place when the block succeeds, delete it if not."""
-    temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield temporary
-        os.replace(temporary, final)
-    except BaseException:
-        _remove(temporary)
-        raise
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
 def write_dataset(rows: list[dict[str, Any]], folder: Path, name: str) -> list[Path]:
     """Write rows as ``name.jsonl``, ``name.parquet`` and a ``name/`` datasets folder (each staged, then renamed)."""
     from datasets import Dataset  # heavy import; only exporting needs it
@@ -263,14 +241,14 @@ def write_dataset(rows: list[dict[str, Any]], folder: Path, name: str) -> list[P
         lambda p: dataset.to_parquet(p),
         lambda p: dataset.save_to_disk(p),
     ]
-    for target, write in zip(targets, writers):
-        with staged(target) as temporary:
+    for target, write, stage in zip(targets, writers, (staged_file, staged_file, staged_folder)):
+        with stage(target) as temporary:
             write(temporary)
     return targets
 
 
 def _zip(folder: Path, final: Path) -> None:
-    with staged(final) as temporary, zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+    with staged_file(final) as temporary, zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(folder.rglob("*")):
             archive.write(path, path.relative_to(folder.parent))
 
@@ -332,8 +310,7 @@ def export_all(store: Store, out_dir: Path, stamp: datetime | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     final = _fresh_name(out_dir, stamp or datetime.now())
     files: list[Path] = []
-    with staged(final) as temporary:
-        temporary.mkdir()
+    with staged_folder(final) as temporary:
         for index, (name, export) in enumerate(exports.items()):
             if progress is not None:
                 progress(index / (len(exports) + 1), desc=f"Writing {DATASETS[name]}")

@@ -50,8 +50,8 @@ from playground.models.prompting import PromptError, validate_messages
 from playground.ratings.export import Message, strength_for
 from playground.ratings.store import ComparisonRecord, Side, Store, StoreError, now
 
-__all__ = ["ImportLimits", "ImportResult", "RowError", "import_file", "parse_transcript", "preference_key",
-           "read_preferences"]
+__all__ = ["ImportLimits", "ImportResult", "PreferenceFile", "PreferenceRow", "RowError", "import_file",
+           "parse_transcript", "preference_key", "read_file", "read_preferences"]
 
 MAX_ID_CHARS = 200
 _EXPECTED = "prompt, chosen, rejected — or chosen, rejected as whole HH transcripts"
@@ -107,20 +107,15 @@ class ImportResult:
                 skipped.append(f"{self.already_stored} already in the ratings database{deleted}")
             return (f"Imported {counted(self.written, 'comparison')} from {name}"
                     + (f" ({'; '.join(skipped)})." if skipped else "."))
-        lines = [f"Nothing was imported: {name} has {counted(self.error_count, 'problem')} (a file is imported all "
-                 f"or nothing; fix it and retry):"]
-        lines += [f"- {error}" for error in self.errors]
-        if self.error_count > len(self.errors):
-            lines.append(f"… and {self.error_count - len(self.errors)} more.")
-        return "\n".join(lines)
+        return PreferenceFile(self.path, errors=self.errors, error_count=self.error_count).refusal()
 
 
 # ---------------------------------------------------------------------------------------------- checking rows
 
 
 @dataclass(frozen=True)
-class _Pair:
-    """One valid row: the prompt and both answers."""
+class PreferenceRow:
+    """One valid row of a preference file: the prompt and both answers (chosen first), as the file says them."""
 
     id: str | None
     messages: list[Message]
@@ -130,6 +125,39 @@ class _Pair:
     strength: int | None = None
     model_chosen: str | None = None
     model_rejected: str | None = None
+
+    def key(self) -> tuple[Any, ...]:
+        """What the row says, for spotting the same preference under other ids (see :func:`preference_key`)."""
+        return _key(self.system, self.messages, self.chosen, self.rejected)
+
+
+@dataclass(frozen=True)
+class PreferenceFile:
+    """A preference file read and checked whole: its rows (repeats left out) and where each came from, or the
+    problems found (then no rows: a file is used all or nothing)."""
+
+    path: Path
+    rows: list[PreferenceRow] = field(default_factory=list)
+    row_numbers: list[int] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    """The first ``max_errors`` problems."""
+    error_count: int = 0
+    unit: str = "row"
+    repeated: int = 0
+    """Rows skipped because they repeat an earlier row of the file (same id, same content)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    def refusal(self) -> str:
+        """The problems, one per line, under a line saying nothing was taken."""
+        lines = [f"Nothing was imported: {self.path.name} has {counted(self.error_count, 'problem')} (a file is "
+                 f"imported all or nothing; fix it and retry):"]
+        lines += [f"- {error}" for error in self.errors]
+        if self.error_count > len(self.errors):
+            lines.append(f"… and {self.error_count - len(self.errors)} more.")
+        return "\n".join(lines)
 
 
 def _is(number: int) -> str:
@@ -251,7 +279,7 @@ def _row_id(values: dict[str, Any]) -> str | None:
     return text
 
 
-def _parse_row(values: Any, limits: ImportLimits) -> _Pair:
+def _parse_row(values: Any, limits: ImportLimits) -> PreferenceRow:
     """Check one row and return its pair; the first problem is raised as RowProblem(field, reason)."""
     if not isinstance(values, dict):
         raise RowProblem("", f"expected an object with prompt/chosen/rejected fields, got {describe(values)}")
@@ -276,13 +304,13 @@ def _parse_row(values: Any, limits: ImportLimits) -> _Pair:
     column_system = _optional_text(values, "system", "system_prompt")
     if column_system and system and column_system.strip() != system.strip():
         raise RowProblem("system", "differs from the system message inside the prompt")
-    return _Pair(id=_row_id(values), messages=messages, system=system or column_system or "", chosen=chosen,
+    return PreferenceRow(id=_row_id(values), messages=messages, system=system or column_system or "", chosen=chosen,
                  rejected=rejected, strength=_strength(values),
                  model_chosen=_optional_text(values, "model_chosen"),
                  model_rejected=_optional_text(values, "model_rejected"))
 
 
-def derived_id(pair: _Pair) -> str:
+def derived_id(pair: PreferenceRow) -> str:
     """A stable id from the row's content, for files without ids: the same row always gets the same id."""
     content = [pair.system, pair.messages, pair.chosen, pair.rejected, pair.strength, pair.model_chosen,
                pair.model_rejected]
@@ -294,7 +322,7 @@ def derived_id(pair: _Pair) -> str:
 
 
 def _parse_rows(rows: Iterator[tuple[int, Any]], limits: ImportLimits,
-                problems: Problems) -> tuple[list[_Pair], list[int], int]:
+                problems: Problems) -> tuple[list[PreferenceRow], list[int], int]:
     """Every valid row as a pair with its id settled, where each came from, and how many rows repeated an earlier
     one (same id, same content: skipped). Invalid rows, and an id used again for different content, go to
     ``problems``."""
@@ -326,15 +354,16 @@ def _side(model: str | None, response: str) -> Side:
     return Side(model=base or None, adapter=adapter or None, response=response)
 
 
-def _record(pair: _Pair, rater: str, stamp: str) -> ComparisonRecord:
+def _record(pair: PreferenceRow, rater: str, stamp: str) -> ComparisonRecord:
     return ComparisonRecord(messages=pair.messages, system_prompt=pair.system, a=_side(pair.model_chosen, pair.chosen),
                             b=_side(pair.model_rejected, pair.rejected), winner="a", strength=pair.strength,
                             rater=rater, source="import", id=pair.id or derived_id(pair), created_at=stamp,
                             voted_at=stamp)
 
 
-def read_preferences(path: Path | str, rater: str = "", limits: ImportLimits | None = None) -> ImportResult:
-    """Read and check a preference file without writing anything: its comparisons, or every problem found."""
+def read_file(path: Path | str, limits: ImportLimits | None = None) -> PreferenceFile:
+    """Read and check a preference file: its rows, or every problem found. Writes nothing; the import and the
+    training stages' preference data both start here."""
     path, limits = Path(path), limits or ImportLimits()
     problems = Problems(limits.max_errors)
     try:
@@ -342,14 +371,21 @@ def read_preferences(path: Path | str, rater: str = "", limits: ImportLimits | N
         pairs, numbers, repeated = _parse_rows(rows, limits, problems)
     except FileProblem as problem:
         problems.add(problem.row, problem.field, problem.reason, problem.unit)
-        return ImportResult(path, errors=problems.kept, error_count=problems.count, unit=problems.unit)
+        return PreferenceFile(path, errors=problems.kept, error_count=problems.count, unit=problems.unit)
     if not pairs and not problems.count:
         problems.add(None, "", "no rows: the file holds no data (only a header or blank lines?)")
     if problems.count:
-        return ImportResult(path, errors=problems.kept, error_count=problems.count, unit=problems.unit)
+        return PreferenceFile(path, errors=problems.kept, error_count=problems.count, unit=problems.unit)
+    return PreferenceFile(path, rows=pairs, row_numbers=numbers, unit=problems.unit, repeated=repeated)
+
+
+def read_preferences(path: Path | str, rater: str = "", limits: ImportLimits | None = None) -> ImportResult:
+    """Read and check a preference file without writing anything: its comparisons, or every problem found."""
+    checked = read_file(path, limits)
     stamp = now()
-    return ImportResult(path, records=[_record(p, rater, stamp) for p in pairs], row_numbers=numbers,
-                        unit=problems.unit, repeated=repeated)
+    return ImportResult(checked.path, records=[_record(p, rater, stamp) for p in checked.rows],
+                        row_numbers=checked.row_numbers, errors=checked.errors, error_count=checked.error_count,
+                        unit=checked.unit, repeated=checked.repeated)
 
 
 def import_file(store: Store, path: Path | str, rater: str = "", limits: ImportLimits | None = None) -> ImportResult:
@@ -376,14 +412,18 @@ def import_file(store: Store, path: Path | str, rater: str = "", limits: ImportL
     return replace(new, written=len(new.records), imported=True)
 
 
+def _key(system: str, messages: list[Message], chosen: str, rejected: str) -> tuple[Any, ...]:
+    return (system.strip(), tuple((m["role"], m["content"].strip()) for m in messages), chosen.strip(),
+            rejected.strip())
+
+
 def preference_key(record: ComparisonRecord) -> tuple[Any, ...] | None:
     """What a comparison says (system, prompt, chosen answer, rejected answer; spaces at the ends ignored): two
     records with the same key are the same preference, whatever their ids. None for a tie or no vote."""
     if record.winner not in ("a", "b"):
         return None
     chosen, rejected = (record.a, record.b) if record.winner == "a" else (record.b, record.a)
-    return (record.system_prompt.strip(), tuple((m["role"], m["content"].strip()) for m in record.messages),
-            chosen.response.strip(), rejected.response.strip())
+    return _key(record.system_prompt, record.messages, chosen.response, rejected.response)
 
 
 def _new_to(store: Store, result: ImportResult, max_errors: int) -> ImportResult:
