@@ -25,6 +25,7 @@ from playground.train.config import (
     from_dict,
     help_text,
     load,
+    settings_help,
 )
 from playground.ui.train_tab import recipes
 
@@ -115,7 +116,62 @@ def test_every_stage_has_help_for_every_field_and_its_own_defaults():
         for field in dataclasses.fields(config_class):
             assert help_text(config_class, field.name), (stage, field.name)
     assert RewardConfig().datasets == DPOConfig().datasets == ["preferences"]
-    assert "reward model's name" in help_text(RewardConfig, "name")  # a subclass's own docstring wins
+    assert "reward model's name" in help_text(RewardConfig, "name")  # a subclass's own help wins
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_help_lives_in_the_field_metadata_as_hf_argument_parser_reads_it(stage):
+    """Help is data on each field, not source text: it survives a build without .py files, and transformers'
+    HfArgumentParser (which reads ``metadata["help"]``) prints the same text as the Train tab."""
+    from transformers import HfArgumentParser
+
+    config_class = CONFIGS[stage]
+    parser_help = {action.dest: action.help for action in HfArgumentParser(config_class)._actions}
+    for field in dataclasses.fields(config_class):
+        assert field.metadata["help"] == help_text(config_class, field.name) == parser_help[field.name]
+    assert "config.py" not in help_text(config_class, "name")
+
+
+def test_help_text_is_read_without_the_source(monkeypatch):
+    import inspect
+
+    def no_source(_object):
+        raise OSError("could not get source code")  # what inspect says where only .pyc files ship
+
+    monkeypatch.setattr(inspect, "getsource", no_source)
+    assert help_text(DPOConfig, "beta").startswith("Strength of the implicit KL penalty: small β lets the policy")
+    assert help_text(SFTConfig, "no_such_field") == ""
+
+
+def test_help_is_one_line_of_text_as_the_docstrings_gave_it():
+    """The texts moved from docstrings under each field: wrapped lines join with one space, as the form shows them."""
+    assert help_text(SFTConfig, "weight_decay") == (
+        "AdamW's decoupled weight decay on the adapter (0 = none). It pulls the LoRA weights towards zero, i.e. "
+        "towards the bare base model: for PPO that is towards the reference when the policy starts fresh, and away "
+        "from it when the policy starts from an SFT adapter.")
+    assert help_text(RewardConfig, "datasets").startswith('Preference pairs: "votes" (your votes in this app')
+    assert help_text(RewardConfig, "epochs") == "Passes over the pairs (ignored when max_steps > 0)."
+    assert help_text(SFTConfig, "epochs") == "Passes over the data (ignored when max_steps > 0)."
+    for stage, config_class in CONFIGS.items():
+        for field in dataclasses.fields(config_class):
+            text = help_text(config_class, field.name)
+            assert text == " ".join(text.split()), (stage, field.name)
+
+
+def test_cli_help_lists_a_stage_settings_with_the_form_help():
+    from playground.train.__main__ import settings_epilog
+
+    assert "python -m playground.train {sft,reward,dpo,ppo} --help" in settings_epilog([])
+    listing = settings_help("ppo")
+    assert listing == settings_epilog(["ppo", "--help"])
+    flat = " ".join(listing.split())
+    for field in dataclasses.fields(CONFIGS["ppo"]):
+        assert f"{field.name} (" in listing and help_text(CONFIGS["ppo"], field.name) in flat, field.name
+    assert "kl_coef (0.05): β: the per-token penalty" in flat and "completion_only_loss" not in flat
+    done = subprocess.run([sys.executable, "-m", "playground.train", "dpo", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "dpo settings (DPOConfig):" in done.stdout
+    assert help_text(DPOConfig, "loss_type") in " ".join(done.stdout.split())
 
 
 @pytest.mark.parametrize("stage, field, value, message", [

@@ -6,6 +6,9 @@ exit status is 0 when the run finished or was stopped, 1 when it failed (the rea
 
 ``accelerate launch -m playground.train ...`` runs SFT, reward and DPO on several GPUs, one process each: every process
 trains on its own GPU and only the main one writes the run folder (:mod:`playground.core.distributed`). PPO refuses it.
+
+``python -m playground.train STAGE --help`` lists the settings a stage's CONFIG.yaml takes, with the help the Train tab
+shows under each input (both read it from the config fields' metadata).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from playground.core.distributed import DistributedError, is_main_process
 from playground.runs.run_folder import RunFolder
-from playground.train.config import STAGES, ConfigError, load
+from playground.train.config import STAGES, ConfigError, load, settings_help
 
 
 def _failure_message(error: BaseException) -> str:
@@ -45,9 +48,20 @@ def _failure_message(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def settings_epilog(argv: list[str]) -> str:
+    """The end of ``--help``: the settings of the stage named in ``argv`` (``python -m playground.train sft --help``),
+    or, with no stage named, how to list them — all four stages' would run to some 200 lines."""
+    stage = next((arg for arg in argv if arg in STAGES), None)
+    if stage is None:
+        return f"The settings of CONFIG.yaml: python -m playground.train {{{','.join(STAGES)}}} --help"
+    return settings_help(stage)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one stage on a config file in its run folder; the exit status is 0 when it finished or was stopped."""
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m playground.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=settings_epilog(argv), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=STAGES)
     parser.add_argument("config", type=Path, help="the run's config.yaml (its folder is the run folder)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the folder")

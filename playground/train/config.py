@@ -1,7 +1,9 @@
 """Run configs: one validated dataclass per training stage; the UI form, the YAML file and the CLI all build it.
 
-Each field's docstring is its help text, written once: the Train tab shows it, ``--help`` prints it. Bad values
-are refused in ``__post_init__`` with a message that names the field, so the form can show it next to the input.
+Each field's help text is written once, in its metadata (``field(default=..., metadata={"help": ...})``, the way
+``transformers.HfArgumentParser`` reads it): the Train tab shows it, ``python -m playground.train --help`` prints it.
+Bad values are refused in ``__post_init__`` with a message that names the field, so the form can show it next to
+the input.
 
 Defaults (nanoGPT-style, the choices named): a demo that finishes in minutes on a CPU with the offline Gemma 3 270M
 base model, and fits an 8 GB GPU with a 0.5B model in 4-bit (QLoRA: NF4 base weights, bf16 LoRA adapters).
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import textwrap
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -41,55 +44,49 @@ def _check(ok: bool, field_name: str, message: str) -> None:
 class TrainConfig:
     """What every stage shares: the model, the data, the LoRA adapter and the optimisation."""
 
-    name: str = "run"
-    """Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .)."""
-    base_model: str = "gemma-3-270m"
-    """The model to tune: a packaged key, a hub id or a local folder (the same choices as in Compare)."""
-    datasets: list[str] = field(default_factory=lambda: ["instructions"])
-    """Training data: bundled or uploaded dataset names (see the Data tab) or file paths; several are concatenated."""
-    max_examples: int = 0
-    """Use at most this many examples (0 = all); handy for a quick try."""
-    prompt_format: Literal["instruction", "chat"] = "instruction"
-    """How each example becomes text: the ### Instruction / ### Response frame (works for any base model), or the
-    model's chat template. Compare prompts the tuned model the same way."""
-    lora_r: int = 16
-    """LoRA rank: the size of the low-rank update; 8–64 is usual."""
-    lora_alpha: int = 32
-    """LoRA scaling numerator (the update is scaled by alpha / r); 2 × r is a common choice."""
-    lora_dropout: float = 0.05
-    """Dropout on the LoRA input, for regularization."""
-    target_modules: str = "all-linear"
-    """Which layers get adapters: "all-linear", or comma-separated module names (e.g. q_proj,v_proj)."""
-    quantization: Literal["auto", "4bit", "none"] = "auto"
-    """4bit = QLoRA (NF4 base weights via bitsandbytes); auto = 4bit on a CUDA GPU, none on a CPU."""
-    learning_rate: float = 2e-4
-    """Peak learning rate (LoRA tolerates higher rates than full fine-tuning)."""
-    weight_decay: float = 0.0
-    """AdamW's decoupled weight decay on the adapter (0 = none). It pulls the LoRA weights towards zero, i.e. towards
-    the bare base model: for PPO that is towards the reference when the policy starts fresh, and away from it when
-    the policy starts from an SFT adapter."""
-    epochs: float = 1.0
-    """Passes over the data (ignored when max_steps > 0)."""
-    max_steps: int = 0
-    """Stop after this many optimizer steps (0 = run the epochs)."""
-    batch_size: int = 4
-    """Examples per forward pass."""
-    gradient_accumulation: int = 2
-    """Forward passes per optimizer step (effective batch = batch_size × gradient_accumulation)."""
-    max_length: int = 256
-    """Longest tokenized example; longer ones are cut."""
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: less memory, about 30 % slower."""
-    seed: int = 42
-    """Seed for data order, adapter initialisation and dropout."""
-    eval_fraction: float = 0.05
-    """Fraction of the examples held out to compute an eval loss (0 = none)."""
-    save_steps: int = 25
-    """Save a checkpoint every this many steps (Stop and Resume use them)."""
-    warmup_ratio: float = 0.05
-    """Fraction of the steps spent warming the learning rate up from 0."""
-    data_dir: str = ""
-    """The app's data folder (packaged models' import cache, uploaded datasets); empty = the default."""
+    name: str = field(default="run", metadata={"help": (
+        "Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .).")})
+    base_model: str = field(default="gemma-3-270m", metadata={"help": (
+        "The model to tune: a packaged key, a hub id or a local folder (the same choices as in Compare).")})
+    datasets: list[str] = field(default_factory=lambda: ["instructions"], metadata={"help": (
+        "Training data: bundled or uploaded dataset names (see the Data tab) or file paths; several are "
+        "concatenated.")})
+    max_examples: int = field(default=0, metadata={"help": (
+        "Use at most this many examples (0 = all); handy for a quick try.")})
+    prompt_format: Literal["instruction", "chat"] = field(default="instruction", metadata={"help": (
+        "How each example becomes text: the ### Instruction / ### Response frame (works for any base model), or the "
+        "model's chat template. Compare prompts the tuned model the same way.")})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank: the size of the low-rank update; 8–64 is usual."})
+    lora_alpha: int = field(default=32, metadata={"help": (
+        "LoRA scaling numerator (the update is scaled by alpha / r); 2 × r is a common choice.")})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input, for regularization."})
+    target_modules: str = field(default="all-linear", metadata={"help": (
+        'Which layers get adapters: "all-linear", or comma-separated module names (e.g. q_proj,v_proj).')})
+    quantization: Literal["auto", "4bit", "none"] = field(default="auto", metadata={"help": (
+        "4bit = QLoRA (NF4 base weights via bitsandbytes); auto = 4bit on a CUDA GPU, none on a CPU.")})
+    learning_rate: float = field(default=2e-4, metadata={"help": (
+        "Peak learning rate (LoRA tolerates higher rates than full fine-tuning).")})
+    weight_decay: float = field(default=0.0, metadata={"help": (
+        "AdamW's decoupled weight decay on the adapter (0 = none). It pulls the LoRA weights towards zero, i.e. "
+        "towards the bare base model: for PPO that is towards the reference when the policy starts fresh, and away "
+        "from it when the policy starts from an SFT adapter.")})
+    epochs: float = field(default=1.0, metadata={"help": "Passes over the data (ignored when max_steps > 0)."})
+    max_steps: int = field(default=0, metadata={"help": "Stop after this many optimizer steps (0 = run the epochs)."})
+    batch_size: int = field(default=4, metadata={"help": "Examples per forward pass."})
+    gradient_accumulation: int = field(default=2, metadata={"help": (
+        "Forward passes per optimizer step (effective batch = batch_size × gradient_accumulation).")})
+    max_length: int = field(default=256, metadata={"help": "Longest tokenized example; longer ones are cut."})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": (
+        "Recompute activations in the backward pass: less memory, about 30 % slower.")})
+    seed: int = field(default=42, metadata={"help": "Seed for data order, adapter initialisation and dropout."})
+    eval_fraction: float = field(default=0.05, metadata={"help": (
+        "Fraction of the examples held out to compute an eval loss (0 = none).")})
+    save_steps: int = field(default=25, metadata={"help": (
+        "Save a checkpoint every this many steps (Stop and Resume use them).")})
+    warmup_ratio: float = field(default=0.05, metadata={"help": (
+        "Fraction of the steps spent warming the learning rate up from 0.")})
+    data_dir: str = field(default="", metadata={"help": (
+        "The app's data folder (packaged models' import cache, uploaded datasets); empty = the default.")})
 
     stage: ClassVar[str] = ""
 
@@ -130,10 +127,10 @@ class TrainConfig:
 class SFTConfig(TrainConfig):
     """Supervised fine-tuning (instruction tuning) of a LoRA adapter on (instruction, answer) pairs."""
 
-    name: str = "sft-demo"
-    """Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .)."""
-    completion_only_loss: bool = True
-    """Learn only the answer tokens, not the instruction (the usual instruction-tuning loss)."""
+    name: str = field(default="sft-demo", metadata={"help": (
+        "Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .).")})
+    completion_only_loss: bool = field(default=True, metadata={"help": (
+        "Learn only the answer tokens, not the instruction (the usual instruction-tuning loss).")})
 
     stage: ClassVar[str] = "sft"
 
@@ -142,15 +139,15 @@ class SFTConfig(TrainConfig):
 class _PreferenceConfig(TrainConfig):
     """What the reward and DPO stages share: preference pairs in, optionally on top of an SFT run."""
 
-    datasets: list[str] = field(default_factory=lambda: ["preferences"])
-    """Preference pairs: "votes" (your votes in this app: Left/Right is better), "preferences" (bundled pairs whose
-    rejected answer has a labelled flaw; the Data tab counts them), uploaded preference files (Data tab) or file
-    paths."""
-    sft_run: str = ""
-    """Start from an SFT run's adapter (its run name or adapter folder) instead of a fresh LoRA; it must be trained
-    on the same base model. Empty = start from the base model."""
-    eval_fraction: float = 0.1
-    """Fraction of the pairs held out to measure accuracy on pairs the model never trained on (0 = none)."""
+    datasets: list[str] = field(default_factory=lambda: ["preferences"], metadata={"help": (
+        'Preference pairs: "votes" (your votes in this app: Left/Right is better), "preferences" (bundled pairs '
+        "whose rejected answer has a labelled flaw; the Data tab counts them), uploaded preference files (Data tab) "
+        "or file paths.")})
+    sft_run: str = field(default="", metadata={"help": (
+        "Start from an SFT run's adapter (its run name or adapter folder) instead of a fresh LoRA; it must be "
+        "trained on the same base model. Empty = start from the base model.")})
+    eval_fraction: float = field(default=0.1, metadata={"help": (
+        "Fraction of the pairs held out to measure accuracy on pairs the model never trained on (0 = none).")})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -161,17 +158,16 @@ class _PreferenceConfig(TrainConfig):
 class RewardConfig(_PreferenceConfig):
     """A reward model r(x, y): LoRA + a one-output score head, trained so r(chosen) > r(rejected)."""
 
-    name: str = "reward-demo"
-    """Run name: the run's folder and the reward model's name in the Reward tab (letters, digits, - _ .)."""
-    epochs: float = 2.0
-    """Passes over the pairs (ignored when max_steps > 0)."""
-    learning_rate: float = 2e-4
-    """Peak learning rate for the LoRA weights and the score head."""
-    use_margin: bool = False
-    """Use your vote's strength: the loss becomes −log σ(r_chosen − r_rejected − strength/5) (Llama 2's margin
-    loss), so strong preferences must be separated by more. Pairs without a strength use 0."""
-    center_rewards_coefficient: float = 0.01
-    """Small penalty on (r_chosen + r_rejected)² that keeps rewards centred on 0 (useful for PPO later); 0 = off."""
+    name: str = field(default="reward-demo", metadata={"help": (
+        "Run name: the run's folder and the reward model's name in the Reward tab (letters, digits, - _ .).")})
+    epochs: float = field(default=2.0, metadata={"help": "Passes over the pairs (ignored when max_steps > 0)."})
+    learning_rate: float = field(default=2e-4, metadata={"help": (
+        "Peak learning rate for the LoRA weights and the score head.")})
+    use_margin: bool = field(default=False, metadata={"help": (
+        "Use your vote's strength: the loss becomes −log σ(r_chosen − r_rejected − strength/5) (Llama 2's margin "
+        "loss), so strong preferences must be separated by more. Pairs without a strength use 0.")})
+    center_rewards_coefficient: float = field(default=0.01, metadata={"help": (
+        "Small penalty on (r_chosen + r_rejected)² that keeps rewards centred on 0 (useful for PPO later); 0 = off.")})
 
     stage: ClassVar[str] = "reward"
 
@@ -184,16 +180,16 @@ class RewardConfig(_PreferenceConfig):
 class DPOConfig(_PreferenceConfig):
     """Direct preference optimization: the policy learns from the pairs directly, no reward model needed."""
 
-    name: str = "dpo-demo"
-    """Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .)."""
-    learning_rate: float = 5e-5
-    """Peak learning rate (DPO wants a smaller one than SFT: the policy must stay near the reference)."""
-    beta: float = 0.1
-    """Strength of the implicit KL penalty: small β lets the policy move far from the reference, large β keeps it
-    close (0.1 is the usual choice)."""
-    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
-    """sigmoid = the DPO paper's loss, −log σ(β·margin); ipo = squared loss that doesn't overfit deterministic
-    preferences; hinge = SLiC's hinge loss."""
+    name: str = field(default="dpo-demo", metadata={"help": (
+        "Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .).")})
+    learning_rate: float = field(default=5e-5, metadata={"help": (
+        "Peak learning rate (DPO wants a smaller one than SFT: the policy must stay near the reference).")})
+    beta: float = field(default=0.1, metadata={"help": (
+        "Strength of the implicit KL penalty: small β lets the policy move far from the reference, large β keeps it "
+        "close (0.1 is the usual choice).")})
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = field(default="sigmoid", metadata={"help": (
+        "sigmoid = the DPO paper's loss, −log σ(β·margin); ipo = squared loss that doesn't overfit deterministic "
+        "preferences; hinge = SLiC's hinge loss.")})
 
     stage: ClassVar[str] = "dpo"
 
@@ -214,86 +210,84 @@ class PPOConfig(TrainConfig):
     minibatches of ``mini_batch_size`` (split into ``gradient_accumulation`` forward passes each).
     """
 
-    name: str = "ppo-demo"
-    """Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .)."""
-    datasets: list[str] = field(default_factory=lambda: ["prompts"])
-    """Prompts to answer: "prompts" (the bundled prompts over many kinds of task, as in the Rate tab), the prompts of
-    a training dataset ("instructions" or an upload; their answers are ignored), or a prompt file's path."""
-    sft_run: str = ""
-    """Policy start: an SFT run's adapter (run name or folder), which is also the frozen reference. Empty = a fresh
-    LoRA on the base model, whose reference is the base itself."""
-    reward_run: str = ""
-    """The reward model to maximise: a reward run trained on the same base model (see the Reward tab)."""
-    max_steps: int = 30
-    """PPO steps (each: sample a batch of answers, score them, update); 0 = run the epochs over the prompts."""
-    epochs: float = 1.0
-    """Passes over the prompt set (ignored when max_steps > 0)."""
-    learning_rate: float = 1e-4
-    """Learning rate of the policy and value adapters (constant after the warm-up)."""
-    batch_size: int = 8
-    """Answers sampled per PPO step (answers_per_prompt to each of batch_size / answers_per_prompt prompts)."""
-    answers_per_prompt: int = 1
-    """Answers sampled to each prompt in a step; must divide batch_size. With 2 or more, an answer's score counts
-    relative to the mean score of the other answers to the same prompt (a leave-one-out baseline, as RLOO's), so
-    the update learns which answers beat their siblings rather than which prompts are easy — far less noise from a
-    small batch, at the price of fewer prompts per step."""
-    mini_batch_size: int = 4
-    """Answers per optimizer step within a PPO epoch; must divide batch_size."""
-    gradient_accumulation: int = 1
-    """Forward passes per minibatch (less memory, same result); must divide mini_batch_size."""
-    ppo_epochs: int = 2
-    """Passes over each batch of answers (more reuse of expensive samples, but a staler policy)."""
-    max_length: int = 256
-    """Longest prompt + answer in tokens; longer prompts keep their last tokens."""
-    response_length: int = 48
-    """Most tokens per answer; an answer without EOS by then is cut."""
-    temperature: float = 0.7
-    """Sampling temperature of the answers. PPO samples from the whole tempered distribution (no top-k, top-p or
-    penalties), because its ratio and KL use the log-probabilities of exactly that distribution."""
-    kl_coef: float = 0.05
-    """β: the per-token penalty β·KL(π‖π_ref) subtracted from the reward. Larger keeps the policy closer to its
-    start (less reward hacking, less progress)."""
-    kl_estimator: Literal["k1", "k3"] = "k1"
-    """KL estimator per token: k1 = log π − log π_ref (unbiased, can be negative), k3 = (r − 1) − log r with
-    r = π_ref/π (unbiased, never negative, lower variance)."""
-    adaptive_kl: bool = False
-    """Adapt β so the KL per answer approaches kl_target (Ziegler et al. 2019)."""
-    kl_target: float = 6.0
-    """Target KL per answer (nats) for the adaptive β."""
-    kl_horizon: int = 10000
-    """Horizon of the adaptive β, in answers: larger changes β more slowly."""
-    cliprange: float = 0.2
-    """ε of PPO's clipped objective: the probability ratio π/π_old counts only within [1 − ε, 1 + ε]."""
-    cliprange_value: float = 0.2
-    """How far a value prediction may move from the old one before its loss is clipped."""
-    vf_coef: float = 0.1
-    """Weight of the value loss in the total loss."""
-    gamma: float = 1.0
-    """Discount γ of future rewards (1 = none: the reward comes at the end of the answer)."""
-    lam: float = 0.95
-    """λ of generalised advantage estimation: lower trusts the value model more (less variance, more bias)."""
-    whiten_rewards: bool = False
-    """Normalise the rewards of each batch (the advantages always are)."""
-    missing_eos_penalty: float = 0.0
-    """Subtract this from the score of an answer that didn't end (no EOS within response_length); 0 = off.
-    Discourages rambling until the length limit."""
-    value_init: Literal["reward", "fresh"] = "reward"
-    """Value model start: the reward model's LoRA and head (it already judges answers; needs the same LoRA rank as
-    the reward run, else fresh), or a fresh LoRA and a zero head (required with answers_per_prompt ≥ 2, whose
-    centred rewards average zero)."""
-    max_grad_norm: float = 1.0
-    """Clip the gradient norm at this (PPO's updates can be large)."""
-    lora_dropout: float = 0.0
-    """Dropout on the LoRA input; 0 so that the sampled answers and the update see the same policy."""
-    eval_fraction: float = 0.0
-    """Fraction of the prompts held out: every save_steps steps the policy answers them and their mean reward is
-    logged (reward on prompts it never trained on; 0 = none)."""
-    save_steps: int = 10
-    """Save a checkpoint every this many steps (Stop and Resume use them)."""
-    warmup_ratio: float = 0.0
-    """Fraction of the steps spent warming the learning rate up from 0."""
-    samples_per_step: int = 4
-    """Answers per step kept for the sample viewer in Runs (prompt, answer, reward, KL)."""
+    name: str = field(default="ppo-demo", metadata={"help": (
+        "Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .).")})
+    datasets: list[str] = field(default_factory=lambda: ["prompts"], metadata={"help": (
+        'Prompts to answer: "prompts" (the bundled prompts over many kinds of task, as in the Rate tab), the '
+        "prompts of a training dataset (\"instructions\" or an upload; their answers are ignored), or a prompt file's "
+        "path.")})
+    sft_run: str = field(default="", metadata={"help": (
+        "Policy start: an SFT run's adapter (run name or folder), which is also the frozen reference. Empty = a "
+        "fresh LoRA on the base model, whose reference is the base itself.")})
+    reward_run: str = field(default="", metadata={"help": (
+        "The reward model to maximise: a reward run trained on the same base model (see the Reward tab).")})
+    max_steps: int = field(default=30, metadata={"help": (
+        "PPO steps (each: sample a batch of answers, score them, update); 0 = run the epochs over the prompts.")})
+    epochs: float = field(default=1.0, metadata={"help": "Passes over the prompt set (ignored when max_steps > 0)."})
+    learning_rate: float = field(default=1e-4, metadata={"help": (
+        "Learning rate of the policy and value adapters (constant after the warm-up).")})
+    batch_size: int = field(default=8, metadata={"help": (
+        "Answers sampled per PPO step (answers_per_prompt to each of batch_size / answers_per_prompt prompts).")})
+    answers_per_prompt: int = field(default=1, metadata={"help": (
+        "Answers sampled to each prompt in a step; must divide batch_size. With 2 or more, an answer's score counts "
+        "relative to the mean score of the other answers to the same prompt (a leave-one-out baseline, as RLOO's), "
+        "so the update learns which answers beat their siblings rather than which prompts are easy — far less noise "
+        "from a small batch, at the price of fewer prompts per step.")})
+    mini_batch_size: int = field(default=4, metadata={"help": (
+        "Answers per optimizer step within a PPO epoch; must divide batch_size.")})
+    gradient_accumulation: int = field(default=1, metadata={"help": (
+        "Forward passes per minibatch (less memory, same result); must divide mini_batch_size.")})
+    ppo_epochs: int = field(default=2, metadata={"help": (
+        "Passes over each batch of answers (more reuse of expensive samples, but a staler policy).")})
+    max_length: int = field(default=256, metadata={"help": (
+        "Longest prompt + answer in tokens; longer prompts keep their last tokens.")})
+    response_length: int = field(default=48, metadata={"help": (
+        "Most tokens per answer; an answer without EOS by then is cut.")})
+    temperature: float = field(default=0.7, metadata={"help": (
+        "Sampling temperature of the answers. PPO samples from the whole tempered distribution (no top-k, top-p or "
+        "penalties), because its ratio and KL use the log-probabilities of exactly that distribution.")})
+    kl_coef: float = field(default=0.05, metadata={"help": (
+        "β: the per-token penalty β·KL(π‖π_ref) subtracted from the reward. Larger keeps the policy closer to its "
+        "start (less reward hacking, less progress).")})
+    kl_estimator: Literal["k1", "k3"] = field(default="k1", metadata={"help": (
+        "KL estimator per token: k1 = log π − log π_ref (unbiased, can be negative), k3 = (r − 1) − log r with r = "
+        "π_ref/π (unbiased, never negative, lower variance).")})
+    adaptive_kl: bool = field(default=False, metadata={"help": (
+        "Adapt β so the KL per answer approaches kl_target (Ziegler et al. 2019).")})
+    kl_target: float = field(default=6.0, metadata={"help": "Target KL per answer (nats) for the adaptive β."})
+    kl_horizon: int = field(default=10000, metadata={"help": (
+        "Horizon of the adaptive β, in answers: larger changes β more slowly.")})
+    cliprange: float = field(default=0.2, metadata={"help": (
+        "ε of PPO's clipped objective: the probability ratio π/π_old counts only within [1 − ε, 1 + ε].")})
+    cliprange_value: float = field(default=0.2, metadata={"help": (
+        "How far a value prediction may move from the old one before its loss is clipped.")})
+    vf_coef: float = field(default=0.1, metadata={"help": "Weight of the value loss in the total loss."})
+    gamma: float = field(default=1.0, metadata={"help": (
+        "Discount γ of future rewards (1 = none: the reward comes at the end of the answer).")})
+    lam: float = field(default=0.95, metadata={"help": (
+        "λ of generalised advantage estimation: lower trusts the value model more (less variance, more bias).")})
+    whiten_rewards: bool = field(default=False, metadata={"help": (
+        "Normalise the rewards of each batch (the advantages always are).")})
+    missing_eos_penalty: float = field(default=0.0, metadata={"help": (
+        "Subtract this from the score of an answer that didn't end (no EOS within response_length); 0 = off. "
+        "Discourages rambling until the length limit.")})
+    value_init: Literal["reward", "fresh"] = field(default="reward", metadata={"help": (
+        "Value model start: the reward model's LoRA and head (it already judges answers; needs the same LoRA rank "
+        "as the reward run, else fresh), or a fresh LoRA and a zero head (required with answers_per_prompt ≥ 2, "
+        "whose centred rewards average zero).")})
+    max_grad_norm: float = field(default=1.0, metadata={"help": (
+        "Clip the gradient norm at this (PPO's updates can be large).")})
+    lora_dropout: float = field(default=0.0, metadata={"help": (
+        "Dropout on the LoRA input; 0 so that the sampled answers and the update see the same policy.")})
+    eval_fraction: float = field(default=0.0, metadata={"help": (
+        "Fraction of the prompts held out: every save_steps steps the policy answers them and their mean reward is "
+        "logged (reward on prompts it never trained on; 0 = none).")})
+    save_steps: int = field(default=10, metadata={"help": (
+        "Save a checkpoint every this many steps (Stop and Resume use them).")})
+    warmup_ratio: float = field(default=0.0, metadata={"help": (
+        "Fraction of the steps spent warming the learning rate up from 0.")})
+    samples_per_step: int = field(default=4, metadata={"help": (
+        "Answers per step kept for the sample viewer in Runs (prompt, answer, reward, KL).")})
 
     stage: ClassVar[str] = "ppo"
 
@@ -359,20 +353,28 @@ CONFIGS: dict[str, type] = {"sft": SFTConfig, "reward": RewardConfig, "dpo": DPO
 
 
 def help_text(config_class: type, name: str) -> str:
-    """A field's help: the docstring under it in the class (the single source of field docs)."""
-    import ast
-    import inspect
-    import textwrap
+    """A field's help: its ``metadata["help"]`` (the single source of field docs), as transformers'
+    ``HfArgumentParser`` reads it. Kept in the field itself, not in the source, so it works without .py files.
 
+    A class that redeclares a field without help keeps the help of the class it inherits the field from.
+    """
     for klass in config_class.__mro__:  # the most derived class that documents the field wins
-        if klass is object:
-            break
-        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body  # type: ignore[attr-defined]
-        for node, following in zip(body, body[1:]):
-            if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == name and isinstance(
-                    following, ast.Expr) and isinstance(getattr(following, "value", None), ast.Constant):
-                return " ".join(str(following.value.value).split())
+        declared = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if declared is not None and declared.metadata.get("help"):
+            return str(declared.metadata["help"])
     return ""
+
+
+def settings_help(stage: str) -> str:
+    """The settings a stage's config.yaml takes, one a paragraph: ``name (default): help``, as ``python -m
+    playground.train --help`` prints them. From the fields' help, so the CLI says what the Train form says."""
+    config_class = CONFIGS[stage]
+    defaults = config_class()
+    lines = [f"{stage} settings ({config_class.__name__}):"]
+    for f in fields(config_class):
+        text = f"{f.name} ({getattr(defaults, f.name)!r}): {help_text(config_class, f.name)}"
+        lines += textwrap.wrap(text, width=100, initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False)
+    return "\n".join(lines)
 
 
 RETIRED: dict[str, dict[str, tuple[Any, str]]] = {
