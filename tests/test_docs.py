@@ -52,3 +52,11 @@ def test_the_check_finds_a_missing_document(tmp_path):
     sample.write_text("See the project's `DESIGN.md`, [docs/BENCHMARKS.md](docs/BENCHMARKS.md) and "
                       "https://example.org/x/README.md.\n")
     assert mentions(sample) == {"DESIGN.md", "docs/BENCHMARKS.md"}
+
+
+def test_the_architecture_page_names_every_module_and_the_readme_links_it():
+    page = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    modules = [p for p in (ROOT / "playground").rglob("*.py") if p.name not in ("__init__.py", "__main__.py")]
+    unnamed = [str(p.relative_to(ROOT)) for p in modules if f"`{p.name}`" not in page]
+    assert not unnamed, f"docs/ARCHITECTURE.md doesn't name {unnamed}"
+    assert "docs/ARCHITECTURE.md" in mentions(ROOT / "README.md")
