@@ -105,13 +105,7 @@ def pairs_from_records(records: Iterable[ComparisonRecord]) -> tuple[list[Pair],
     """Pairs from comparison records (ties, both-bad and diverging multi-turn pairs left out, as in Export), and a
     sentence saying what was left out."""
     exported = preference_rows(records, conversational=True)
-    pairs = []
-    for row in exported.rows:
-        prompt = list(row["prompt"])
-        system = prompt.pop(0)["content"] if prompt and prompt[0]["role"] == "system" else ""
-        pairs.append(Pair(id=row["id"], messages=prompt, system=system, chosen=row["chosen"][0]["content"],
-                          rejected=row["rejected"][0]["content"], margin=float(row["margin"])))
-    return pairs, f"left out: {exported.left_out_text()}"
+    return [_from_trl_row(row) for row in exported.rows], f"left out: {exported.left_out_text()}"
 
 
 def _checked(path: Path) -> PreferenceFile:
@@ -220,6 +214,14 @@ def split(pairs: list[Pair], eval_fraction: float, seed: int) -> tuple[list[Pair
     return shuffled[held:], shuffled[:held]
 
 
+def _from_trl_row(row: dict[str, Any]) -> Pair:
+    """The inverse of :func:`trl_row` (a system message first in the prompt becomes the pair's system prompt)."""
+    prompt = list(row["prompt"])
+    system = prompt.pop(0)["content"] if prompt and prompt[0]["role"] == "system" else ""
+    return Pair(id=row["id"], messages=prompt, system=system, chosen=row["chosen"][0]["content"],
+                rejected=row["rejected"][0]["content"], margin=float(row.get("margin", 0.0)))
+
+
 def trl_row(pair: Pair) -> dict[str, Any]:
     """A pair as a TRL conversational preference row (what Export writes, and what the importer reads back)."""
     system = [{"role": "system", "content": pair.system}] if pair.system else []
@@ -236,15 +238,7 @@ def write_pairs(path: Path, pairs: list[Pair]) -> None:
 
 def read_pairs(path: Path) -> list[Pair]:
     """Read back what :func:`write_pairs` wrote."""
-    pairs = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            prompt = list(row["prompt"])
-            system = prompt.pop(0)["content"] if prompt and prompt[0]["role"] == "system" else ""
-            pairs.append(Pair(id=row["id"], messages=prompt, system=system, chosen=row["chosen"][0]["content"],
-                              rejected=row["rejected"][0]["content"], margin=float(row.get("margin", 0.0))))
-    return pairs
+    return [_from_trl_row(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
 def run_pairs(cfg: Any, settings: Settings, data_dir: Path, resume: bool) -> tuple[list[Pair], list[Pair]]:
