@@ -18,12 +18,11 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
+from bench.harness import run_child
 from playground.core.settings import Settings
 from playground.data.evaluation import load_heldout
 from playground.models.catalog import ModelSpec, resolve_choice
@@ -31,7 +30,6 @@ from playground.models.generation import GenerationParams, answer, stream
 from playground.models.loading import LoadOptions, ModelCache
 from playground.models.prompting import render
 
-ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("smollm2-135m-instruct", "gemma-3-270m")
 BACKENDS = ("transformers", "llama.cpp")
 PROMPT = [{"role": "user", "content": "Explain the moon landing to a 6 year old in a few sentences."}]
@@ -61,10 +59,8 @@ def bench_speed(tokens: int, repeats: int) -> list[dict]:
         rates: dict[str, list[float]] = {backend: [] for backend in BACKENDS}
         for _ in range(repeats):
             for backend in BACKENDS:
-                out = subprocess.run([sys.executable, "-m", "bench.backends", "--child", backend, model,
-                                      "--tokens", str(tokens), "--repeats", "2"],
-                                     capture_output=True, text=True, check=True, cwd=ROOT)
-                rates[backend] += json.loads(out.stdout.strip().splitlines()[-1])
+                rates[backend] += run_child("bench.backends", [backend, model, "--tokens", str(tokens),
+                                                               "--repeats", "2"], f"{backend} on {model}")
         median = {backend: statistics.median(r) for backend, r in rates.items()}
         rows.append({"model": model, **median, "ratio": median["llama.cpp"] / median["transformers"]})
     return rows

@@ -15,22 +15,19 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
+from bench.harness import run_child
 from playground.core.settings import Settings
 from playground.models.catalog import resolve_choice
 from playground.models.generation import GenerationParams, answer, stream, stream_pair
 from playground.models.loading import LoadOptions, ModelCache
 from playground.models.prompting import render
 
-ROOT = Path(__file__).resolve().parents[1]
 PROMPT = [{"role": "user", "content": "Explain the moon landing to a 6 year old in a few sentences."}]
 
 
@@ -87,10 +84,8 @@ def bench_streaming(tokens: int, repeats: int) -> list[dict]:
         runs: dict[str, list] = {"plain": [], "ours": []}
         for _ in range(repeats):
             for mode in runs:
-                out = subprocess.run([sys.executable, "-m", "bench.generation", "--child", mode, case,
-                                      "--tokens", str(tokens), "--repeats", "2"],
-                                     capture_output=True, text=True, check=True, cwd=ROOT)
-                runs[mode] += json.loads(out.stdout.strip().splitlines()[-1])
+                runs[mode] += run_child("bench.generation", [mode, case, "--tokens", str(tokens), "--repeats", "2"],
+                                        f"{mode} ({case})")
         rate = {mode: statistics.median(n / t for n, t, _ in r) for mode, r in runs.items()}
         rows.append({"case": case, "plain_tok_s": rate["plain"], "ours_tok_s": rate["ours"],
                      "ratio": rate["ours"] / rate["plain"], "tokens": runs["ours"][0][0],

@@ -51,9 +51,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench.harness import ROOT, run_child
 from bench.lecture import recipe
 from bench.random_models import SHAPES, Shape, meta_build, model_config, save_random_model, shape_tokenizer
-from bench.sft import ROOT
 
 STAGES = ("sft", "reward", "dpo", "ppo")
 """In the order they run: each one's start comes before it (:data:`NEEDS`)."""
@@ -355,17 +355,9 @@ def run_compare(plan: Plan, timeout: float) -> dict[str, Figures]:
     job = {"data_dir": str(plan.data_dir), "base": str(plan.folder),
            "adapter": str(plan.run_dir("sft") / "adapter"), "tokens": COMPARE_TOKENS}
     started = time.monotonic()
-    try:
-        done = subprocess.run([sys.executable, "-m", "bench.gpu", "--child", json.dumps(job)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=timeout,
-                              env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    except subprocess.TimeoutExpired as error:
-        raise RuntimeError(f"compare: still running after {timeout:.0f} s (stopped)") from error
-    if done.returncode:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"compare failed: {last}\n{done.stderr[-3000:]}")
+    results = run_child("bench.gpu", [json.dumps(job)], "compare", timeout=timeout,
+                        env=dict(os.environ, HF_HUB_OFFLINE="1"))
     wall = time.monotonic() - started
-    results = json.loads(done.stdout.strip().splitlines()[-1])
     return {label: Figures(allocated_gb=r["allocated_gb"], reserved_gb=r["reserved_gb"], s_per_step=r["s_per_step"],
                            tokens_per_s=r["tokens_per_s"], wall_s=wall) for label, r in results.items()}
 

@@ -28,7 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.harness import ROOT, reap
+
 RECIPE = ROOT / "assets" / "recipes" / "sft-gemma-cpu-demo.yaml"
 TARGET_POINTS = 20.0
 TARGET_SECONDS = 600.0
@@ -41,13 +42,11 @@ def _load() -> str:
 
 def _reaped_cpu_seconds(pid: int | None) -> float | None:
     """CPU seconds (user + system) of the finished training process, if it was this process's child: reap it
-    first, so that RUSAGE_CHILDREN counts it (as bench/sft.py does). None when it can't be counted."""
+    first, so that RUSAGE_CHILDREN counts it (as the training benches do). None when it can't be counted."""
     if not pid:
         return None
     try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass  # already reaped by Jobs, which still counts it
+        reap(pid)
     except OSError:
         return None
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench.__main__ import DOC, machine, replace_block
-from bench.sft import ROOT
+from bench.harness import ROOT, train_run
 
 RECIPES = ROOT / "assets" / "recipes"
 STAGES = ("sft", "reward", "ppo", "dpo")
@@ -98,11 +98,8 @@ def finished_run(jobs: Any, stage: str, cfg: Any) -> tuple[Path, float] | None:
 def train(jobs: Any, stage: str, cfg: Any, timeout: float) -> tuple[Path, float]:
     """Run one stage through ``Jobs`` (its own process, as the Train tab starts it); (run folder, wall seconds)."""
     started = time.monotonic()
-    folder = jobs.create(stage, cfg)
-    state = jobs.wait(cfg.name, timeout=timeout)
+    folder = train_run(jobs, stage, cfg, timeout)
     seconds = time.monotonic() - started
-    if state != "finished":
-        raise RuntimeError(f"{stage} run {cfg.name} {state}: {folder.status().get('error')}\n{folder.log_tail(30)}")
     print(f"# {stage} {cfg.name}: {seconds:.0f} s", file=sys.stderr, flush=True)
     return folder.path, seconds
 

@@ -5,7 +5,8 @@ Run:  HF_HUB_OFFLINE=1 python -m bench.reward [--model gemma-3-270m|tiny] [--ste
                                                [--sides plain,plain-matched,plain-grouped,ours]
 Prints a Markdown table. Target ratio (ours / plain tokens/s) ≥ 1.0. With Gemma 3 270M on 2 CPU cores the default
 run takes about 23 minutes (the plain script with TRL's defaults is the slow one); ``--model tiny`` or fewer
-``--sides`` for a quick check. It is bench/sft.py's benchmark for the reward stage, and shares its helpers.
+``--sides`` for a quick check. It is bench/sft.py's benchmark for the reward stage: bench/harness.py runs, measures
+and reports the sides of both.
 
 * Ours: a run exactly as the Train tab starts it — ``Jobs.create`` writes the run folder and config.yaml and launches
   ``python -m playground.train reward config.yaml`` in its own process, on the bundled preference pairs with
@@ -38,18 +39,9 @@ fresh processes; the figures are medians. Equal token totals and losses show the
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import resource
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
-from bench.sft import _TOKENS, ROOT, SEED, model_folder, parse_option, summary
+from bench import harness
 
 MATCHED = {"gradient_checkpointing": False, "bf16": False}
 SIDES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -67,14 +59,14 @@ SIDES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 PLAIN_SCRIPT = '''
-import json, random, sys, time
+import random
 
 from datasets import load_dataset
 from peft import LoraConfig
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from trl import RewardConfig, RewardTrainer
 
-job = json.load(open(sys.argv[1]))
+# `job` (the settings) and the `Timing` callback: bench/harness.py's PLAIN_PROLOGUE, put before this.
 
 model = AutoModelForSequenceClassification.from_pretrained(job["model"], num_labels=1)  # float32, CPU
 tokenizer = AutoTokenizer.from_pretrained(job["model"])
@@ -114,174 +106,42 @@ settings = dict(
     logging_steps=1, save_strategy="no", report_to="none", include_num_input_tokens_seen="non_padding")
 args = RewardConfig(**{**settings, **job["options"]})  # the bench's variants (see SIDES, --plain-option)
 
-
-class Timing(TrainerCallback):  # measurement only: what the playground's RunCallback notes at each log
-    rows = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if "loss" in (logs or {}):  # a training step's log, not the end-of-training summary
-            self.rows.append({"step": state.global_step, "time": time.time(),
-                              "tokens": state.num_input_tokens_seen, "loss": logs["loss"]})
-
-
 trainer = RewardTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=lora,
                         callbacks=[Timing()])
 trainer.train()
-json.dump(Timing.rows, open(job["result"], "w"))
 '''
 
 
-# ------------------------------------------------------------------------------------------ one side, one process
-
-
-def run_ours(job: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
-    """A reward run through ``Jobs``, as the Train tab starts it; its run folder lives in the bench's temp dir."""
-    from playground.core.settings import Settings
-    from playground.runs.jobs import Jobs
+def config(job: dict[str, Any]) -> Any:
+    """Ours: the reward config the Train tab would write for the job's settings."""
     from playground.train.config import RewardConfig
 
-    jobs = Jobs(Settings(data_dir=Path(job["work"]) / "app"), poll=False)
-    cfg = RewardConfig(name=job["name"], base_model=job["base_model"], datasets=[job["data"]],
-                       max_examples=job["examples"], max_steps=job["max_steps"], batch_size=job["batch_size"],
-                       gradient_accumulation=job["accumulation"], max_length=job["max_length"], seed=job["seed"],
-                       center_rewards_coefficient=job["center_rewards_coefficient"],
-                       eval_fraction=0.0)  # the plain script trains on all N pairs too; no eval falls in the steps
-    folder = jobs.create("reward", cfg)
-    state = jobs.wait(cfg.name, timeout=job["timeout"])
-    pid = folder.status().get("pid")
-    if state != "finished":
-        raise RuntimeError(f"run {cfg.name} {state}: {folder.status().get('error')}\n{folder.log_tail(30)}")
-    steps = [line for line in folder.log.read_text().splitlines() if "'loss':" in line]  # not the train summary
-    tokens = [int(t) for line in steps for t in _TOKENS.findall(line)]
-    metrics = [m for m in folder.metrics() if "loss" in m]
-    if len(tokens) != len(metrics):
-        raise RuntimeError(f"{len(tokens)} token counts in train.log for {len(metrics)} metrics rows")
-    return [{"step": m["step"], "time": m["time"], "tokens": t, "loss": m["loss"]}
-            for m, t in zip(metrics, tokens)], pid
+    return RewardConfig(name=job["name"], base_model=job["base_model"], datasets=[job["data"]],
+                        max_examples=job["examples"], max_steps=job["max_steps"], batch_size=job["batch_size"],
+                        gradient_accumulation=job["accumulation"], max_length=job["max_length"], seed=job["seed"],
+                        center_rewards_coefficient=job["center_rewards_coefficient"],
+                        eval_fraction=0.0)  # the plain script trains on all N pairs too; no eval falls in the steps
 
 
-def run_plain(job: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
-    work = Path(job["work"]) / job["name"]
-    work.mkdir()
-    script, spec = work / "train_plain.py", work / "job.json"
-    script.write_text(PLAIN_SCRIPT)
-    spec.write_text(json.dumps(job | {"model": job["folder"], "out": str(work / "out"),
-                                      "result": str(work / "rows.json")}))
-    with (work / "stderr.txt").open("w") as errors:
-        done = subprocess.run([sys.executable, str(script), str(spec)], cwd=work, stdout=subprocess.DEVNULL,
-                              stderr=errors)
-    if done.returncode:
-        raise RuntimeError(f"the plain script failed:\n{(work / 'stderr.txt').read_text()[-3000:]}")
-    return json.loads((work / "rows.json").read_text()), None
-
-
-def child(side: str, job: dict[str, Any]) -> None:
-    """Run one side and print its figures as JSON; this process's only child is the training process."""
-    load_before = os.getloadavg()[0]
-    started = time.time()
-    rows, pid = (run_ours if side == "ours" else run_plain)(job)
-    if pid:  # reap it here if Jobs hasn't yet, so RUSAGE_CHILDREN includes it
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    w, last = rows[job["warmup"] - 1], rows[-1]
-    if last["step"] - w["step"] != job["steps"]:
-        raise RuntimeError(f"expected {job['steps']} timed steps, got {last['step'] - w['step']}")
-    seconds = last["time"] - w["time"]
-    print(json.dumps({"steps": [[r["step"], round(r["time"] - started, 2), r["tokens"], round(r["loss"], 4)]
-                                for r in rows],
-                      "tokens": last["tokens"] - w["tokens"], "seconds": seconds,
-                      "tokens_per_s": (last["tokens"] - w["tokens"]) / seconds, "s_per_step": seconds / job["steps"],
-                      "total_tokens": last["tokens"], "first_loss": rows[0]["loss"], "final_loss": last["loss"],
-                      "peak_mb": peak_mb, "first_step_s": rows[0]["time"] - started,
-                      "load": [load_before, os.getloadavg()[0]]}))
-
-
-def measure(side: str, job: dict[str, Any]) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "bench.reward", "--child", side, json.dumps(job)], cwd=ROOT,
-                         capture_output=True, text=True)
-    if out.returncode:
-        raise RuntimeError(f"{side} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-# ------------------------------------------------------------------------------------------ main
-
-
-def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace, extra: dict[str, Any],
-           torch_version: str) -> None:
-    """The Markdown table (medians), the ratios of ours to each baseline, and every run's rate, losses and load."""
-    print(f"model {args.model} · {args.steps} timed steps after {args.warmup} warm-up · batch {args.batch_size} × "
-          f"accumulation {args.accumulation} pairs · max_length {args.max_length} · first {args.examples} pairs · "
-          f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch_version} · extra plain options "
-          f"{extra or 'none'}\n")
-    print("| | tokens/s | s / step | peak RSS MB | to step 1 s | tokens trained (all steps) | final loss |")
-    print("|---|---|---|---|---|---|---|")
-    for side, r in runs.items():
-        print(f"| {SIDES[side][0]} | {summary(r, 'tokens_per_s'):.1f} | {summary(r, 's_per_step'):.2f} | "
-              f"{summary(r, 'peak_mb'):.0f} | {summary(r, 'first_step_s'):.1f} | "
-              f"{sorted({x['total_tokens'] for x in r})} | {summary(r, 'final_loss'):.4f} |")
-    if "ours" in runs:
-        for side in (s for s in runs if s != "ours"):
-            rate = summary(runs["ours"], "tokens_per_s") / summary(runs[side], "tokens_per_s")
-            memory = summary(runs["ours"], "peak_mb") / summary(runs[side], "peak_mb")
-            print(f"\nratio ours / {side}: tokens/s **{rate:.3f}**, peak RSS {memory:.3f}")
-    for side, r in runs.items():
-        rates = ", ".join(f"{x['tokens_per_s']:.1f}" for x in r)
-        losses = ", ".join(f"{x['first_loss']:.4f} → {x['final_loss']:.4f}" for x in r)
-        loads = ", ".join(f"{x['load'][0]:.2f}/{x['load'][1]:.2f}" for x in r)
-        print(f"{side} tokens/s per run: {rates}; loss step 1 → last: {losses}; load average (1 min) before/after "
-              f"each run: {loads}")
+REWARD = harness.Throughput("reward", SIDES, PLAIN_SCRIPT, config)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="gemma-3-270m", help='"gemma-3-270m" (packaged) or "tiny" (random ~20M)')
-    parser.add_argument("--steps", type=int, default=8, help="timed optimizer steps")
-    parser.add_argument("--warmup", type=int, default=2, help="optimizer steps before timing starts")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=4, help="pairs per forward pass (2 × rows)")
-    parser.add_argument("--accumulation", type=int, default=2, help="gradient accumulation (the app's default)")
-    parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--examples", type=int, default=128, help="first N bundled pairs after the shuffle")
+    harness.setting_arguments(parser, steps=8, examples="first N bundled pairs after the shuffle",
+                              batch_size="pairs per forward pass (2 × rows)")
     parser.add_argument("--center-rewards", type=float, default=0.01,
                         help="center_rewards_coefficient on both sides (the reward config's default)")
-    parser.add_argument("--sides", default=",".join(SIDES), help=f"which of {', '.join(SIDES)} to run")
-    parser.add_argument("--plain-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra trl.RewardConfig option for the plain scripts only (repeatable)")
-    parser.add_argument("--child", nargs=2, metavar=("SIDE", "JOB"), help=argparse.SUPPRESS)
+    harness.side_arguments(parser, SIDES, "trl.RewardConfig")
     args = parser.parse_args()
     if args.child:
-        return child(args.child[0], json.loads(args.child[1]))
-    if args.warmup < 1 or args.steps < 1:
-        parser.error("--warmup and --steps must be at least 1 (timing starts at the log of the last warm-up step)")
-
-    import torch
+        return harness.child(REWARD, *args.child)
 
     from playground.data.preference_pairs import BUNDLED
 
-    extra = dict(parse_option(o) for o in args.plain_option)
-    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in args.sides.split(",")}
-    if set(runs) - set(SIDES):
-        parser.error(f"--sides: choose from {', '.join(SIDES)}")
-    with tempfile.TemporaryDirectory(prefix="bench-reward-") as temporary:
-        work = Path(temporary)
-        base_model, folder = model_folder(args.model, work)
-        job = {"work": str(work), "base_model": base_model, "folder": folder, "data": str(BUNDLED["preferences"]),
-               "examples": args.examples, "steps": args.steps, "warmup": args.warmup,
-               "max_steps": args.steps + args.warmup, "batch_size": args.batch_size,
-               "accumulation": args.accumulation, "max_length": args.max_length,
-               "center_rewards_coefficient": args.center_rewards, "seed": SEED, "timeout": 3600}
-        for repeat in range(args.repeats):
-            for side in runs:
-                options = {**SIDES[side][1], **extra}
-                result = measure(side, job | {"name": f"{side}-{repeat}", "options": options})
-                runs[side].append(result)
-                print(f"# {side} {repeat}: {json.dumps(result)}", file=sys.stderr, flush=True)
-
-    report(runs, args, extra, torch.__version__)
+    harness.compare(REWARD, parser, args, BUNDLED["preferences"],
+                    f"batch {args.batch_size} × accumulation {args.accumulation} pairs · max_length {args.max_length}"
+                    f" · first {args.examples} pairs", losses=True, center_rewards_coefficient=args.center_rewards)
 
 
 if __name__ == "__main__":

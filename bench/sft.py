@@ -23,6 +23,9 @@ process's max RSS (``getrusage(RUSAGE_CHILDREN)`` in a wrapper process whose onl
 each repeat in fresh processes; the figures are medians. The token counts and losses show the sides train the same
 thing: equal totals, and equal losses where the arithmetic is the same.
 
+The sides run, are measured and reported by bench/harness.py (shared with bench/reward.py); this file holds what
+differs: the sides, the plain script and our run's config.
+
 ``--model tiny`` swaps Gemma 3 270M for a random ~20M-parameter Llama (tests/tiny_models.py's tokenizer) when the
 real model is too slow for the machine; ``--plain-option KEY=VALUE`` adds a ``trl.SFTConfig`` option to every plain
 side, to measure what a change to ours would buy (e.g. ``train_sampling_strategy=group_by_length``).
@@ -31,21 +34,11 @@ side, to measure what a change to ours would buy (e.g. ``train_sampling_strategy
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import re
-import resource
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-SEED = 42
+from bench import harness
+from bench.harness import ROOT, SEED, model_folder  # noqa: F401 - bench/ppo.py imports them from here
+
 SIDES: dict[str, tuple[str, dict[str, Any]]] = {
     "plain": ("plain TRL script, TRL's defaults", {}),
     # TRL's SFTConfig defaults to gradient_checkpointing=True and bf16=True (autocast, on CPU too); ours passes
@@ -60,14 +53,14 @@ SIDES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 PLAIN_SCRIPT = '''
-import json, random, sys, time
+import random
 
 from datasets import load_dataset
 from peft import LoraConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTConfig, SFTTrainer
 
-job = json.load(open(sys.argv[1]))
+# `job` (the settings) and the `Timing` callback: bench/harness.py's PLAIN_PROLOGUE, put before this.
 
 model = AutoModelForCausalLM.from_pretrained(job["model"])  # float32 checkpoint, CPU
 tokenizer = AutoTokenizer.from_pretrained(job["model"])
@@ -97,213 +90,37 @@ settings = dict(
     include_num_input_tokens_seen="non_padding")
 args = SFTConfig(**{**settings, **job["options"]})  # the bench's variants (see SIDES, --plain-option)
 
-
-class Timing(TrainerCallback):  # measurement only: what the playground's RunCallback notes at each log
-    rows = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if "loss" in (logs or {}):  # a training step's log, not the end-of-training summary
-            self.rows.append({"step": state.global_step, "time": time.time(),
-                              "tokens": state.num_input_tokens_seen, "loss": logs["loss"]})
-
-
 trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=lora,
                      callbacks=[Timing()])
 trainer.train()
-json.dump(Timing.rows, open(job["result"], "w"))
 '''
 
 
-# ------------------------------------------------------------------------------------------ the model
-
-
-def tiny_model(folder: Path) -> Path:
-    """A random Llama of ~20M parameters with the tests' byte-level tokenizer, saved as safetensors."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from tests.tiny_models import build_tokenizer
-
-    tokenizer = build_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=384, intermediate_size=1024, num_hidden_layers=12,
-                         num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=1024,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-def model_folder(choice: str, work: Path) -> tuple[str, str]:
-    """(what the playground config names, the folder both sides load) for ``--model``."""
-    if choice == "tiny":
-        folder = str(tiny_model(work / "tiny-llama"))
-        return folder, folder
-    from playground.core.settings import Settings
-    from playground.models.catalog import resolve_choice
-    from playground.models.loading import weights_location
-
-    return choice, weights_location(resolve_choice(choice, []), Settings())
-
-
-# ------------------------------------------------------------------------------------------ one side, one process
-
-
-_TOKENS = re.compile(r"'num_input_tokens_seen': '?(\d+)")
-
-
-def run_ours(job: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
-    """A run through ``Jobs``, as the Train tab starts it; its run folder lives in the bench's temp dir."""
-    from playground.core.settings import Settings
-    from playground.runs.jobs import Jobs
+def config(job: dict[str, Any]) -> Any:
+    """Ours: the SFT config the Train tab would write for the job's settings."""
     from playground.train.config import SFTConfig
 
-    jobs = Jobs(Settings(data_dir=Path(job["work"]) / "app"), poll=False)
-    cfg = SFTConfig(name=job["name"], base_model=job["base_model"], max_examples=job["examples"],
-                    max_steps=job["max_steps"], batch_size=job["batch_size"],
-                    gradient_accumulation=job["accumulation"], max_length=job["max_length"], seed=job["seed"],
-                    eval_fraction=0.0)  # the plain script trains on all N rows too; no eval falls in the steps
-    folder = jobs.create("sft", cfg)
-    state = jobs.wait(cfg.name, timeout=job["timeout"])
-    pid = folder.status().get("pid")
-    if state != "finished":
-        raise RuntimeError(f"run {cfg.name} {state}: {folder.status().get('error')}\n{folder.log_tail(30)}")
-    steps = [line for line in folder.log.read_text().splitlines() if "'loss':" in line]  # not the train summary
-    tokens = [int(t) for line in steps for t in _TOKENS.findall(line)]
-    metrics = [m for m in folder.metrics() if "loss" in m]
-    if len(tokens) != len(metrics):
-        raise RuntimeError(f"{len(tokens)} token counts in train.log for {len(metrics)} metrics rows")
-    return [{"step": m["step"], "time": m["time"], "tokens": t, "loss": m["loss"]}
-            for m, t in zip(metrics, tokens)], pid
+    return SFTConfig(name=job["name"], base_model=job["base_model"], max_examples=job["examples"],
+                     max_steps=job["max_steps"], batch_size=job["batch_size"],
+                     gradient_accumulation=job["accumulation"], max_length=job["max_length"], seed=job["seed"],
+                     eval_fraction=0.0)  # the plain script trains on all N rows too; no eval falls in the steps
 
 
-def run_plain(job: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
-    work = Path(job["work"]) / job["name"]
-    work.mkdir()
-    script, spec = work / "train_plain.py", work / "job.json"
-    script.write_text(PLAIN_SCRIPT)
-    spec.write_text(json.dumps(job | {"model": job["folder"], "out": str(work / "out"),
-                                      "result": str(work / "rows.json")}))
-    with (work / "stderr.txt").open("w") as errors:
-        done = subprocess.run([sys.executable, str(script), str(spec)], cwd=work, stdout=subprocess.DEVNULL,
-                              stderr=errors)
-    if done.returncode:
-        raise RuntimeError(f"the plain script failed:\n{(work / 'stderr.txt').read_text()[-3000:]}")
-    return json.loads((work / "rows.json").read_text()), None
-
-
-def child(side: str, job: dict[str, Any]) -> None:
-    """Run one side and print its figures as JSON; this process's only child is the training process."""
-    load_before = os.getloadavg()[0]
-    started = time.time()
-    rows, pid = (run_ours if side == "ours" else run_plain)(job)
-    if pid:  # reap it here if Jobs hasn't yet, so RUSAGE_CHILDREN includes it
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    w, last = rows[job["warmup"] - 1], rows[-1]
-    if last["step"] - w["step"] != job["steps"]:
-        raise RuntimeError(f"expected {job['steps']} timed steps, got {last['step'] - w['step']}")
-    seconds = last["time"] - w["time"]
-    print(json.dumps({"steps": [[r["step"], round(r["time"] - started, 2), r["tokens"]] for r in rows],
-                      "tokens": last["tokens"] - w["tokens"], "seconds": seconds,
-                      "tokens_per_s": (last["tokens"] - w["tokens"]) / seconds, "s_per_step": seconds / job["steps"],
-                      "total_tokens": last["tokens"], "final_loss": last["loss"], "peak_mb": peak_mb,
-                      "first_step_s": rows[0]["time"] - started, "load": [load_before, os.getloadavg()[0]]}))
-
-
-def measure(side: str, job: dict[str, Any]) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "bench.sft", "--child", side, json.dumps(job)], cwd=ROOT,
-                         capture_output=True, text=True)
-    if out.returncode:
-        raise RuntimeError(f"{side} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-# ------------------------------------------------------------------------------------------ main
-
-
-def summary(runs: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
-
-
-def parse_option(text: str) -> tuple[str, Any]:
-    """``padding_free=true`` → ("padding_free", True): the value is read as YAML."""
-    import yaml
-
-    key, _, value = text.partition("=")
-    return key, yaml.safe_load(value)
-
-
-def report(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace, extra: dict[str, Any],
-           torch_version: str) -> None:
-    """The Markdown table (medians), the ratios of ours to each baseline, and every run's rate and load."""
-    print(f"model {args.model} · {args.steps} timed steps after {args.warmup} warm-up · batch {args.batch_size} × "
-          f"accumulation {args.accumulation} · max_length {args.max_length} · {platform.machine()}, "
-          f"{os.cpu_count()} CPUs, torch {torch_version} · extra plain options {extra or 'none'}\n")
-    print("| | tokens/s | s / step | peak RSS MB | to step 1 s | tokens trained (all steps) | final loss |")
-    print("|---|---|---|---|---|---|---|")
-    for side, r in runs.items():
-        print(f"| {SIDES[side][0]} | {summary(r, 'tokens_per_s'):.1f} | {summary(r, 's_per_step'):.2f} | "
-              f"{summary(r, 'peak_mb'):.0f} | {summary(r, 'first_step_s'):.1f} | "
-              f"{sorted({x['total_tokens'] for x in r})} | {summary(r, 'final_loss'):.4f} |")
-    if "ours" in runs:
-        for side in (s for s in runs if s != "ours"):
-            rate = summary(runs["ours"], "tokens_per_s") / summary(runs[side], "tokens_per_s")
-            memory = summary(runs["ours"], "peak_mb") / summary(runs[side], "peak_mb")
-            print(f"\nratio ours / {side}: tokens/s **{rate:.3f}**, peak RSS {memory:.3f}")
-    for side, r in runs.items():
-        rates = ", ".join(f"{x['tokens_per_s']:.1f}" for x in r)
-        loads = ", ".join(f"{x['load'][0]:.2f}/{x['load'][1]:.2f}" for x in r)
-        print(f"{side} tokens/s per run: {rates}; load average (1 min) before/after each run: {loads}")
+SFT = harness.Throughput("sft", SIDES, PLAIN_SCRIPT, config)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="gemma-3-270m", help='"gemma-3-270m" (packaged) or "tiny" (random ~20M)')
-    parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps")
-    parser.add_argument("--warmup", type=int, default=2, help="optimizer steps before timing starts")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--accumulation", type=int, default=2, help="gradient accumulation (the app's default)")
-    parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--examples", type=int, default=128, help="first N bundled instructions after the shuffle")
-    parser.add_argument("--sides", default=",".join(SIDES), help=f"which of {', '.join(SIDES)} to run")
-    parser.add_argument("--plain-option", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra trl.SFTConfig option for the plain scripts only (repeatable)")
-    parser.add_argument("--child", nargs=2, metavar=("SIDE", "JOB"), help=argparse.SUPPRESS)
+    harness.setting_arguments(parser, steps=10, examples="first N bundled instructions after the shuffle")
+    harness.side_arguments(parser, SIDES, "trl.SFTConfig")
     args = parser.parse_args()
     if args.child:
-        return child(args.child[0], json.loads(args.child[1]))
-    if args.warmup < 1 or args.steps < 1:
-        parser.error("--warmup and --steps must be at least 1 (timing starts at the log of the last warm-up step)")
-
-    import torch
+        return harness.child(SFT, *args.child)
 
     from playground.data.instructions import BUNDLED
 
-    extra = dict(parse_option(o) for o in args.plain_option)
-    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in args.sides.split(",")}
-    if set(runs) - set(SIDES):
-        parser.error(f"--sides: choose from {', '.join(SIDES)}")
-    with tempfile.TemporaryDirectory(prefix="bench-sft-") as temporary:
-        work = Path(temporary)
-        base_model, folder = model_folder(args.model, work)
-        job = {"work": str(work), "base_model": base_model, "folder": folder, "data": str(BUNDLED["instructions"]),
-               "examples": args.examples, "steps": args.steps, "warmup": args.warmup,
-               "max_steps": args.steps + args.warmup, "batch_size": args.batch_size,
-               "accumulation": args.accumulation, "max_length": args.max_length, "seed": SEED, "timeout": 3600}
-        for repeat in range(args.repeats):
-            for side in runs:
-                options = {**SIDES[side][1], **extra}
-                result = measure(side, job | {"name": f"{side}-{repeat}", "options": options})
-                runs[side].append(result)
-                print(f"# {side} {repeat}: {json.dumps(result)}", file=sys.stderr, flush=True)
-
-    report(runs, args, extra, torch.__version__)
+    harness.compare(SFT, parser, args, BUNDLED["instructions"],
+                    f"batch {args.batch_size} × accumulation {args.accumulation} · max_length {args.max_length}")
 
 
 if __name__ == "__main__":
