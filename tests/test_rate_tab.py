@@ -1,11 +1,30 @@
-"""The Rate tab's progress line (a pure function of the store): it names the generation's state with counts."""
+"""The Rate tab: its progress line names the generation's state with counts; its callbacks, called directly."""
 
 from __future__ import annotations
 
+import gradio as gr
 import pytest
 
-from playground.ratings.store import Store
-from playground.ui.rate_tab import _progress_html
+from playground.core.verbatim import verbatim_html
+from playground.models.loading import ModelCache
+from playground.ratings.batch import BatchRunner
+from playground.ratings.store import ComparisonRecord, Side, Store
+from playground.ui.rate_tab import (
+    RateContext,
+    _progress_html,
+    batch_choices,
+    cast,
+    open_batch,
+    rate_button,
+    requeue_skipped,
+    resume_generating,
+    show_pair,
+    skip_pair,
+    start_batch,
+    stop_generating,
+    undo_last,
+    upload_visible,
+)
 
 
 @pytest.mark.parametrize("status, says", [("generating", " · generating <progress"),
@@ -27,3 +46,166 @@ def test_a_stopped_batch_no_longer_says_generating(settings):
     batch = store.create_batch("b", ["m1", "m2"], 4, [{"prompt": "x"}])
     store.set_batch_status(batch.id, "stopped", "Stopped by the user.")
     assert "generating" not in _progress_html(store, store.batch(batch.id))
+
+
+# ---------------------------------------------------------------------------------------------- callbacks
+# The Rate tab's callbacks called directly, without a server: starting a batch, refusing a bad prompt file,
+# showing a pair and voting on it, skip, undo, Stop/Resume generating (until now only the browser or the API).
+
+STATUS, PROMPT, LEFT, RIGHT = 2, 3, 4, 5  # show_pair's outputs after the pair id (0) and the progress line (1)
+LAST, STRENGTH, WHY = -3, -2, -1  # a vote's outputs after show_pair's
+
+
+@pytest.fixture
+def ctx(settings) -> RateContext:
+    store = Store(settings.ratings_db)
+    return RateContext(store, BatchRunner(store, ModelCache(settings), lambda: []))
+
+
+def session(username: str | None = None) -> gr.Request:
+    return gr.Request(session_hash="s1", username=username)
+
+
+def hand_made_batch(store: Store, pairs: int = 3) -> str:
+    """A ready batch of ``pairs`` blind pairs (no model runs): model m1 on the right of the first pair."""
+    batch = store.create_batch("hand made", ["m1", "m2"], pairs, [{"prompt": f"Q{i}"} for i in range(pairs)])
+    for i in range(pairs):
+        store.save(ComparisonRecord(
+            messages=[{"role": "user", "content": f"Question <{i}>?"}], system_prompt="Be brief." if i == 0 else "",
+            a=Side(model="m1", response=f"<b>answer a{i}</b>"), b=Side(model="m2", response=f"answer b{i}"),
+            left_side="b" if i == 0 else "a", blind=True, source="rate", batch_id=batch.id, position=i))
+    store.set_batch_status(batch.id, "ready")
+    return batch.id
+
+
+def usable(outputs: list) -> list[bool]:
+    return [update["interactive"] for update in outputs[6:11]]
+
+
+def test_opening_a_batch_shows_its_first_pair_verbatim(ctx):
+    batch_id = hand_made_batch(ctx.store)
+    remembered, pair_id, progress, *rest = open_batch(ctx, batch_id, None)
+    first = ctx.store.next_unrated(batch_id)
+    assert remembered == batch_id and pair_id == first.id and "0 / 3 rated" in progress
+    assert rest[0] == ""  # no status note while there is a pair to rate
+    assert rest[1] == "<b>System:</b>" + verbatim_html("Be brief.") + "<b>Prompt:</b>" + verbatim_html("Question <0>?")
+    assert rest[2] == verbatim_html("answer b0") and "&lt;b&gt;answer a0" in rest[3]  # m2 left, markup as text
+    assert [update["interactive"] for update in rest[4:]] == [True] * 5
+    assert batch_choices(ctx, None)["value"] == batch_id and batch_choices(ctx, "gone")["value"] == batch_id
+    with pytest.raises(gr.Error, match="There is no batch with id 'made-up'"):
+        open_batch(ctx, "made-up", None)
+
+
+def test_the_pair_on_screen_is_not_sent_again_unless_asked(ctx):
+    batch_id = hand_made_batch(ctx.store)
+    pair_id = show_pair(ctx, batch_id, None)[0]
+    again = show_pair(ctx, batch_id, pair_id)  # the timer, every second
+    assert again[0] == pair_id and again[PROMPT:RIGHT + 1] == [gr.skip()] * 3
+    assert show_pair(ctx, batch_id, pair_id, redraw=True)[PROMPT].startswith("<b>System:</b>")
+    nothing = show_pair(ctx, None, None)
+    assert nothing[0] is None and nothing[STATUS] == "No batch yet: start one above."
+    assert usable(nothing) == [False] * 5
+
+
+def test_a_vote_is_saved_as_seen_on_screen_and_reveals_the_models(ctx):
+    batch_id = hand_made_batch(ctx.store)
+    pair_id = show_pair(ctx, batch_id, None)[0]
+    out = rate_button(ctx, "left", batch_id, pair_id, 4, "clearer", " bo ", session())
+    saved = ctx.store.get(pair_id)
+    assert (saved.winner, saved.strength, saved.rationale, saved.rater) == ("b", 4, "clearer", "bo")  # m2 was left
+    assert out[LAST] == "Last vote: **left better** — left was `m2`, right was `m1`."
+    assert (out[STRENGTH], out[WHY]) == (0, "") and "1 / 3 rated" in out[1]
+    assert out[0] != pair_id and out[PROMPT].endswith(verbatim_html("Question <1>?"))  # the next pair
+    # Voted already (from another tab, say): not voted twice; the next pair is shown.
+    again = rate_button(ctx, "right", batch_id, pair_id, 0, "", "bo", session())
+    assert ctx.store.get(pair_id).winner == "b" and again[LAST:] == [gr.skip()] * 3
+    tie = cast(ctx, batch_id, out[0], "tie", 0, "", "", session(username="login"))
+    assert ctx.store.get(out[0]).rater == "login" and "Last vote: **a tie**" in tie[LAST]
+
+
+def test_skip_undo_and_rate_skipped_pairs(ctx, capsys):
+    batch_id = hand_made_batch(ctx.store, pairs=2)
+    first = show_pair(ctx, batch_id, None)[0]
+    second = skip_pair(ctx, batch_id, first)[0]
+    assert second != first and ctx.store.get(first).skipped
+    done = rate_button(ctx, "both_bad", batch_id, second, 0, "", "", session())
+    assert done[0] is None and done[STATUS] == "All done: 1 rated. 1 skipped: press *Rate skipped pairs*."
+    assert usable(done) == [False] * 5
+
+    undone = undo_last(ctx, batch_id)
+    assert undone[0] == second and ctx.store.get(second).winner is None
+    assert undone[LAST] == "Vote undone: rate this pair again." and undone[PROMPT]  # shown again, redrawn
+    nothing = undo_last(ctx, batch_id)
+    assert "No vote to undo in this batch." in capsys.readouterr().out and nothing[LAST] == ""
+
+    back = requeue_skipped(ctx, batch_id)
+    assert "1 skipped pair(s) are back in the queue." in capsys.readouterr().out
+    assert back[0] == first and not ctx.store.get(first).skipped
+    for refused in (lambda: skip_pair(ctx, "made-up", None), lambda: undo_last(ctx, "made-up"),
+                    lambda: rate_button(ctx, "left", "made-up", None, 0, "", "", session())):
+        with pytest.raises(gr.Error, match="There is no batch with id 'made-up'"):
+            refused()
+
+
+def test_generation_states_are_named_in_the_status_note(ctx):
+    batch_id = hand_made_batch(ctx.store, pairs=1)
+    ctx.store.set_batch_status(batch_id, "failed", "Couldn't load m1.")
+    assert show_pair(ctx, batch_id, None)[STATUS] == "**Generation failed:** Couldn't load m1."
+    ctx.store.set_batch_status(batch_id, "stopped")
+    assert show_pair(ctx, batch_id, None)[STATUS] == "Generation stopped. Resume it to generate the remaining pairs."
+
+
+def test_starting_a_batch_says_how_many_pairs_and_picks_it(ctx, tiny_base, tiny_chat, capsys):
+    picker, section = start_batch(ctx, "Bundled prompts", None, [str(tiny_base), str(tiny_chat)], 2, 4, 0.7, 1)
+    ctx.runner.wait(120)
+    created = ctx.store.batches()[0]
+    assert "Generating 2 pairs in the background; rate them as they arrive." in capsys.readouterr().out
+    assert picker["value"] == created.id and [value for _, value in picker["choices"]] == [created.id]
+    assert section == {"__type__": "update", "open": False}
+    assert created.name == "prompts · 2 prompts · 2 models" and created.status == "ready"
+    assert ctx.store.progress(created.id).generated == 2
+    assert created.settings["params"]["max_new_tokens"] == 4 and created.settings["params"]["seed"] == 1
+
+
+def test_a_bad_prompt_file_or_model_choice_is_refused_before_anything_starts(ctx, tiny_base, tiny_chat, tmp_path):
+    bad = tmp_path / "mine.jsonl"
+    bad.write_text('{"prompt": "Fine?"}\n{"question": "no prompt field"}\nnot json\n')
+    models = [str(tiny_base), str(tiny_chat)]
+    with pytest.raises(gr.Error, match=r"(?s)mine\.jsonl.*line 2.*line 3: not valid JSON"):
+        start_batch(ctx, "Upload a file", str(bad), models, 0, 4, 0.7, 1)
+    with pytest.raises(gr.Error, match="Upload a prompt file first"):
+        start_batch(ctx, "Upload a file", None, models, 0, 4, 0.7, 1)
+    with pytest.raises(gr.Error, match="at least two different models"):
+        start_batch(ctx, "Bundled prompts", None, [str(tiny_base), str(tiny_base)], 0, 4, 0.7, 1)
+    with pytest.raises(gr.Error, match="max_new_tokens"):
+        start_batch(ctx, "Bundled prompts", None, models, 0, 0, 0.7, 1)
+    assert ctx.store.batches() == [] and ctx.runner.running() is None
+    assert upload_visible("Upload a file")["visible"] is True and upload_visible("Bundled prompts")["visible"] is False
+
+
+def test_an_uploaded_prompt_file_is_used(ctx, tiny_base, tiny_chat, tmp_path):
+    mine = tmp_path / "mine.txt"
+    mine.write_text("First question?\nSecond question?\nThird question?\n")
+    start_batch(ctx, "Upload a file", str(mine), [str(tiny_base), str(tiny_chat)], 2, 4, 0.7, 1)
+    ctx.runner.wait(120)
+    created = ctx.store.batches()[0]
+    assert created.name == "mine · 2 prompts · 2 models"
+    assert [p["prompt"] for p in created.prompts] == ["First question?", "Second question?"]
+
+
+def test_stop_and_resume_generating(ctx, tiny_base, tiny_chat, capsys):
+    stop_generating(ctx, None)
+    assert "This batch is not generating." in capsys.readouterr().out
+    start_batch(ctx, "Bundled prompts", None, [str(tiny_base), str(tiny_chat)], 8, 4, 0.7, 1)
+    batch_id = ctx.store.batches()[0].id
+    stop_generating(ctx, batch_id)
+    ctx.runner.wait(120)
+    assert ctx.store.batch(batch_id).status == "stopped" and ctx.store.progress(batch_id).generated < 8
+    assert "This batch is not generating." not in capsys.readouterr().out
+    assert show_pair(ctx, batch_id, None)[STATUS] == "Generation stopped. Resume it to generate the remaining pairs."
+    resume_generating(ctx, batch_id)
+    ctx.runner.wait(120)
+    assert ctx.store.batch(batch_id).status == "ready" and ctx.store.progress(batch_id).generated == 8
+    resume_generating(ctx, None)  # nothing picked: nothing to do
+    with pytest.raises(gr.Error, match="That batch no longer exists"):
+        resume_generating(ctx, "made-up")

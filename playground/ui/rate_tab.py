@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from playground.models.loading import LoadOptions
 from playground.ratings.batch import BatchRunner, BatchSettings, pair_count
 from playground.ratings.store import Batch, ComparisonRecord, Store, StoreError, winner_from_screen
 from playground.ui.compare_tab import model_choices
-from playground.ui.rater import rater_name
+from playground.ui.rater import bind, rater_name
 
 INTRO = """
 This is how the lecture's preference data is made: people see two answers to the same prompt and say which is
@@ -101,8 +102,18 @@ def _reveal(record: ComparisonRecord) -> str:
     return f"Last vote: **{verdict}** — left was `{left}`, right was `{right}`."
 
 
+@dataclass
+class RateContext:
+    """What every session's Rate callbacks share: the ratings store (batches, pairs, votes) and the background
+    runner that generates the pairs."""
+
+    store: Store
+    runner: BatchRunner
+
+
 def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textbox, app: gr.Blocks) -> None:
     """Lay out the Rate tab and wire its events (layout first, events at the end)."""
+    ctx = RateContext(store, runner)
     entries = list_models(settings)
     current = gr.State(None)  # id of the pair on screen
     remembered = gr.BrowserState("", storage_key=BATCH_KEY)
@@ -149,141 +160,178 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
 
     # ------------------------------------------------------------------------------------------ events
 
-    def choices(selected: str | None) -> dict:
-        batches = store.batches()
-        ids = [b.id for b in batches]
-        value = selected if selected in ids else (ids[0] if ids else None)
-        return gr.update(choices=[(_batch_label(b), b.id) for b in batches], value=value)
-
-    def show(batch_id: str | None, current_id: str | None, redraw: bool = False) -> list[Any]:
-        """Progress, status and the pair to rate: ``current_id`` while it is unrated, else the next one.
-
-        The pair already on screen isn't sent again (the timer calls this every second) unless ``redraw``."""
-        chosen = store.batch(batch_id) if batch_id else None
-        record = store.get(current_id) if current_id else None
-        if record is None or record.winner is not None or record.batch_id != batch_id or record.deleted_at:
-            record = store.next_unrated(batch_id) if chosen else None
-        generating = chosen is not None and runner.running() == chosen.id
-        note = _status(chosen, generating)
-        if record is None and chosen is not None and not note:
-            p = store.progress(chosen.id)
-            note = ("The next pair is being generated…" if generating else
-                    f"All done: {p.rated} rated." + (f" {p.skipped} skipped: press *Rate skipped pairs*."
-                                                     if p.skipped else ""))
-        ready = gr.update(interactive=record is not None)
-        if record is not None and record.id == current_id and not redraw:
-            texts = [gr.skip()] * 3
-        else:
-            texts = [_prompt_html(record) if record else "", record_side(record, "left"),
-                     record_side(record, "right")]
-        return [record.id if record else None, _progress_html(store, chosen), note] + texts + \
-            [ready] * (len(buttons) + 1)
-
-    def record_side(record: ComparisonRecord | None, side: str) -> str:
-        if record is None:
-            return ""
-        on_left = record.a if record.left_side == "a" else record.b
-        on_right = record.b if record.left_side == "a" else record.a
-        return verbatim_html((on_left if side == "left" else on_right).response, empty="(empty answer)")
-
     view = [current, progress, status, prompt, left, right] + buttons + [skip]
-
-    def known(batch_id: str | None) -> str | None:
-        """``batch_id`` if it is empty (no batch picked yet) or a batch that exists; a made-up id is refused."""
-        if batch_id and store.batch(batch_id) is None:
-            raise gr.Error(f"There is no batch with id {batch_id!r}: pick one from the Batch list, or start one.")
-        return batch_id
-
-    def open_batch(batch_id: str | None, current_id: str | None) -> list[Any]:
-        return [known(batch_id) or ""] + show(batch_id, current_id)
-
-    app.load(lambda saved: choices(saved), remembered, batch, api_visibility="private")
-    batch.change(open_batch, [batch, current], [remembered] + view, api_name="rate_open", concurrency_limit=None)
-    timer.tick(show, [batch, current], view, api_visibility="private", show_progress="hidden",
-               concurrency_limit=None)
-
-    def start_batch(kind: str, file: str | None, picked: list[str], n: float, tokens: float, temp: float,
-                    seed_value: float) -> list[Any]:
-        try:
-            path = Path(file) if kind == "Upload a file" and file else BUNDLED_PROMPTS
-            if kind == "Upload a file" and not file:
-                raise PromptSetError("Upload a prompt file first, or choose the bundled prompts.")
-            prompts = load_prompt_set(path)[: int(n)] if int(n or 0) > 0 else load_prompt_set(path)
-            params = GenerationParams(max_new_tokens=int(tokens), temperature=float(temp), seed=int(seed_value or 0))
-            name = f"{path.stem} · {len(prompts)} prompts · {len(picked or [])} models"
-            created = runner.start(name, prompts, picked or [], BatchSettings(params, LoadOptions()))
-        except (ValueError, StoreError) as error:
-            raise gr.Error(str(error)) from error
-        gr.Info(f"Generating {pair_count(len(prompts), len(created.models))} pairs in the background; rate them "
-                f"as they arrive.")
-        return [choices(created.id), gr.update(open=False)]
-
-    start.click(start_batch, [source, upload, models, limit, max_new, temperature, seed], [batch, new_batch],
-                api_name="rate_start")
-    source.change(lambda kind: gr.update(visible=kind == "Upload a file"), source, upload, api_visibility="private")
-
-    def cast(batch_id: str | None, current_id: str | None, choice: str, strength_value: float, why: str,
-             typed_rater: str, request: gr.Request) -> list[Any]:
-        known(batch_id)
-        record = store.get(current_id) if current_id else None
-        if record is None or record.winner is not None:  # e.g. voted from another tab: move on, don't vote twice
-            gr.Info("That pair already has a vote; here is the next one.")
-            return show(batch_id, None) + [gr.skip()] * 3
-        try:
-            saved = store.vote(record, winner_from_screen(record.left_side, choice),
-                               int(strength_value or 0) or None, why or "", rater_name(typed_rater, request))
-        except (ValueError, StoreError) as error:
-            raise gr.Error(f"The vote was not saved: {error}") from error
-        return show(batch_id, None) + [_reveal(saved), 0, ""]
-
     vote_outputs = view + [last, strength, rationale]
-
-    def vote_for(choice: str):
-        def handler(batch_id, current_id, strength_value, why, typed_rater, request: gr.Request) -> list[Any]:
-            return cast(batch_id, current_id, choice, strength_value, why, typed_rater, request)
-        return handler
-
+    app.load(bind(batch_choices, ctx), remembered, batch, api_visibility="private")
+    batch.change(bind(open_batch, ctx), [batch, current], [remembered] + view, api_name="rate_open",
+                 concurrency_limit=None)
+    timer.tick(bind(show_pair, ctx), [batch, current], view, api_visibility="private", show_progress="hidden",
+               concurrency_limit=None)
+    start.click(bind(start_batch, ctx), [source, upload, models, limit, max_new, temperature, seed], [batch, new_batch],
+                api_name="rate_start")
+    source.change(upload_visible, source, upload, api_visibility="private")
     for button, (choice, _) in zip(buttons, KEYS):
         # Votes are short writes that SQLite serializes itself: no need to queue them one at a time.
-        button.click(vote_for(choice), [batch, current, strength, rationale, rater], vote_outputs,
+        button.click(bind(rate_button, ctx, choice), [batch, current, strength, rationale, rater], vote_outputs,
                      api_name=f"rate_{choice}", concurrency_limit=None)
+    skip.click(bind(skip_pair, ctx), [batch, current], view, api_name="rate_skip", concurrency_limit=None)
+    undo.click(bind(undo_last, ctx), batch, vote_outputs, api_name="rate_undo", concurrency_limit=None)
+    stop_gen.click(bind(stop_generating, ctx), batch, None, api_visibility="private")
+    resume.click(bind(resume_generating, ctx), batch, None, api_visibility="private")
+    rate_skipped.click(bind(requeue_skipped, ctx), batch, view, api_visibility="private")
 
-    def skip_pair(batch_id: str | None, current_id: str | None) -> list[Any]:
-        known(batch_id)
-        if current_id:
-            store.skip(current_id)
-        return show(batch_id, None)
 
-    skip.click(skip_pair, [batch, current], view, api_name="rate_skip", concurrency_limit=None)
+# ---------------------------------------------------------------------------------------------- callbacks
+# Module-level, over explicit state (the batch id picked, the id of the pair on screen, the shared RateContext), so a
+# test can call them without a server. build() fixes the context with ``bind``; the parameters left are the event's
+# inputs in order, and their names are the API's argument names.
 
-    def undo_last(batch_id: str | None) -> list[Any]:
-        previous = store.last_voted(batch_id) if known(batch_id) else None
-        if previous is None:
-            gr.Info("No vote to undo in this batch.")
-            return show(batch_id, None) + ["", gr.skip(), gr.skip()]
-        store.clear_vote(previous.id)
-        return show(batch_id, previous.id, redraw=True) + ["Vote undone: rate this pair again.", previous.strength or 0,
-                                              previous.rationale]
 
-    undo.click(undo_last, batch, vote_outputs, api_name="rate_undo", concurrency_limit=None)
+def batch_choices(ctx: RateContext, selected: str | None) -> dict[str, Any]:
+    """The Batch picker: every batch, newest first, with ``selected`` picked when it still exists (else the
+    newest). On page load ``selected`` is the batch this browser had open."""
+    batches = ctx.store.batches()
+    ids = [b.id for b in batches]
+    value = selected if selected in ids else (ids[0] if ids else None)
+    return gr.update(choices=[(_batch_label(b), b.id) for b in batches], value=value)
 
-    def stop_generating(batch_id: str | None) -> None:
-        if not batch_id or not runner.stop(batch_id):
-            gr.Info("This batch is not generating.")
 
-    stop_gen.click(stop_generating, batch, None, api_visibility="private")
+def record_side(record: ComparisonRecord | None, side: str) -> str:
+    """The answer shown on ``side`` ("left" or "right") of the pair, verbatim; empty when there is no pair."""
+    if record is None:
+        return ""
+    on_left = record.a if record.left_side == "a" else record.b
+    on_right = record.b if record.left_side == "a" else record.a
+    return verbatim_html((on_left if side == "left" else on_right).response, empty="(empty answer)")
 
-    def resume_generating(batch_id: str | None) -> None:
-        try:
-            runner.resume(batch_id) if batch_id else None
-        except ValueError as error:
-            raise gr.Error(str(error)) from error
 
-    resume.click(resume_generating, batch, None, api_visibility="private")
+def show_pair(ctx: RateContext, batch_id: str | None, current_id: str | None, redraw: bool = False) -> list[Any]:
+    """Progress, status and the pair to rate: ``current_id`` while it is unrated, else the next one.
 
-    def requeue_skipped(batch_id: str | None) -> list[Any]:
-        if batch_id:
-            gr.Info(f"{store.unskip(batch_id)} skipped pair(s) are back in the queue.")
-        return show(batch_id, None)
+    Outputs: the pair's id, the progress line, the status note, the prompt, both answers, and the rating and skip
+    buttons (usable when there is a pair). The pair already on screen isn't sent again (the timer calls this every
+    second) unless ``redraw``."""
+    chosen = ctx.store.batch(batch_id) if batch_id else None
+    record = ctx.store.get(current_id) if current_id else None
+    if record is None or record.winner is not None or record.batch_id != batch_id or record.deleted_at:
+        record = ctx.store.next_unrated(batch_id) if chosen else None
+    generating = chosen is not None and ctx.runner.running() == chosen.id
+    note = _status(chosen, generating)
+    if record is None and chosen is not None and not note:
+        p = ctx.store.progress(chosen.id)
+        note = ("The next pair is being generated…" if generating else
+                f"All done: {p.rated} rated." + (f" {p.skipped} skipped: press *Rate skipped pairs*."
+                                                 if p.skipped else ""))
+    ready = gr.update(interactive=record is not None)
+    if record is not None and record.id == current_id and not redraw:
+        texts = [gr.skip()] * 3
+    else:
+        texts = [_prompt_html(record) if record else "", record_side(record, "left"), record_side(record, "right")]
+    return [record.id if record else None, _progress_html(ctx.store, chosen), note] + texts + \
+        [ready] * (len(KEYS) + 1)
 
-    rate_skipped.click(requeue_skipped, batch, view, api_visibility="private")
+
+def known(ctx: RateContext, batch_id: str | None) -> str | None:
+    """``batch_id`` if it is empty (no batch picked yet) or a batch that exists; a made-up id is refused."""
+    if batch_id and ctx.store.batch(batch_id) is None:
+        raise gr.Error(f"There is no batch with id {batch_id!r}: pick one from the Batch list, or start one.")
+    return batch_id
+
+
+def open_batch(ctx: RateContext, batch_id: str | None, current_id: str | None) -> list[Any]:
+    """A batch picked (the /rate_open endpoint): this browser remembers it, and its next pair is shown."""
+    return [known(ctx, batch_id) or ""] + show_pair(ctx, batch_id, current_id)
+
+
+def start_batch(ctx: RateContext, kind: str, file: str | None, picked: list[str] | None, n: float | None,
+                tokens: float, temp: float, seed_value: float | None) -> list[Any]:
+    """Start generating every pair of the ``picked`` models on the prompt set (the /rate_start endpoint): the
+    bundled prompts, or the uploaded ``file`` when ``kind`` says so; its first ``n`` prompts when ``n`` > 0.
+
+    A bad prompt file or model choice is refused before anything starts. Outputs: the Batch picker with the new
+    batch picked, and the New batch section folded."""
+    try:
+        path = Path(file) if kind == "Upload a file" and file else BUNDLED_PROMPTS
+        if kind == "Upload a file" and not file:
+            raise PromptSetError("Upload a prompt file first, or choose the bundled prompts.")
+        prompts = load_prompt_set(path)[: int(n)] if int(n or 0) > 0 else load_prompt_set(path)
+        params = GenerationParams(max_new_tokens=int(tokens), temperature=float(temp), seed=int(seed_value or 0))
+        name = f"{path.stem} · {len(prompts)} prompts · {len(picked or [])} models"
+        created = ctx.runner.start(name, prompts, picked or [], BatchSettings(params, LoadOptions()))
+    except (ValueError, StoreError) as error:
+        raise gr.Error(str(error)) from error
+    gr.Info(f"Generating {pair_count(len(prompts), len(created.models))} pairs in the background; rate them "
+            f"as they arrive.")
+    return [batch_choices(ctx, created.id), gr.update(open=False)]
+
+
+def upload_visible(kind: str) -> dict[str, Any]:
+    """The file box shows only when the prompt set is an uploaded file."""
+    return gr.update(visible=kind == "Upload a file")
+
+
+def cast(ctx: RateContext, batch_id: str | None, current_id: str | None, choice: str, strength_value: float | None,
+         why: str | None, typed_rater: str | None, request: gr.Request) -> list[Any]:
+    """Save the vote ``choice`` (as seen on screen) on the pair ``current_id`` and show the next pair.
+
+    Outputs: ``show_pair``'s, then the last vote revealed (which model was on which side), and the strength and
+    reason boxes emptied. A pair that already has a vote (voted from another tab) is not voted twice."""
+    known(ctx, batch_id)
+    record = ctx.store.get(current_id) if current_id else None
+    if record is None or record.winner is not None:  # e.g. voted from another tab: move on, don't vote twice
+        gr.Info("That pair already has a vote; here is the next one.")
+        return show_pair(ctx, batch_id, None) + [gr.skip()] * 3
+    try:
+        saved = ctx.store.vote(record, winner_from_screen(record.left_side, choice),
+                               int(strength_value or 0) or None, why or "", rater_name(typed_rater, request))
+    except (ValueError, StoreError) as error:
+        raise gr.Error(f"The vote was not saved: {error}") from error
+    return show_pair(ctx, batch_id, None) + [_reveal(saved), 0, ""]
+
+
+def rate_button(ctx: RateContext, choice: str, batch_id: str | None, current_id: str | None,
+                strength_value: float | None, why: str | None, typed_rater: str | None,
+                request: gr.Request) -> list[Any]:
+    """A rating button (the /rate_left, /rate_right, /rate_tie and /rate_both_bad endpoints): ``cast`` for its own
+    ``choice``."""
+    return cast(ctx, batch_id, current_id, choice, strength_value, why, typed_rater, request)
+
+
+def skip_pair(ctx: RateContext, batch_id: str | None, current_id: str | None) -> list[Any]:
+    """Skip the pair on screen (the /rate_skip endpoint; *Rate skipped pairs* brings it back) and show the next."""
+    known(ctx, batch_id)
+    if current_id:
+        ctx.store.skip(current_id)
+    return show_pair(ctx, batch_id, None)
+
+
+def undo_last(ctx: RateContext, batch_id: str | None) -> list[Any]:
+    """Take back the batch's last vote and show that pair again, with its strength and reason (/rate_undo)."""
+    previous = ctx.store.last_voted(batch_id) if known(ctx, batch_id) else None
+    if previous is None:
+        gr.Info("No vote to undo in this batch.")
+        return show_pair(ctx, batch_id, None) + ["", gr.skip(), gr.skip()]
+    ctx.store.clear_vote(previous.id)
+    return show_pair(ctx, batch_id, previous.id, redraw=True) + \
+        ["Vote undone: rate this pair again.", previous.strength or 0, previous.rationale]
+
+
+def stop_generating(ctx: RateContext, batch_id: str | None) -> None:
+    """Stop the batch's generation (the pairs made so far stay, and can be rated); says so if it wasn't running."""
+    if not batch_id or not ctx.runner.stop(batch_id):
+        gr.Info("This batch is not generating.")
+
+
+def resume_generating(ctx: RateContext, batch_id: str | None) -> None:
+    """Generate the batch's missing pairs in the background; a batch that can't resume says why."""
+    try:
+        ctx.runner.resume(batch_id) if batch_id else None
+    except ValueError as error:
+        raise gr.Error(str(error)) from error
+
+
+def requeue_skipped(ctx: RateContext, batch_id: str | None) -> list[Any]:
+    """Put the batch's skipped pairs back in the queue and show the next pair (``show_pair``'s outputs)."""
+    if batch_id:
+        gr.Info(f"{ctx.store.unskip(batch_id)} skipped pair(s) are back in the queue.")
+    return show_pair(ctx, batch_id, None)
