@@ -51,7 +51,6 @@ class FourCopies:
         from playground.train.common import load_base, lora_config
 
         base, self.tokenizer, self.precision = load_base(cfg, settings)
-        self.tokenizer.padding_side = "left"
         self.model = get_peft_model(base, lora_config(cfg, "CAUSAL_LM"))  # the policy
         self.reference = load_base(cfg, settings)[0].eval()
         for p in self.reference.parameters():
@@ -166,7 +165,7 @@ def child(side: str, job: dict[str, Any]) -> None:
     prompts = prompt_sets.load_all(cfg.datasets, settings)
     gen_config = ppo.generation_config(cfg, roles.tokenizer)
     optimizer = ppo.make_optimizer(roles, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    scheduler = ppo.make_scheduler(optimizer, 0)  # constant: no warm-up
     generator, scaler = torch.Generator().manual_seed(SEED), ppo.make_scaler(roles)
     torch.manual_seed(SEED)
     rows = []

@@ -177,13 +177,13 @@ def test_chunked_log_probs_equal_the_full_logits_and_their_gradients(peaked_base
     mask = torch.ones_like(ids)
     mask[0, :5] = 0  # left padding
     tokens = ids[:, -13:]
-    monkeypatch.setattr(ppo_roles, "ANSWER_CHUNK", 4)  # 13 positions: chunks of 4, 4, 4 and 1
+    monkeypatch.setattr(ppo_roles, "VOCAB_CHUNK", 128)  # the tiny vocabulary (400 tokens): tiles of 128, 128, 128 and 16
     for name in (ppo_roles.POLICY, ppo_roles.REFERENCE):
         full = roles.logits(name, ids, mask, 13) / 0.7
         expected = ppo_math.logprobs_from_logits(full, tokens)
         chunked, entropy = roles.logprobs(name, ids, mask, tokens, 0.7)
         assert entropy is None and torch.allclose(chunked, expected, atol=1e-5)
-        if name == ppo_roles.POLICY:  # the same gradient, though each chunk's logits are recomputed in backward
+        if name == ppo_roles.POLICY:  # the same gradient, though each tile's logits are recomputed in backward
             grads = torch.autograd.grad(expected.sum(), roles.trainable, allow_unused=True)
             chunked_grads = torch.autograd.grad(chunked.sum(), roles.trainable, allow_unused=True)
             assert sum(g is not None for g in grads) > 0

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from playground.core.files import write_atomic
 from playground.core.settings import Settings
 from playground.data.preference_pairs import encode
 from playground.models.catalog import list_models, resolve_choice
@@ -29,7 +30,6 @@ from playground.models.loading import ModelCache
 from playground.models.prompting import Message
 from playground.ratings.leaderboard import display_name, model_identity
 from playground.ratings.store import ComparisonRecord
-from playground.runs.run_folder import write_atomic
 
 CHECK_FILE = "agreement.json"
 """In a reward run's folder: the last check against the votes (agreement, length bias), written by the app."""
@@ -110,15 +110,12 @@ class RewardModel:
         from playground.models.loading import compute_autocast
 
         scores: list[float] = []
-        pad = self.tokenizer.pad_token_id
         for start in range(0, len(items), batch_size):
             ids = [encode(self.tokenizer, messages, system, answer, self.run.prompt_format, self.run.max_length)
                    for messages, system, answer in items[start:start + batch_size]]
-            width = max(len(x) for x in ids)
-            input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=self.device)
-            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=self.device)
+            batch = self.tokenizer.pad({"input_ids": ids}, padding_side="right", return_tensors="pt").to(self.device)
             with torch.no_grad(), compute_autocast(self.device, self.dtype):
-                logits = self.model(input_ids=input_ids, attention_mask=mask).logits  # (batch, 1)
+                logits = self.model(**batch).logits  # (batch, 1)
             scores += logits[:, 0].float().tolist()
         return scores
 

@@ -1,5 +1,6 @@
-"""What every training stage does the same way: settings, the base model (4-bit for QLoRA), the LoRA config, the
-trainer arguments they share, the SFT adapter a later stage starts from, and saving the final adapter.
+"""What every training stage does the same way, PPO's loop included: settings, the base model (4-bit for QLoRA),
+the LoRA config, the SFT adapter a later stage starts from, float32 master weights, and saving the final adapter.
+(What only the TRL stages share — their trainer arguments and runner — is :mod:`playground.train.trl_stage`.)
 
 Every adapter a run saves sits directly on the base model the user picked (a stage that "starts from an SFT run"
 starts its LoRA weights from that run's adapter rather than stacking a second adapter), so the catalog, the
@@ -9,11 +10,11 @@ Reward tab and PPO can all load any run's adapter the same way: base + one adapt
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from playground.core.distributed import is_main_process
+from playground.core.files import staged_folder
 from playground.core.settings import Settings
 from playground.models.catalog import CatalogError, ModelSpec, list_models, resolve_choice
 from playground.models.loading import (
@@ -23,7 +24,7 @@ from playground.models.loading import (
     pick_device,
     resolve_dtype,
 )
-from playground.runs.run_folder import RunFolder, write_atomic
+from playground.runs.run_folder import RunFolder
 from playground.train.config import ConfigError, TrainConfig
 
 ADAPTER_INFO = "playground.json"
@@ -137,20 +138,6 @@ def gpu_memory_peaks() -> dict[str, float]:
     return peaks
 
 
-def trainer_kwargs(cfg: TrainConfig, folder: RunFolder, precision: dict[str, Any], has_eval: bool) -> dict[str, Any]:
-    """The TRL config arguments every stage sets the same way (each stage adds its own and picks the class)."""
-    return dict(
-        output_dir=str(folder.checkpoints), per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.gradient_accumulation,
-        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps or -1,
-        warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine", max_length=cfg.max_length,
-        gradient_checkpointing=cfg.gradient_checkpointing, seed=cfg.seed, data_seed=cfg.seed, logging_steps=1,
-        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
-        eval_strategy="steps" if has_eval else "no", eval_steps=cfg.save_steps, report_to="none",
-        include_num_input_tokens_seen="non_padding", disable_tqdm=False, dataloader_num_workers=0, **precision)
-
-
 def keep_trainable_fp32(model: Any) -> None:
     """Every trainable parameter (LoRA, score head) in float32: master weights, with autocast doing the matmuls in
     the training precision. TRL 1.16's SFT, reward and DPO trainers cast the trainable parameters of a quantized
@@ -163,33 +150,19 @@ def keep_trainable_fp32(model: Any) -> None:
             param.data = param.data.float()
 
 
-def run_training(trainer: Any, folder: RunFolder, resume: bool, final_eval_every: int = 0) -> None:
-    """Train from step 0, or on resume from the folder's newest checkpoint (the step count goes on). With
-    ``final_eval_every`` (the eval interval), held-out figures are measured at the last step too, unless the last
-    step already was an eval step."""
-    checkpoint = folder.last_checkpoint() if resume else None
-    print(f"Resuming from {checkpoint.name}" if checkpoint else "Starting from step 0", flush=True)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    if final_eval_every and trainer.eval_dataset is not None and trainer.state.global_step % final_eval_every:
-        trainer.evaluate()
-
-
 def save_adapter(model: Any, cfg: TrainConfig, folder: RunFolder, **info: Any) -> None:
     """Save the trained LoRA adapter (only the run's own: ``default``), naming the base as the user chose it, with
-    what the playground needs to use it; written under a temporary name and renamed. Only the main process of a
-    multi-process run saves it (the others hold the same weights, and would race it on the rename)."""
+    what the playground needs to use it; written whole into a temporary folder that then takes the adapter's place
+    (:func:`playground.core.files.staged_folder`). Only the main process of a multi-process run saves it (the others
+    hold the same weights, and would race it on the rename)."""
     if not is_main_process():
         return
-    staging = folder.path / ".adapter-tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(str(staging), selected_adapters=["default"])
-    adapter_config = staging / "adapter_config.json"
-    data = json.loads(adapter_config.read_text())
-    data["base_model_name_or_path"] = cfg.base_model  # the catalog resolves it (a packaged key stays offline)
-    adapter_config.write_text(json.dumps(data, indent=2))
-    write_atomic(staging / ADAPTER_INFO, json.dumps({"run": cfg.name, "stage": cfg.stage,
-                                                     "base_model": cfg.base_model,
-                                                     "prompt_format": cfg.prompt_format, **info}, indent=2))
-    if folder.adapter.exists():
-        shutil.rmtree(folder.adapter)
-    staging.rename(folder.adapter)
+    with staged_folder(folder.adapter) as staging:
+        model.save_pretrained(str(staging), selected_adapters=["default"])
+        adapter_config = staging / "adapter_config.json"
+        data = json.loads(adapter_config.read_text())
+        data["base_model_name_or_path"] = cfg.base_model  # the catalog resolves it (a packaged key stays offline)
+        adapter_config.write_text(json.dumps(data, indent=2))
+        (staging / ADAPTER_INFO).write_text(json.dumps({"run": cfg.name, "stage": cfg.stage,
+                                                        "base_model": cfg.base_model,
+                                                        "prompt_format": cfg.prompt_format, **info}, indent=2))

@@ -18,18 +18,9 @@ from playground.core.settings import Settings
 from playground.data.preference_pairs import Pair, run_pairs
 from playground.models.prompting import render
 from playground.runs.run_folder import RunFolder
+from playground.train import trl_stage
 from playground.train.callbacks import RunCallback
-from playground.train.common import (
-    keep_trainable_fp32,
-    load_base,
-    lora_config,
-    run_training,
-    save_adapter,
-    settings_for,
-    sft_adapter,
-    trainer_kwargs,
-    uses_4bit,
-)
+from playground.train.common import load_base, lora_config, settings_for, sft_adapter
 from playground.train.config import DPOConfig
 
 
@@ -67,8 +58,8 @@ def build_model(cfg: DPOConfig, settings: Settings) -> tuple[Any, Any, dict[str,
 
 
 def build_trainer(cfg: DPOConfig, folder: RunFolder, resume: bool = False) -> tuple[Any, RunCallback]:
-    """The DPOTrainer for ``cfg`` (policy, the run's pair split, callback), ready to train, with every trainable
-    parameter in float32 (:func:`keep_trainable_fp32`)."""
+    """The DPOTrainer for ``cfg`` (policy, the run's pair split, callback), ready to train
+    (:func:`trl_stage.build_trainer`)."""
     from trl import DPOConfig as TrlDPOConfig
     from trl import DPOTrainer
 
@@ -78,18 +69,13 @@ def build_trainer(cfg: DPOConfig, folder: RunFolder, resume: bool = False) -> tu
     print(f"{len(train_pairs)} training pairs, {len(eval_pairs)} held out", flush=True)
     train = preference_dataset(train_pairs, tokenizer, cfg)
     evaluation = preference_dataset(eval_pairs, tokenizer, cfg) if eval_pairs else None
-    args = TrlDPOConfig(beta=cfg.beta, loss_type=[cfg.loss_type],
-                        **trainer_kwargs(cfg, folder, precision, evaluation is not None))
-    callback = RunCallback(folder)
-    trainer = DPOTrainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=[callback])
-    keep_trainable_fp32(trainer.model)
-    return trainer, callback
+    return trl_stage.build_trainer(DPOTrainer, TrlDPOConfig, cfg, folder, model=model, tokenizer=tokenizer,
+                                   precision=precision, peft_config=peft_config, train=train, evaluation=evaluation,
+                                   beta=cfg.beta, loss_type=[cfg.loss_type])
 
 
 def main(cfg: DPOConfig, folder: RunFolder, resume: bool = False) -> str:
-    """Run DPO in ``folder``; returns the final state ("finished" or "stopped")."""
-    trainer, callback = build_trainer(cfg, folder, resume)
-    run_training(trainer, folder, resume, final_eval_every=cfg.save_steps)  # held-out figures at the last step too
-    save_adapter(trainer.model, cfg, folder, beta=cfg.beta, quantized=uses_4bit(cfg))
-    return "stopped" if callback.stopped else "finished"
+    """Run DPO in ``folder``; returns the final state ("finished" or "stopped"). Held-out figures are measured at
+    the last step too."""
+    return trl_stage.run_stage(*build_trainer(cfg, folder, resume), cfg, folder, resume, final_eval=True,
+                               beta=cfg.beta)

@@ -35,12 +35,13 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from playground.core.files import staged_folder
 from playground.core.settings import Settings
 from playground.data import prompt_sets
 from playground.data.preference_pairs import encode, encode_prompt
 from playground.data.prompt_sets import Prompt
 from playground.runs.reward_model import RewardRun, find_run
-from playground.runs.run_folder import RunFolder, write_atomic
+from playground.runs.run_folder import RunFolder
 from playground.train import ppo_math
 from playground.train.common import gpu_memory_peaks, save_adapter, settings_for, uses_4bit
 from playground.train.config import ConfigError, PPOConfig
@@ -136,18 +137,13 @@ def generation_config(cfg: PPOConfig, tokenizer: Any) -> Any:
 def encode_queries(prompts: Sequence[Prompt], tokenizer: Any, cfg: PPOConfig, device: Any) -> tuple[Any, Any]:
     """Left-padded prompt ids and mask (B, P), rendered as Compare prompts the tuned model; long prompts keep their
     first token (BOS) and their last tokens, leaving room for the answer."""
-    import torch
-
     room = cfg.max_length - cfg.response_length
     rows = []
     for prompt in prompts:
         ids = encode_prompt(tokenizer, prompt.messages, prompt.system, cfg.prompt_format)
         rows.append(ids if len(ids) <= room else ids[:1] + ids[len(ids) - room + 1:])
-    width = max(len(r) for r in rows)
-    pad = tokenizer.pad_token_id
-    query = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-    return query, mask
+    padded = tokenizer.pad({"input_ids": rows}, padding_side="left", return_tensors="pt")
+    return padded["input_ids"].to(device), padded["attention_mask"].to(device)
 
 
 def rollout(roles: SharedBase, prompts: list[Prompt], cfg: PPOConfig, gen_config: Any) -> Rollout:
@@ -161,9 +157,10 @@ def rollout(roles: SharedBase, prompts: list[Prompt], cfg: PPOConfig, gen_config
     for start in range(0, len(prompts), micro):
         part = roles.generate(query[start:start + micro], query_mask[start:start + micro], gen_config)
         chunks.append(part)
-    width = max(c.shape[1] for c in chunks)
-    answer = torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1]), value=tokenizer.pad_token_id)
-                        for c in chunks])
+    # the micro-batches' answers end at different lengths: right-padded to the longest (with the pad token, as
+    # generate pads a micro-batch's shorter answers after their EOS)
+    answer = tokenizer.pad({"input_ids": [row for part in chunks for row in part]}, padding_side="right",
+                           return_tensors="pt")["input_ids"].to(roles.device)
     mask, has_eos = ppo_math.answer_mask(answer, tokenizer.eos_token_id)
     texts = [tokenizer.decode(row[: int(m.sum())], skip_special_tokens=True).strip()
              for row, m in zip(answer.tolist(), mask)]
@@ -177,14 +174,12 @@ def reward_scorer(roles: SharedBase, run: RewardRun, micro: int) -> Scorer:
     import torch
 
     def score(prompts: Sequence[Prompt], texts: list[str], answer: Any, mask: Any) -> Any:
-        pad = roles.reward_pad_id
         scores = []
         for start in range(0, len(texts), micro):
             ids = [encode(roles.tokenizer, p.messages, p.system, text, run.prompt_format, run.max_length)
                    for p, text in zip(prompts[start:start + micro], texts[start:start + micro])]
-            width = max(len(x) for x in ids)
-            batch = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=roles.device)
-            scores.append(roles.reward(batch))
+            batch = roles.tokenizer.pad({"input_ids": ids}, padding_side="right", return_tensors="pt")["input_ids"]
+            scores.append(roles.reward(batch.to(roles.device)))
         return torch.cat(scores)
 
     return score
@@ -264,6 +259,14 @@ def make_scaler(roles: SharedBase) -> Any:
     return torch.amp.GradScaler(roles.device.type, enabled=bool(roles.precision.get("fp16")))
 
 
+def make_scheduler(optimizer: Any, warmup: int) -> Any:
+    """The learning rate, stepped once per PPO step: warmed up linearly from 0 over ``warmup`` steps, then constant
+    (transformers' schedule, a ``LambdaLR``: a checkpoint's scheduler state loads into it whatever its lambda)."""
+    from transformers import get_constant_schedule_with_warmup
+
+    return get_constant_schedule_with_warmup(optimizer, warmup)
+
+
 def ppo_update(roles: SharedBase, batch: Rollout, adv: Any, returns: Any, cfg: PPOConfig, optimizer: Any,
                scheduler: Any, generator: Any, scaler: Any) -> dict[str, float]:
     """``ppo_epochs`` passes over the batch in shuffled minibatches; returns the mean losses and statistics (and
@@ -314,28 +317,25 @@ def ppo_update(roles: SharedBase, batch: Rollout, adv: Any, returns: Any, cfg: P
 def save_checkpoint(roles: SharedBase, folder: RunFolder, step: int, optimizer: Any, scheduler: Any,
                     kl: Any, generator: Any, scaler: Any) -> Path:
     """checkpoints/checkpoint-<step>/: policy and value adapters + value head (safetensors), optimizer, scheduler
-    and RNG states (tensors only), step and β (JSON). Written under a temporary name, then renamed; keeps two."""
+    and RNG states (tensors only), step and β (JSON). Written whole into a temporary folder that then takes the
+    checkpoint's place (:func:`playground.core.files.staged_folder`); keeps two."""
     import torch
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
     target = folder.checkpoints / f"checkpoint-{step}"
-    staging = folder.checkpoints / f".checkpoint-{step}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     policy = get_peft_model_state_dict(roles.model, adapter_name=POLICY)
     value = get_peft_model_state_dict(roles.model, adapter_name=VALUE) | {
         f"value_head.{k}": v for k, v in roles.value_head.state_dict().items()}
-    save_file({k: v.detach().contiguous().cpu() for k, v in policy.items()}, str(staging / "policy.safetensors"))
-    save_file({k: v.detach().contiguous().cpu() for k, v in value.items()}, str(staging / "value.safetensors"))
     rng = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state()
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng,
-                "scaler": scaler.state_dict()}, staging / "state.pt")
-    write_atomic(staging / "state.json", json.dumps({"step": step, "kl": kl.state_dict()}))
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    with staged_folder(target) as staging:
+        save_file({k: v.detach().contiguous().cpu() for k, v in policy.items()}, str(staging / "policy.safetensors"))
+        save_file({k: v.detach().contiguous().cpu() for k, v in value.items()}, str(staging / "value.safetensors"))
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng,
+                    "scaler": scaler.state_dict()}, staging / "state.pt")
+        (staging / "state.json").write_text(json.dumps({"step": step, "kl": kl.state_dict()}))
     old = sorted((p for p in folder.checkpoints.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
                  key=lambda p: int(p.name.split("-")[-1]))
     for stale in old[:-KEEP_CHECKPOINTS]:
@@ -441,8 +441,7 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
     gen_config = generation_config(cfg, roles.tokenizer)
     steps = total_steps(cfg, len(train_prompts))
     optimizer, scaler = make_optimizer(roles, cfg), make_scaler(roles)
-    warmup = int(steps * cfg.warmup_ratio)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)))
+    scheduler = make_scheduler(optimizer, int(steps * cfg.warmup_ratio))
     kl = (ppo_math.AdaptiveKLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon) if cfg.adaptive_kl
           else ppo_math.FixedKLController(cfg.kl_coef))
     generator = torch.Generator().manual_seed(cfg.seed)

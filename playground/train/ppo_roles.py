@@ -35,47 +35,51 @@ from playground.train.config import PPOConfig
 POLICY, REFERENCE, REWARD, VALUE = "default", "reference", "reward", "value"
 """Adapter names. The policy's is PEFT's default, so the run's adapter saves as any other stage's."""
 
-ANSWER_CHUNK = 8
-"""Answer positions per pass through the LM head in :func:`head_logprobs`."""
-
-
-def _chunk_logits(head: Any, hidden: Any, temperature: float, softcap: float | None) -> Any:
-    """(B, c, H) hidden states → (B, c, V) tempered float32 logits."""
-    logits = head(hidden).float()
-    if softcap:  # Gemma 2's final logit soft-capping, as its forward applies it
-        logits = softcap * (logits / softcap).tanh()
-    return logits / temperature
-
-
-def _chunk_logprobs(head: Any, hidden: Any, tokens: Any, temperature: float, softcap: float | None) -> Any:
-    return ppo_math.logprobs_from_logits(_chunk_logits(head, hidden, temperature, softcap), tokens)
+VOCAB_CHUNK = 32768
+"""Vocabulary columns per tile of the LM head in :func:`head_logprobs` (TRL's fused LM head uses as many)."""
 
 
 def head_logprobs(head: Any, hidden: Any, tokens: Any, temperature: float, entropy: bool = False,
-                  softcap: float | None = None) -> tuple[Any, Any]:
+                  softcap: float | None = None, scale: float = 1.0) -> tuple[Any, Any]:
     """log π(token) at each answer position from the backbone's hidden states: (B, T, H) hidden and (B, T) tokens →
     ((B, T) log-probabilities of the tempered distribution, (B, T) entropies when ``entropy`` else None).
 
-    Written by hand because no library does it for PPO's shapes: the LM head runs on ``ANSWER_CHUNK`` positions at a
-    time, and with gradients each chunk is recomputed in the backward pass (activation checkpointing), so the
-    (B, T, V) logits are never whole in memory — with a large vocabulary (Gemma: 262,144 tokens) they and their
-    log-softmax and gradient would be most of a step's memory (docs/BENCHMARKS.md, PPO)."""
-    import torch
-    from torch.utils.checkpoint import checkpoint
+    The logits are ``softcap · tanh(scale · head(h) / softcap) / temperature`` (no cap when ``softcap`` is None),
+    which is what every model we support computes (:func:`logit_scale`; ``head`` a plain ``Linear``, with or without
+    bias, its weight tied to the embeddings or not). TRL's :class:`trl.kernels.ChunkedLogProbFunction` computes them
+    on tiles of ``VOCAB_CHUNK`` vocabulary columns folded into an online log-sum-exp, and recomputes each tile in the
+    backward pass, so the (B, T, V) logits are never whole in memory — with a large vocabulary (Gemma: 262,144
+    tokens) they and their log-softmax and gradient would be most of a step's memory (docs/BENCHMARKS.md, PPO). The
+    projection runs in the autocast dtype when autocast is on (as the head's own forward would), the rest in
+    float32."""
+    from trl.kernels import ChunkedLogProbFunction
 
-    logprobs, entropies = [], []
-    for start in range(0, tokens.shape[1], ANSWER_CHUNK):
-        part, chosen = hidden[:, start:start + ANSWER_CHUNK], tokens[:, start:start + ANSWER_CHUNK]
-        if torch.is_grad_enabled() and part.requires_grad:
-            logprobs.append(checkpoint(_chunk_logprobs, head, part, chosen, temperature, softcap,
-                                       use_reentrant=False))
-            continue
-        logits = _chunk_logits(head, part, temperature, softcap)
-        logprobs.append(ppo_math.logprobs_from_logits(logits, chosen))
-        if entropy:
-            entropies.append(ppo_math.entropy_from_logits(logits))
-        del logits
-    return torch.cat(logprobs, 1), (torch.cat(entropies, 1) if entropy else None)
+    batch, width = tokens.shape
+    logprobs, entropies, *_ = ChunkedLogProbFunction.apply(
+        hidden.reshape(batch * width, hidden.shape[-1]), head.weight, head.bias, tokens.reshape(-1), temperature,
+        VOCAB_CHUNK, softcap, scale, ("entropy",) if entropy else ())
+    return logprobs.view(batch, width), (entropies.view(batch, width) if entropy else None)
+
+
+def logit_scale(config: Any) -> float:
+    """What a model multiplies its LM head's output by before any soft-capping: Cohere's ``logit_scale``, 1 /
+    Granite's ``logits_scaling`` (it divides by it), 1 for the others (Gemma 2 and 3 soft-cap instead: their
+    ``final_logit_softcapping``; Llama, SmolLM2 and Qwen2 neither scale nor cap)."""
+    text = config.get_text_config()
+    if getattr(text, "logit_scale", None) is not None:
+        return float(text.logit_scale)
+    if getattr(text, "logits_scaling", None) is not None:
+        return 1.0 / float(text.logits_scaling)
+    return 1.0
+
+
+def is_plain_head(head: Any) -> bool:
+    """Whether the LM head is a ``Linear`` with float weights, which :func:`head_logprobs` reads directly. Not so
+    when a user's ``target_modules`` put a LoRA (or PEFT's ``modules_to_save``) on the head, or the head is
+    quantized: its output is then not ``weight @ h + bias``, and the log-probs come from the model's own forward."""
+    import torch
+
+    return isinstance(head, torch.nn.Linear) and head.weight.is_floating_point()
 
 
 def autocast_for(precision: dict[str, Any], device: Any) -> Any:
@@ -86,13 +90,6 @@ def autocast_for(precision: dict[str, Any], device: Any) -> Any:
 
     dtype = torch.bfloat16 if precision.get("bf16") else torch.float16 if precision.get("fp16") else torch.float32
     return compute_autocast(device, dtype)
-
-
-def uses_plain_head(config: Any) -> bool:
-    """Whether logits are just the LM head of the last hidden state (+ optional soft-capping), so that
-    :func:`head_logprobs` computes what the model's own forward would; models that scale their logits don't."""
-    text = config.get_text_config()
-    return all(getattr(text, key, None) in (None, 1, 1.0) for key in ("logit_scale", "logits_scaling"))
 
 
 def position_ids(mask: Any) -> Any:
@@ -126,7 +123,6 @@ class SharedBase:
         from peft import PeftModel, get_peft_model
 
         base, self.tokenizer, self.precision = load_base(cfg, settings)
-        self.tokenizer.padding_side = "left"
         start = sft_adapter(cfg, settings)
         if start is None:
             self.model = get_peft_model(base, lora_config(cfg, "CAUSAL_LM"))
@@ -152,8 +148,9 @@ class SharedBase:
         self.model.get_base_model().generation_config = GenerationConfig()
         self.device = next(p.device for p in self.model.parameters())
         hidden = base.config.get_text_config().hidden_size
-        self.plain_head = uses_plain_head(base.config)
+        self.plain_head = is_plain_head(self.model.get_output_embeddings())
         self.softcap = getattr(base.config.get_text_config(), "final_logit_softcapping", None)
+        self.logit_scale = logit_scale(base.config)
         self.score_head: Any = None
         self.reward_pad_id = self.tokenizer.pad_token_id
         reward_weights: dict[str, Any] = {}
@@ -285,14 +282,14 @@ class SharedBase:
         """log π(answer token) under the tempered policy or reference: (B, L) sequences whose last T tokens are the
         (B, T) ``tokens`` → ((B, T) log-probabilities, (B, T) entropies or None). See :func:`head_logprobs`."""
         width = tokens.shape[1]
-        if not self.plain_head:  # a model that post-processes its logits: take them from its own forward
+        if not self.plain_head:  # a LoRA'd or quantized head (is_plain_head): the logits of the model's forward
             logits = self.logits(name, ids, mask, width) / temperature
             return (ppo_math.logprobs_from_logits(logits, tokens),
                     ppo_math.entropy_from_logits(logits) if entropy else None)
         with self.role(name), self.autocast():
             hidden = self._hidden(ids, mask)[:, -width - 1:-1]  # (B, T, H): the state before each answer token
             return head_logprobs(self.model.get_output_embeddings(), hidden, tokens, temperature, entropy,
-                                 self.softcap)
+                                 self.softcap, self.logit_scale)
 
     def _hidden(self, ids: Any, mask: Any) -> Any:
         """The backbone's last hidden states (B, L, H), after the final norm (the heads' input)."""

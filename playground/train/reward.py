@@ -16,18 +16,9 @@ from typing import Any
 from playground.core.settings import Settings
 from playground.data.preference_pairs import Pair, encode_answer, encode_prompt, fit, run_pairs
 from playground.runs.run_folder import RunFolder
+from playground.train import trl_stage
 from playground.train.callbacks import RunCallback
-from playground.train.common import (
-    keep_trainable_fp32,
-    load_base,
-    lora_config,
-    run_training,
-    save_adapter,
-    settings_for,
-    sft_adapter,
-    trainer_kwargs,
-    uses_4bit,
-)
+from playground.train.common import load_base, lora_config, settings_for, sft_adapter
 from playground.train.config import RewardConfig
 
 
@@ -72,8 +63,8 @@ def build_model(cfg: RewardConfig, settings: Settings) -> tuple[Any, Any, dict[s
 
 
 def build_trainer(cfg: RewardConfig, folder: RunFolder, resume: bool = False) -> tuple[Any, RunCallback]:
-    """The RewardTrainer for ``cfg`` (model, the run's pair split, callback), ready to train, with every trainable
-    parameter — LoRA and score head — in float32 (:func:`keep_trainable_fp32`)."""
+    """The RewardTrainer for ``cfg`` (model, the run's pair split, callback), ready to train, its score head trained
+    and kept float32 with the LoRA (:func:`trl_stage.build_trainer`)."""
     from trl import RewardConfig as TrlRewardConfig
     from trl import RewardTrainer
 
@@ -83,24 +74,19 @@ def build_trainer(cfg: RewardConfig, folder: RunFolder, resume: bool = False) ->
     print(f"{len(train_pairs)} training pairs, {len(eval_pairs)} held out for accuracy", flush=True)
     train, evaluation = tokenized(train_pairs, tokenizer, cfg), tokenized(eval_pairs, tokenizer, cfg) \
         if eval_pairs else None
-    args = TrlRewardConfig(center_rewards_coefficient=cfg.center_rewards_coefficient or None,
-                           # Batches of pairs of similar lengths waste less compute on padding (random batches of
-                           # the bundled pairs were ~38 % padding: see docs/BENCHMARKS.md, reward). Only the order
-                           # changes. The sampler reads the `length` column, which RewardTrainer would drop (it
-                           # keeps chosen_ids / rejected_ids / margin); its collator ignores other columns.
-                           train_sampling_strategy="group_by_length", remove_unused_columns=False,
-                           **trainer_kwargs(cfg, folder, precision, evaluation is not None))
-    callback = RunCallback(folder)
-    trainer = RewardTrainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
-                            processing_class=tokenizer, peft_config=peft_config, callbacks=[callback])
-    keep_trainable_fp32(trainer.model)
-    return trainer, callback
+    return trl_stage.build_trainer(
+        RewardTrainer, TrlRewardConfig, cfg, folder, model=model, tokenizer=tokenizer, precision=precision,
+        peft_config=peft_config, train=train, evaluation=evaluation,
+        center_rewards_coefficient=cfg.center_rewards_coefficient or None,
+        # Batches of pairs of similar lengths waste less compute on padding (random batches of the bundled pairs
+        # were ~38 % padding: see docs/BENCHMARKS.md, reward). Only the order changes. The sampler reads the
+        # `length` column, which RewardTrainer would drop (it keeps chosen_ids / rejected_ids / margin); its
+        # collator ignores other columns.
+        train_sampling_strategy="group_by_length", remove_unused_columns=False)
 
 
 def main(cfg: RewardConfig, folder: RunFolder, resume: bool = False) -> str:
-    """Train a reward model in ``folder``; returns the final state ("finished" or "stopped")."""
-    trainer, callback = build_trainer(cfg, folder, resume)
-    run_training(trainer, folder, resume, final_eval_every=cfg.save_steps)  # held-out figures at the last step too
-    save_adapter(trainer.model, cfg, folder, max_length=cfg.max_length, num_labels=1,
-                 quantized=uses_4bit(cfg))
-    return "stopped" if callback.stopped else "finished"
+    """Train a reward model in ``folder``; returns the final state ("finished" or "stopped"). Held-out figures are
+    measured at the last step too."""
+    return trl_stage.run_stage(*build_trainer(cfg, folder, resume), cfg, folder, resume, final_eval=True,
+                               max_length=cfg.max_length, num_labels=1)

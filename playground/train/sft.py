@@ -15,17 +15,9 @@ from playground.core.settings import Settings
 from playground.data.instructions import load_examples, resolve
 from playground.models.prompting import render
 from playground.runs.run_folder import RunFolder
+from playground.train import trl_stage
 from playground.train.callbacks import RunCallback
-from playground.train.common import (
-    keep_trainable_fp32,
-    load_base,
-    lora_config,
-    run_training,
-    save_adapter,
-    settings_for,
-    trainer_kwargs,
-    uses_4bit,
-)
+from playground.train.common import load_base, lora_config, settings_for
 from playground.train.config import SFTConfig
 
 
@@ -44,20 +36,9 @@ def build_dataset(cfg: SFTConfig, settings: Settings, tokenizer: Any) -> tuple[A
     return train, (Dataset.from_list(rows[:held]) if held else None)
 
 
-def trainer_args(cfg: SFTConfig, folder: RunFolder, precision: dict[str, Any], has_eval: bool) -> Any:
-    from trl import SFTConfig as TrlSFTConfig
-
-    return TrlSFTConfig(
-        completion_only_loss=cfg.completion_only_loss,
-        # Batches of similar lengths waste less compute on padding (instructions are 18–101 tokens; random batches
-        # were ~30 % padding: see docs/BENCHMARKS.md, SFT). Only the order changes, not what is learned.
-        train_sampling_strategy="group_by_length",
-        **trainer_kwargs(cfg, folder, precision, has_eval))
-
-
 def build_trainer(cfg: SFTConfig, folder: RunFolder) -> tuple[Any, RunCallback]:
-    """The SFTTrainer for ``cfg`` (model, data, callback), ready to train, with every trainable parameter in float32
-    (:func:`keep_trainable_fp32`)."""
+    """The SFTTrainer for ``cfg`` (model, data, callback), ready to train (:func:`trl_stage.build_trainer`)."""
+    from trl import SFTConfig as TrlSFTConfig
     from trl import SFTTrainer
 
     settings = settings_for(cfg)
@@ -65,17 +46,15 @@ def build_trainer(cfg: SFTConfig, folder: RunFolder) -> tuple[Any, RunCallback]:
     train, evaluation = build_dataset(cfg, settings, tokenizer)
     print(f"{len(train)} training examples, {len(evaluation) if evaluation else 0} held out for eval loss",
           flush=True)
-    callback = RunCallback(folder)
-    trainer = SFTTrainer(model=model, args=trainer_args(cfg, folder, precision, evaluation is not None),
-                         train_dataset=train, eval_dataset=evaluation, processing_class=tokenizer,
-                         peft_config=lora_config(cfg, "CAUSAL_LM"), callbacks=[callback])
-    keep_trainable_fp32(trainer.model)
-    return trainer, callback
+    return trl_stage.build_trainer(
+        SFTTrainer, TrlSFTConfig, cfg, folder, model=model, tokenizer=tokenizer, precision=precision,
+        peft_config=lora_config(cfg, "CAUSAL_LM"), train=train, evaluation=evaluation,
+        completion_only_loss=cfg.completion_only_loss,
+        # Batches of similar lengths waste less compute on padding (instructions are 18–101 tokens; random batches
+        # were ~30 % padding: see docs/BENCHMARKS.md, SFT). Only the order changes, not what is learned.
+        train_sampling_strategy="group_by_length")
 
 
 def main(cfg: SFTConfig, folder: RunFolder, resume: bool = False) -> str:
     """Run SFT in ``folder``; returns the final state ("finished" or "stopped")."""
-    trainer, callback = build_trainer(cfg, folder)
-    run_training(trainer, folder, resume)
-    save_adapter(trainer.model, cfg, folder, quantized=uses_4bit(cfg))
-    return "stopped" if callback.stopped else "finished"
+    return trl_stage.run_stage(*build_trainer(cfg, folder), cfg, folder, resume)

@@ -1,0 +1,68 @@
+"""The one runner of the stages TRL trains (SFT, reward, DPO): trainer arguments → trainer → train → save.
+
+Each stage keeps what is its own — its data, its model (a fresh LoRA or the SFT run's), its TRL trainer class and
+the arguments only it sets — and hands them to :func:`build_trainer`; its ``main`` is :func:`run_stage`. Everything
+else is done here once, the same way for every stage: the arguments they share, the run's callback (metrics,
+heartbeat, Stop), float32 master weights, training from step 0 or the newest checkpoint, and saving the adapter.
+PPO has its own loop (:mod:`playground.train.ppo`): TRL has no PPO trainer since 1.13.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playground.runs.run_folder import RunFolder
+from playground.train.callbacks import RunCallback
+from playground.train.common import keep_trainable_fp32, save_adapter, uses_4bit
+from playground.train.config import TrainConfig
+
+
+def trainer_kwargs(cfg: TrainConfig, folder: RunFolder, precision: dict[str, Any], has_eval: bool) -> dict[str, Any]:
+    """The TRL config arguments every stage sets the same way (each stage adds its own and picks the class)."""
+    return dict(
+        output_dir=str(folder.checkpoints), per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.gradient_accumulation,
+        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine", max_length=cfg.max_length,
+        gradient_checkpointing=cfg.gradient_checkpointing, seed=cfg.seed, data_seed=cfg.seed, logging_steps=1,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
+        eval_strategy="steps" if has_eval else "no", eval_steps=cfg.save_steps, report_to="none",
+        include_num_input_tokens_seen="non_padding", disable_tqdm=False, dataloader_num_workers=0, **precision)
+
+
+def build_trainer(trainer_class: type[Any], args_class: type[Any], cfg: TrainConfig, folder: RunFolder, *,
+                  model: Any, tokenizer: Any, precision: dict[str, Any], peft_config: Any, train: Any,
+                  evaluation: Any, **stage_args: Any) -> tuple[Any, RunCallback]:
+    """A stage's TRL trainer, ready to train: ``trainer_class`` (``SFTTrainer``, ``RewardTrainer``, ``DPOTrainer``)
+    on ``model`` (with ``peft_config``, or None when the model already holds its adapter), the ``train`` and
+    ``evaluation`` datasets (None: no eval), the stage's ``args_class`` built from :func:`trainer_kwargs` and the
+    stage's own ``stage_args``, and the run's callback; every trainable parameter in float32
+    (:func:`playground.train.common.keep_trainable_fp32`). Returns (trainer, callback)."""
+    args = args_class(**stage_args, **trainer_kwargs(cfg, folder, precision, evaluation is not None))
+    callback = RunCallback(folder)
+    trainer = trainer_class(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
+                            processing_class=tokenizer, peft_config=peft_config, callbacks=[callback])
+    keep_trainable_fp32(trainer.model)
+    return trainer, callback
+
+
+def run_training(trainer: Any, folder: RunFolder, resume: bool, final_eval_every: int = 0) -> None:
+    """Train from step 0, or on resume from the folder's newest checkpoint (the step count goes on). With
+    ``final_eval_every`` (the eval interval), held-out figures are measured at the last step too, unless the last
+    step already was an eval step."""
+    checkpoint = folder.last_checkpoint() if resume else None
+    print(f"Resuming from {checkpoint.name}" if checkpoint else "Starting from step 0", flush=True)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if final_eval_every and trainer.eval_dataset is not None and trainer.state.global_step % final_eval_every:
+        trainer.evaluate()
+
+
+def run_stage(trainer: Any, callback: RunCallback, cfg: TrainConfig, folder: RunFolder, resume: bool,
+              final_eval: bool = False, **info: Any) -> str:
+    """Train a built stage (:func:`build_trainer`) in ``folder`` and save its adapter with ``info`` (and whether
+    the base was 4-bit); with ``final_eval``, held-out figures are measured at the last step too. Returns the final
+    state: "stopped" (Stop was pressed) or "finished"."""
+    run_training(trainer, folder, resume, final_eval_every=cfg.save_steps if final_eval else 0)
+    save_adapter(trainer.model, cfg, folder, **info, quantized=uses_4bit(cfg))
+    return "stopped" if callback.stopped else "finished"
