@@ -24,6 +24,7 @@ from playground.data.instructions import (
     short,
     task_counts,
 )
+from playground.ui.rater import bind
 
 INTRO = """
 **Instruction tuning** is fine-tuning a pretrained model on many (instruction, answer) pairs spanning many different
@@ -42,6 +43,8 @@ def intro() -> str:
     """The tab's introduction, with the bundled instructions' task families counted from the file (a count written
     by hand goes stale when the data changes)."""
     return INTRO.format(families=len(task_counts(load_examples(BUNDLED["instructions"]))))
+
+
 PREVIEW_ROWS = 20
 
 
@@ -63,7 +66,8 @@ def _summary(name: str, path: Path, count: int, tasks: int) -> str:
 
 
 def refresh_list(settings: Settings, current: str | None) -> list[Any]:
-    """The dataset table and the picker's choices, keeping the picked dataset (else the first one)."""
+    """The dataset table and the picker's choices (the /datasets endpoint), keeping the picked dataset (else the first
+    one)."""
     listed = list_datasets(settings)
     known = [info.name for info in listed]
     value = current if current in known else (known[0] if known else None)
@@ -71,7 +75,8 @@ def refresh_list(settings: Settings, current: str | None) -> list[Any]:
 
 
 def show(settings: Settings, picked: str | None) -> list[Any]:
-    """Summary, preview rows and per-task counts of a dataset; a file that fails its check shows the report."""
+    """Summary, preview rows and per-task counts of a dataset (the /dataset_preview endpoint); a file that fails its
+    check shows the report."""
     if not picked:
         return ["", preview_table([]), _empty_counts()]
     try:
@@ -84,7 +89,8 @@ def show(settings: Settings, picked: str | None) -> list[Any]:
 
 
 def save(settings: Settings, path: str | None, typed_name: str) -> list[Any]:
-    """Check and keep an uploaded file: a note, then the refreshed list with the new dataset picked (on success)."""
+    """Check and keep an uploaded dataset file (the /dataset_upload endpoint): a note, then the refreshed list with the
+    new dataset picked (on success)."""
     typed_name = (typed_name or "").strip()
     if not path:
         return ["", gr.skip(), gr.skip()]
@@ -101,8 +107,8 @@ def save(settings: Settings, path: str | None, typed_name: str) -> list[Any]:
     return [message] + refresh_list(settings, info.name)
 
 
-def _pick(frame: Any, event: gr.SelectData) -> Any:
-    """The name in the clicked row of the dataset table."""
+def picked_row(frame: Any, event: gr.SelectData) -> Any:
+    """The name in the clicked row of the dataset table, for the picker (a click outside the rows changes nothing)."""
     row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
     try:
         return frame.iloc[row]["name"]
@@ -139,24 +145,15 @@ def build(settings: Settings, tab: gr.Tab) -> None:
     # ------------------------------------------------------------------------------------------ events
 
     view = [summary, rows, counts]
-
-    def show_picked(picked: str | None) -> list[Any]:
-        return show(settings, picked)
-
-    def refresh_picked(current: str | None) -> list[Any]:
-        return refresh_list(settings, current)
-
-    def save_upload_file(path: str | None, typed_name: str) -> list[Any]:
-        return save(settings, path, typed_name)
-
+    show_picked, refresh_picked = bind(show, settings), bind(refresh_list, settings)
     choice.input(show_picked, choice, view, api_name="dataset_preview")
     refresh.click(refresh_picked, choice, [table, choice], api_name="datasets").then(
         show_picked, choice, view, api_visibility="private")
     tab.select(refresh_picked, choice, [table, choice], api_visibility="private").then(
         show_picked, choice, view, api_visibility="private")  # fresh every time the tab is opened
-    table.select(_pick, table, choice, api_visibility="private").then(
+    table.select(picked_row, table, choice, api_visibility="private").then(
         show_picked, choice, view, api_visibility="private")
-    upload.upload(save_upload_file, [upload, name], [note, table, choice], api_name="dataset_upload").then(
+    upload.upload(bind(save, settings), [upload, name], [note, table, choice], api_name="dataset_upload").then(
         show_picked, choice, view, api_visibility="private")
     _preference_section(settings, tab)
 
@@ -181,32 +178,35 @@ def preference_intro() -> str:
 
 
 def preference_table(settings: Settings) -> pd.DataFrame:
+    """The preference sources (bundled, votes, uploaded) as the section's table lists them."""
     sets = preference_pairs.list_sets(settings)
     return pd.DataFrame([(s.name, s.pairs, s.origin) for s in sets],
                         columns=["name", "pairs", "source"])
 
 
-def preference_preview(settings: Settings, picked: str | None) -> list[Any]:
-    """A summary line and the first rows of a preference source (or why it can't be read)."""
+def preference_preview(settings: Settings, choice: str | None) -> list[Any]:
+    """A summary line and the first rows of the preference source ``choice`` (or why it can't be read); the
+    /preference_preview endpoint."""
     empty = pd.DataFrame(columns=["prompt", "chosen", "rejected", "margin"])
-    if not picked:
+    if not choice:
         return ["", empty]
     try:
-        pairs = preference_pairs.load_pairs(picked, settings)
+        pairs = preference_pairs.load_pairs(choice, settings)
     except preference_pairs.PreferenceDataError as error:
         return [str(error), empty]
     rows = [(short(p.messages[-1]["content"]), short(p.chosen), short(p.rejected), p.margin)
             for p in pairs[:PREVIEW_ROWS]]
-    return [f"**{picked}** · {counted(len(pairs), 'pair')} · usable for reward-model and DPO runs",
+    return [f"**{choice}** · {counted(len(pairs), 'pair')} · usable for reward-model and DPO runs",
             pd.DataFrame(rows, columns=list(empty.columns))]
 
 
-def save_preferences(settings: Settings, path: str | None, typed_name: str) -> list[Any]:
-    """Check and keep an uploaded preference file; a note (per-row problems when refused) and the new list."""
+def save_preferences(settings: Settings, path: str | None, typed: str) -> list[Any]:
+    """Check and keep an uploaded preference file under the ``typed`` name (the /preference_upload endpoint): a note
+    (per-row problems when refused) and the new list."""
     if not path:
         return ["", gr.skip(), gr.skip()]
     try:
-        saved = preference_pairs.save_upload(Path(path), settings, (typed_name or "").strip() or None)
+        saved = preference_pairs.save_upload(Path(path), settings, (typed or "").strip() or None)
     except preference_pairs.PreferenceDataError as error:
         return [f"**Nothing was saved.** {error}", gr.skip(), gr.skip()]
     except OSError as error:
@@ -217,7 +217,14 @@ def save_preferences(settings: Settings, path: str | None, typed_name: str) -> l
     return [saved.summary(), preference_table(settings), gr.update(choices=names, value=saved.saved.name)]
 
 
+def preference_lists(settings: Settings) -> list[Any]:
+    """The preference table and the preview's choices as they are now (run when the tab opens: votes and uploads
+    made since show up)."""
+    return [preference_table(settings), gr.update(choices=[s.name for s in preference_pairs.list_sets(settings)])]
+
+
 def _preference_section(settings: Settings, tab: gr.Tab) -> None:
+    """Lay out the preference-pairs section and wire its events (layout first, events at the end)."""
     with gr.Accordion("Preference pairs (reward model, DPO)", open=False):
         gr.Markdown(preference_intro())
         listing = gr.Dataframe(preference_table(settings), interactive=False, label="Preference data")
@@ -231,13 +238,8 @@ def _preference_section(settings: Settings, tab: gr.Tab) -> None:
                 upload = gr.File(label="Preference file", file_types=[".jsonl", ".json", ".csv", ".parquet"])
             note = gr.Markdown("", elem_id="preference-upload-note")
 
-    picked.input(lambda choice: preference_preview(settings, choice), picked, [summary, rows],
-                 api_name="preference_preview")
-    upload.upload(lambda path, typed: save_preferences(settings, path, typed), [upload, name],
-                  [note, listing, picked], api_name="preference_upload").then(
-        lambda choice: preference_preview(settings, choice), picked, [summary, rows], api_visibility="private")
-
-    def refresh() -> list[Any]:
-        return [preference_table(settings), gr.update(choices=[s.name for s in preference_pairs.list_sets(settings)])]
-
-    tab.select(refresh, None, [listing, picked], api_visibility="private")
+    preview = bind(preference_preview, settings)
+    picked.input(preview, picked, [summary, rows], api_name="preference_preview")
+    upload.upload(bind(save_preferences, settings), [upload, name], [note, listing, picked],
+                  api_name="preference_upload").then(preview, picked, [summary, rows], api_visibility="private")
+    tab.select(bind(preference_lists, settings), None, [listing, picked], api_visibility="private")

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from playground.ratings import leaderboard as lb
 from playground.ratings.store import Store
+from playground.ui.rater import bind
 
 INTRO = """
 The lecture's reward model assumes **Bradley–Terry**: the chance that answer *i* beats answer *j* is
@@ -55,9 +56,11 @@ def bias_text(battles: pd.DataFrame) -> str:
             f"Ties: {bias['ties']}, both bad: {bias['both_bad']}.")
 
 
-def compute(store: Store, both_bad_label: str, rounds: float, seed: float) -> list[Any]:
-    """Everything the tab shows, from the votes now in the store."""
-    rounds = int(rounds or 0)
+def compute(store: Store, both_bad_label: str, rounds_value: float, seed_value: float) -> list[Any]:
+    """Everything the tab shows, from the votes now in the store (the /leaderboard endpoint; also run when the tab
+    opens or the both-bad choice changes): summary, table, win-rate and count heatmaps, position bias, votes per
+    rater. Fewer than 10 or more than 2000 bootstrap rounds are refused."""
+    rounds, seed = int(rounds_value or 0), int(seed_value or 0)
     if not 10 <= rounds <= 2000:
         raise gr.Error("Bootstrap rounds must be between 10 and 2000.")
     both_bad = BOTH_BAD.get(both_bad_label, "tie")
@@ -66,9 +69,9 @@ def compute(store: Store, both_bad_label: str, rounds: float, seed: float) -> li
         empty = "No votes between named models yet: vote in the Compare or Rate tab."
         return [empty, pd.DataFrame(columns=lb.TABLE_COLUMNS), None, None, "", pd.DataFrame(columns=["rater",
                                                                                                      "votes"])]
-    table = lb.leaderboard_table(battles, rounds=rounds, seed=int(seed or 0), both_bad=both_bad)
+    table = lb.leaderboard_table(battles, rounds=rounds, seed=seed, both_bad=both_bad)
     raters = lb.votes_per_rater(battles).rename_axis("rater").reset_index()
-    summary = (f"{len(battles)} votes between {len(table)} models · {rounds} bootstrap rounds (seed {int(seed or 0)})"
+    summary = (f"{len(battles)} votes between {len(table)} models · {rounds} bootstrap rounds (seed {seed})"
                f" · both-bad votes {'counted as ties' if both_bad == 'tie' else 'left out'}.")
     return [summary, table,
             heatmap(lb.win_rate_matrix(battles, both_bad), "How often the row model beat the column model", True),
@@ -96,9 +99,7 @@ def build(store: Store, tab: gr.Tab) -> None:
     outputs = [summary, table, win_rates, counts, bias, raters]
     inputs = [both_bad, rounds, seed]
 
-    def refresh_board(both_bad_label: str, rounds_value: float, seed_value: float) -> list[Any]:
-        return compute(store, both_bad_label, rounds_value, seed_value)
-
+    refresh_board = bind(compute, store)
     refresh.click(refresh_board, inputs, outputs, api_name="leaderboard")
     both_bad.change(refresh_board, inputs, outputs, api_visibility="private")
     tab.select(refresh_board, inputs, outputs, api_visibility="private")

@@ -13,6 +13,7 @@ from playground.ratings.store import Store
 from playground.runs import reward_model
 from playground.runs.jobs import Jobs
 from playground.runs.reward_model import RewardModelError, RewardModels
+from playground.ui.rater import bind
 
 INTRO = """
 A **reward model** learns R(x, y) — one number for an answer y to a prompt x — from your comparisons:
@@ -29,7 +30,7 @@ NO_RUN = ("**No reward model yet.** Make one in **Train**: stage *Reward model*,
           "and pick it.")
 
 
-def describe(name: str | None, settings: Settings, jobs: Jobs) -> tuple[str, bool]:
+def describe(settings: Settings, jobs: Jobs, name: str | None) -> tuple[str, bool]:
     """What the picker's reward run is (base, prompt format, length, held-out accuracy), and whether it can score;
     with no run, how to make one."""
     if not name:
@@ -45,9 +46,9 @@ def describe(name: str | None, settings: Settings, jobs: Jobs) -> tuple[str, boo
             f"{found.max_length} tokens{accuracy}"), True
 
 
-def run_view(name: str | None, settings: Settings, jobs: Jobs) -> list[Any]:
+def run_view(settings: Settings, jobs: Jobs, name: str | None) -> list[Any]:
     """The picked run's description and both Score buttons, usable only while a reward run is picked."""
-    text, usable = describe(name, settings, jobs)
+    text, usable = describe(settings, jobs, name)
     return [text, gr.update(interactive=usable), gr.update(interactive=usable)]
 
 
@@ -60,11 +61,101 @@ def comparison_choices(store: Store, limit: int = 200) -> list[tuple[str, str]]:
 
 
 def score_text(run: str, reward_a: float, reward_b: float) -> str:
+    """Which answer the reward model prefers, its two rewards, the margin and P(A is better) under Bradley–Terry."""
     margin = reward_a - reward_b
     p_a = 1 / (1 + math.exp(-margin))
     prefers = "A" if margin > 0 else "B" if margin < 0 else "neither"
     return (f"**{run}** prefers **{prefers}**: r(A) = {reward_a:+.3f}, r(B) = {reward_b:+.3f}, margin r(A) − r(B) = "
             f"{margin:+.3f} → P(A is better) = σ(margin) = {p_a:.2f} under Bradley–Terry.")
+
+
+# ---------------------------------------------------------------------------------------------- callbacks
+# Each takes what it works with (settings, jobs, store, reward models) first, then the event's inputs, by the names
+# the API documents.
+
+
+def run_choices(settings: Settings, store: Store, current: str | None) -> list[Any]:
+    """The reward runs to pick from (keeping the picked one, else the newest) and the stored comparisons to fill
+    from, as they are now (the tab opened or Refresh pressed: a run may have finished meanwhile)."""
+    names = [r.name for r in reward_model.reward_runs(settings)]
+    value = current if current in names else (names[-1] if names else None)
+    return [gr.update(choices=names, value=value), gr.update(choices=comparison_choices(store))]
+
+
+def switch_run(settings: Settings, jobs: Jobs, name: str | None) -> list[Any]:
+    """Another run picked: its description and Score buttons, and the agreement shown (the previous run's) cleared
+    and hidden."""
+    return run_view(settings, jobs, name) + ["", gr.update(visible=False)]
+
+
+def fill(store: Store, comparison_id: str | None) -> list[Any]:
+    """Prompt, system prompt, both answers and the earlier turns of a stored comparison (nothing changes for an id
+    that isn't one)."""
+    record = store.get(comparison_id) if comparison_id else None
+    if record is None:
+        return [gr.skip()] * 5
+    return [record.messages[-1]["content"], record.system_prompt, record.a.response, record.b.response,
+            [dict(m) for m in record.messages[:-1]]]
+
+
+def new_conversation() -> list[dict[str, str]]:
+    """No earlier turns: a prompt typed by hand starts a new conversation (it isn't the stored one's last turn)."""
+    return []
+
+
+def score_pair(models: RewardModels, name: str | None, text: str, system_prompt: str, a: str, b: str,
+               history: list[dict[str, str]] | None = None) -> list[Any]:
+    """Score answers A and B to the prompt with reward run ``name`` (the /reward_score endpoint): [the sentence saying
+    which it prefers and by how much, the numbers]. No run, a bad prompt or a missing answer is refused with a message
+    saying so."""
+    if not name:
+        raise gr.Error("Pick a reward model first (train one in the Train tab: stage Reward model).")
+    messages = list(history or []) + [{"role": "user", "content": (text or "").strip()}]
+    try:
+        validate_messages(messages)
+    except PromptError as error:
+        raise gr.Error(str(error)) from error
+    if not (a or "").strip() or not (b or "").strip():
+        raise gr.Error("Type both answers (A and B) to compare them.")
+    try:
+        model = models.get(name)
+        reward_a, reward_b = model.score([(messages, system_prompt or "", a), (messages, system_prompt or "", b)])
+    except (RewardModelError, RuntimeError, OSError, ValueError) as error:
+        raise gr.Error(f"Couldn't score with {name}: {error}") from error
+    margin = reward_a - reward_b
+    data = {"reward_a": reward_a, "reward_b": reward_b, "margin": margin,
+            "prefers": "a" if margin > 0 else "b" if margin < 0 else "neither",
+            "p_a_better": 1 / (1 + math.exp(-margin))}
+    return [score_text(name, reward_a, reward_b), data]
+
+
+def check_votes(settings: Settings, store: Store, models: RewardModels, name: str | None,
+                newest: float | None) -> list[Any]:
+    """Score both answers of the ``newest`` decisive votes (0: all) with reward run ``name`` and count how often it
+    ranks them as the human did (the /reward_agreement endpoint): [summary with any length bias, agreement per rater,
+    per model pair, reward vs length plot]. The summary is saved in the run folder (the Lecture's step 4 shows it)."""
+    if not name:
+        raise gr.Error("Pick a reward model first.")
+    records = [r for r in store.comparisons() if r.winner in ("a", "b")]
+    if int(newest or 0) > 0:
+        records = records[-int(newest):]
+    if not records:
+        raise gr.Error("No comparison is voted Left or Right is better yet: vote in Compare or Rate first.")
+    try:
+        checked = reward_model.agreement(models.get(name), records)
+    except (RewardModelError, RuntimeError, OSError, ValueError) as error:
+        raise gr.Error(f"Couldn't score with {name}: {error}") from error
+    lengths = checked.lengths()
+    summary = reward_model.save_check(settings.runs_dir / name, checked)  # the Lecture tab shows it too
+    bias = reward_model.length_bias_text(*reward_model.length_correlation(lengths))
+    text = (f"**{name}** agrees with **{summary['agreement']:.0%}** of {len(checked.rows)} human votes "
+            f"(50 % = chance).{' ' + bias if bias else ''}")
+    return [text, checked.by("rater"), checked.by("pair"), reward_model.length_plot(lengths, name)]
+
+
+def show_results() -> dict[str, Any]:
+    """Show the agreement tables and plot (hidden until a check has filled them: no empty tables before)."""
+    return gr.update(visible=True)
 
 
 def build(jobs: Jobs, store: Store, models: RewardModels, tab: gr.Tab) -> None:
@@ -74,7 +165,7 @@ def build(jobs: Jobs, store: Store, models: RewardModels, tab: gr.Tab) -> None:
     with gr.Accordion("What this tab does", open=False):
         gr.Markdown(INTRO)
     names = [r.name for r in reward_model.reward_runs(settings)]
-    first, usable = describe(names[-1] if names else None, settings, jobs)
+    first, usable = describe(settings, jobs, names[-1] if names else None)
     with gr.Row():
         run = gr.Dropdown(names, value=names[-1] if names else None, label="Reward model (a reward run)", scale=3,
                           allow_custom_value=True)
@@ -105,76 +196,14 @@ def build(jobs: Jobs, store: Store, models: RewardModels, tab: gr.Tab) -> None:
 
     # ------------------------------------------------------------------------------------------ events
 
-    def runs(current: str | None) -> list[Any]:
-        names = [r.name for r in reward_model.reward_runs(settings)]
-        value = current if current in names else (names[-1] if names else None)
-        return [gr.update(choices=names, value=value), gr.update(choices=comparison_choices(store))]
-
-    def show_run(name: str | None) -> list[Any]:
-        return run_view(name, settings, jobs)
-
-    def switch_run(name: str | None) -> list[Any]:  # another run: the agreement shown was the previous one's
-        return run_view(name, settings, jobs) + ["", gr.update(visible=False)]
-
     for event in (tab.select, refresh.click):
-        event(runs, run, [run, stored], api_visibility="private").then(show_run, run, [about, score, check],
-                                                                        api_visibility="private")
-    run.change(switch_run, run, [about, score, check, summary, results], api_visibility="private")
-
-    def fill(comparison_id: str | None) -> list[Any]:
-        record = store.get(comparison_id) if comparison_id else None
-        if record is None:
-            return [gr.skip()] * 5
-        return [record.messages[-1]["content"], record.system_prompt, record.a.response, record.b.response,
-                [dict(m) for m in record.messages[:-1]]]
-
-    stored.change(fill, stored, [prompt, system, answer_a, answer_b, earlier], api_visibility="private")
-    prompt.input(lambda: [], None, earlier, api_visibility="private")  # a typed prompt starts a new conversation
-
-    def score_pair(name: str | None, text: str, system_prompt: str, a: str, b: str,
-                   history: list[dict[str, str]] | None = None) -> list[Any]:
-        if not name:
-            raise gr.Error("Pick a reward model first (train one in the Train tab: stage Reward model).")
-        messages = list(history or []) + [{"role": "user", "content": (text or "").strip()}]
-        try:
-            validate_messages(messages)
-        except PromptError as error:
-            raise gr.Error(str(error)) from error
-        if not (a or "").strip() or not (b or "").strip():
-            raise gr.Error("Type both answers (A and B) to compare them.")
-        try:
-            model = models.get(name)
-            reward_a, reward_b = model.score([(messages, system_prompt or "", a), (messages, system_prompt or "", b)])
-        except (RewardModelError, RuntimeError, OSError, ValueError) as error:
-            raise gr.Error(f"Couldn't score with {name}: {error}") from error
-        margin = reward_a - reward_b
-        data = {"reward_a": reward_a, "reward_b": reward_b, "margin": margin,
-                "prefers": "a" if margin > 0 else "b" if margin < 0 else "neither",
-                "p_a_better": 1 / (1 + math.exp(-margin))}
-        return [score_text(name, reward_a, reward_b), data]
-
-    score.click(score_pair, [run, prompt, system, answer_a, answer_b, earlier], [result, scores],
+        event(bind(run_choices, settings, store), run, [run, stored], api_visibility="private").then(
+            bind(run_view, settings, jobs), run, [about, score, check], api_visibility="private")
+    run.change(bind(switch_run, settings, jobs), run, [about, score, check, summary, results],
+               api_visibility="private")
+    stored.change(bind(fill, store), stored, [prompt, system, answer_a, answer_b, earlier], api_visibility="private")
+    prompt.input(new_conversation, None, earlier, api_visibility="private")  # a typed prompt starts a new one
+    score.click(bind(score_pair, models), [run, prompt, system, answer_a, answer_b, earlier], [result, scores],
                 api_name="reward_score")
-
-    def check_votes(name: str | None, newest: float | None) -> list[Any]:
-        if not name:
-            raise gr.Error("Pick a reward model first.")
-        records = [r for r in store.comparisons() if r.winner in ("a", "b")]
-        if int(newest or 0) > 0:
-            records = records[-int(newest):]
-        if not records:
-            raise gr.Error("No comparison is voted Left or Right is better yet: vote in Compare or Rate first.")
-        try:
-            checked = reward_model.agreement(models.get(name), records)
-        except (RewardModelError, RuntimeError, OSError, ValueError) as error:
-            raise gr.Error(f"Couldn't score with {name}: {error}") from error
-        lengths = checked.lengths()
-        summary = reward_model.save_check(settings.runs_dir / name, checked)  # the Lecture tab shows it too
-        bias = reward_model.length_bias_text(*reward_model.length_correlation(lengths))
-        text = (f"**{name}** agrees with **{summary['agreement']:.0%}** of {len(checked.rows)} human votes "
-                f"(50 % = chance).{' ' + bias if bias else ''}")
-        return [text, checked.by("rater"), checked.by("pair"), reward_model.length_plot(lengths, name)]
-
-    check.click(check_votes, [run, limit], [summary, by_rater, by_pair, scatter], api_name="reward_agreement").success(
-        lambda: gr.update(visible=True), None, results, api_visibility="private")
-
+    check.click(bind(check_votes, settings, store, models), [run, limit], [summary, by_rater, by_pair, scatter],
+                api_name="reward_agreement").success(show_results, None, results, api_visibility="private")
