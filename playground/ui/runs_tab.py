@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from playground.models.loading import ModelCache
 from playground.runs.jobs import JobError, Jobs, RunInfo, several_gpus_text, shell_command
 from playground.runs.run_evaluation import RunEvaluationError, evaluate_run, run_models
 from playground.runs.run_folder import ACTIVE, RunFolder
+from playground.ui.rater import bind
 
 INTRO = """
 Each run is its own process writing into its own folder (`config.yaml`, `metrics.jsonl`, `train.log`, checkpoints,
@@ -67,6 +69,7 @@ def _clock(seconds: float | None) -> str:
 
 
 def run_table(runs: list[RunInfo]) -> pd.DataFrame:
+    """The runs as the list shows them: status (or queue place), start, duration so far, step, last loss."""
     now = time.time()
     rows = []
     for r in runs:
@@ -80,6 +83,7 @@ def run_table(runs: list[RunInfo]) -> pd.DataFrame:
 
 
 def progress_html(status: dict[str, Any]) -> str:
+    """A run's progress bar, state, step and ETA (while running), and its error when it failed."""
     step, total = int(status.get("step") or 0), int(status.get("max_steps") or 0)
     state = status.get("state", "unknown")
     eta = f" · ETA {_clock(status.get('eta_s'))}" if state == "running" and status.get("eta_s") else ""
@@ -123,15 +127,212 @@ def memory_text(metrics: list[dict[str, Any]]) -> str:
 
 
 def speed_text(metrics: list[dict[str, Any]]) -> str:
+    """The speed line: the latest training tokens per second and the GPU memory (see :func:`memory_text`)."""
     last = next((m for m in reversed(metrics) if m.get("tokens_per_s")), None)
     parts = [f"{last['tokens_per_s']:.0f} tokens/s (training tokens, no padding)"] if last is not None else []
     return " · ".join(parts + [text for text in [memory_text(metrics)] if text])
 
 
+# ---------------------------------------------------------------------------------------------- callbacks
+# Each takes the runs (``Jobs``) or the evaluator first, then the event's inputs, by the names the API documents.
+
+VIEW_SIZE = 4 + SLOTS
+"""A run's view: progress, speed line, the chart slots, log tail, command."""
+LISTING_SIZE = 3
+"""The list part: the runs table, the run picker, the overlay picker."""
+SAMPLES_SIZE = 3
+"""The PPO answer viewer: its box, the step picker, the table."""
+
+
+def listing(jobs: Jobs, selected: str | None, other: str | None) -> list[Any]:
+    """The runs table and both pickers, keeping the picked run (else the newest) and overlay (else none)."""
+    infos = jobs.runs()
+    names = [r.name for r in infos]
+    value = selected if selected in names else (names[0] if names else None)
+    return [run_table(infos), gr.update(choices=names, value=value),
+            gr.update(choices=[""] + names, value=other if other in names else "")]
+
+
+def view_of(jobs: Jobs, folder: RunFolder | None, other: str | None) -> list[Any]:
+    """A run's view (``VIEW_SIZE`` values): progress, speed, its stage's charts (with ``other``'s curves overlaid
+    when it is another run), the log tail and the command that reruns it. No folder: a blank view."""
+    if folder is None:
+        return ["", ""] + [gr.update(visible=False)] * SLOTS + ["", ""]
+    name = folder.name
+    frames = {name: folder.metrics()}
+    if other and other != name:
+        try:
+            frames[other] = jobs.folder(other).metrics()
+        except JobError:
+            pass
+    status = folder.status()
+    stage = status.get("stage", "sft")
+    cmd = f"{shell_command(stage, folder.config)}\n{several_gpus_text(stage, folder.config)}"
+    charts = CHARTS.get(stage, CHARTS["sft"])
+    x_title = X_TITLES.get(stage, "optimizer step")
+    plots = [gr.update(value=curves(frames, keys), label=title, x_title=x_title, y_title=y_title, visible=True)
+             for title, y_title, keys in charts] + [gr.update(visible=False)] * (SLOTS - len(charts))
+    return [progress_html(status), speed_text(frames[name])] + plots + [folder.log_tail(40), cmd]
+
+
+def details(jobs: Jobs, name: str | None, other: str | None) -> list[Any]:
+    """The chosen run's view (the /run_details endpoint); a name that is no run is refused (blank view for no name at
+    all)."""
+    try:
+        folder = jobs.folder(name) if name else None
+    except JobError as error:
+        raise gr.Error(str(error)) from error
+    return view_of(jobs, folder, other)
+
+
+def refresh(jobs: Jobs, name: str | None, other: str | None) -> list[Any]:
+    """The list and the picked run's view, as they are now."""
+    top = listing(jobs, name, other)
+    try:  # a run deleted between listing and here just shows a blank view
+        folder = jobs.folder(top[1]["value"]) if top[1]["value"] else None
+    except JobError:
+        folder = None
+    return top + view_of(jobs, folder, other)
+
+
+def answers(jobs: Jobs, name: str | None, step: str | None) -> list[Any]:
+    """The sample viewer for a run at ``step`` (shown for PPO runs only): box, step choices, table. A name that is
+    no run is refused."""
+    try:
+        folder = jobs.folder(name) if name else None
+    except JobError as error:
+        raise gr.Error(str(error)) from error
+    if folder is None:
+        return [gr.update(visible=False), gr.update(choices=[LATEST], value=LATEST),
+                pd.DataFrame(columns=SAMPLE_COLUMNS)]
+    choices, choice, table = samples_table(folder.samples(), step)
+    return [gr.update(visible=folder.status().get("stage") == "ppo"), gr.update(choices=choices, value=choice),
+            table]
+
+
+def answers_now(jobs: Jobs, name: str | None, step: str | None) -> list[Any]:
+    """The sample viewer as :func:`answers`, empty (not refused) for a run deleted meanwhile."""
+    try:
+        return answers(jobs, name, step)
+    except gr.Error:
+        return answers(jobs, None, None)
+
+
+def step_answers(jobs: Jobs, name: str | None, step: str | None) -> list[Any]:
+    """Another step picked in the sample viewer (the /run_samples endpoint): the step choices and that step's
+    answers."""
+    return answers(jobs, name, step)[1:]
+
+
+def tick(jobs: Jobs, name: str | None, other: str | None, seen: tuple, step: str | None) -> list[Any]:
+    """Redraw only when some run's status file changed since the last tick (no flicker, little work): the list and
+    view, the new ``seen`` fingerprint, the sample viewer; else skip every output."""
+    now_seen = tuple((f.name, f.status_file.stat().st_mtime_ns if f.status_file.exists() else 0)
+                     for f in jobs.folders())
+    if now_seen == tuple(seen or ()):
+        return [gr.skip()] * (LISTING_SIZE + VIEW_SIZE + 1 + SAMPLES_SIZE)
+    top = refresh(jobs, name, other)
+    return top + [now_seen] + answers_now(jobs, top[1]["value"], step)
+
+
+ACTION_MESSAGES = {"stop": "{name}: {result}.", "resume": "{name} queued to resume.", "delete": "{name} deleted."}
+"""What the Stop, Resume and Delete buttons say once done."""
+
+
+def run_action(jobs: Jobs, action: str, name: str | None, other: str | None) -> list[Any]:
+    """Stop, resume or delete (``action``; the /run_stop, /run_resume and /run_delete endpoints) the picked run, say so,
+    and show the list and view as they are after it (a deleted run's view is blank). No run picked, or one the action
+    can't apply to, is refused with why."""
+    if not name:
+        raise gr.Error("Pick a run first.")
+    try:
+        result = getattr(jobs, action)(name)
+    except JobError as error:
+        raise gr.Error(str(error)) from error
+    gr.Info(ACTION_MESSAGES[action].format(name=name, result=result))
+    return refresh(jobs, None if action == "delete" else name, other)
+
+
+def finished_run(jobs: Jobs, name: str | None) -> RunFolder:
+    """The picked run's folder, or the message saying to pick one."""
+    if not name:
+        raise gr.Error("Pick a finished or stopped run first.")
+    try:
+        return jobs.folder(name)
+    except JobError as error:
+        raise gr.Error(str(error)) from error
+
+
+@dataclass
+class Evaluator:
+    """What the evaluation buttons work with: the runs, the models they load, and the event Cancel sets to stop the
+    evaluation under way (one per built tab)."""
+
+    settings: Settings
+    jobs: Jobs
+    cache: ModelCache
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def run_evaluation(evaluator: Evaluator, name: str | None, per_family: float,
+                   progress_bar: gr.Progress = gr.Progress()) -> list[Any]:  # noqa: B008 - Gradio's idiom
+    """Base vs tuned on the held-out task families (the /run_evaluate endpoint; ``per_family`` examples each, 0: all):
+    the table and chart.
+    No run picked, or one that can't be evaluated, is refused with why."""
+    folder = finished_run(evaluator.jobs, name)
+    evaluator.stop.clear()
+
+    def report(fraction: float, text: str) -> None:
+        progress_bar(fraction, desc=text)
+
+    try:
+        results = evaluate_run(evaluator.settings, evaluator.cache, folder, int(per_family or 0), report,
+                               evaluator.stop)
+    except (RunEvaluationError, RuntimeError) as error:
+        raise gr.Error(str(error)) from error
+    table = evaluation.compare(*results)
+    return [table, evaluation.bar_chart(table, results[0].model, results[1].model)]
+
+
+def run_bigbench(evaluator: Evaluator, name: str | None, path: str, task_name: str, examples: float,
+                 progress_bar: gr.Progress = gr.Progress()) -> list[Any]:  # noqa: B008 - Gradio's idiom
+    """Base vs tuned on one BIG-Bench task (the /run_bigbench endpoint; a task.json, or a task in the bigbench
+    archive): the table and chart.
+    No run, or a task that can't be read, is refused with why."""
+    try:
+        base, tuned = run_models(evaluator.settings, finished_run(evaluator.jobs, name))
+        task = bigbench.load_task_from(Path((path or "").strip()), (task_name or "").strip())
+    except (RunEvaluationError, bigbench.BigBenchError) as error:
+        raise gr.Error(str(error)) from error
+    try:
+        _, _, table = bigbench.compare_on_task(
+            evaluator.cache, base, tuned, task, int(examples or 0), tuned.trained_format or "instruction",
+            progress=lambda fraction, text: progress_bar(fraction, desc=text))
+    except RuntimeError as error:
+        raise gr.Error(str(error)) from error
+    return [table, evaluation.bar_chart(table, base.name, tuned.name)]
+
+
+def cancel_evaluation(evaluator: Evaluator) -> None:
+    """Ask the evaluation under way to stop (it stops between examples)."""
+    evaluator.stop.set()
+
+
+def saved_evaluation(jobs: Jobs, name: str | None) -> list[Any]:
+    """The picked run's last saved evaluation (table and chart), or nothing when it has none."""
+    try:
+        results = evaluation.load_saved(jobs.folder(name).path) if name else None
+    except (JobError, ValueError):
+        results = None
+    if not results or len(results) != 2:
+        return [None, None]
+    table = evaluation.compare(*results)
+    return [table, evaluation.bar_chart(table, results[0].model, results[1].model)]
+
+
 def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> gr.Dropdown:
     """Lay out the Runs tab and wire its events (layout first, events at the end). Returns the run chooser, which
     other tabs set to open a run here (the Lecture's details buttons)."""
-    stop_eval = threading.Event()
     with gr.Accordion("What this tab shows", open=False):
         gr.Markdown(INTRO)
     runs = gr.Dataframe(run_table([]), interactive=False, label="Runs (newest first)")
@@ -187,162 +388,27 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> gr.
 
     # ------------------------------------------------------------------------------------------ events
 
-    def listing(selected: str | None, other: str | None) -> list[Any]:
-        infos = jobs.runs()
-        names = [r.name for r in infos]
-        value = selected if selected in names else (names[0] if names else None)
-        return [run_table(infos), gr.update(choices=names, value=value),
-                gr.update(choices=[""] + names, value=other if other in names else "")]
-
-    def details(name: str | None, other: str | None) -> list[Any]:
-        """The chosen run's view; a name that is no run is refused (blank view for no name at all)."""
-        try:
-            folder = jobs.folder(name) if name else None
-        except JobError as error:
-            raise gr.Error(str(error)) from error
-        return view_of(folder, other)
-
-    def view_of(folder: RunFolder | None, other: str | None) -> list[Any]:
-        if folder is None:
-            return ["", ""] + [gr.update(visible=False)] * SLOTS + ["", ""]
-        name = folder.name
-        frames = {name: folder.metrics()}
-        if other and other != name:
-            try:
-                frames[other] = jobs.folder(other).metrics()
-            except JobError:
-                pass
-        status = folder.status()
-        stage = status.get("stage", "sft")
-        cmd = f"{shell_command(stage, folder.config)}\n{several_gpus_text(stage, folder.config)}"
-        charts = CHARTS.get(stage, CHARTS["sft"])
-        x_title = X_TITLES.get(stage, "optimizer step")
-        plots = [gr.update(value=curves(frames, keys), label=title, x_title=x_title, y_title=y_title, visible=True)
-                 for title, y_title, keys in charts] + [gr.update(visible=False)] * (SLOTS - len(charts))
-        return [progress_html(status), speed_text(frames[name])] + plots + [folder.log_tail(40), cmd]
-
     view = [progress, speed, *plots, log, command]
-
-    def refresh(name: str | None, other: str | None) -> list[Any]:
-        top = listing(name, other)
-        try:  # a run deleted between listing and here just shows a blank view
-            folder = jobs.folder(top[1]["value"]) if top[1]["value"] else None
-        except JobError:
-            folder = None
-        return top + view_of(folder, other)
-
+    assert len(view) == VIEW_SIZE
     everything = [runs, chosen, overlay] + view
-    tab.select(refresh, [chosen, overlay], everything, api_visibility="private")
-
-    def answers(name: str | None, step: str | None) -> list[Any]:
-        """The sample viewer for a run at ``step`` (shown for PPO runs only): box, step choices, table."""
-        try:
-            folder = jobs.folder(name) if name else None
-        except JobError as error:
-            raise gr.Error(str(error)) from error
-        if folder is None:
-            return [gr.update(visible=False), gr.update(choices=[LATEST], value=LATEST),
-                    pd.DataFrame(columns=SAMPLE_COLUMNS)]
-        choices, choice, table = samples_table(folder.samples(), step)
-        return [gr.update(visible=folder.status().get("stage") == "ppo"), gr.update(choices=choices, value=choice),
-                table]
-
-    def answers_now(name: str | None, step: str | None) -> list[Any]:
-        try:
-            return answers(name, step)
-        except gr.Error:  # a run deleted meanwhile: nothing to show
-            return answers(None, None)
-
     sample_view = [samples_box, sample_step, samples]
-
-    def tick(name: str | None, other: str | None, seen: tuple, step: str | None) -> list[Any]:
-        """Redraw only when some run's status file changed since the last tick (no flicker, little work)."""
-        now_seen = tuple((f.name, f.status_file.stat().st_mtime_ns if f.status_file.exists() else 0)
-                         for f in jobs.folders())
-        if now_seen == tuple(seen or ()):
-            return [gr.skip()] * (len(everything) + 1 + len(sample_view))
-        top = refresh(name, other)
-        return top + [now_seen] + answers_now(top[1]["value"], step)
-
+    show = bind(details, jobs)
+    tab.select(bind(refresh, jobs), [chosen, overlay], everything, api_visibility="private")
     seen = gr.State(())
-    timer.tick(tick, [chosen, overlay, seen, sample_step], everything + [seen] + sample_view,
+    timer.tick(bind(tick, jobs), [chosen, overlay, seen, sample_step], everything + [seen] + sample_view,
                api_visibility="private", show_progress="hidden", concurrency_limit=None)
-    chosen.change(details, [chosen, overlay], view, api_name="run_details")
-    chosen.change(answers_now, [chosen, sample_step], sample_view, api_visibility="private")
-    sample_step.input(lambda name, step: answers(name, step)[1:], [chosen, sample_step], [sample_step, samples],
+    chosen.change(show, [chosen, overlay], view, api_name="run_details")
+    chosen.change(bind(answers_now, jobs), [chosen, sample_step], sample_view, api_visibility="private")
+    sample_step.input(bind(step_answers, jobs), [chosen, sample_step], [sample_step, samples],
                       api_name="run_samples")
-    overlay.change(details, [chosen, overlay], view, api_visibility="private")
-
-    def act(action: str):
-        def handler(name: str | None, other: str | None) -> list[Any]:
-            if not name:
-                raise gr.Error("Pick a run first.")
-            try:
-                result = getattr(jobs, action)(name)
-            except JobError as error:
-                raise gr.Error(str(error)) from error
-            gr.Info({"stop": f"{name}: {result}.", "resume": f"{name} queued to resume.",
-                     "delete": f"{name} deleted."}[action])
-            return refresh(None if action == "delete" else name, other)
-        return handler
-
+    overlay.change(show, [chosen, overlay], view, api_visibility="private")
     for button, action in ((stop, "stop"), (resume, "resume"), (delete, "delete")):
-        button.click(act(action), [chosen, overlay], everything, api_name=f"run_{action}")
-
-    def finished_run(name: str | None) -> RunFolder:
-        """The picked run's folder, or the message saying to pick one."""
-        if not name:
-            raise gr.Error("Pick a finished or stopped run first.")
-        try:
-            return jobs.folder(name)
-        except JobError as error:
-            raise gr.Error(str(error)) from error
-
-    def run_evaluation(name: str | None, per_family: float,
-                       progress_bar: gr.Progress = gr.Progress()) -> list[Any]:  # noqa: B008 - Gradio's idiom
-        folder = finished_run(name)
-        stop_eval.clear()
-
-        def report(fraction: float, text: str) -> None:
-            progress_bar(fraction, desc=text)
-
-        try:
-            results = evaluate_run(settings, cache, folder, int(per_family or 0), report, stop_eval)
-        except (RunEvaluationError, RuntimeError) as error:
-            raise gr.Error(str(error)) from error
-        table = evaluation.compare(*results)
-        return [table, evaluation.bar_chart(table, results[0].model, results[1].model)]
-
-    evaluate.click(run_evaluation, [chosen, limit], [eval_table, eval_chart], api_name="run_evaluate")
-
-    def run_bigbench(name: str | None, path: str, task_name: str, examples: float,
-                     progress_bar: gr.Progress = gr.Progress()) -> list[Any]:  # noqa: B008 - Gradio's idiom
-        try:
-            base, tuned = run_models(settings, finished_run(name))
-            task = bigbench.load_task_from(Path((path or "").strip()), (task_name or "").strip())
-        except (RunEvaluationError, bigbench.BigBenchError) as error:
-            raise gr.Error(str(error)) from error
-        try:
-            _, _, table = bigbench.compare_on_task(
-                cache, base, tuned, task, int(examples or 0), tuned.trained_format or "instruction",
-                progress=lambda fraction, text: progress_bar(fraction, desc=text))
-        except RuntimeError as error:
-            raise gr.Error(str(error)) from error
-        return [table, evaluation.bar_chart(table, base.name, tuned.name)]
-
-    bb_run.click(run_bigbench, [chosen, bb_path, bb_task, bb_limit], [eval_table, eval_chart],
+        button.click(bind(run_action, jobs, action), [chosen, overlay], everything, api_name=f"run_{action}")
+    evaluator = Evaluator(settings, jobs, cache)
+    evaluate.click(bind(run_evaluation, evaluator), [chosen, limit], [eval_table, eval_chart],
+                   api_name="run_evaluate")
+    bb_run.click(bind(run_bigbench, evaluator), [chosen, bb_path, bb_task, bb_limit], [eval_table, eval_chart],
                  api_name="run_bigbench")
-    cancel.click(lambda: stop_eval.set(), None, None, api_visibility="private", queue=False)
-
-    def saved_evaluation(name: str | None) -> list[Any]:
-        try:
-            results = evaluation.load_saved(jobs.folder(name).path) if name else None
-        except (JobError, ValueError):
-            results = None
-        if not results or len(results) != 2:
-            return [None, None]
-        table = evaluation.compare(*results)
-        return [table, evaluation.bar_chart(table, results[0].model, results[1].model)]
-
-    chosen.change(saved_evaluation, chosen, [eval_table, eval_chart], api_visibility="private")
+    cancel.click(bind(cancel_evaluation, evaluator), None, None, api_visibility="private", queue=False)
+    chosen.change(bind(saved_evaluation, jobs), chosen, [eval_table, eval_chart], api_visibility="private")
     return chosen
