@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import threading
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import gradio as gr
@@ -21,6 +22,7 @@ from playground.runs.jobs import Jobs
 from playground.runs.reward_model import RewardModelError, RewardModels
 from playground.runs.run_evaluation import RunEvaluationError, evaluate_run
 from playground.runs.run_folder import RunFolder
+from playground.ui.rater import bind
 from playground.ui.runs_tab import CHARTS, SAMPLE_COLUMNS, curves, samples_table
 
 INTRO = """
@@ -81,6 +83,106 @@ def ppo_view(state: StepState, settings: Settings) -> list[Any]:
     return plots + [gr.update(value=table, visible=True)]
 
 
+# ---------------------------------------------------------------------------------------------- callbacks
+
+
+@dataclass(frozen=True)
+class LectureContext:
+    """What the Lecture's callbacks work with: the data dir's settings and store, the models, the runs and the
+    reward models (the same objects the other tabs use, so work done there counts here)."""
+
+    settings: Settings
+    cache: ModelCache
+    store: Store
+    jobs: Jobs
+    models: RewardModels
+
+
+STEPS = 5
+VIEW_SIZE = 3 * STEPS + 4 + len(PPO_CHARTS) + 1
+"""What :func:`lecture_view` fills: per step its status, result and button; step 1's two answers, step 2's and
+step 3's tables; step 5's charts and answers."""
+
+
+def lecture_view(context: LectureContext) -> list[Any]:
+    """Every step's status, result and button, and the steps' own views, derived again from the data dir."""
+    settings = context.settings
+    now = lecture.lecture_state(settings, context.store)
+    return ([status_html(s) for s in now] + [s.result for s in now]
+            + [gr.update(value=s.label, interactive=s.action is not None) for s in now]
+            + list(answers_view(now[0], settings))
+            + [gr.update(value=now[1].table, visible=now[1].table is not None),
+               gr.update(value=now[2].table, visible=now[2].table is not None)]
+            + ppo_view(now[4], settings))
+
+
+def opened(context: LectureContext) -> list[Any]:
+    """The tab opened: the whole view and the fingerprint it was derived at (for :func:`tick`)."""
+    return lecture_view(context) + [lecture.fingerprint(context.settings)]
+
+
+def tick(context: LectureContext, last: tuple) -> list[Any]:
+    """Redraw only when a file the steps are derived from changed since the last tick (no flicker, little work: the
+    state is derived again only then): the view and the new fingerprint, else skip every output."""
+    now = lecture.fingerprint(context.settings)
+    if now == last:
+        return [gr.skip()] * (VIEW_SIZE + 1)
+    return lecture_view(context) + [now]
+
+
+def ask(context: LectureContext) -> Iterator[list[Any]]:
+    """Step 1: both default models answer the lecture's prompt, streamed into the two panes ([left, right, message]
+    each time), then stored; the last message says whether it was."""
+    comparison = None
+    try:
+        for comparison, left_update, right_update in lecture.ask_both(context.settings, context.cache, context.store,
+                                                                      threading.Event()):
+            texts = [pane(name, update) for name, update in zip(comparison.side_models, (left_update, right_update))]
+            yield texts + [gr.skip()]
+    except (ValueError, RuntimeError) as error:
+        raise gr.Error(f"The comparison failed: {error}") from error
+    stored = comparison is not None and comparison.record is not None
+    yield [gr.skip(), gr.skip(), "The answers are stored: they are the comparison step 1 shows." if stored else
+           "An answer did not finish (its pane says why), so nothing was stored."]
+
+
+def run_step(context: LectureContext, stage: str, per_family_value: float,
+             progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 - Gradio's idiom
+    """Do what the step of ``stage`` (sft, reward, ppo: the /lecture_sft, /lecture_reward and /lecture_ppo endpoints)
+    needs next: start or resume its run, evaluate the SFT run
+    (``per_family_value`` examples per family, 0: all), or check the reward model against the votes; the message
+    says what was done. A step with nothing to do now is refused with what it needs first."""
+    settings, store = context.settings, context.store
+    state = lecture.step(settings, stage, store)
+    try:
+        if state.action in ("train", "resume"):
+            return lecture.start_run(stage, settings, context.jobs, store)
+        if state.action == "evaluate":
+            folder = lecture.evaluation_folder(settings, store)
+            evaluate_run(settings, context.cache, folder, int(per_family_value or 0),
+                         lambda fraction, text: progress(fraction, desc=text))
+            return f"{folder.name} evaluated: the table shows base vs tuned per held-out family."
+        if state.action == "check":
+            summary = lecture.check_reward(settings, context.models, store)
+            return f"{state.run} checked against {summary['votes']} votes."
+    except (LectureError, RunEvaluationError, RewardModelError, RuntimeError, OSError) as error:
+        raise gr.Error(str(error)) from error
+    raise gr.Error(state.blocked or f"Step {state.number} is {state.status}: nothing to do now.")
+
+
+def open_tab(where: str) -> gr.Tabs:
+    """Switch to the tab ``where`` (its id), for the steps' buttons into the tabs with the details."""
+    return gr.Tabs(selected=where)
+
+
+def open_step_run(settings: Settings, store: Store, number: int) -> list[Any]:
+    """Open Runs with step ``number``'s run chosen — the run the step shows now, read from the data dir at the click
+    (no run of it yet: Runs opens as it was)."""
+    run = lecture.lecture_state(settings, store)[number - 1].run
+    exists = bool(run) and (settings.runs_dir / run).is_dir()
+    return [gr.Tabs(selected="runs"), gr.update(value=run) if exists else gr.skip()]
+
+
 def build(settings: Settings, cache: ModelCache, store: Store, jobs: Jobs, models: RewardModels,
           tabs: gr.Tabs, tab: gr.Tab) -> list[gr.Button]:
     """Lay out the Lecture tab (the five steps, top to bottom) and wire its events. Returns the steps' "Details in"
@@ -127,92 +229,30 @@ def build(settings: Settings, cache: ModelCache, store: Store, jobs: Jobs, model
     # ------------------------------------------------------------------------------------------ events
 
     views = statuses + results + buttons + [left, right, eval_table, votes_table, *plots, answers]
-
-    def view() -> list[Any]:
-        now = lecture.lecture_state(settings, store)
-        return ([status_html(s) for s in now] + [s.result for s in now]
-                + [gr.update(value=s.label, interactive=s.action is not None) for s in now]
-                + list(answers_view(now[0], settings))
-                + [gr.update(value=now[1].table, visible=now[1].table is not None),
-                   gr.update(value=now[2].table, visible=now[2].table is not None)]
-                + ppo_view(now[4], settings))
-
+    assert len(views) == VIEW_SIZE
+    context = LectureContext(settings, cache, store, jobs, models)
+    show = bind(lecture_view, context)
     seen = gr.State(())
-
-    def tick(last: tuple) -> list[Any]:
-        """Redraw only when a file the steps are derived from changed since the last tick (no flicker, little
-        work: the state is derived again only then)."""
-        now = lecture.fingerprint(settings)
-        if now == last:
-            return [gr.skip()] * (len(views) + 1)
-        return view() + [now]
-
-    timer.tick(tick, seen, views + [seen], api_visibility="private", show_progress="hidden",
+    timer.tick(bind(tick, context), seen, views + [seen], api_visibility="private", show_progress="hidden",
                concurrency_limit=None)
-    tab.select(lambda: view() + [lecture.fingerprint(settings)], None, views + [seen], api_visibility="private")
-
-    # Step 1: both default models answer the lecture's prompt, streamed into the two panes, then stored.
-    def ask() -> Iterator[list[Any]]:
-        comparison = None
-        try:
-            for comparison, left_update, right_update in lecture.ask_both(settings, cache, store,
-                                                                          threading.Event()):
-                texts = [pane(name, update) for name, update in zip(comparison.side_models,
-                                                                     (left_update, right_update))]
-                yield texts + [gr.skip()]
-        except (ValueError, RuntimeError) as error:
-            raise gr.Error(f"The comparison failed: {error}") from error
-        stored = comparison is not None and comparison.record is not None
-        yield [gr.skip(), gr.skip(), "The answers are stored: they are the comparison step 1 shows." if stored else
-               "An answer did not finish (its pane says why), so nothing was stored."]
-
-    # Private: it takes nothing (Compare's /compare is the API for asking two models).
-    buttons[0].click(ask, None, [left, right, message], api_visibility="private").then(
-        view, None, views, api_visibility="private")
-
-    def run_step(stage: str):
-        def handler(per_family_value: float, progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
-            state = lecture.step(settings, stage, store)
-            try:
-                if state.action in ("train", "resume"):
-                    return lecture.start_run(stage, settings, jobs, store)
-                if state.action == "evaluate":
-                    folder = lecture.evaluation_folder(settings, store)
-                    evaluate_run(settings, cache, folder, int(per_family_value or 0),
-                                 lambda fraction, text: progress(fraction, desc=text))
-                    return f"{folder.name} evaluated: the table shows base vs tuned per held-out family."
-                if state.action == "check":
-                    summary = lecture.check_reward(settings, models, store)
-                    return f"{state.run} checked against {summary['votes']} votes."
-            except (LectureError, RunEvaluationError, RewardModelError, RuntimeError, OSError) as error:
-                raise gr.Error(str(error)) from error
-            raise gr.Error(state.blocked or f"Step {state.number} is {state.status}: nothing to do now.")
-        return handler
-
+    tab.select(bind(opened, context), None, views + [seen], api_visibility="private")
+    # Step 1: both default models answer. Private: it takes nothing (Compare's /compare is the API for that).
+    buttons[0].click(bind(ask, context), None, [left, right, message], api_visibility="private").then(
+        show, None, views, api_visibility="private")
     for index, stage in ((1, "sft"), (3, "reward"), (4, "ppo")):
-        buttons[index].click(run_step(stage), per_family, message, api_name=f"lecture_{stage}").then(
-            view, None, views, api_visibility="private")
-
-    def open_tab(where: str):
-        return lambda: gr.Tabs(selected=where)
-
-    buttons[2].click(open_tab("rate"), None, tabs, api_visibility="private")
+        buttons[index].click(bind(run_step, context, stage), per_family, message, api_name=f"lecture_{stage}").then(
+            show, None, views, api_visibility="private")
+    buttons[2].click(bind(open_tab, "rate"), None, tabs, api_visibility="private")
     for number, link in enumerate(links, start=1):
         if DETAILS[number] != "runs":
-            link.click(open_tab(DETAILS[number]), None, tabs, api_visibility="private")
+            link.click(bind(open_tab, DETAILS[number]), None, tabs, api_visibility="private")
     return links
 
 
 def link_runs(links: list[gr.Button], settings: Settings, store: Store, tabs: gr.Tabs, run_choice: gr.Dropdown) -> None:
-    """Wire the steps whose details are a run (SFT, PPO): open Runs with that step's run chosen — the run the step
-    shows now, read from the data dir at the click (no run of it yet: Runs opens as it was)."""
-    def opener(number: int):
-        def open_run() -> list[Any]:
-            run = lecture.lecture_state(settings, store)[number - 1].run
-            exists = bool(run) and (settings.runs_dir / run).is_dir()
-            return [gr.Tabs(selected="runs"), gr.update(value=run) if exists else gr.skip()]
-        return open_run
-
+    """Wire the steps whose details are a run (SFT, PPO): open Runs with that step's run chosen (see
+    :func:`open_step_run`)."""
     for number, link in enumerate(links, start=1):
         if DETAILS[number] == "runs":
-            link.click(opener(number), None, [tabs, run_choice], api_visibility="private")
+            link.click(bind(open_step_run, settings, store, number), None, [tabs, run_choice],
+                       api_visibility="private")
