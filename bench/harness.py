@@ -273,7 +273,7 @@ def compare(bench: Throughput, parser: argparse.ArgumentParser, args: argparse.N
 
 
 def report(bench: Throughput, runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace,
-           extra: dict[str, Any], torch_version: str, setting: str, losses: bool) -> None:
+           extra: dict[str, Any], torch_version: str, setting: str, losses: bool = False) -> None:
     """The Markdown table (medians), the ratios of ours to each baseline, and every run's rate, load and (with
     ``losses``) losses. ``setting`` describes the bench's batch in the first line."""
     print(f"model {args.model} · {args.steps} timed steps after {args.warmup} warm-up · {setting} · "
