@@ -3,10 +3,13 @@ Regenerate's seed, blind mode and Stop (until now only the browser tests or the 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 
 import gradio as gr
 import pytest
+from gradio import utils
 
 from playground.models.catalog import list_models
 from playground.models.loading import ModelCache
@@ -14,6 +17,7 @@ from playground.ratings import comparison as cmp
 from playground.ratings.store import Store
 from playground.ui import compare_tab as tab
 from playground.ui.compare_tab import CompareContext, StopRegistry
+from playground.ui.rater import bind
 
 # respond's outputs, in build()'s order
 STATE, PROMPT, TITLE_L, TITLE_R, CHAT_L, CHAT_R, STATS_L, STATS_R, SENT_L, SENT_R, LOADED = range(11)
@@ -43,6 +47,11 @@ def regenerate(ctx, current, a, b, **changes):
                 blind_on=False, dtype_value="auto", quant_value="none")
     args.update(changes)
     return list(tab.regenerate_last(ctx, current, str(a), str(b), **args, request=session()))
+
+
+def gradio_inputs(fn) -> list[str]:
+    """The parameters Gradio fills from an event's inputs, in order (their names are the API's argument names)."""
+    return [parameter.name for parameter in utils.get_positional_input_parameters(fn)]
 
 
 def unlocked(outputs) -> list[bool]:
@@ -205,3 +214,17 @@ def test_rescan_keeps_both_picks_and_unload_frees_the_models(ctx, tiny_base, tin
     assert "tiny-base" in ctx.cache.describe()
     assert tab.unload_all(ctx) == "No models loaded."
     assert "Unloaded 2 model(s)." in capsys.readouterr().out
+
+
+def test_bound_callbacks_show_gradio_their_inputs_by_name_and_keep_the_request_injected(ctx):
+    """``bind`` fixes the context the way Gradio can still read: the inputs it sees are the API's argument names,
+    the ``gr.Request`` stays Gradio's to fill (a bare ``functools.partial`` hides its type hint), and a streaming
+    callback stays a generator function."""
+    respond = bind(tab.respond, ctx)
+    assert gradio_inputs(respond) == ["current", "text", "a", "b", "fmt_a", "fmt_b", "system_text", "temp", "p", "k",
+                                      "n", "rep", "seed_value", "blind_on", "dtype_value", "quant_value"]
+    assert inspect.isgeneratorfunction(respond) and inspect.isgeneratorfunction(bind(tab.regenerate_last, ctx))
+    assert gradio_inputs(bind(tab.cast_vote, ctx)) == ["current", "side", "strength_value", "why", "typed_rater"]
+    assert gradio_inputs(bind(tab.vote_button, ctx, "left")) == ["current", "strength_value", "why", "typed_rater"]
+    assert gradio_inputs(bind(tab.stop_answers, ctx)) == []
+    assert "request" in gradio_inputs(functools.partial(tab.stop_answers, ctx))  # why bind exists

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 import pytest
+from gradio.utils import get_positional_input_parameters
 
 from playground.core.verbatim import verbatim_html
 from playground.models.loading import ModelCache
@@ -25,6 +26,7 @@ from playground.ui.rate_tab import (
     undo_last,
     upload_visible,
 )
+from playground.ui.rater import bind
 
 
 @pytest.mark.parametrize("status, says", [("generating", " · generating <progress"),
@@ -76,6 +78,11 @@ def hand_made_batch(store: Store, pairs: int = 3) -> str:
             left_side="b" if i == 0 else "a", blind=True, source="rate", batch_id=batch.id, position=i))
     store.set_batch_status(batch.id, "ready")
     return batch.id
+
+
+def bound_inputs(ctx: RateContext, fn) -> list[str]:
+    """The parameters Gradio fills from an event's inputs once ``fn`` is bound to the context, in order."""
+    return [parameter.name for parameter in get_positional_input_parameters(bind(fn, ctx))]
 
 
 def usable(outputs: list) -> list[bool]:
@@ -209,3 +216,13 @@ def test_stop_and_resume_generating(ctx, tiny_base, tiny_chat, capsys):
     resume_generating(ctx, None)  # nothing picked: nothing to do
     with pytest.raises(gr.Error, match="That batch no longer exists"):
         resume_generating(ctx, "made-up")
+
+
+def test_bound_callbacks_keep_the_api_argument_names(ctx):
+    """What Gradio sees once build() fixes the context: the inputs by name (the API's argument names), the
+    ``gr.Request`` left for Gradio to fill."""
+    assert bound_inputs(ctx, start_batch) == ["kind", "file", "picked", "n", "tokens", "temp", "seed_value"]
+    assert [p.name for p in get_positional_input_parameters(bind(rate_button, ctx, "left"))] == \
+        ["batch_id", "current_id", "strength_value", "why", "typed_rater"]
+    assert bound_inputs(ctx, open_batch) == ["batch_id", "current_id"] and bound_inputs(ctx, undo_last) == ["batch_id"]
+    assert bound_inputs(ctx, show_pair) == ["batch_id", "current_id", "redraw"]  # the timer passes two inputs
