@@ -8,8 +8,11 @@ import re
 import shlex
 import time
 import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 import yaml
@@ -22,7 +25,7 @@ from playground.runs import gpu_room, reward_model
 from playground.runs.jobs import ROOT, JobError, Jobs, several_gpus_text, shell_command
 from playground.runs.reward_model import RewardModels
 from playground.train.checks import check_inputs
-from playground.train.config import CONFIGS, ConfigError, from_dict, help_text
+from playground.train.config import CONFIGS, ConfigError, TrainConfig, from_dict, help_text
 from playground.ui.compare_tab import model_choices
 
 INTRO = {
@@ -93,6 +96,12 @@ GROUPS: dict[str, dict[str, list[str]]] = {
 """The form of each stage: every config field but data_dir, once (a test checks)."""
 
 
+def form_fields(stage: str) -> list[str]:
+    """A stage's form fields in the order it lays them out: the order of its inputs, hence of its Start endpoint's
+    arguments (``param_0`` is ``name``, ``param_1`` ``base_model``…) and of :func:`load_recipe`'s outputs."""
+    return [name for names in GROUPS[stage].values() for name in names]
+
+
 def recipes(stage: str | None = None) -> dict[str, Path]:
     """Ready-made configs in assets/recipes (name → file), those of ``stage`` when given (by file-name prefix)."""
     if not RECIPES.is_dir():
@@ -119,6 +128,8 @@ def reward_run_choices(settings: Settings) -> list[str]:
 
 
 def dataset_choices(stage: str, settings: Settings) -> list[str]:
+    """The data a stage's form offers: training datasets for SFT, prompt sets for PPO, preference sets for reward
+    and DPO (bundled and uploaded; a typed name or path is allowed too)."""
     if stage == "sft":
         return [d.name for d in instructions.list_datasets(settings) if d.purpose == "training"]
     if stage == "ppo":
@@ -167,18 +178,6 @@ def _component(config_class: type, field: dataclasses.Field, default: Any, setti
     return gr.Textbox(default, label=label, info=info)
 
 
-def _values(config_class: type, names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
-    """Form values as config values: whole numbers from Number boxes back to int where the field is an int."""
-    defaults = config_class()
-    out = {}
-    for name, value in zip(names, values):
-        if isinstance(getattr(defaults, name), int) and not isinstance(getattr(defaults, name), bool) and \
-                isinstance(value, float) and value.is_integer():
-            value = int(value)
-        out[name] = value
-    return out
-
-
 def commands_by_hand(stage: str, cfg: Any, settings: Settings) -> str:
     """How to run a config from the form yourself, as **Show config and command** prints it: save the YAML shown
     beside it as ``<name>.yaml`` in the project folder, then run the command there.
@@ -217,6 +216,160 @@ def name_on_open_js(stage: str) -> str:
     }}"""
 
 
+# ---------------------------------------------------------------------------------------------- callbacks
+
+
+@dataclass(frozen=True)
+class TrainContext:
+    """What the Train tab's callbacks work with: the app's settings and run manager, and — in the app only — the
+    models it may hold on the GPU (Compare's cache, the Reward tab's reward models), which Start can unload first."""
+
+    settings: Settings
+    jobs: Jobs
+    cache: ModelCache | None = None
+    reward_models: RewardModels | None = None
+
+
+FormValues = Mapping[str, Any]
+"""A stage form's values by config field name (:func:`form_fields`), as the callbacks take them."""
+
+
+def _values(config_class: type, values: FormValues) -> dict[str, Any]:
+    """Form values as config values: whole numbers from Number boxes back to int where the field is an int."""
+    defaults = config_class()
+    out = {}
+    for name, value in values.items():
+        if isinstance(getattr(defaults, name), int) and not isinstance(getattr(defaults, name), bool) and \
+                isinstance(value, float) and value.is_integer():
+            value = int(value)
+        out[name] = value
+    return out
+
+
+def form_config(context: TrainContext, stage: str, values: FormValues, start: bool = False) -> TrainConfig:
+    """The form's config, or the error pop-up (:class:`gradio.Error`) naming the refused field as the form labels it
+    (:func:`form_error`). For Start (``start``), its models and data are checked too, so that a run that can't work
+    is refused here rather than failing minutes later in the Runs tab."""
+    try:
+        cfg = from_dict(stage, _values(CONFIGS[stage], values) | {"data_dir": str(context.settings.data_dir)})
+        if start:
+            check_inputs(cfg, context.settings)
+    except ConfigError as error:
+        raise gr.Error(form_error(error)) from error
+    return cfg
+
+
+def check_form(context: TrainContext, stage: str, values: FormValues, start: bool = False) -> None:
+    """The form's check, as the first event of Show config (and, with ``start``, of Start): it raises the error
+    pop-up or returns nothing.
+
+    In the page the form is checked by a first event with no outputs, so its error pop-up flags nothing (from the
+    button's own event it would flag every output: the run name box showed "Error" whatever the field). A pop-up
+    rather than a mark on the input, which may be in a closed group. The button's event follows on success; API
+    callers reach that one directly and get the same message as its error."""
+    form_config(context, stage, values, start=start)
+
+
+def show_config(context: TrainContext, stage: str, values: FormValues) -> list[Any]:
+    """Show config and command: the config as YAML, the commands to run it by hand, the accordion opened."""
+    cfg = form_config(context, stage, values)
+    return [cfg.to_yaml(), commands_by_hand(stage, cfg, context.settings), gr.update(open=True)]
+
+
+def unload_first(context: TrainContext, wanted: bool) -> None:
+    """After the form is checked, before the run is created: free the GPU for it when asked — and only when it
+    starts now; a run that queues behind another would find the models loaded again by the time it starts."""
+    if wanted and context.cache is not None and context.jobs.active() is None:
+        gpu_room.unload_for_training(context.cache, context.reward_models)
+
+
+def start_run(context: TrainContext, stage: str, values: FormValues) -> list[Any]:
+    """Start: check the form (models and data too), create and queue the run. Returns the message (started, or
+    queued with its place), a fresh default run name for the next run, the config and the app's command for it, and
+    the accordion opened. The ``train*_start`` endpoints."""
+    cfg = form_config(context, stage, values, start=True)
+    try:
+        folder = context.jobs.create(stage, cfg)
+    except JobError as error:
+        raise gr.Error(str(error)) from error
+    position = next((r.queue_position for r in context.jobs.runs() if r.name == cfg.name), None)
+    where = f"queued (#{position}: another run is using the machine)" if position else "started"
+    return [f"Run **{cfg.name}** {where}. Watch it in the **Runs** tab.", run_name(stage), cfg.to_yaml(),
+            run_commands(stage, folder.config), gr.update(open=True)]
+
+
+def load_recipe(stage: str, choice: str | None) -> list[Any]:
+    """A recipe picked: its settings into the form, one output per field in :func:`form_fields` order; a field the
+    recipe doesn't set (or no recipe) is left as it is (:func:`gradio.skip`)."""
+    names = form_fields(stage)
+    path = recipes(stage).get(choice or "")
+    if path is None:
+        return [gr.skip()] * len(names)
+    data = yaml.safe_load(path.read_text()) or {}
+    return [data.get(name, gr.skip()) for name in names]
+
+
+def list_inputs(stage: str) -> list[str]:
+    """The fields whose choices :func:`refresh_lists` renews when the tab is opened, in its outputs' order."""
+    return [name for name in ("base_model", "datasets", "sft_run", "reward_run") if name in form_fields(stage)]
+
+
+def refresh_lists(context: TrainContext, stage: str) -> list[Any]:
+    """The tab opened: renewed choices for the models, data and runs a stage's form offers (:func:`list_inputs`),
+    since runs finish and data are uploaded while the page is open."""
+    choices = {"base_model": base_model_choices, "datasets": partial(dataset_choices, stage), "sft_run": sft_runs,
+               "reward_run": reward_run_choices}
+    return [gr.update(choices=choices[name](context.settings)) for name in list_inputs(stage)]
+
+
+def gpu_offer(context: TrainContext) -> dict[str, Any]:
+    """The unload option, when the tab is opened: shown (and ticked) only while the app holds models on the GPU;
+    hidden, it is unticked, so a Start never unloads what the tab didn't offer to."""
+    text = gpu_room.offer(context.cache, context.reward_models) if context.cache is not None else ""
+    return gr.update(visible=bool(text), value=bool(text), info=text)
+
+
+def pick_stage(choice: str) -> list[Any]:
+    """A stage picked: its introduction, and its form shown and the others hidden (in :data:`STAGE_LABELS` order)."""
+    return [INTRO[choice]] + [gr.update(visible=key == choice) for key in STAGE_LABELS]
+
+
+_Result = TypeVar("_Result")
+
+
+def _by_name(callback: Callable[[TrainContext, str, FormValues], _Result], context: TrainContext, stage: str,
+             *values: Any) -> _Result:
+    """Gradio hands an event a form's values by position, in its inputs' order (:func:`form_fields`); the callbacks
+    take them by name. Wired as ``partial(_by_name, callback, context, stage)``, a bare ``*values`` signature, so the
+    Start endpoints document their arguments as before (``param_0``, ``param_1``…)."""
+    return callback(context, stage, dict(zip(form_fields(stage), values, strict=True)))
+
+
+# ---------------------------------------------------------------------------------------------- layout
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """Where every stage's form writes: the message line, the config and command boxes and their accordion."""
+
+    message: gr.Markdown
+    config_text: gr.Code
+    command_text: gr.Code
+    details: gr.Accordion
+
+
+@dataclass(frozen=True)
+class _StageForm:
+    """One stage's laid-out form: its column (shown for its stage), recipe picker, inputs by field name (in
+    :func:`form_fields` order) and buttons."""
+
+    column: gr.Column
+    recipe: gr.Dropdown
+    inputs: dict[str, gr.components.Component]
+    start: gr.Button
+    preview: gr.Button
+
+
 def build(settings: Settings, jobs: Jobs, tab: gr.Tab, cache: ModelCache | None = None,
           reward_models: RewardModels | None = None) -> None:
     """Lay out the Train tab (a stage picker, then one form per stage) and wire its events. With the app's ``cache``
@@ -233,32 +386,23 @@ def build(settings: Settings, jobs: Jobs, tab: gr.Tab, cache: ModelCache | None 
                                elem_id="train-command")
     unload = gr.Checkbox(False, label="Unload the app's models from the GPU before the run starts", visible=False,
                          elem_id="train-unload-gpu")
-    room = (cache, reward_models)
-    forms = {key: _stage_form(key, settings, jobs, tab, [message, config_text, command_text, details], unload, room)
-             for key in STAGE_LABELS}
+    forms = {key: _stage_form(key, settings) for key in STAGE_LABELS}
 
-    def gpu_offer() -> dict[str, Any]:
-        """Shown (and ticked) only while the app holds models on the GPU; hidden, it is unticked, so a Start never
-        unloads what the tab didn't offer to."""
-        text = gpu_room.offer(cache, reward_models) if cache is not None else ""
-        return gr.update(visible=bool(text), value=bool(text), info=text)
+    # ------------------------------------------------------------------------------------------ events
 
-    tab.select(gpu_offer, None, unload, api_visibility="private")
-
-    def pick(choice: str) -> list[Any]:
-        return [INTRO[choice]] + [gr.update(visible=key == choice) for key in forms]
-
-    stage.change(pick, stage, [intro] + list(forms.values()), api_visibility="private")
+    context = TrainContext(settings, jobs, cache, reward_models)
+    shown = _Shown(message, config_text, command_text, details)
+    for key, form in forms.items():
+        _wire_form(context, key, form, shown, unload, tab)
+    tab.select(partial(gpu_offer, context), None, unload, api_visibility="private")
+    stage.change(pick_stage, stage, [intro] + [form.column for form in forms.values()], api_visibility="private")
 
 
-def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs: list[Any], unload: gr.Checkbox,
-                room: tuple[ModelCache | None, RewardModels | None]) -> gr.Column:
-    """One stage's form with its recipes, Start and Show config buttons; returns its column (shown for its stage).
-    ``unload``: the option to unload the app's GPU models (``room``: the cache and reward models) before Start."""
+def _stage_form(stage: str, settings: Settings) -> _StageForm:
+    """Lay out one stage's form: its recipes, inputs by group, Start and Show config buttons."""
     config_class = CONFIGS[stage]
     defaults = config_class(name=run_name(stage))
     fields = {f.name: f for f in dataclasses.fields(config_class) if f.name != "data_dir"}
-    message, config_text, command_text, details = outputs
     with gr.Column(visible=stage == "sft", elem_id=f"train-form-{stage}") as column:
         recipe = gr.Dropdown(list(recipes(stage)), value=None, label="Start from a recipe (optional)")
         inputs: dict[str, Any] = {}
@@ -279,76 +423,26 @@ def _stage_form(stage: str, settings: Settings, jobs: Jobs, tab: gr.Tab, outputs
         with gr.Row():
             start = gr.Button("Start", variant="primary")
             preview = gr.Button("Show config and command")
+    return _StageForm(column, recipe, inputs, start, preview)
 
-    # ------------------------------------------------------------------------------------------ events
 
-    names = list(inputs)
+def _wire_form(context: TrainContext, stage: str, form: _StageForm, shown: _Shown, unload: gr.Checkbox,
+               tab: gr.Tab) -> None:
+    """Wire one stage's form (part of :func:`build`'s events). Show config and Start first run :func:`check_form`
+    with no outputs, then their own event on success; Start unloads the app's GPU models in between when
+    ``unload`` is ticked."""
+    inputs = list(form.inputs.values())
+    gate = dict(inputs=inputs, outputs=None, api_visibility="private", show_progress="hidden")
     suffix = "" if stage == "sft" else f"_{stage}"
-
-    def make_config(*values: Any, start: bool = False) -> Any:
-        """The form's config, or the error pop-up naming the refused field; for Start, its models and data too."""
-        try:
-            cfg = from_dict(stage, _values(config_class, names, values) | {"data_dir": str(settings.data_dir)})
-            if start:
-                check_inputs(cfg, settings)
-        except ConfigError as error:
-            raise gr.Error(form_error(error)) from error
-        return cfg
-
-    def show_config(*values: Any) -> list[Any]:
-        cfg = make_config(*values)
-        return [cfg.to_yaml(), commands_by_hand(stage, cfg, settings), gr.update(open=True)]
-
-    def gate(start: bool) -> dict[str, Any]:
-        """In the page the form is checked by a first event with no outputs, so its error pop-up flags nothing (from
-        the button's own event it would flag every output: the run name box showed "Error" whatever the field). A
-        pop-up rather than a mark on the input, which may be in a closed group. The button's event follows on
-        success; API callers reach that one directly and get the same message as its error."""
-        return dict(fn=lambda *values: make_config(*values, start=start) and None, inputs=list(inputs.values()),
-                    outputs=None, api_visibility="private", show_progress="hidden")
-
-    preview.click(**gate(start=False)).success(show_config, list(inputs.values()), [config_text, command_text, details],
-                                               api_visibility="private")
-
-    def start_run(*values: Any) -> list[Any]:
-        cfg = make_config(*values, start=True)
-        try:
-            folder = jobs.create(stage, cfg)
-        except JobError as error:
-            raise gr.Error(str(error)) from error
-        position = next((r.queue_position for r in jobs.runs() if r.name == cfg.name), None)
-        where = f"queued (#{position}: another run is using the machine)" if position else "started"
-        return [f"Run **{cfg.name}** {where}. Watch it in the **Runs** tab.", run_name(stage), cfg.to_yaml(),
-                run_commands(stage, folder.config), gr.update(open=True)]
-
-    def unload_first(wanted: bool) -> None:
-        """After the form is checked, before the run is created: free the GPU for it when asked — and only when it
-        starts now; a run that queues behind another would find the models loaded again by the time it starts."""
-        cache, reward_models = room
-        if wanted and cache is not None and jobs.active() is None:
-            gpu_room.unload_for_training(cache, reward_models)
-
-    start.click(**gate(start=True)).success(unload_first, unload, None, api_visibility="private",
-                                            show_progress="hidden").success(
-        start_run, list(inputs.values()), [message, inputs["name"], config_text, command_text, details],
-        api_name=f"train{suffix}_start")
-
-    def load_recipe(choice: str | None) -> list[Any]:
-        path = recipes(stage).get(choice or "")
-        if path is None:
-            return [gr.skip()] * len(names)
-        data = yaml.safe_load(path.read_text()) or {}
-        return [data.get(name, gr.skip()) for name in names]
-
-    recipe.change(load_recipe, recipe, list(inputs.values()), api_visibility="private")
-    tab.select(None, inputs["name"], inputs["name"], js=name_on_open_js(stage), api_visibility="private")
-
-    def refresh_lists() -> list[Any]:
-        updates = [gr.update(choices=base_model_choices(settings)),
-                   gr.update(choices=dataset_choices(stage, settings))]
-        updates += [gr.update(choices=sft_runs(settings))] if "sft_run" in inputs else []
-        return updates + ([gr.update(choices=reward_run_choices(settings))] if "reward_run" in inputs else [])
-
-    tab.select(refresh_lists, None, [inputs["base_model"], inputs["datasets"]]
-               + [inputs[name] for name in ("sft_run", "reward_run") if name in inputs], api_visibility="private")
-    return column
+    form.preview.click(partial(_by_name, check_form, context, stage), **gate).success(
+        partial(_by_name, show_config, context, stage), inputs,
+        [shown.config_text, shown.command_text, shown.details], api_visibility="private")
+    form.start.click(partial(_by_name, partial(check_form, start=True), context, stage), **gate).success(
+        partial(unload_first, context), unload, None, api_visibility="private", show_progress="hidden").success(
+        partial(_by_name, start_run, context, stage), inputs,
+        [shown.message, form.inputs["name"], shown.config_text, shown.command_text, shown.details],
+        api_name=f"train{suffix}_start", api_description=False)  # not partial's docstring: no description, as ever
+    form.recipe.change(partial(load_recipe, stage), form.recipe, inputs, api_visibility="private")
+    tab.select(None, form.inputs["name"], form.inputs["name"], js=name_on_open_js(stage), api_visibility="private")
+    tab.select(partial(refresh_lists, context, stage), None, [form.inputs[name] for name in list_inputs(stage)],
+               api_visibility="private")
