@@ -83,7 +83,8 @@ def test_ppo_runs_its_forwards_under_the_training_autocast_with_float32_master_w
     roles = ppo.SharedBase(cfg, ppo.settings_for(cfg), None)
     assert {p.dtype for p in roles.trainable} == {torch.float32}
     # What the policy's and the value model's LoRA layers and the LM head compute in, in every forward (sampling,
-    # recomputed log-probs, values; a 4-bit layer computes in its own compute dtype whatever autocast says).
+    # recomputed log-probs, values; a 4-bit layer computes in its own compute dtype whatever autocast says). The
+    # recomputed log-probs read the LM head's weight in TRL's chunked kernel, which projects in the autocast dtype.
     seen: dict[str, set[torch.dtype]] = {}
     watched = {name: module for name, module in roles.model.named_modules()
                if name.endswith(("layers.0.self_attn.q_proj.lora_A.default", "layers.0.self_attn.q_proj.lora_A.value"))}
