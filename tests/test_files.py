@@ -58,3 +58,74 @@ def test_publish_unique_takes_the_first_free_name_and_never_replaces_a_file(tmp_
     with pytest.raises(OSError):
         publish_unique(tmp_path, lambda p: (_ for _ in ()).throw(OSError("disk full")), ["other.jsonl"])
     assert sorted(os.listdir(tmp_path)) == ["set-2.jsonl", "set.jsonl"]
+
+
+def test_what_is_written_gets_the_permissions_of_an_ordinary_file_or_folder(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "status.json", "{}")
+        with staged_folder(tmp_path / "adapter") as temporary:
+            (temporary / "w").write_text("w")
+        uploaded = publish_unique(tmp_path, lambda p: p.write_text("x"), ["up.jsonl"])
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "status.json").stat().st_mode & 0o777) == oct(0o644)
+    assert oct((tmp_path / "adapter").stat().st_mode & 0o777) == oct(0o755)
+    assert oct(uploaded.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_a_folder_that_must_not_replace_another_is_refused_and_the_other_kept(tmp_path):
+    final = tmp_path / "export"
+    final.mkdir()
+    (final / "theirs").write_text("theirs")
+    with pytest.raises(FileExistsError):
+        with staged_folder(final, replace=False) as temporary:
+            (temporary / "mine").write_text("mine")
+    assert os.listdir(final) == ["theirs"] and os.listdir(tmp_path) == ["export"]
+    with pytest.raises(FileExistsError):  # published by someone else while the block wrote
+        with staged_folder(tmp_path / "race", replace=False) as temporary:
+            (tmp_path / "race").mkdir()
+            (tmp_path / "race" / "theirs").write_text("theirs")
+            (temporary / "mine").write_text("mine")
+    assert os.listdir(tmp_path / "race") == ["theirs"] and sorted(os.listdir(tmp_path)) == ["export", "race"]
+
+
+def test_a_replaced_folder_sweeps_what_a_killed_writer_left_and_nothing_else(tmp_path):
+    left = tmp_path / ".adapter.0123456789ab.tmp"
+    left.mkdir()
+    other = tmp_path / ".adapter-old.0123456789ab.tmp"
+    other.mkdir()
+    with staged_folder(tmp_path / "adapter") as temporary:
+        (temporary / "w").write_text("w")
+    assert sorted(os.listdir(tmp_path)) == [".adapter-old.0123456789ab.tmp", "adapter"]
+
+
+def test_publish_unique_moves_on_when_a_name_is_taken_between_the_check_and_the_link(tmp_path, monkeypatch):
+    real_link = os.link
+
+    def racing_link(source, target):
+        if os.path.basename(target) == "set.jsonl":  # another upload takes the name first
+            with open(target, "w") as other:
+                other.write("theirs")
+        return real_link(source, target)
+
+    monkeypatch.setattr(os, "link", racing_link)
+    final = publish_unique(tmp_path, lambda p: p.write_text("mine"), ["set.jsonl", "set-2.jsonl"])
+    assert final == tmp_path / "set-2.jsonl" and final.read_text() == "mine"
+    assert (tmp_path / "set.jsonl").read_text() == "theirs"
+    assert sorted(os.listdir(tmp_path)) == ["set-2.jsonl", "set.jsonl"]
+
+
+def test_numbered_names_and_listed_files(tmp_path):
+    from itertools import islice
+
+    from playground.core.files import listed_files, numbered_names
+
+    assert list(islice(numbered_names("set", ".jsonl", {"set", "set-3"}), 3)) == ["set-2.jsonl", "set-4.jsonl",
+                                                                                  "set-5.jsonl"]
+    for name in ("b.jsonl", "a.CSV", ".hidden.jsonl", ".new.x.tmp", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "b.jsonl")
+    (tmp_path / "dir.jsonl").mkdir()
+    assert [p.name for p in listed_files(tmp_path, {".jsonl", ".csv"})] == ["a.CSV", "b.jsonl"]
+    assert listed_files(tmp_path / "missing", {".jsonl"}) == [] and listed_files(None, {".jsonl"}) == []

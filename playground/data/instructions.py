@@ -29,7 +29,7 @@ from typing import Any, Iterator, Literal
 
 import pandas as pd
 
-from playground.core.files import publish_unique
+from playground.core.files import listed_files, numbered_names, publish_unique
 from playground.core.row_files import (
     EXTENSIONS,
     FileProblem,
@@ -290,11 +290,7 @@ def load_examples(path: Path, limits: ImportLimits | None = None) -> list[Exampl
 
 def _uploaded(folder: Path | None) -> list[Path]:
     """Dataset files in the datasets folder (hidden and temporary files left out), by name."""
-    if folder is None or not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir()  # a link could point anywhere: only files really in the folder
-                  if p.is_file() and not p.is_symlink() and not p.name.startswith(".")
-                  and p.suffix.lower() in EXTENSIONS)
+    return listed_files(folder, EXTENSIONS)
 
 
 def _describe(path: Path) -> tuple[int, str]:
@@ -366,7 +362,7 @@ def save_upload(source: Path, settings: Settings, name: str | None = None) -> Da
     suffix = source.suffix.lower()
     stem = safe_name(name or source.stem, suffix)
     taken = set(BUNDLED) | {p.stem for p in _uploaded(folder)}  # a bundled name stays the bundled set's
-    names = (f"{s}{suffix}" for s in (stem if n == 1 else f"{stem}-{n}" for n in range(1, 10_000)) if s not in taken)
+    names = numbered_names(stem, suffix, taken)
     final = publish_unique(folder, lambda temporary: shutil.copyfile(source, temporary), names)
     if final is None:
         raise DatasetError(f"Too many datasets are called {stem!r}: choose another name.")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from playground.core.distributed import is_main_process, wait_for_main_process
-from playground.core.files import publish_unique, write_atomic
+from playground.core.files import listed_files, numbered_names, publish_unique, write_atomic
 from playground.core.row_files import EXTENSIONS, counted
 from playground.core.settings import Settings
 from playground.data.instructions import safe_name
@@ -93,12 +93,7 @@ def folder(settings: Settings) -> Path:
 
 
 def _uploaded(settings: Settings | None) -> list[Path]:
-    where = folder(settings) if settings else None
-    if where is None or not where.is_dir():
-        return []
-    return sorted(p for p in where.iterdir()  # a link could point anywhere: only files really in the folder
-                  if p.is_file() and not p.is_symlink() and not p.name.startswith(".")
-                  and p.suffix.lower() in EXTENSIONS)
+    return listed_files(folder(settings) if settings else None, EXTENSIONS)
 
 
 def pairs_from_records(records: Iterable[ComparisonRecord]) -> tuple[list[Pair], str]:
@@ -196,7 +191,7 @@ def save_upload(source: Path, settings: Settings, name: str | None = None) -> Up
     suffix = source.suffix.lower()
     stem = safe_name(name or source.stem, suffix)
     taken = set(BUNDLED) | {VOTES} | {p.stem for p in _uploaded(settings)}
-    names = (f"{s}{suffix}" for s in (stem if n == 1 else f"{stem}-{n}" for n in range(1, 10_000)) if s not in taken)
+    names = numbered_names(stem, suffix, taken)
     final = publish_unique(where, lambda temporary: shutil.copyfile(source, temporary), names)
     if final is None:
         raise PreferenceDataError(f"Too many preference sets are called {stem!r}: choose another name.")
@@ -238,7 +233,7 @@ def write_pairs(path: Path, pairs: list[Pair]) -> None:
 
 def read_pairs(path: Path) -> list[Pair]:
     """Read back what :func:`write_pairs` wrote."""
-    return [_from_trl_row(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    return [_from_trl_row(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def run_pairs(cfg: Any, settings: Settings, data_dir: Path, resume: bool) -> tuple[list[Pair], list[Pair]]:

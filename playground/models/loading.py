@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
+from playground.core.files import staged_folder
 from playground.core.settings import Settings
 from playground.models import preparation
 from playground.models.catalog import PACKAGED, ModelKind, ModelSpec, PackagedModel
@@ -292,17 +293,16 @@ def import_tokenizer(package: PackagedModel, settings: Settings, progress: Progr
     keys = {"bos_token_id": "bos_token_id", "eos_token_id": "eos_token_id", "pad_token_id": "padding_token_id"}
     generation = GenerationConfig(**{name: metadata[f"tokenizer.ggml.{key}"] for name, key in keys.items()
                                      if f"tokenizer.ggml.{key}" in metadata})
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{package.key}-tok-") as scratch_name:
-        out = Path(scratch_name) / "tokenizer"
-        tokenizer.save_pretrained(out)
-        generation.save_pretrained(out)
-        (out / _IMPORT_DONE).write_text(json.dumps({
-            "package": package.pip_name, "version": package.version(), "gguf": gguf.name, "format": IMPORT_FORMAT,
-            "control_tokens_marked": marked, "seconds": round(time.monotonic() - started, 1)}, indent=2))
-        try:
-            out.rename(target)
-        except OSError:  # another process renamed its finished folder in first (a folder only ever appears whole)
-            pass
+    try:
+        with staged_folder(target, replace=False) as out:
+            tokenizer.save_pretrained(out)
+            generation.save_pretrained(out)
+            (out / _IMPORT_DONE).write_text(json.dumps({
+                "package": package.pip_name, "version": package.version(), "gguf": gguf.name,
+                "format": IMPORT_FORMAT, "control_tokens_marked": marked,
+                "seconds": round(time.monotonic() - started, 1)}, indent=2))
+    except FileExistsError:  # another process published its finished folder first (a folder only appears whole)
+        pass
     return target
 
 
@@ -322,35 +322,33 @@ def import_packaged(package: PackagedModel, settings: Settings, progress: Progre
     from transformers import AutoModelForCausalLM, GgufConfig
 
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{package.key}-") as scratch_name:
-        scratch = Path(scratch_name)
-        progress(f"Importing {package.title} from GGUF (first time only, about a minute): locating the weights")
-        gguf = packaged_gguf(package, settings, progress)
-        progress(f"Importing {package.title}: reading the tokenizer (1/3)")
-        tokenizer, marked = _gguf_tokenizer(package, gguf)
-        progress(f"Importing {package.title}: dequantizing the weights (2/3)")
-        # `dequantize=True` makes transformers unpack every block into dense tensors and drop its GGUF quantizer,
-        # so the model is an ordinary one that `save_pretrained` accepts (a GGUF-quantized one refuses).
-        model = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent),
-            gguf_file=gguf.name,
-            dtype=torch.float32,
-            quantization_config=GgufConfig(dequantize=True),
-        )
-        progress(f"Importing {package.title}: saving as safetensors (3/3)")
-        out = scratch / "model"
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        record = {"package": package.pip_name, "version": package.version(), "gguf": gguf.name,
-                  "format": IMPORT_FORMAT, "control_tokens_marked": marked,
-                  "seconds": round(time.monotonic() - started, 1)}
-        (out / _IMPORT_DONE).write_text(json.dumps(record, indent=2))
-        del model
-        if (target / _IMPORT_DONE).is_file():  # another process finished first; keep theirs
-            return target
-        if target.exists():
-            shutil.rmtree(target)
-        out.rename(target)
+    if target.exists() and not (target / _IMPORT_DONE).is_file():
+        shutil.rmtree(target)  # unfinished (left by older code, which wrote in place): never loaded
+    try:
+        with staged_folder(target, replace=False) as out:
+            progress(f"Importing {package.title} from GGUF (first time only, about a minute): locating the weights")
+            gguf = packaged_gguf(package, settings, progress)
+            progress(f"Importing {package.title}: reading the tokenizer (1/3)")
+            tokenizer, marked = _gguf_tokenizer(package, gguf)
+            progress(f"Importing {package.title}: dequantizing the weights (2/3)")
+            # `dequantize=True` makes transformers unpack every block into dense tensors and drop its GGUF quantizer,
+            # so the model is an ordinary one that `save_pretrained` accepts (a GGUF-quantized one refuses).
+            model = AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent),
+                gguf_file=gguf.name,
+                dtype=torch.float32,
+                quantization_config=GgufConfig(dequantize=True),
+            )
+            progress(f"Importing {package.title}: saving as safetensors (3/3)")
+            model.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+            record = {"package": package.pip_name, "version": package.version(), "gguf": gguf.name,
+                      "format": IMPORT_FORMAT, "control_tokens_marked": marked,
+                      "seconds": round(time.monotonic() - started, 1)}
+            (out / _IMPORT_DONE).write_text(json.dumps(record, indent=2))
+            del model
+    except FileExistsError:  # another process finished first; keep theirs
+        return target
     remove_stale_imports(package, settings)
     return target
 

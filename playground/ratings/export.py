@@ -310,7 +310,7 @@ def export_all(store: Store, out_dir: Path, stamp: datetime | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     final = _fresh_name(out_dir, stamp or datetime.now())
     files: list[Path] = []
-    with staged_folder(final) as temporary:
+    with staged_folder(final, replace=False) as temporary:  # a name picked free: never replace another export
         for index, (name, export) in enumerate(exports.items()):
             if progress is not None:
                 progress(index / (len(exports) + 1), desc=f"Writing {DATASETS[name]}")

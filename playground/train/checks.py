@@ -11,7 +11,6 @@ from playground.core.settings import Settings
 from playground.data import instructions, preference_pairs
 from playground.models.catalog import CatalogError
 from playground.models.loading import ModelLoadError, check_available
-from playground.train import ppo
 from playground.train.common import base_spec, sft_adapter
 from playground.train.config import ConfigError, TrainConfig
 
@@ -24,6 +23,8 @@ def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
     except ModelLoadError as error:
         raise ConfigError("base_model", str(error)) from error
     if cfg.stage == "ppo":
+        from playground.train import ppo  # here, not at the top: ppo imports torch, which the page must not wait for
+
         ppo.check_prompts(cfg, settings)
         ppo.reward_run_for(cfg, settings)
     for name in cfg.datasets if cfg.stage != "ppo" else []:

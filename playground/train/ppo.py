@@ -158,9 +158,9 @@ def rollout(roles: SharedBase, prompts: list[Prompt], cfg: PPOConfig, gen_config
         part = roles.generate(query[start:start + micro], query_mask[start:start + micro], gen_config)
         chunks.append(part)
     # the micro-batches' answers end at different lengths: right-padded to the longest (with the pad token, as
-    # generate pads a micro-batch's shorter answers after their EOS)
-    answer = tokenizer.pad({"input_ids": [row for part in chunks for row in part]}, padding_side="right",
-                           return_tensors="pt")["input_ids"].to(roles.device)
+    # generate pads a micro-batch's shorter answers after their EOS), on the device they were sampled on
+    answer = torch.nn.utils.rnn.pad_sequence([row for part in chunks for row in part], batch_first=True,
+                                             padding_value=tokenizer.pad_token_id, padding_side="right")
     mask, has_eos = ppo_math.answer_mask(answer, tokenizer.eos_token_id)
     texts = [tokenizer.decode(row[: int(m.sum())], skip_special_tokens=True).strip()
              for row, m in zip(answer.tolist(), mask)]

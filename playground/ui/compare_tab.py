@@ -268,7 +268,9 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
 
     blank_outputs = panes + vote_buttons + [vote_note]
     clear.click(clear_all, [model_a, model_b, blind], [state, shown] + blank_outputs + [pickers, blind_note],
-                api_name="clear")
+                api_name="clear",
+                api_description="A new conversation; in blind mode it stays blind (the next prompt shuffles the sides "
+                                "anew).")
     blind.change(toggle_blind, [blind, model_a, model_b], [reveal, state, shown] + blank_outputs
                  + [pickers, blind_note], api_visibility="private")
     reveal.click(reveal_names, [state, shown, blind], [state] + revealed_outputs, api_visibility="private")

@@ -45,6 +45,7 @@ def bind(fn: Callable[..., Any], *fixed: Any) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
             return bound(*args, **kwargs)
     call.__signature__ = inspect.signature(bound)  # type: ignore[attr-defined]  # not the one __wrapped__ has
+    call.__doc__ = None  # Gradio shows a callback's docstring as its API description: the endpoints keep none
     return call
 
 

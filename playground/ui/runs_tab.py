@@ -397,7 +397,9 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> gr.
     seen = gr.State(())
     timer.tick(bind(tick, jobs), [chosen, overlay, seen, sample_step], everything + [seen] + sample_view,
                api_visibility="private", show_progress="hidden", concurrency_limit=None)
-    chosen.change(show, [chosen, overlay], view, api_name="run_details")
+    chosen.change(show, [chosen, overlay], view, api_name="run_details",
+                  api_description="The chosen run's view; a name that is no run is refused (blank view for no name at "
+                                  "all).")
     chosen.change(bind(answers_now, jobs), [chosen, sample_step], sample_view, api_visibility="private")
     sample_step.input(bind(step_answers, jobs), [chosen, sample_step], [sample_step, samples],
                       api_name="run_samples")
