@@ -198,3 +198,13 @@ def test_bad_arguments_get_a_clear_answer(app, documented, endpoint, bad):
         else:
             assert re.search(bad.answer, str(reply), re.I | re.S), reply
     assert sorted(p.name for p in settings.runs_dir.iterdir()) == runs_before  # a bad call starts no run
+
+
+def test_only_the_endpoints_meant_to_have_one_carry_a_description(documented):
+    """A callback's docstring is for maintainers: wired with rater.bind it doesn't become an API description, and
+    the two endpoints that describe themselves say it in their own words."""
+    described = {name: info.get("description") for name, info in documented.items() if info.get("description")}
+    assert described == {
+        "/clear": "A new conversation; in blind mode it stays blind (the next prompt shuffles the sides anew).",
+        "/run_details": "The chosen run's view; a name that is no run is refused (blank view for no name at all).",
+    }
