@@ -140,6 +140,10 @@ def main() -> None:
     print(f"\nTwo panes (gemma-3-270m + smollm2-135m-instruct, greedy, {pair['tokens']} tokens): "
           f"one after the other {pair['alone_s']:.2f} s, at the same time {pair['together_s']:.2f} s, "
           f"ratio {pair['ratio']:.2f}")
+    # Free the models (llama.cpp's among them) while the interpreter is whole: left to the exit, a llama.cpp model's
+    # threads were torn down after Python's and the process sometimes aborted ("terminate called without an active
+    # exception", exit 134) after printing its figures.
+    cache.unload()
 
 
 if __name__ == "__main__":
