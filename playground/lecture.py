@@ -36,6 +36,7 @@ from playground.models.generation import GenerationParams, StreamUpdate
 from playground.models.loading import LoadOptions, ModelCache
 from playground.ratings import comparison as cmp
 from playground.ratings import history
+from playground.ratings.selection import select
 from playground.ratings.store import ComparisonRecord, Store
 from playground.runs import reward_model
 from playground.runs.jobs import JobError, Jobs
@@ -249,7 +250,7 @@ def _overall(table: pd.DataFrame, saved: list[evaluation.EvalResult]) -> str:
 
 
 def _rate_step(store: Store) -> StepState:
-    records = store.comparisons()
+    records = select(store.comparisons())  # people's votes: this step is about your own preferences
     title, point = POINTS["rate"]
     if not records:
         return StepState(3, "rate", title, point, TABS["rate"], NOT_STARTED, "No votes yet.", "rate",
@@ -270,7 +271,7 @@ def _reward_step(settings: Settings, store: Store, name: str) -> StepState:
     lines = [f"Held-out accuracy (r_chosen > r_rejected on pairs it never trained on): **{held[-1]:.2f}**."
              if held else "No held-out accuracy logged (the recipe holds out no pairs)."]
     checked = reward_model.load_check(folder.path)
-    ordered = any(r.winner in ("a", "b") for r in store.comparisons())
+    ordered = any(r.winner in ("a", "b") for r in select(store.comparisons()))
     blocked = "" if ordered else ("No vote says one answer is better yet: vote Left or Right better in step 3 first, "
                                   "then check the reward model against your votes.")
     if checked is None:
@@ -397,7 +398,7 @@ def check_reward(settings: Settings, models: reward_model.RewardModels, store: S
         raise LectureError(f"Train the reward model first ({state.run} is {state.status}).")
     if state.blocked:
         raise LectureError(state.blocked)
-    records = [r for r in store.comparisons() if r.winner in ("a", "b")]
+    records = [r for r in select(store.comparisons()) if r.winner in ("a", "b")]
     checked = reward_model.agreement(models.get(state.run), records)
     return reward_model.save_check(settings.runs_dir / state.run, checked)
 

@@ -28,7 +28,7 @@ def test_leaderboard_ranks_every_model(app):
     client, _, _ = app
     summary, table, win_rates, counts, bias, raters = client.predict("count as a tie", 100, 0,
                                                                      api_name="/leaderboard")
-    assert "votes between 4 models" in summary
+    assert "votes from people between 4 models" in summary
     assert [row for row in table["headers"]] == ["rank", "model", "rating", "95% CI", "online Elo", "battles",
                                                  "win rate %"]
     models = [row[1] for row in table["data"]]

@@ -1,6 +1,7 @@
 """Preference pairs for the reward and DPO stages: where they come from, and how one becomes token ids.
 
-Sources, by name: ``votes`` (this app's votes, exported exactly as History → Export does), ``preferences`` (the
+Sources, by name: ``votes`` (people's votes in this app, exported exactly as History → Export does),
+``judge-votes`` (AI judges' votes, :mod:`playground.ratings.judge`), ``all-votes`` (both), ``preferences`` (the
 bundled pairs whose rejected answer has a labelled flaw), uploaded preference files (saved by the Data tab into
 ``DATA_DIR/datasets/preferences/`` only when every row is valid and some pair is new; repeated rows are skipped),
 or a file path. Votes become pairs as History → Export writes them
@@ -29,10 +30,13 @@ from playground.data.instructions import safe_name
 from playground.models.prompting import Message, render
 from playground.ratings.export import margin_for, preference_rows
 from playground.ratings.importer import PreferenceFile, PreferenceRow, read_file
+from playground.ratings.selection import RATER_KINDS, RaterKind, select
 from playground.ratings.store import ComparisonRecord, Store
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "datasets"
 VOTES = "votes"
+VOTE_SOURCES: dict[str, RaterKind] = {VOTES: "humans", "judge-votes": "judges", "all-votes": "all"}
+"""The sources read from the ratings database, and whose votes each one holds."""
 BUNDLED = {"preferences": ASSETS / "preferences.jsonl"}
 
 
@@ -124,13 +128,17 @@ def _from_file(path: Path) -> list[Pair]:
 def load_pairs(name: str, settings: Settings | None) -> list[Pair]:
     """The pairs of one source (see the module docstring), or :class:`PreferenceDataError` saying why not."""
     text = (name or "").strip()
-    if text == VOTES:
+    if text in VOTE_SOURCES:
+        kind = VOTE_SOURCES[text]
+        judge_hint = " or let an AI judge vote (Rate tab)" if kind != "humans" else ""
         if settings is None or not settings.ratings_db.exists():
-            raise PreferenceDataError("There are no votes yet: rate some answers in Compare or Rate first.")
-        pairs, left_out = pairs_from_records(Store(settings.ratings_db).comparisons())
+            raise PreferenceDataError(f"There are no votes yet: rate some answers in Compare or Rate first"
+                                      f"{judge_hint}.")
+        pairs, left_out = pairs_from_records(select(Store(settings.ratings_db).comparisons(), kind))
         if not pairs:
-            raise PreferenceDataError(f"Your votes hold no chosen/rejected pair yet ({left_out}): vote Left or "
-                                      f"Right is better on a few comparisons first.")
+            raise PreferenceDataError(f"The votes of {RATER_KINDS[kind]} hold no chosen/rejected pair yet "
+                                      f"({left_out}): vote Left or Right is better on a few comparisons first"
+                                      f"{judge_hint}.")
         return pairs
     path = BUNDLED.get(text) or next((p for p in _uploaded(settings) if text in (p.stem, p.name)), None)
     if path is None and text and Path(text).expanduser().is_file():
@@ -145,13 +153,14 @@ def load_pairs(name: str, settings: Settings | None) -> list[Pair]:
 def list_sets(settings: Settings | None) -> list[PreferenceSet]:
     """Your votes (counted), the bundled pairs and the uploaded files: what the Train form offers."""
     sets = []
-    if settings is not None and settings.ratings_db.exists():
-        try:
-            sets.append(PreferenceSet(VOTES, None, len(load_pairs(VOTES, settings)), "votes"))
-        except PreferenceDataError:
-            sets.append(PreferenceSet(VOTES, None, 0, "votes"))
-    else:
-        sets.append(PreferenceSet(VOTES, None, 0, "votes"))
+    for source in VOTE_SOURCES:
+        count = 0
+        if settings is not None and settings.ratings_db.exists():
+            try:
+                count = len(load_pairs(source, settings))
+            except PreferenceDataError:
+                pass
+        sets.append(PreferenceSet(source, None, count, "votes"))
     for name, path in BUNDLED.items():
         if path.is_file():
             sets.append(PreferenceSet(name, path, _count_lines(path), "bundled"))

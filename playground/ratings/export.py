@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Sequence
 
 from playground.core.files import staged_file, staged_folder
+from playground.ratings.selection import RaterKind, select
 from playground.ratings.store import ComparisonRecord, Side, Store
 
 Message = dict[str, str]
@@ -294,15 +295,17 @@ class ExportReport:
 
 
 def export_all(store: Store, out_dir: Path, stamp: datetime | None = None,
-               progress: Callable[..., Any] | None = None) -> ExportReport:
-    """Export every vote (not deleted) in all formats into a new ``preferences-<time>`` folder of ``out_dir``, and
-    zip it beside the folder for a download button.
+               progress: Callable[..., Any] | None = None, raters: RaterKind = "humans") -> ExportReport:
+    """Export every vote (not deleted) of ``raters`` — people's by default, AI judges' or both
+    (:mod:`playground.ratings.selection`) — in all formats into a new ``preferences-<time>`` folder of ``out_dir``,
+    and zip it beside the folder for a download button. A pair asked twice to measure consistency is exported once
+    (its first vote).
 
     The folder is built under a temporary name and renamed into place only when every file is written; a failure
     leaves nothing under a final name. An empty store writes nothing and says so. ``progress(fraction, desc=…)``
     is called as each format is written (``gr.Progress`` fits).
     """
-    records = store.comparisons()
+    records = select(store.comparisons(), raters)
     if not records:
         return ExportReport(votes=0)
     exports = all_rows(records)

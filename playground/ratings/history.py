@@ -15,6 +15,7 @@ import pandas as pd
 
 from playground.core.verbatim import escape, verbatim_html
 from playground.ratings.leaderboard import display_names, model_identity
+from playground.ratings.selection import RaterKind, check_kind, kind_of
 from playground.ratings.store import ComparisonRecord, Side
 
 WINNER_LABELS = {"a": "A better", "b": "B better", "tie": "tie", "both_bad": "both bad"}
@@ -33,6 +34,8 @@ class Filters:
     rater: str = ""
     since: str = ""
     until: str = ""
+    raters: RaterKind = "humans"
+    """Whose votes: people's, AI judges' or both (:mod:`playground.ratings.selection`)."""
 
     def __post_init__(self) -> None:
         for name in ("since", "until"):
@@ -44,11 +47,13 @@ class Filters:
                     raise ValueError(f"{name}: {value!r} is not a date (use YYYY-MM-DD).") from error
         if self.winner and self.winner not in WINNER_LABELS:
             raise ValueError(f"winner must be one of {', '.join(WINNER_LABELS)}")
+        check_kind(self.raters)
 
     def keep(self, record: ComparisonRecord) -> bool:
         identities = (model_identity(record.a), model_identity(record.b))
         day = (record.voted_at or record.created_at)[:10]
-        return ((not self.model or self.model in identities)
+        return ((self.raters == "all" or kind_of(record) == self.raters)
+                and (not self.model or self.model in identities)
                 and (not self.winner or record.winner == self.winner)
                 and (not self.rater or record.rater == self.rater)
                 and (not self.since or day >= str(pd.Timestamp(self.since).date()))
@@ -74,10 +79,19 @@ def table(records: Iterable[ComparisonRecord], filters: Filters = Filters()) -> 
     rows = [
         ((r.voted_at or r.created_at)[:19].replace("T", " "), r.rater,
          " ".join(r.prompt.split())[:80], _name(r.a, names), _name(r.b, names), "A" if r.left_side == "a" else "B",
-         WINNER_LABELS.get(r.winner or "", "—"), r.strength or "", r.source, "yes" if r.blind else "no", r.id)
+         WINNER_LABELS.get(r.winner or "", "—"), r.strength or "", _source(r), "yes" if r.blind else "no", r.id)
         for r in sorted(kept, key=lambda r: r.voted_at or r.created_at, reverse=True)
     ]
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def _source(record: ComparisonRecord) -> str:
+    """Where a vote came from; a repeated pair (asked again to measure consistency) and a judge's vote say so."""
+    if record.repeat_of:
+        return f"{record.source} (repeat)"
+    if record.judge_of:
+        return "judge"
+    return record.source
 
 
 def pair_counts(records: Iterable[ComparisonRecord]) -> pd.DataFrame:
@@ -120,7 +134,12 @@ def detail(record: ComparisonRecord) -> str:
     turns = "".join(f"<li><b>{escape(m['role'])}</b>:{verbatim_html(m['content'])}</li>"
                     for m in record.messages[:-1])
     vote = WINNER_LABELS.get(record.winner or "", "not voted")
-    extra = "".join([f" · strength {record.strength}" if record.strength else "",
+    scores = " · scores " + ", ".join(f"{label} {score if score is not None else '—'}" for label, score in
+                                      (("A", record.score_a), ("B", record.score_b))) \
+        if record.score_a is not None or record.score_b is not None else ""
+    extra = "".join([f" · strength {record.strength}" if record.strength else "", scores,
+                     f" · repeat of <code>{escape(record.repeat_of)}</code>" if record.repeat_of else "",
+                     f" · judged <code>{escape(record.judge_of)}</code>" if record.judge_of else "",
                      f" · “{escape(record.rationale)}”" if record.rationale else "",
                      " · <b>deleted</b>" if record.deleted_at else ""])
     return "".join(filter(None, [
@@ -132,7 +151,18 @@ def detail(record: ComparisonRecord) -> str:
         f"<p><b>Prompt:</b></p>{verbatim_html(record.prompt)}",
         side("A", record.a, record.left_side == "a"),
         side("B", record.b, record.left_side == "b"),
+        _judgement_html(record.judgement) if record.judgement else "",
     ]))
+
+
+def _judgement_html(judgement: dict[str, Any]) -> str:
+    """An AI judge's answers, verbatim, in each order it saw the pair, with the verdict parsed from each."""
+    orders = judgement.get("orders") or []
+    items = "".join(
+        f"<li>shown {escape(' then '.join(str(order.get('shown', ''))))}: verdict "
+        f"<b>{escape(str(order.get('verdict') or 'unreadable'))}</b>{verbatim_html(str(order.get('text', '')))}</li>"
+        for order in orders)
+    return f"<p><b>The judge's answers:</b></p><ul>{items}</ul>" if items else ""
 
 
 def _rounded(value: Any, digits: int = 4) -> Any:

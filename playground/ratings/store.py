@@ -88,6 +88,19 @@ class ComparisonRecord:
     position: int | None = None
     """Order within a rating batch."""
     skipped: bool = False
+    repeat_of: str | None = None
+    """For a pair shown a second time later in a rating batch, sides swapped, to measure how consistent the rater
+    is (:mod:`playground.ratings.reliability`): the id of the comparison it repeats. A repeat's vote never counts
+    as a second vote (:func:`playground.ratings.selection.select` leaves repeats out)."""
+    score_a: int | None = None
+    """An optional 1–5 score of side a's answer on its own, given alongside the pairwise vote."""
+    score_b: int | None = None
+    judge_of: str | None = None
+    """For an AI judge's vote (rater ``judge:<model>``): the id of the comparison it judged."""
+    judgement: dict[str, Any] | None = None
+    """An AI judge's own words: ``{"judge": model, "rubric": text, "orders": [{"shown": ["a", "b"], "text": its
+    answer verbatim, "verdict": "a" | "b" | "tie" | None (unreadable)}, {"shown": ["b", "a"], …}], "consistent":
+    whether both orders gave the same verdict}``."""
     id: str = field(default_factory=new_id)
     created_at: str = field(default_factory=now)
     updated_at: str | None = None
@@ -97,6 +110,8 @@ class ComparisonRecord:
 
     def __post_init__(self) -> None:
         check_vote(self.winner, self.strength)
+        check_score(self.score_a)
+        check_score(self.score_b)
         if self.left_side not in ("a", "b"):
             raise ValueError("left_side must be 'a' or 'b'")
 
@@ -160,6 +175,12 @@ def check_vote(winner: str | None, strength: int | None) -> None:
         raise ValueError(f"strength must be an integer from 1 to 5, got {strength!r}")
 
 
+def check_score(score: int | None) -> None:
+    """Raise ValueError for an answer score outside 1–5 (None: not scored)."""
+    if score is not None and (isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5):
+        raise ValueError(f"an answer's score must be an integer from 1 to 5, got {score!r}")
+
+
 # Migrations, oldest first. PRAGMA user_version holds how many have run; never edit one that has shipped, append.
 MIGRATIONS: tuple[str, ...] = (
     # 1: comparisons with both sides and the vote; raters.
@@ -205,6 +226,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE comparisons ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX comparisons_batch ON comparisons (batch_id, position);
     """,
+    # 3: rating reliability (a pair repeated later in a batch, 1-5 answer scores) and AI judges' votes.
+    """
+    ALTER TABLE comparisons ADD COLUMN repeat_of TEXT;
+    ALTER TABLE comparisons ADD COLUMN score_a INTEGER CHECK (score_a BETWEEN 1 AND 5);
+    ALTER TABLE comparisons ADD COLUMN score_b INTEGER CHECK (score_b BETWEEN 1 AND 5);
+    ALTER TABLE comparisons ADD COLUMN judge_of TEXT;
+    ALTER TABLE comparisons ADD COLUMN judgement TEXT;
+    CREATE INDEX comparisons_repeat ON comparisons (repeat_of);
+    CREATE INDEX comparisons_judge ON comparisons (judge_of);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -228,6 +259,9 @@ def _row_values(record: ComparisonRecord) -> dict[str, Any]:
         "left_side": record.left_side, "blind": int(record.blind), "winner": record.winner,
         "strength": record.strength, "rationale": record.rationale, "app_version": record.app_version,
         "batch_id": record.batch_id, "position": record.position, "skipped": int(record.skipped),
+        "repeat_of": record.repeat_of, "score_a": record.score_a, "score_b": record.score_b,
+        "judge_of": record.judge_of,
+        "judgement": None if record.judgement is None else json.dumps(record.judgement, ensure_ascii=False),
     }
 
 
@@ -243,7 +277,9 @@ def _from_row(row: sqlite3.Row) -> ComparisonRecord:
         messages=json.loads(row["messages"]), system_prompt=row["system_prompt"], a=side("a"), b=side("b"),
         left_side=row["left_side"], blind=bool(row["blind"]), winner=row["winner"], strength=row["strength"],
         rationale=row["rationale"], app_version=row["app_version"], batch_id=row["batch_id"],
-        position=row["position"], skipped=bool(row["skipped"]),
+        position=row["position"], skipped=bool(row["skipped"]), repeat_of=row["repeat_of"],
+        score_a=row["score_a"], score_b=row["score_b"], judge_of=row["judge_of"],
+        judgement=None if row["judgement"] is None else json.loads(row["judgement"]),
     )
 
 
@@ -336,22 +372,27 @@ class Store:
         return replace(record, updated_at=values["updated_at"])
 
     def vote(self, record: ComparisonRecord, winner: Winner, strength: int | None = None, rationale: str = "",
-             rater: str = "") -> ComparisonRecord:
-        """Record (or change) the vote on ``record``, saving the whole record; returns it as stored.
+             rater: str = "", score_a: int | None = None, score_b: int | None = None) -> ComparisonRecord:
+        """Record (or change) the vote on ``record``, saving the whole record; returns it as stored. ``score_a`` /
+        ``score_b``: the optional 1–5 score of each side's answer, given with the vote (None: not scored).
 
         When this returns, the vote is committed to disk.
         """
         check_vote(winner, strength)
+        check_score(score_a)
+        check_score(score_b)
         stamp = now()
         voted = replace(record, winner=winner, strength=strength, rationale=(rationale or "").strip(),
-                        rater=rater or record.rater, voted_at=stamp, updated_at=stamp, skipped=False)
+                        rater=rater or record.rater, voted_at=stamp, updated_at=stamp, skipped=False,
+                        score_a=score_a, score_b=score_b)
         return self.save(voted)
 
     def clear_vote(self, comparison_id: str) -> None:
         """Undo a vote: the comparison goes back to unrated (the Rate tab's U key)."""
         with self._write() as db:
             db.execute("UPDATE comparisons SET winner = NULL, strength = NULL, rationale = '', voted_at = NULL, "
-                       "skipped = 0, updated_at = ? WHERE id = ?", (now(), comparison_id))
+                       "score_a = NULL, score_b = NULL, skipped = 0, updated_at = ? WHERE id = ?",
+                       (now(), comparison_id))
 
     def skip(self, comparison_id: str) -> None:
         with self._write() as db:

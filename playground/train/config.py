@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 
-Stage = Literal["sft", "reward", "dpo", "ppo"]
-STAGES: tuple[str, ...] = ("sft", "reward", "dpo", "ppo")
+Stage = Literal["sft", "reward", "dpo", "ppo", "grpo", "rloo", "kto"]
+STAGES: tuple[str, ...] = ("sft", "reward", "dpo", "ppo", "grpo", "rloo", "kto")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -140,7 +140,8 @@ class _PreferenceConfig(TrainConfig):
     """What the reward and DPO stages share: preference pairs in, optionally on top of an SFT run."""
 
     datasets: list[str] = field(default_factory=lambda: ["preferences"], metadata={"help": (
-        'Preference pairs: "votes" (your votes in this app: Left/Right is better), "preferences" (bundled pairs '
+        'Preference pairs: "votes" (people\'s votes in this app: Left/Right is better), "judge-votes" (an AI judge\'s '
+        'votes), "all-votes" (both), "preferences" (bundled pairs '
         "whose rejected answer has a labelled flaw; the Data tab counts them), uploaded preference files (Data tab) "
         "or file paths.")})
     sft_run: str = field(default="", metadata={"help": (
@@ -324,6 +325,163 @@ class PPOConfig(TrainConfig):
                f"must be between 0 and batch_size ({self.batch_size})")
 
 
+@dataclass
+class _GroupConfig(TrainConfig):
+    """What GRPO and RLOO share: critic-free RL. Each step samples ``answers_per_prompt`` answers to each of a few
+    prompts, scores them, and learns from each answer's reward relative to its siblings' (the group's own answers
+    are the baseline, so there is no value model). The batch fields count answers, as PPO's do."""
+
+    datasets: list[str] = field(default_factory=lambda: ["prompts"], metadata={"help": (
+        'Prompts to answer. With reward_source reward_run: the prompt sets PPO answers ("prompts", a training '
+        "dataset's instructions, or a prompt file's path). With reward_source checks: held-out task files whose "
+        'answers a program checks ("heldout", the bundled task families, or a file in that format).')})
+    reward_source: Literal["reward_run", "checks"] = field(default="reward_run", metadata={"help": (
+        "What scores an answer: reward_run = a reward model trained here (as PPO's); checks = the task's expected "
+        "answer checked by program (1 when the check passes, else 0: a verifiable reward, no reward model). The "
+        "checks train on the held-out task families, so the Runs tab's Evaluate no longer measures unseen tasks "
+        "for such a run.")})
+    # TODO(judge): add "judge" to reward_source's Literal; it plugs in at playground.train.group_rl.scorer_for,
+    # scoring with playground/ratings/judge.py.
+    reward_run: str = field(default="", metadata={"help": (
+        "With reward_source reward_run: the reward model to maximise, a reward run trained on the same base model "
+        "(see the Reward tab).")})
+    sft_run: str = field(default="", metadata={"help": (
+        "Policy start: an SFT run's adapter (run name or folder), which a frozen copy of keeps as the reference. "
+        "Empty = a fresh LoRA on the base model, whose reference is the base itself (the adapters switched off).")})
+    max_steps: int = field(default=30, metadata={"help": (
+        "Optimizer steps (each: sample a batch of answers, score them, update); 0 = run the epochs over the "
+        "prompts.")})
+    epochs: float = field(default=1.0, metadata={"help": "Passes over the prompts (ignored when max_steps > 0)."})
+    learning_rate: float = field(default=5e-5, metadata={"help": (
+        "Learning rate of the policy's LoRA (cosine decay after the warm-up).")})
+    batch_size: int = field(default=8, metadata={"help": (
+        "Answers per forward pass; a step samples batch_size × gradient_accumulation answers.")})
+    gradient_accumulation: int = field(default=1, metadata={"help": (
+        "Forward passes per optimizer step (less memory, same result).")})
+    answers_per_prompt: int = field(default=4, metadata={"help": (
+        "Answers sampled to each prompt, the group each answer is compared with (at least 2); must divide "
+        "batch_size × gradient_accumulation.")})
+    max_length: int = field(default=256, metadata={"help": (
+        "Longest prompt + answer in tokens: prompts longer than max_length − response_length are left out.")})
+    response_length: int = field(default=48, metadata={"help": (
+        "Most tokens per answer; an answer without EOS by then is cut.")})
+    temperature: float = field(default=0.7, metadata={"help": (
+        "Sampling temperature of the answers (no top-k or top-p: the whole tempered distribution).")})
+    kl_coef: float = field(default=0.05, metadata={"help": (
+        "β: the weight of KL(π‖π_ref), which keeps the policy near its start; 0 = no reference model at all.")})
+    cliprange: float = field(default=0.2, metadata={"help": (
+        "ε of the clipped objective: the ratio π/π_old counts only within [1 − ε, 1 + ε] (matters with "
+        "iterations > 1).")})
+    iterations: int = field(default=1, metadata={"help": (
+        "Updates on each batch of answers (PPO's epochs; 1 = the policy that sampled is the one updated).")})
+    lora_dropout: float = field(default=0.0, metadata={"help": (
+        "Dropout on the LoRA input; 0 so that the sampled answers and the update see the same policy.")})
+    eval_fraction: float = field(default=0.1, metadata={"help": (
+        "Fraction of the prompts held out: every save_steps steps the policy answers each once and the mean reward "
+        "is logged (eval_reward: reward on prompts it never trained on; 0 = none).")})
+    save_steps: int = field(default=10, metadata={"help": (
+        "Save a checkpoint every this many steps (Stop and Resume use them).")})
+    warmup_ratio: float = field(default=0.0, metadata={"help": (
+        "Fraction of the steps spent warming the learning rate up from 0.")})
+    samples_per_step: int = field(default=4, metadata={"help": (
+        "Answers per step kept for the answer viewer in Runs (prompt, answer, reward).")})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.sft_run, self.reward_run = self.sft_run.strip(), self.reward_run.strip()
+        answers = self.batch_size * self.gradient_accumulation
+        _check(self.reward_source in ("reward_run", "checks"), "reward_source", "must be reward_run or checks")
+        _check(self.answers_per_prompt >= 2, "answers_per_prompt", "must be at least 2: an answer is compared with "
+               "its group's other answers")
+        _check(answers % self.answers_per_prompt == 0, "answers_per_prompt",
+               f"must divide batch_size × gradient_accumulation ({answers}): a step answers whole groups")
+        _check(1 <= self.response_length <= 4096, "response_length", "must be between 1 and 4096 tokens")
+        _check(self.response_length + 8 <= self.max_length, "max_length",
+               f"must leave room for a prompt: at least response_length + 8 ({self.response_length + 8})")
+        _check(0 < self.temperature <= 5, "temperature", "must be in (0, 5]")
+        _check(0 <= self.kl_coef <= 10, "kl_coef", "must be in [0, 10]; 0.05 is usual")
+        _check(0 < self.cliprange < 1, "cliprange", "must be in (0, 1); 0.2 is usual")
+        _check(1 <= self.iterations <= 16, "iterations", "must be between 1 and 16")
+        _check(0 <= self.samples_per_step <= answers, "samples_per_step",
+               f"must be between 0 and the answers a step samples ({answers})")
+
+
+@dataclass
+class GRPOConfig(_GroupConfig):
+    """GRPO (Shao et al. 2024, DeepSeekMath): each answer's advantage is its reward less its group's mean reward,
+    divided by the group's standard deviation; the KL to the reference is a term of the loss (TRL's GRPOTrainer)."""
+
+    name: str = field(default="grpo-demo", metadata={"help": (
+        "Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .).")})
+    scale_rewards: Literal["group", "batch", "none"] = field(default="group", metadata={"help": (
+        "Divide the advantages by the reward's standard deviation within each group (GRPO's paper), within the "
+        "whole batch, or not at all (Dr. GRPO: the division favours groups that barely differ).")})
+    loss_type: Literal["dapo", "grpo", "dr_grpo"] = field(default="dapo", metadata={"help": (
+        "How token losses are averaged: dapo = over all answer tokens of the batch (no length bias); grpo = per "
+        "answer, then over answers (the paper's; favours short right answers and long wrong ones); dr_grpo = "
+        "divided by a constant (response_length).")})
+
+    stage: ClassVar[str] = "grpo"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.scale_rewards in ("group", "batch", "none"), "scale_rewards", "must be group, batch or none")
+        _check(self.loss_type in ("dapo", "grpo", "dr_grpo"), "loss_type", "must be dapo, grpo or dr_grpo")
+
+
+@dataclass
+class RLOOConfig(_GroupConfig):
+    """RLOO (Ahmadian et al. 2024, "Back to Basics"): REINFORCE with a leave-one-out baseline — each answer's
+    advantage is its reward less the mean reward of its group's other answers; the KL to the reference is
+    subtracted from the reward, as in PPO (TRL's RLOOTrainer)."""
+
+    name: str = field(default="rloo-demo", metadata={"help": (
+        "Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .).")})
+    normalize_advantages: bool = field(default=False, metadata={"help": (
+        "Whiten the advantages over the batch (mean 0, standard deviation 1).")})
+
+    stage: ClassVar[str] = "rloo"
+
+
+@dataclass
+class KTOConfig(_PreferenceConfig):
+    """KTO (Ethayarajh et al. 2024): learn from single thumbs-up / thumbs-down ratings, no pairs needed — a
+    desirable answer's implicit reward β·log(π/π_ref) is pushed above a reference point (the policy's KL from the
+    reference, estimated on the batch), an undesirable one's below it (TRL's KTOTrainer)."""
+
+    name: str = field(default="kto-demo", metadata={"help": (
+        "Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .).")})
+    datasets: list[str] = field(default_factory=lambda: ["preferences"], metadata={"help": (
+        'Rated answers: "votes" (your votes: the better answer is a thumbs-up, the worse a thumbs-down), '
+        '"preferences" (bundled pairs: the chosen answer up, the flawed one down), uploaded preference files '
+        "(Data tab) or file paths. Each pair gives two single ratings, shuffled apart.")})
+    learning_rate: float = field(default=5e-5, metadata={"help": (
+        "Peak learning rate (KTO, like DPO, wants a small one: the policy must stay near the reference).")})
+    batch_size: int = field(default=4, metadata={"help": (
+        "Ratings per forward pass; at least 2, since KTO estimates its reference point (the KL) from the batch's "
+        "other answers.")})
+    beta: float = field(default=0.1, metadata={"help": (
+        "Strength of the implicit KL penalty, as DPO's β: small lets the policy move far from the reference.")})
+    desirable_weight: float = field(default=1.0, metadata={"help": (
+        "Weight of the thumbs-up answers' loss; raise it when there are fewer thumbs-up than thumbs-down ratings.")})
+    undesirable_weight: float = field(default=1.0, metadata={"help": (
+        "Weight of the thumbs-down answers' loss; raise it when there are fewer thumbs-down than thumbs-up "
+        "ratings.")})
+    eval_fraction: float = field(default=0.1, metadata={"help": (
+        "Fraction of the pairs held out (both their ratings) to measure the rewards on answers never trained on "
+        "(0 = none).")})
+
+    stage: ClassVar[str] = "kto"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.batch_size >= 2, "batch_size", "must be at least 2: KTO estimates its reference point from "
+               "the batch's other answers")
+        _check(0 < self.beta <= 10, "beta", "must be in (0, 10]; 0.1 is the usual choice")
+        _check(0 < self.desirable_weight <= 10, "desirable_weight", "must be in (0, 10]")
+        _check(0 < self.undesirable_weight <= 10, "undesirable_weight", "must be in (0, 10]")
+
+
 def _check_types(config: Any) -> None:
     """Each field must have its default's type (YAML and forms can hand over "8" or 8.0); ints widen to floats.
 
@@ -349,7 +507,8 @@ def _check_types(config: Any) -> None:
             _check(isinstance(value, list), f.name, f"must be a list, got {value!r}")
 
 
-CONFIGS: dict[str, type] = {"sft": SFTConfig, "reward": RewardConfig, "dpo": DPOConfig, "ppo": PPOConfig}
+CONFIGS: dict[str, type] = {"sft": SFTConfig, "reward": RewardConfig, "dpo": DPOConfig, "ppo": PPOConfig,
+                            "grpo": GRPOConfig, "rloo": RLOOConfig, "kto": KTOConfig}
 
 
 def help_text(config_class: type, name: str) -> str:

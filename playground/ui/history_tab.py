@@ -11,6 +11,7 @@ from playground.core.settings import Settings
 from playground.ratings import history
 from playground.ratings.export import export_all
 from playground.ratings.importer import import_file
+from playground.ratings.selection import RATER_KINDS, check_kind, select
 from playground.ratings.store import Store, StoreError
 from playground.ui.rater import bind, rater_name
 
@@ -27,16 +28,16 @@ format, sampling settings and seed). Filter, open one to read it whole, delete m
 
 
 def refresh_view(store: Store, model_value: str, winner_value: str, rater_value: str, since_value: str,
-                 until_value: str) -> list[Any]:
+                 until_value: str, raters_value: str = "humans") -> list[Any]:
     """The filtered table (the /history endpoint) and what goes with it: the model and rater choices, the "n of m" line
-    and the votes per model pair (over every vote, not only those shown). A date that isn't one is refused with a
-    message."""
+    and the votes per model pair (over every vote of the chosen kind of rater — people, AI judges or both — not only
+    those shown). A date that isn't one is refused with a message."""
     try:
         chosen = history.Filters(model_value or "", winner_value or "", rater_value or "",
-                                 (since_value or "").strip(), (until_value or "").strip())
+                                 (since_value or "").strip(), (until_value or "").strip(), raters_value or "humans")
     except ValueError as error:
         raise gr.Error(str(error)) from error
-    records = store.comparisons()
+    records = select(store.comparisons(), chosen.raters, repeats=True)
     frame = history.table(records, chosen)
     return [
         gr.update(choices=[("any", "")] + history.model_options(records)),
@@ -82,12 +83,13 @@ def undo_delete(store: Store, ids: list[str], *filter_values: str) -> list[Any]:
     return [ids[:-1], gr.update(interactive=len(ids) > 1)] + refresh_view(store, *filter_values)
 
 
-def run_export(store: Store, exports_dir: Path,
+def run_export(store: Store, exports_dir: Path, raters_value: str = "humans",
                progress: gr.Progress = gr.Progress()) -> list[Any]:  # noqa: B008 - Gradio's idiom
-    """Export every vote as training data into a new folder under ``exports_dir`` (the /export endpoint): [the summary,
-    the zip to download (shown only when one was written)]. A failure is reported and writes nothing."""
+    """Export every vote of the chosen kind of rater (people's, AI judges' or both) as training data into a new folder
+    under ``exports_dir`` (the /export endpoint): [the summary, the zip to download (shown only when one was
+    written)]. A failure is reported and writes nothing."""
     try:
-        report = export_all(store, exports_dir, progress=progress)
+        report = export_all(store, exports_dir, progress=progress, raters=check_kind(raters_value or "humans"))
     except (OSError, StoreError, ValueError) as error:
         raise gr.Error(f"Export failed, nothing was written: {error}") from error
     archive = report.zip_path
@@ -115,6 +117,8 @@ def build(settings: Settings, store: Store, rater: gr.Textbox, tab: gr.Tab) -> N
         winner = gr.Dropdown([("any", "")] + [(v, k) for k, v in history.WINNER_LABELS.items()], value="",
                              label="Winner")
         rater_filter = gr.Dropdown([("any", "")], value="", label="Rater")
+        kinds = gr.Dropdown([(label, kind) for kind, label in RATER_KINDS.items()], value="humans",
+                            label="Votes from")
         since = gr.Textbox(label="From (YYYY-MM-DD)", max_length=10)
         until = gr.Textbox(label="To (YYYY-MM-DD)", max_length=10)
         refresh = gr.Button("Refresh", size="sm")
@@ -131,7 +135,10 @@ def build(settings: Settings, store: Store, rater: gr.Textbox, tab: gr.Tab) -> N
         gr.Markdown("Writes TRL preference data (standard and conversational), KTO unpaired data and FastChat-style "
                     "battles as JSONL, Parquet and `datasets` folders into a new folder under "
                     f"`{settings.exports_dir}`, and a zip to download. Ties and both-bad votes can't be "
-                    "chosen/rejected pairs; the summary says how many were left out.")
+                    "chosen/rejected pairs; the summary says how many were left out. A pair asked again to "
+                    "measure consistency is exported once.")
+        export_kinds = gr.Radio([(label, kind) for kind, label in RATER_KINDS.items()], value="humans",
+                                label="Votes from")
         export = gr.Button("Export votes")
         export_note = gr.Markdown("")
         download = gr.File(label="Download", visible=False)
@@ -144,7 +151,7 @@ def build(settings: Settings, store: Store, rater: gr.Textbox, tab: gr.Tab) -> N
 
     # ------------------------------------------------------------------------------------------ events
 
-    filters = [model, winner, rater_filter, since, until]
+    filters = [model, winner, rater_filter, since, until, kinds]
     view = [model, rater_filter, count, table, pairs]
     show = bind(refresh_view, store)
     refresh.click(show, filters, view, api_name="history")
@@ -155,5 +162,6 @@ def build(settings: Settings, store: Store, rater: gr.Textbox, tab: gr.Tab) -> N
     delete.click(bind(delete_selected, store), [selected, deleted] + filters,
                  [selected, detail, delete, deleted, undo] + view, api_name="history_delete")
     undo.click(bind(undo_delete, store), [deleted] + filters, [deleted, undo] + view, api_name="history_undo")
-    export.click(bind(run_export, store, settings.exports_dir), None, [export_note, download], api_name="export")
+    export.click(bind(run_export, store, settings.exports_dir), export_kinds, [export_note, download],
+                 api_name="export")
     upload.upload(bind(run_import, store), [upload, rater], import_note, api_name="import")

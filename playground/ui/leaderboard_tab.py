@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from playground.ratings import leaderboard as lb
+from playground.ratings.selection import RATER_KINDS, check_kind, select
 from playground.ratings.store import Store
 from playground.ui.rater import bind
 
@@ -56,22 +57,28 @@ def bias_text(battles: pd.DataFrame) -> str:
             f"Ties: {bias['ties']}, both bad: {bias['both_bad']}.")
 
 
-def compute(store: Store, both_bad_label: str, rounds_value: float, seed_value: float) -> list[Any]:
-    """Everything the tab shows, from the votes now in the store (the /leaderboard endpoint; also run when the tab
-    opens or the both-bad choice changes): summary, table, win-rate and count heatmaps, position bias, votes per
-    rater. Fewer than 10 or more than 2000 bootstrap rounds are refused."""
+def compute(store: Store, both_bad_label: str, rounds_value: float, seed_value: float,
+            raters_value: str = "humans") -> list[Any]:
+    """Everything the tab shows, from the votes now in the store of the chosen kind of rater — people's (the
+    default), AI judges' or both (the /leaderboard endpoint; also run when the tab opens or a choice changes):
+    summary, table, win-rate and count heatmaps, position bias, votes per rater. A pair asked again to measure
+    consistency counts once. Fewer than 10 or more than 2000 bootstrap rounds are refused."""
     rounds, seed = int(rounds_value or 0), int(seed_value or 0)
     if not 10 <= rounds <= 2000:
         raise gr.Error("Bootstrap rounds must be between 10 and 2000.")
+    try:
+        kind = check_kind(raters_value or "humans")
+    except ValueError as error:
+        raise gr.Error(str(error)) from error
     both_bad = BOTH_BAD.get(both_bad_label, "tie")
-    battles = lb.battles(store.comparisons())
+    battles = lb.battles(select(store.comparisons(), kind))
     if battles.empty:
-        empty = "No votes between named models yet: vote in the Compare or Rate tab."
+        empty = f"No votes from {RATER_KINDS[kind]} between named models yet: vote in the Compare or Rate tab."
         return [empty, pd.DataFrame(columns=lb.TABLE_COLUMNS), None, None, "", pd.DataFrame(columns=["rater",
                                                                                                      "votes"])]
     table = lb.leaderboard_table(battles, rounds=rounds, seed=seed, both_bad=both_bad)
     raters = lb.votes_per_rater(battles).rename_axis("rater").reset_index()
-    summary = (f"{len(battles)} votes between {len(table)} models · {rounds} bootstrap rounds (seed {seed})"
+    summary = (f"{len(battles)} votes from {RATER_KINDS[kind]} between {len(table)} models · {rounds} bootstrap rounds (seed {seed})"
                f" · both-bad votes {'counted as ties' if both_bad == 'tie' else 'left out'}.")
     return [summary, table,
             heatmap(lb.win_rate_matrix(battles, both_bad), "How often the row model beat the column model", True),
@@ -84,6 +91,7 @@ def build(store: Store, tab: gr.Tab) -> None:
     with gr.Accordion("What this tab shows", open=False):
         gr.Markdown(INTRO)
     with gr.Row():
+        kinds = gr.Radio([(label, kind) for kind, label in RATER_KINDS.items()], value="humans", label="Votes from")
         both_bad = gr.Radio(list(BOTH_BAD), value="count as a tie", label="“Both are bad” votes")
         rounds = gr.Number(100, precision=0, minimum=10, maximum=2000, label="Bootstrap rounds")
         seed = gr.Number(0, precision=0, minimum=0, label="Bootstrap seed")
@@ -97,9 +105,10 @@ def build(store: Store, tab: gr.Tab) -> None:
     raters = gr.Dataframe(pd.DataFrame(columns=["rater", "votes"]), interactive=False, label="Votes per rater")
 
     outputs = [summary, table, win_rates, counts, bias, raters]
-    inputs = [both_bad, rounds, seed]
+    inputs = [both_bad, rounds, seed, kinds]
 
     refresh_board = bind(compute, store)
     refresh.click(refresh_board, inputs, outputs, api_name="leaderboard")
     both_bad.change(refresh_board, inputs, outputs, api_visibility="private")
+    kinds.change(refresh_board, inputs, outputs, api_visibility="private")
     tab.select(refresh_board, inputs, outputs, api_visibility="private")

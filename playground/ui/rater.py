@@ -13,17 +13,21 @@ from typing import Any
 
 import gradio as gr
 
+from playground.ratings.selection import human_rater_error
+
 ANONYMOUS = "anonymous"
 STORAGE_KEY = "rlhf-playground-rater"
 
 
 def rater_name(typed: str | None, request: gr.Request | None) -> str:
     """The name a vote is recorded under: the login when there is one (it can't be faked from the page), else
-    what the user typed, else "anonymous"."""
+    what the user typed, else "anonymous". A name an AI judge would vote under (``judge:…``) is refused with a
+    ``gr.Error``: a person's votes must never pass for a judge's."""
     username = getattr(request, "username", None) if request is not None else None
-    if username:
-        return str(username)
-    name = " ".join((typed or "").split())[:80]
+    name = str(username) if username else " ".join((typed or "").split())[:80]
+    error = human_rater_error(name)
+    if error:
+        raise gr.Error(error)
     return name or ANONYMOUS
 
 

@@ -9,6 +9,7 @@ import gradio as gr
 
 from playground.core.settings import Settings
 from playground.models.prompting import PromptError, validate_messages
+from playground.ratings.selection import select
 from playground.ratings.store import Store
 from playground.runs import reward_model
 from playground.runs.jobs import Jobs
@@ -136,7 +137,7 @@ def check_votes(settings: Settings, store: Store, models: RewardModels, name: st
     per model pair, reward vs length plot]. The summary is saved in the run folder (the Lecture's step 4 shows it)."""
     if not name:
         raise gr.Error("Pick a reward model first.")
-    records = [r for r in store.comparisons() if r.winner in ("a", "b")]
+    records = [r for r in select(store.comparisons()) if r.winner in ("a", "b")]  # people's, each pair once
     if int(newest or 0) > 0:
         records = records[-int(newest):]
     if not records:

@@ -58,7 +58,7 @@ def test_compare_streams_both_panes_and_shows_stats(page):
 
 def test_a_vote_reaches_history_leaderboard_and_an_export_trl_reads(page, running_app, tmp_path, tiny_chat):
     board = open_tab(page, "Leaderboard")
-    expect(board.get_by_text("No votes between named models yet")).to_be_visible()
+    expect(board.get_by_text("No votes from people between named models yet")).to_be_visible()
 
     send_prompt(page)
     page.locator("#vote-right").click()
@@ -74,7 +74,7 @@ def test_a_vote_reaches_history_leaderboard_and_an_export_trl_reads(page, runnin
     shot(page, "history")
 
     board = open_tab(page, "Leaderboard")
-    expect(board.get_by_text("1 votes between 2 models")).to_be_visible(timeout=SLOW)
+    expect(board.get_by_text("1 votes from people between 2 models")).to_be_visible(timeout=SLOW)
     table = board.get_by_role("grid", name="Leaderboard")
     expect(table.get_by_role("row").nth(1)).to_contain_text("tiny-chat")  # rank 1: the model voted better
     expect(table.get_by_role("row").nth(2)).to_contain_text("tiny-base")
