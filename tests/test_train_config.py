@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from playground.core.settings import Settings
 from playground.data import prompt_sets
 from playground.data.instructions import load_examples, resolve
 from playground.data.preference_pairs import PreferenceDataError, load_pairs
 from playground.runs.run_folder import RunFolder
+from playground.train import group_rl
 from playground.train.config import (
     CONFIGS,
     STAGES,
@@ -90,8 +92,10 @@ def test_every_recipe_validates_and_names_its_command(name):
     for dataset in config.datasets:
         if stage == "sft":
             assert load_examples(resolve(dataset, None, for_training=True))
-        elif stage == "ppo":
+        elif stage == "ppo" or (stage in ("grpo", "rloo") and config.reward_source == "reward_run"):
             assert prompt_sets.load_prompts(dataset, None)
+        elif stage in ("grpo", "rloo"):  # the checks: held-out task examples with their expected answers
+            assert group_rl.load_tasks(config, Settings())
         elif dataset != "votes":  # votes exist once the user has rated
             assert load_pairs(dataset, None)
     sft_run = getattr(config, "sft_run", "")
@@ -161,7 +165,7 @@ def test_help_is_one_line_of_text_as_the_docstrings_gave_it():
 def test_cli_help_lists_a_stage_settings_with_the_form_help():
     from playground.train.__main__ import settings_epilog
 
-    assert "python -m playground.train {sft,reward,dpo,ppo} --help" in settings_epilog([])
+    assert "python -m playground.train {sft,reward,dpo,ppo,grpo,rloo,kto} --help" in settings_epilog([])
     listing = settings_help("ppo")
     assert listing == settings_epilog(["ppo", "--help"])
     flat = " ".join(listing.split())

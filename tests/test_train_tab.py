@@ -238,7 +238,8 @@ def test_opening_the_tab_renews_the_lists_each_form_offers(context, tiny_adapter
 def test_picking_a_stage_shows_its_form_and_introduction():
     intro, *forms = pick_stage("dpo")
     assert intro == INTRO["dpo"]
-    assert [update["visible"] for update in forms] == [False, False, True, False]  # sft, reward, dpo, ppo
+    # sft, reward, dpo, ppo, grpo, rloo, kto
+    assert [update["visible"] for update in forms] == [False, False, True, False, False, False, False]
 
 
 def test_the_page_hands_the_callbacks_the_form_by_field_name(settings):

@@ -1,10 +1,10 @@
-"""``python -m playground.train {sft,reward,dpo,ppo} CONFIG.yaml [--resume] [--run-dir DIR]`` — the command the UI runs, and
+"""``python -m playground.train {sft,reward,dpo,ppo,grpo,rloo,kto} CONFIG.yaml [--resume] [--run-dir DIR]`` — the command the UI runs, and
 you can too.
 
 The run folder is the folder holding CONFIG.yaml (or ``--run-dir``): status, metrics, log, checkpoints and the adapter go there. The
 exit status is 0 when the run finished or was stopped, 1 when it failed (the reason is in status.json and the log).
 
-``accelerate launch -m playground.train ...`` runs SFT, reward and DPO on several GPUs, one process each: every process
+``accelerate launch -m playground.train ...`` runs SFT, reward, DPO, KTO, GRPO and RLOO on several GPUs, one process each: every process
 trains on its own GPU and only the main one writes the run folder (:mod:`playground.core.distributed`). PPO refuses it.
 
 ``python -m playground.train STAGE --help`` lists the settings a stage's CONFIG.yaml takes, with the help the Train tab
@@ -50,7 +50,7 @@ def _failure_message(error: BaseException) -> str:
 
 def settings_epilog(argv: list[str]) -> str:
     """The end of ``--help``: the settings of the stage named in ``argv`` (``python -m playground.train sft --help``),
-    or, with no stage named, how to list them — all four stages' would run to some 200 lines."""
+    or, with no stage named, how to list them — all the stages' would run to some 300 lines."""
     stage = next((arg for arg in argv if arg in STAGES), None)
     if stage is None:
         return f"The settings of CONFIG.yaml: python -m playground.train {{{','.join(STAGES)}}} --help"

@@ -1,7 +1,7 @@
 """The checks a run passes before it is queued: its base model, its data and its start exist and can be read, so
 the Train form can say what is wrong next to the field instead of a run failing minutes later.
 
-It sits above the stages (it asks PPO about its prompts and its reward run) so that no stage imports another's
+It sits above the stages (it asks PPO, GRPO and RLOO about their prompts and reward run) so that no stage imports another's
 checks back.
 """
 
@@ -27,7 +27,13 @@ def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
 
         ppo.check_prompts(cfg, settings)
         ppo.reward_run_for(cfg, settings)
-    for name in cfg.datasets if cfg.stage != "ppo" else []:
+    if cfg.stage in ("grpo", "rloo"):
+        from playground.train import group_rl  # here, not at the top, as ppo
+
+        group_rl.check_tasks(cfg, settings)  # type: ignore[arg-type]
+        if cfg.reward_source == "reward_run":  # type: ignore[attr-defined]
+            group_rl.reward_run_for(cfg, settings)  # type: ignore[arg-type]
+    for name in cfg.datasets if cfg.stage not in ("ppo", "grpo", "rloo") else []:
         try:
             if cfg.stage == "sft":
                 instructions.resolve(name, settings, for_training=True)

@@ -452,9 +452,10 @@ class KTOConfig(_PreferenceConfig):
     name: str = field(default="kto-demo", metadata={"help": (
         "Run name: the run's folder and the adapter's name in the model lists (letters, digits, - _ .).")})
     datasets: list[str] = field(default_factory=lambda: ["preferences"], metadata={"help": (
-        'Rated answers: "votes" (your votes: the better answer is a thumbs-up, the worse a thumbs-down), '
-        '"preferences" (bundled pairs: the chosen answer up, the flawed one down), uploaded preference files '
-        "(Data tab) or file paths. Each pair gives two single ratings, shuffled apart.")})
+        'Rated answers: "votes" (people\'s votes: the better answer is a thumbs-up, the worse a thumbs-down), '
+        '"judge-votes" and "all-votes" (an AI judge\'s, or both), "preferences" (bundled pairs: the chosen answer '
+        "up, the flawed one down), uploaded preference files (Data tab) or file paths. Each pair gives two single "
+        "ratings, shuffled apart.")})
     learning_rate: float = field(default=5e-5, metadata={"help": (
         "Peak learning rate (KTO, like DPO, wants a small one: the policy must stay near the reference).")})
     batch_size: int = field(default=4, metadata={"help": (

@@ -1,4 +1,4 @@
-"""The one runner of the stages TRL trains (SFT, reward, DPO): trainer arguments → trainer → train → save.
+"""The one runner of the stages TRL trains (SFT, reward, DPO, KTO, GRPO, RLOO): trainer arguments → trainer → train → save.
 
 Each stage keeps what is its own — its data, its model (a fresh LoRA or the SFT run's), its TRL trainer class and
 the arguments only it sets — and hands them to :func:`build_trainer`; its ``main`` is :func:`run_stage`. Everything
@@ -9,6 +9,7 @@ PPO has its own loop (:mod:`playground.train.ppo`): TRL has no PPO trainer since
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from playground.runs.run_folder import RunFolder
@@ -33,16 +34,22 @@ def trainer_kwargs(cfg: TrainConfig, folder: RunFolder, precision: dict[str, Any
 
 def build_trainer(trainer_class: type[Any], args_class: type[Any], cfg: TrainConfig, folder: RunFolder, *,
                   model: Any, tokenizer: Any, precision: dict[str, Any], peft_config: Any, train: Any,
-                  evaluation: Any, **stage_args: Any) -> tuple[Any, RunCallback]:
+                  evaluation: Any, trainer_args: dict[str, Any] | None = None,
+                  **stage_args: Any) -> tuple[Any, RunCallback]:
     """A stage's TRL trainer, ready to train: ``trainer_class`` (``SFTTrainer``, ``RewardTrainer``, ``DPOTrainer``)
     on ``model`` (with ``peft_config``, or None when the model already holds its adapter), the ``train`` and
     ``evaluation`` datasets (None: no eval), the stage's ``args_class`` built from :func:`trainer_kwargs` and the
-    stage's own ``stage_args``, and the run's callback; every trainable parameter in float32
+    stage's own ``stage_args``, the trainer's own ``trainer_args`` (GRPO's and RLOO's reward functions), and the
+    run's callback; every trainable parameter in float32
     (:func:`playground.train.common.keep_trainable_fp32`). Returns (trainer, callback)."""
-    args = args_class(**stage_args, **trainer_kwargs(cfg, folder, precision, evaluation is not None))
+    shared = trainer_kwargs(cfg, folder, precision, evaluation is not None)
+    if "max_length" not in {f.name for f in dataclasses.fields(args_class)}:
+        del shared["max_length"]  # GRPO and RLOO bound the answer alone (max_completion_length); their stage the prompt
+    args = args_class(**stage_args, **shared)
     callback = RunCallback(folder)
     trainer = trainer_class(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
-                            processing_class=tokenizer, peft_config=peft_config, callbacks=[callback])
+                            processing_class=tokenizer, peft_config=peft_config, callbacks=[callback],
+                            **(trainer_args or {}))
     keep_trainable_fp32(trainer.model)
     return trainer, callback
 
@@ -53,6 +60,9 @@ def run_training(trainer: Any, folder: RunFolder, resume: bool, final_eval_every
     step already was an eval step."""
     checkpoint = folder.last_checkpoint() if resume else None
     print(f"Resuming from {checkpoint.name}" if checkpoint else "Starting from step 0", flush=True)
+    if checkpoint is not None and checkpoint.name.split("-")[-1].isdigit():
+        # steps logged after the checkpoint run again: the charts and the answer viewer must not hold them twice
+        folder.forget_after(int(checkpoint.name.split("-")[-1]))
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if final_eval_every and trainer.eval_dataset is not None and trainer.state.global_step % final_eval_every:
         trainer.evaluate()

@@ -30,6 +30,19 @@ tuning generalize to unseen tasks?
 
 LIST_COLUMNS = ["name", "stage", "base", "status", "started", "duration", "step", "last loss"]
 
+_GROUP_RL_CHARTS = [
+    ("Reward (mean over the step's answers) and held-out", "reward", ("rewards/score/mean", "eval_rewards/score/mean")),
+    ("Reward spread within the batch", "standard deviation", ("rewards/score/std", "reward_std")),
+    ("KL(π ‖ π_ref)", "nats per token", ("kl", "eval_kl")),
+    ("Entropy of the policy", "nats per token", ("entropy",)),
+    ("Answer length", "tokens", ("completions/mean_length", "completions/mean_terminated_length")),
+    ("Answers cut at response_length; groups all alike", "share", ("completions/clipped_ratio",
+                                                                   "frac_reward_zero_std")),
+    ("Loss", "loss", ("loss",)),
+    ("Learning rate", "learning rate", ("learning_rate",))]
+"""GRPO's and RLOO's charts, from the metrics TRL logs (``rewards/score/…`` after the reward function's name). A
+group whose answers all score alike teaches nothing (zero advantages): ``frac_reward_zero_std`` counts them."""
+
 CHARTS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
     "sft": [("Loss (train and eval)", "loss (cross-entropy, nats/token)", ("loss", "eval_loss")),
             ("Learning rate", "learning rate", ("learning_rate",))],
@@ -52,10 +65,22 @@ CHARTS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
             ("Clip fraction", "share of tokens clipped", ("clipfrac", "value_clipfrac")),
             ("Approx. KL(π_old ‖ π) per update", "nats per token", ("approx_kl",)),
             ("Time per step", "seconds", ("time_generate", "time_score", "time_optimize"))],
+    "grpo": _GROUP_RL_CHARTS,
+    "rloo": _GROUP_RL_CHARTS,
+    "kto": [("Implicit rewards β·log(π/π_ref)", "reward", ("rewards/chosen", "rewards/rejected",
+                                                          "eval_rewards/chosen", "eval_rewards/rejected")),
+            ("Margin: thumbs-up − thumbs-down reward", "reward difference", ("rewards/margins",
+                                                                            "eval_rewards/margins")),
+            ("KL(π ‖ π_ref): the reference point", "nats", ("kl", "eval_kl")),
+            ("Log-probability of the rated answers", "log π(y|x)", ("logps/chosen", "logps/rejected")),
+            ("Loss (train and eval)", "KTO loss", ("loss", "eval_loss")),
+            ("Learning rate", "learning rate", ("learning_rate",))],
 }
 """Per stage, the charts the Runs tab draws: (title, y axis, metrics.jsonl keys). Eight chart slots at most."""
 SLOTS = 8
 X_TITLES = {"ppo": "PPO step"}
+SAMPLE_STAGES = ("ppo", "grpo", "rloo")
+"""The stages that write answers per step (``samples.jsonl``) for the answer viewer."""
 """The x axis: optimizer steps, except for PPO, whose step is a whole sample-score-update round."""
 SAMPLE_COLUMNS = ["step", "prompt", "answer", "score", "kl", "tokens", "eos"]
 LATEST = "latest"
@@ -196,8 +221,8 @@ def refresh(jobs: Jobs, name: str | None, other: str | None) -> list[Any]:
 
 
 def answers(jobs: Jobs, name: str | None, step: str | None) -> list[Any]:
-    """The sample viewer for a run at ``step`` (shown for PPO runs only): box, step choices, table. A name that is
-    no run is refused."""
+    """The sample viewer for a run at ``step`` (shown for the stages that sample answers, :data:`SAMPLE_STAGES`):
+    box, step choices, table. A name that is no run is refused."""
     try:
         folder = jobs.folder(name) if name else None
     except JobError as error:
@@ -206,7 +231,7 @@ def answers(jobs: Jobs, name: str | None, step: str | None) -> list[Any]:
         return [gr.update(visible=False), gr.update(choices=[LATEST], value=LATEST),
                 pd.DataFrame(columns=SAMPLE_COLUMNS)]
     choices, choice, table = samples_table(folder.samples(), step)
-    return [gr.update(visible=folder.status().get("stage") == "ppo"), gr.update(choices=choices, value=choice),
+    return [gr.update(visible=folder.status().get("stage") in SAMPLE_STAGES), gr.update(choices=choices, value=choice),
             table]
 
 
@@ -352,10 +377,11 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> gr.
                 plots.append(gr.LinePlot(x="step", y="value", color="series", label=title or "chart",
                                          x_title="optimizer step", y_title=y_title or "value", height=300,
                                          visible=bool(title)))
-    with gr.Accordion("Answers per step (PPO)", open=True, visible=False) as samples_box:
-        gr.Markdown("A few of each step's prompts with the policy's answer, the reward model's score and the KL from "
-                    "the reference (nats, the whole answer). If the score climbs while the answers get worse, the "
-                    "policy is exploiting the reward model — reward hacking.")
+    with gr.Accordion("Answers per step (PPO, GRPO, RLOO)", open=True, visible=False) as samples_box:
+        gr.Markdown("A few of each step's prompts with the policy's answer, its reward (the reward model's score, or "
+                    "1 / 0 when a task's check passed or failed) and, for PPO, the KL from the reference (nats, the "
+                    "whole answer). If the score climbs while the answers get worse, the policy is exploiting the "
+                    "reward model — reward hacking.")
         sample_step = gr.Dropdown([LATEST], value=LATEST, label="Step", allow_custom_value=True)
         samples = gr.Dataframe(pd.DataFrame(columns=SAMPLE_COLUMNS), interactive=False, wrap=True,
                                label="Answers", elem_id="run-samples")

@@ -1,4 +1,4 @@
-"""Train tab: SFT, reward model, DPO or PPO — a form built from the stage's config dataclass; Start queues the run as its
+"""Train tab: SFT, reward model, DPO, PPO, GRPO, RLOO or KTO — a form built from the stage's config dataclass; Start queues the run as its
 own process."""
 
 from __future__ import annotations
@@ -59,9 +59,34 @@ all four roles — policy, reference, reward and value — by switching LoRA ada
 climb and KL grow, and read the answers at each step: if reward rises while the answers get worse, that is reward
 hacking. The result is a model you can pick in **Compare**.
 """,
+    "grpo": """
+**GRPO** (critic-free RL): like PPO the policy writes answers and a reward scores them, but there is no value model.
+Each prompt gets a *group* of answers, and the group's own answers are the baseline: an answer's advantage is its
+reward less the group's mean, over the group's spread. The reward is a **reward run** trained on the same base (as
+PPO's), or the held-out tasks' **checks** — 1 when the program says the answer is right, 0 otherwise (verifiable
+rewards, no reward model: what DeepSeek-R1 trained on). A KL term to the starting model keeps it near where it began.
+In **Runs** watch the reward, KL and answer length, and read the answers; the result is a model for **Compare**.
+""",
+    "rloo": """
+**RLOO** (REINFORCE leave-one-out, critic-free RL): the policy answers each prompt several times, and each answer is
+judged against the mean reward of the *other* answers to the same prompt — the group is the baseline, no value model
+is trained. KL to the starting model is taken off the reward, as in PPO. The reward is a **reward run** on the same
+base or the held-out tasks' **checks** (1 right, 0 wrong). Compare it with PPO and GRPO in **Runs** (overlay the
+curves); the result is a model for **Compare**.
+""",
+    "kto": """
+**KTO** (Kahneman–Tversky Optimization): learn from *single* thumbs-up / thumbs-down ratings — no pairs needed. Each
+answer's implicit reward β·log(π/π_ref) is pushed above a reference point (the policy's KL from the reference) when
+it was rated good, below it when rated bad. Your votes give a thumbs-up to the better answer and a thumbs-down to the
+worse (as History → Export writes KTO rows); bundled and uploaded pairs split the same way. The reference is the
+starting model (the base, or an SFT run); the result is a model you can pick in **Compare**.
+""",
 }
 
-STAGE_LABELS = {"sft": "SFT (instruction tuning)", "reward": "Reward model", "dpo": "DPO", "ppo": "PPO (RLHF)"}
+STAGE_LABELS = {"sft": "SFT (instruction tuning)", "reward": "Reward model", "dpo": "DPO", "ppo": "PPO (RLHF)",
+                "grpo": "GRPO", "rloo": "RLOO", "kto": "KTO (thumbs up/down)"}
+HELDOUT_TASKS = "heldout"
+"""GRPO's and RLOO's prompts for reward_source checks: the bundled held-out task examples (their answers checked)."""
 RECIPES = Path(__file__).resolve().parents[2] / "assets" / "recipes"
 _LORA = ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "quantization"]
 _OPTIMISATION = ["learning_rate", "weight_decay", "epochs", "max_steps", "batch_size", "gradient_accumulation", "max_length",
@@ -92,6 +117,23 @@ GROUPS: dict[str, dict[str, list[str]]] = {
             "Optimisation": ["learning_rate", "weight_decay", "epochs", "max_steps", "batch_size", "mini_batch_size",
                              "gradient_accumulation", "ppo_epochs", "max_length", "warmup_ratio", "max_grad_norm"]
             + _RUNTIME},
+    "grpo": {"Model and data": ["name", "base_model", "sft_run", "reward_source", "reward_run", "datasets",
+                                "max_examples", "prompt_format", "eval_fraction"],
+             "Sampling": ["answers_per_prompt", "response_length", "temperature", "samples_per_step"],
+             "GRPO": ["kl_coef", "cliprange", "iterations", "scale_rewards", "loss_type"],
+             "LoRA / QLoRA": _LORA,
+             "Optimisation": _OPTIMISATION + _RUNTIME},
+    "rloo": {"Model and data": ["name", "base_model", "sft_run", "reward_source", "reward_run", "datasets",
+                                "max_examples", "prompt_format", "eval_fraction"],
+             "Sampling": ["answers_per_prompt", "response_length", "temperature", "samples_per_step"],
+             "RLOO": ["kl_coef", "cliprange", "iterations", "normalize_advantages"],
+             "LoRA / QLoRA": _LORA,
+             "Optimisation": _OPTIMISATION + _RUNTIME},
+    "kto": {"Model and data": ["name", "base_model", "sft_run", "datasets", "max_examples", "prompt_format",
+                               "eval_fraction"],
+            "LoRA / QLoRA": _LORA,
+            "KTO loss": ["beta", "desirable_weight", "undesirable_weight"],
+            "Optimisation": _OPTIMISATION + _RUNTIME},
 }
 """The form of each stage: every config field but data_dir, once (a test checks)."""
 
@@ -116,24 +158,28 @@ def base_model_choices(settings: Settings) -> list[tuple[str, str]]:
 
 
 def sft_runs(settings: Settings) -> list[str]:
-    """Runs whose adapter a reward or DPO run can start from: SFT (and DPO) runs with a saved LoRA adapter."""
+    """Runs whose adapter a later stage can start from: runs with a saved language-model LoRA adapter."""
     root = settings.runs_dir
     names = sorted(p.name for p in root.iterdir() if is_language_model_adapter(p / "adapter")) if root.is_dir() else []
     return [""] + names
 
 
 def reward_run_choices(settings: Settings) -> list[str]:
-    """Reward runs PPO can maximise (the start check makes sure the chosen one shares the base model)."""
+    """Reward runs PPO, GRPO and RLOO can maximise (the start check makes sure the chosen one shares the base
+    model)."""
     return [run.name for run in reward_model.reward_runs(settings)]
 
 
 def dataset_choices(stage: str, settings: Settings) -> list[str]:
-    """The data a stage's form offers: training datasets for SFT, prompt sets for PPO, preference sets for reward
-    and DPO (bundled and uploaded; a typed name or path is allowed too)."""
+    """The data a stage's form offers: training datasets for SFT, prompt sets for PPO, GRPO and RLOO (and for their
+    checks the held-out task examples), preference sets for reward, DPO and KTO (bundled and uploaded; a typed name
+    or path is allowed too)."""
     if stage == "sft":
         return [d.name for d in instructions.list_datasets(settings) if d.purpose == "training"]
     if stage == "ppo":
         return prompt_sets.list_prompt_sets(settings)
+    if stage in ("grpo", "rloo"):
+        return prompt_sets.list_prompt_sets(settings) + [HELDOUT_TASKS]
     return [s.name for s in preference_pairs.list_sets(settings)]
 
 
@@ -376,7 +422,8 @@ def build(settings: Settings, jobs: Jobs, tab: gr.Tab, cache: ModelCache | None 
     (and ``reward_models``), it offers to unload the app's models from the GPU before a run starts."""
     with gr.Row():
         stage = gr.Radio([(label, key) for key, label in STAGE_LABELS.items()], value="sft", label="Stage",
-                         info="The lecture's order: SFT, then a reward model, then PPO (or DPO instead of both).")
+                         info="The lecture's order: SFT, then a reward model, then PPO (or DPO instead of both); "
+                              "GRPO and RLOO are critic-free RL, KTO learns from single ratings.")
     with gr.Accordion("What this stage does", open=False):
         intro = gr.Markdown(INTRO["sft"])
     message = gr.Markdown("", elem_id="train-message")
