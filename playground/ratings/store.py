@@ -528,6 +528,15 @@ class Store:
             return db.execute("UPDATE comparisons SET skipped = 0 WHERE batch_id = ? AND skipped = 1 AND winner IS "
                               "NULL", (batch_id,)).rowcount
 
+    # ------------------------------------------------------------------------------------------ AI judges
+
+    def judged_by(self, rater: str) -> set[str]:
+        """Ids of the comparisons the AI judge ``rater`` (``judge:<model>``) has judged, its deleted votes included:
+        deleting a judge's vote hides it, it doesn't ask for the pair to be judged again."""
+        with self._connect() as db:
+            return {r[0] for r in db.execute("SELECT judge_of FROM comparisons WHERE rater = ? AND judge_of IS NOT "
+                                             "NULL", (rater,))}
+
 
 def _batch_from_row(r: sqlite3.Row) -> Batch:
     return Batch(id=r["id"], name=r["name"], models=json.loads(r["models"]), total=r["total"], status=r["status"],
