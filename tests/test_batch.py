@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,7 +13,7 @@ from playground.data import prompt_sets
 from playground.data.prompt_sets import BUNDLED_PROMPTS, PromptSetError, load_prompt_set
 from playground.models.generation import GenerationParams
 from playground.models.loading import LoadOptions, ModelCache
-from playground.ratings.batch import BatchRunner, BatchSettings, pair_count
+from playground.ratings.batch import BatchRunner, BatchSettings, QueuePlan, pair_count, queue_plan, repeat_count
 from playground.ratings.store import Store
 
 FAST = BatchSettings(GenerationParams(max_new_tokens=4), LoadOptions())
@@ -189,3 +190,82 @@ def test_a_model_failing_mid_batch_marks_it_failed(runner, tiny_base, tmp_path):
     runner.wait(60)
     failed = runner.store.batch(batch.id)
     assert failed.status == "failed" and "broken" in failed.error
+
+
+# ---------------------------------------------------------------------------------------------- repeated pairs
+# A share of the pairs asked again later in the queue, sides swapped, to measure how consistent a rater is.
+
+
+def test_the_number_of_repeats_and_the_share_allowed():
+    assert repeat_count(60, 1, 0.1) == 6 and repeat_count(10, 3, 0.1) == 3 and repeat_count(5, 1, 0.1) == 1
+    assert repeat_count(4, 1, 0.1) == 0 and repeat_count(60, 1, 0) == 0
+    assert repeat_count(1, 6, 0.5) == 0  # one prompt: no other prompt to put between a pair and its repeat
+    assert repeat_count(2, 1, 0.5) == 1  # at most the pairs with a whole prompt after theirs
+    for bad in (-0.1, 0.6, True, "0.1"):
+        with pytest.raises(ValueError, match="share of pairs to repeat must be from 0 to 50%"):
+            repeat_count(10, 1, bad)
+        with pytest.raises(ValueError, match="share of pairs to repeat"):
+            BatchSettings(GenerationParams(), LoadOptions(), repeat_share=bad)
+    old = FAST.to_dict()
+    del old["repeat_share"]  # a batch stored before repeats existed
+    assert BatchSettings.from_dict(old).repeat_share == 0.0
+
+
+@pytest.mark.parametrize("prompts, per_prompt, share", [(60, 1, 0.1), (12, 3, 0.2), (7, 6, 0.5), (2, 1, 0.5)])
+def test_the_queue_puts_each_repeat_after_another_prompt_and_spreads_them(prompts, per_prompt, share):
+    for seed in ("a", "b", "c", "d", "e"):
+        plan = queue_plan(prompts, per_prompt, share, seed)
+        assert plan == queue_plan(prompts, per_prompt, share, seed)  # a resumed batch makes the same plan
+        assert plan.total == prompts * per_prompt + repeat_count(prompts, per_prompt, share)
+        assert sorted(plan.originals + list(plan.repeats.values())) == list(range(plan.total))
+        assert plan.originals == sorted(plan.originals)  # the pairs keep their order
+        for k, position in plan.repeats.items():
+            next_prompt = plan.originals[(k // per_prompt + 1) * per_prompt:(k // per_prompt + 2) * per_prompt]
+            assert position > max(next_prompt)  # the whole next prompt comes between a pair and its repeat
+        # Spread through the batch, not all at the end: one repeated pair from each equal stretch of it.
+        first = sorted(plan.repeats)
+        eligible = (prompts - 1) * per_prompt
+        assert all(eligible * i // len(first) <= k < eligible * (i + 1) // len(first) for i, k in enumerate(first))
+    assert queue_plan(5, 2, 0.0, "x") == QueuePlan(list(range(10)), {})  # no repeats: the order batches always had
+
+
+def test_repeats_are_generated_swapped_later_in_the_queue(runner, tiny_base, tiny_chat):
+    prompts = [{"prompt": f"Question {i}?"} for i in range(12)]
+    batch = runner.start("repeats", prompts, [str(tiny_base), str(tiny_chat)], replace(FAST, repeat_share=0.25))
+    runner.wait(120)
+    store = runner.store
+    assert store.batch(batch.id).status == "ready" and store.batch(batch.id).total == 15  # 12 pairs, 3 asked again
+    assert store.progress(batch.id).summary() == "0 / 15 rated"
+    items = {r.id: r for r in store.comparisons(voted_only=False, batch_id=batch.id)}
+    by_position = {r.position: r for r in items.values()}
+    assert sorted(by_position) == list(range(15))
+    repeats = [r for r in items.values() if r.repeat_of]
+    assert len(repeats) == 3
+    for again in repeats:
+        first = items[again.repeat_of]
+        assert (again.prompt, again.a, again.b, again.system_prompt) == (first.prompt, first.a, first.b,
+                                                                        first.system_prompt)
+        assert again.left_side != first.left_side and again.blind and again.winner is None
+        between = {by_position[p].prompt for p in range(first.position + 1, again.position)}
+        assert between - {first.prompt}  # another prompt's pair comes before the repeat
+    assert min(r.position for r in repeats) < 12  # not all at the very end
+
+
+def test_a_batch_with_repeats_resumes_the_same_queue(runner, tiny_base, tiny_chat):
+    prompts = [{"prompt": f"Q{i}"} for i in range(30)]
+    batch = runner.start("long", prompts, [str(tiny_base), str(tiny_chat)], replace(FAST, repeat_share=0.2))
+    runner.stop(batch.id)
+    runner.wait(60)
+    store = runner.store
+    assert store.batch(batch.id).status == "stopped" and store.progress(batch.id).generated < 36
+    runner.resume(batch.id)
+    runner.wait(120)
+    assert store.batch(batch.id).status == "ready" and store.batch(batch.id).settings["repeat_share"] == 0.2
+    items = store.comparisons(voted_only=False, batch_id=batch.id)
+    assert sorted(r.position for r in items) == list(range(36)) and store.progress(batch.id).generated == 36
+    by_id = {r.id: r for r in items}
+    repeats = [r for r in items if r.repeat_of]
+    plan = queue_plan(30, 1, 0.2, batch.id)
+    assert sorted(r.position for r in repeats) == sorted(plan.repeats.values())
+    assert len({r.repeat_of for r in repeats}) == 6  # no pair asked again twice
+    assert all(by_id[r.repeat_of].a == r.a and by_id[r.repeat_of].left_side != r.left_side for r in repeats)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gradio as gr
 import pytest
 from gradio.utils import get_positional_input_parameters
@@ -55,6 +57,7 @@ def test_a_stopped_batch_no_longer_says_generating(settings):
 # showing a pair and voting on it, skip, undo, Stop/Resume generating (until now only the browser or the API).
 
 STATUS, PROMPT, LEFT, RIGHT = 2, 3, 4, 5  # show_pair's outputs after the pair id (0) and the progress line (1)
+SCORE_LEFT, SCORE_RIGHT = 11, 12  # then the five rating buttons, skip, and the two answers' score rows
 LAST, STRENGTH, WHY = -3, -2, -1  # a vote's outputs after show_pair's
 
 
@@ -97,7 +100,7 @@ def test_opening_a_batch_shows_its_first_pair_verbatim(ctx):
     assert rest[0] == ""  # no status note while there is a pair to rate
     assert rest[1] == "<b>System:</b>" + verbatim_html("Be brief.") + "<b>Prompt:</b>" + verbatim_html("Question <0>?")
     assert rest[2] == verbatim_html("answer b0") and "&lt;b&gt;answer a0" in rest[3]  # m2 left, markup as text
-    assert [update["interactive"] for update in rest[4:]] == [True] * 5
+    assert [update["interactive"] for update in rest[4:9]] == [True] * 5 and rest[9:] == [0, 0]  # not scored
     assert batch_choices(ctx, None)["value"] == batch_id and batch_choices(ctx, "gone")["value"] == batch_id
     with pytest.raises(gr.Error, match="There is no batch with id 'made-up'"):
         open_batch(ctx, "made-up", None)
@@ -117,16 +120,16 @@ def test_the_pair_on_screen_is_not_sent_again_unless_asked(ctx):
 def test_a_vote_is_saved_as_seen_on_screen_and_reveals_the_models(ctx):
     batch_id = hand_made_batch(ctx.store)
     pair_id = show_pair(ctx, batch_id, None)[0]
-    out = rate_button(ctx, "left", batch_id, pair_id, 4, "clearer", " bo ", session())
+    out = rate_button(ctx, "left", batch_id, pair_id, 4, "clearer", " bo ", 0, 0, session())
     saved = ctx.store.get(pair_id)
     assert (saved.winner, saved.strength, saved.rationale, saved.rater) == ("b", 4, "clearer", "bo")  # m2 was left
     assert out[LAST] == "Last vote: **left better** — left was `m2`, right was `m1`."
     assert (out[STRENGTH], out[WHY]) == (0, "") and "1 / 3 rated" in out[1]
     assert out[0] != pair_id and out[PROMPT].endswith(verbatim_html("Question <1>?"))  # the next pair
     # Voted already (from another tab, say): not voted twice; the next pair is shown.
-    again = rate_button(ctx, "right", batch_id, pair_id, 0, "", "bo", session())
+    again = rate_button(ctx, "right", batch_id, pair_id, 0, "", "bo", 0, 0, session())
     assert ctx.store.get(pair_id).winner == "b" and again[LAST:] == [gr.skip()] * 3
-    tie = cast(ctx, batch_id, out[0], "tie", 0, "", "", session(username="login"))
+    tie = cast(ctx, batch_id, out[0], "tie", 0, "", "", None, None, session(username="login"))
     assert ctx.store.get(out[0]).rater == "login" and "Last vote: **a tie**" in tie[LAST]
 
 
@@ -135,7 +138,7 @@ def test_skip_undo_and_rate_skipped_pairs(ctx, capsys):
     first = show_pair(ctx, batch_id, None)[0]
     second = skip_pair(ctx, batch_id, first)[0]
     assert second != first and ctx.store.get(first).skipped
-    done = rate_button(ctx, "both_bad", batch_id, second, 0, "", "", session())
+    done = rate_button(ctx, "both_bad", batch_id, second, 0, "", "", 0, 0, session())
     assert done[0] is None and done[STATUS] == "All done: 1 rated. 1 skipped: press *Rate skipped pairs*."
     assert usable(done) == [False] * 5
 
@@ -149,7 +152,7 @@ def test_skip_undo_and_rate_skipped_pairs(ctx, capsys):
     assert "1 skipped pair(s) are back in the queue." in capsys.readouterr().out
     assert back[0] == first and not ctx.store.get(first).skipped
     for refused in (lambda: skip_pair(ctx, "made-up", None), lambda: undo_last(ctx, "made-up"),
-                    lambda: rate_button(ctx, "left", "made-up", None, 0, "", "", session())):
+                    lambda: rate_button(ctx, "left", "made-up", None, 0, "", "", 0, 0, session())):
         with pytest.raises(gr.Error, match="There is no batch with id 'made-up'"):
             refused()
 
@@ -163,7 +166,7 @@ def test_generation_states_are_named_in_the_status_note(ctx):
 
 
 def test_starting_a_batch_says_how_many_pairs_and_picks_it(ctx, tiny_base, tiny_chat, capsys):
-    picker, section = start_batch(ctx, "Bundled prompts", None, [str(tiny_base), str(tiny_chat)], 2, 4, 0.7, 1)
+    picker, section = start_batch(ctx, "Bundled prompts", None, [str(tiny_base), str(tiny_chat)], 2, 4, 0.7, 1, 10)
     ctx.runner.wait(120)
     created = ctx.store.batches()[0]
     assert "Generating 2 pairs in the background; rate them as they arrive." in capsys.readouterr().out
@@ -179,13 +182,13 @@ def test_a_bad_prompt_file_or_model_choice_is_refused_before_anything_starts(ctx
     bad.write_text('{"prompt": "Fine?"}\n{"question": "no prompt field"}\nnot json\n')
     models = [str(tiny_base), str(tiny_chat)]
     with pytest.raises(gr.Error, match=r"(?s)mine\.jsonl.*line 2.*line 3: not valid JSON"):
-        start_batch(ctx, "Upload a file", str(bad), models, 0, 4, 0.7, 1)
+        start_batch(ctx, "Upload a file", str(bad), models, 0, 4, 0.7, 1, 10)
     with pytest.raises(gr.Error, match="Upload a prompt file first"):
-        start_batch(ctx, "Upload a file", None, models, 0, 4, 0.7, 1)
+        start_batch(ctx, "Upload a file", None, models, 0, 4, 0.7, 1, 10)
     with pytest.raises(gr.Error, match="at least two different models"):
-        start_batch(ctx, "Bundled prompts", None, [str(tiny_base), str(tiny_base)], 0, 4, 0.7, 1)
+        start_batch(ctx, "Bundled prompts", None, [str(tiny_base), str(tiny_base)], 0, 4, 0.7, 1, 10)
     with pytest.raises(gr.Error, match="max_new_tokens"):
-        start_batch(ctx, "Bundled prompts", None, models, 0, 0, 0.7, 1)
+        start_batch(ctx, "Bundled prompts", None, models, 0, 0, 0.7, 1, 10)
     assert ctx.store.batches() == [] and ctx.runner.running() is None
     assert upload_visible("Upload a file")["visible"] is True and upload_visible("Bundled prompts")["visible"] is False
 
@@ -193,7 +196,7 @@ def test_a_bad_prompt_file_or_model_choice_is_refused_before_anything_starts(ctx
 def test_an_uploaded_prompt_file_is_used(ctx, tiny_base, tiny_chat, tmp_path):
     mine = tmp_path / "mine.txt"
     mine.write_text("First question?\nSecond question?\nThird question?\n")
-    start_batch(ctx, "Upload a file", str(mine), [str(tiny_base), str(tiny_chat)], 2, 4, 0.7, 1)
+    start_batch(ctx, "Upload a file", str(mine), [str(tiny_base), str(tiny_chat)], 2, 4, 0.7, 1, 10)
     ctx.runner.wait(120)
     created = ctx.store.batches()[0]
     assert created.name == "mine · 2 prompts · 2 models"
@@ -203,7 +206,7 @@ def test_an_uploaded_prompt_file_is_used(ctx, tiny_base, tiny_chat, tmp_path):
 def test_stop_and_resume_generating(ctx, tiny_base, tiny_chat, capsys):
     stop_generating(ctx, None)
     assert "This batch is not generating." in capsys.readouterr().out
-    start_batch(ctx, "Bundled prompts", None, [str(tiny_base), str(tiny_chat)], 8, 4, 0.7, 1)
+    start_batch(ctx, "Bundled prompts", None, [str(tiny_base), str(tiny_chat)], 8, 4, 0.7, 1, 10)
     batch_id = ctx.store.batches()[0].id
     stop_generating(ctx, batch_id)
     ctx.runner.wait(120)
@@ -212,7 +215,9 @@ def test_stop_and_resume_generating(ctx, tiny_base, tiny_chat, capsys):
     assert show_pair(ctx, batch_id, None)[STATUS] == "Generation stopped. Resume it to generate the remaining pairs."
     resume_generating(ctx, batch_id)
     ctx.runner.wait(120)
-    assert ctx.store.batch(batch_id).status == "ready" and ctx.store.progress(batch_id).generated == 8
+    # 8 pairs and, at the default 10 %, one of them asked again: 9 to rate, all generated after the resume
+    assert ctx.store.batch(batch_id).total == 9 and ctx.store.batch(batch_id).settings["repeat_share"] == 0.1
+    assert ctx.store.batch(batch_id).status == "ready" and ctx.store.progress(batch_id).generated == 9
     resume_generating(ctx, None)  # nothing picked: nothing to do
     with pytest.raises(gr.Error, match="That batch no longer exists"):
         resume_generating(ctx, "made-up")
@@ -221,8 +226,81 @@ def test_stop_and_resume_generating(ctx, tiny_base, tiny_chat, capsys):
 def test_bound_callbacks_keep_the_api_argument_names(ctx):
     """What Gradio sees once build() fixes the context: the inputs by name (the API's argument names), the
     ``gr.Request`` left for Gradio to fill."""
-    assert bound_inputs(ctx, start_batch) == ["kind", "file", "picked", "n", "tokens", "temp", "seed_value"]
+    assert bound_inputs(ctx, start_batch) == ["kind", "file", "picked", "n", "tokens", "temp", "seed_value",
+                                              "repeat_percent"]
     assert [p.name for p in get_positional_input_parameters(bind(rate_button, ctx, "left"))] == \
-        ["batch_id", "current_id", "strength_value", "why", "typed_rater"]
+        ["batch_id", "current_id", "strength_value", "why", "typed_rater", "left_score", "right_score"]
     assert bound_inputs(ctx, open_batch) == ["batch_id", "current_id"] and bound_inputs(ctx, undo_last) == ["batch_id"]
     assert bound_inputs(ctx, show_pair) == ["batch_id", "current_id", "redraw"]  # the timer passes two inputs
+
+
+# ---------------------------------------------------------------------------------------------- answer scores
+# The optional 1–5 score of each answer, given with the vote: the screen's left and right map to the stored a and b.
+
+
+def test_scores_are_stored_on_the_side_that_was_shown_there(ctx):
+    batch_id = hand_made_batch(ctx.store, pairs=2)
+    first = show_pair(ctx, batch_id, None)  # the first pair shows b (m2) on the left
+    assert ctx.store.get(first[0]).left_side == "b" and first[SCORE_LEFT:SCORE_RIGHT + 1] == [0, 0]
+    out = rate_button(ctx, "left", batch_id, first[0], 0, "", "ann", 2, 5, session())
+    saved = ctx.store.get(first[0])
+    assert (saved.winner, saved.score_a, saved.score_b) == ("b", 5, 2)  # left (b) got 2, right (a) got 5
+    assert out[SCORE_LEFT:SCORE_RIGHT + 1] == [0, 0]  # the next pair starts "not scored"
+    second = out[0]
+    rate_button(ctx, "right", batch_id, second, 0, "", "ann", 4.0, 0, session())  # a on the left this time
+    saved = ctx.store.get(second)
+    assert (saved.left_side, saved.winner, saved.score_a, saved.score_b) == ("a", "b", 4, None)
+
+
+def test_undo_puts_the_scores_back_where_they_were_on_screen(ctx):
+    batch_id = hand_made_batch(ctx.store, pairs=2)
+    pair_id = show_pair(ctx, batch_id, None)[0]
+    rate_button(ctx, "tie", batch_id, pair_id, 3, "close", "ann", 1, 4, session())
+    undone = undo_last(ctx, batch_id)
+    assert undone[0] == pair_id and undone[SCORE_LEFT:SCORE_RIGHT + 1] == [1, 4]
+    assert undone[LAST:] == ["Vote undone: rate this pair again.", 3, "close"]
+    cleared = ctx.store.get(pair_id)
+    assert (cleared.winner, cleared.score_a, cleared.score_b) == (None, None, None)
+    # The timer's next tick leaves the restored rows alone: the pair on screen is the same.
+    assert show_pair(ctx, batch_id, pair_id)[SCORE_LEFT:SCORE_RIGHT + 1] == [gr.skip()] * 2
+
+
+@pytest.mark.parametrize("left, right", [(6, 0), (0, -1), (2.5, 0), (0, "3"), (True, 0)])
+def test_a_bad_score_is_refused_and_changes_nothing(ctx, left, right):
+    batch_id = hand_made_batch(ctx.store, pairs=1)
+    pair_id = show_pair(ctx, batch_id, None)[0]
+    before = ctx.store.get(pair_id)
+    with pytest.raises(gr.Error, match="The vote was not saved: an answer's score must be a whole number from 1 to 5"):
+        rate_button(ctx, "left", batch_id, pair_id, 0, "", "ann", left, right, session())
+    assert ctx.store.get(pair_id) == before and ctx.store.progress(batch_id).rated == 0
+
+
+def test_a_repeated_pair_looks_like_any_other_on_screen(ctx):
+    """The rater is not told that a pair is asked again: nothing the tab shows about it differs from a pair that
+    is not a repeat (same prompt and answers, sides as stored)."""
+    batch_id = hand_made_batch(ctx.store, pairs=1)
+    original = ctx.store.next_unrated(batch_id)
+    again = replace(original, id="again", repeat_of=original.id, position=1, left_side="a")
+    ctx.store.save(again)
+    plain = replace(again, id="plain", repeat_of=None, position=2)
+    ctx.store.save(plain)
+    rate_button(ctx, "left", batch_id, original.id, 0, "", "ann", 0, 0, session())
+    shown = show_pair(ctx, batch_id, None)
+    assert shown[0] == "again" and shown[LEFT] == verbatim_html("<b>answer a0</b>")  # the sides swapped
+    voted = rate_button(ctx, "left", batch_id, "again", 0, "", "ann", 0, 0, session())
+    control = show_pair(ctx, batch_id, "plain", redraw=True)
+    assert shown[2:] == control[2:]
+    assert not any("repeat" in str(part).lower() for part in shown + voted)
+
+
+def test_a_share_of_pairs_is_asked_again_when_asked(ctx, tiny_base, tiny_chat, capsys):
+    with pytest.raises(gr.Error, match="share of pairs to repeat must be from 0 to 50%"):
+        start_batch(ctx, "Bundled prompts", None, [str(tiny_base), str(tiny_chat)], 4, 4, 0.7, 1, 80)
+    assert ctx.store.batches() == []
+    start_batch(ctx, "Bundled prompts", None, [str(tiny_base), str(tiny_chat)], 4, 4, 0.7, 1, 50)
+    ctx.runner.wait(120)
+    created = ctx.store.batches()[0]
+    assert "Generating 6 pairs in the background" in capsys.readouterr().out  # 4 pairs, 2 of them asked again
+    assert created.total == 6 and created.settings["repeat_share"] == 0.5
+    items = ctx.store.comparisons(voted_only=False, batch_id=created.id)
+    assert len(items) == 6 and sum(r.repeat_of is not None for r in items) == 2

@@ -5,11 +5,17 @@ unrated, with a random side order (``left_side``), so the Rate tab can show pair
 generating. Generation goes prompt by prompt (all models on prompt 1, then prompt 2 …) so the first pairs are
 ready to rate within seconds. The store holds the batch's prompts and settings, so a batch cut short by an app
 restart resumes where it stopped.
+
+A share of the pairs (:attr:`BatchSettings.repeat_share`, none by default here, 10 % from the Rate tab) is asked a
+second time later in the queue with the sides swapped, unannounced, so :mod:`playground.ratings.reliability` can
+measure how consistent a rater's votes are. :func:`queue_plan` decides which pairs and where, from the batch's id:
+a resumed batch makes the same plan again.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import threading
 from collections.abc import Callable, Sequence
@@ -19,12 +25,71 @@ from playground.models.catalog import CatalogEntry, ModelSpec, resolve_choice
 from playground.models.generation import GenerationParams, StreamUpdate, answer
 from playground.models.loading import LoadOptions, ModelCache, shared_backend
 from playground.ratings.comparison import side_from_answer
-from playground.ratings.store import Batch, ComparisonRecord, Store
+from playground.ratings.store import Batch, ComparisonRecord, Store, new_id, now
+
+MAX_REPEAT_SHARE = 0.5
+"""At most half the pairs are asked again: beyond that a batch is mostly repeats and they stop being unannounced."""
 
 
 def pair_count(prompts: int, models: int) -> int:
-    """How many comparisons a batch makes: every pair of models on every prompt."""
+    """How many comparisons a batch makes: every pair of models on every prompt (repeats not counted)."""
     return prompts * models * (models - 1) // 2
+
+
+def check_repeat_share(share: float) -> float:
+    """``share`` as a float, or ValueError saying the allowed range (0 = no repeats, up to 50 %)."""
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= MAX_REPEAT_SHARE:
+        raise ValueError(f"The share of pairs to repeat must be from 0 to {MAX_REPEAT_SHARE:.0%} (0 = no repeats), "
+                         f"got {share!r}.")
+    return float(share)
+
+
+def repeat_count(prompts: int, per_prompt: int, share: float) -> int:
+    """How many pairs a batch of ``prompts`` × ``per_prompt`` pairs (model pairs per prompt) asks a second time:
+    ``share`` of them, to the nearest whole pair, at most as many as have a whole other prompt after theirs (a
+    repeat never follows its original straight away, so a batch of one prompt has none)."""
+    eligible = max(prompts - 1, 0) * per_prompt
+    return min(math.floor(prompts * per_prompt * check_repeat_share(share) + 0.5), eligible)
+
+
+@dataclass(frozen=True)
+class QueuePlan:
+    """Where each pair of a batch sits in the rating queue (its ``position``), repeats included."""
+
+    originals: list[int]
+    """Queue position of original pair k (k = prompt index × pairs per prompt + the model pair's index)."""
+    repeats: dict[int, int]
+    """Original pair k → the queue position of its repeat, for the pairs asked a second time."""
+
+    @property
+    def total(self) -> int:
+        return len(self.originals) + len(self.repeats)
+
+
+def queue_plan(prompts: int, per_prompt: int, share: float, seed: str) -> QueuePlan:
+    """The rating queue of a batch of ``prompts`` × ``per_prompt`` pairs with :func:`repeat_count` repeats.
+
+    The repeated pairs are spread over the batch (one drawn from each equal stretch of it, so a rater who rates only
+    the first part still meets some), and each repeat is queued after a later prompt's pairs: at least one whole
+    other prompt comes between a pair and its repeat, and at most about a quarter of the batch. With no repeats the
+    positions are the pairs' own order, as batches had before repeats existed. The same arguments always give the
+    same plan (``seed`` is the batch id), so a resumed batch continues the same queue."""
+    rng = random.Random(f"{seed}:repeats")  # its own generator: the side-order draws stay as they always were
+    count = repeat_count(prompts, per_prompt, share)
+    eligible = max(prompts - 1, 0) * per_prompt  # pairs with a whole prompt after theirs
+    chosen = [rng.randrange(eligible * i // count, eligible * (i + 1) // count) for i in range(count)]
+    reach = max(1, math.ceil(prompts / 4))
+    after: dict[int, list[int]] = {}  # prompt index → the originals whose repeats are queued after its pairs
+    for k in chosen:
+        prompt = k // per_prompt
+        after.setdefault(min(prompt + rng.randint(1, reach), prompts - 1), []).append(k)
+    originals, repeats, position = [0] * (prompts * per_prompt), {}, 0
+    for prompt in range(prompts):
+        for k in range(prompt * per_prompt, (prompt + 1) * per_prompt):
+            originals[k], position = position, position + 1
+        for k in sorted(after.get(prompt, [])):
+            repeats[k], position = position, position + 1
+    return QueuePlan(originals, repeats)
 
 
 @dataclass(frozen=True)
@@ -34,13 +99,21 @@ class BatchSettings:
     params: GenerationParams
     options: LoadOptions
     prompt_format: str = "auto"
+    repeat_share: float = 0.0
+    """Share of the pairs asked a second time later in the batch, sides swapped (0 = none; at most 0.5)."""
+
+    def __post_init__(self) -> None:
+        check_repeat_share(self.repeat_share)
 
     def to_dict(self) -> dict:
-        return {"params": asdict(self.params), "options": asdict(self.options), "prompt_format": self.prompt_format}
+        return {"params": asdict(self.params), "options": asdict(self.options), "prompt_format": self.prompt_format,
+                "repeat_share": self.repeat_share}
 
     @classmethod
     def from_dict(cls, data: dict) -> BatchSettings:
-        return cls(GenerationParams(**data["params"]), LoadOptions(**data["options"]), data["prompt_format"])
+        """Settings as stored; a batch from before repeats existed has none."""
+        return cls(GenerationParams(**data["params"]), LoadOptions(**data["options"]), data["prompt_format"],
+                   data.get("repeat_share", 0.0))
 
 
 class BatchRunner:
@@ -65,7 +138,9 @@ class BatchRunner:
 
     def start(self, name: str, prompts: Sequence[dict[str, str]], models: Sequence[str],
               settings: BatchSettings) -> Batch:
-        """Create a batch and start generating it. Raises ValueError for fewer than two models or an unknown one."""
+        """Create a batch and start generating it. Raises ValueError for fewer than two models or an unknown one.
+
+        The batch's total counts its repeats (:attr:`BatchSettings.repeat_share`): each is one more pair to rate."""
         models = list(dict.fromkeys(m.strip() for m in models if m and m.strip()))
         if len(models) < 2:
             raise ValueError("Pick at least two different models to compare.")
@@ -74,8 +149,9 @@ class BatchRunner:
             resolve_choice(model, entries)  # CatalogError (a ValueError) names the bad one before anything starts
         if self.running():
             raise ValueError("Another batch is still generating: stop it first, or wait until it is done.")
-        batch = self.store.create_batch(name, models, pair_count(len(prompts), len(models)), prompts,
-                                        settings.to_dict())
+        per_prompt = pair_count(1, len(models))
+        total = len(prompts) * per_prompt + repeat_count(len(prompts), per_prompt, settings.repeat_share)
+        batch = self.store.create_batch(name, models, total, prompts, settings.to_dict())
         self._launch(batch)
         return batch
 
@@ -116,6 +192,7 @@ class BatchRunner:
             settings = BatchSettings.from_dict(batch.settings)
             done = self.store.batch_positions(batch.id)
             pairs = list(itertools.combinations(range(len(batch.models)), 2))
+            plan = queue_plan(len(batch.prompts), len(pairs), settings.repeat_share, batch.id)
             rng = random.Random(batch.id)  # side order is reproducible for a batch, random across pairs
             entries = self.entries()  # scans the model folders: once per batch, not once per answer
             specs = [resolve_choice(model, entries) for model in batch.models]
@@ -123,8 +200,8 @@ class BatchRunner:
             settings = replace(settings, options=shared_backend(specs, settings.options))
             for index, item in enumerate(batch.prompts):
                 sides = [rng.random() < 0.5 for _ in pairs]
-                positions = [index * len(pairs) + p for p in range(len(pairs))]
-                if all(p in done for p in positions):
+                numbers = range(index * len(pairs), (index + 1) * len(pairs))  # the prompt's pairs, k in the plan
+                if all(plan.originals[k] in done for k in numbers):
                     continue
                 # Every model gets the same seed on a prompt; the seed moves on with each prompt.
                 params = replace(settings.params, seed=settings.params.seed + index)
@@ -132,10 +209,15 @@ class BatchRunner:
                 if stop.is_set():
                     self.store.set_batch_status(batch.id, "stopped", "Stopped by the user.")
                     return
-                self.store.insert_many([
-                    self._record(batch, item, settings, params, (answers[i], answers[j]), (specs[i], specs[j]),
-                                 position, swap)
-                    for (i, j), position, swap in zip(pairs, positions, sides) if position not in done])
+                records = []
+                for (i, j), k, swap in zip(pairs, numbers, sides):
+                    original = self._record(batch, item, settings, params, (answers[i], answers[j]),
+                                            (specs[i], specs[j]), plan.originals[k], swap)
+                    records.append(original)
+                    if k in plan.repeats:  # the same pair again, later in the queue, the other way round
+                        records.append(repeat(original, plan.repeats[k]))
+                # A pair and its repeat are written in one transaction: a resumed batch never has one without the other.
+                self.store.insert_many([r for r in records if r.position not in done])
             self.store.set_batch_status(batch.id, "ready")
         except Exception as error:  # noqa: BLE001 - any failure is shown on the batch, the app keeps running
             self.store.set_batch_status(batch.id, "failed", str(error) or type(error).__name__)
@@ -156,3 +238,11 @@ class BatchRunner:
         return ComparisonRecord(
             messages=[{"role": "user", "content": item["prompt"]}], system_prompt=item.get("system", ""), a=a, b=b,
             left_side="b" if swap else "a", blind=True, source="rate", batch_id=batch.id, position=position)
+
+
+def repeat(original: ComparisonRecord, position: int) -> ComparisonRecord:
+    """``original`` asked a second time at queue ``position``: a new unrated comparison with the same prompt and the
+    same two answers (a and b unchanged), shown the other way round (``left_side`` flipped), ``repeat_of`` naming
+    the original. Nothing the rater sees tells it apart from any other pair."""
+    return replace(original, id=new_id(), created_at=now(), position=position, repeat_of=original.id,
+                   left_side="a" if original.left_side == "b" else "b")

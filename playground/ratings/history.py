@@ -95,11 +95,12 @@ def _source(record: ComparisonRecord) -> str:
 
 
 def pair_counts(records: Iterable[ComparisonRecord]) -> pd.DataFrame:
-    """Votes per model pair (the pair in alphabetical order), with how each outcome went."""
+    """Votes per model pair (the pair in alphabetical order), with how each outcome went. A pair asked again to
+    measure consistency counts once (its first vote), as in the leaderboard."""
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for r in records:
         a, b = model_identity(r.a), model_identity(r.b)
-        if r.winner is None or a is None or b is None:
+        if r.winner is None or a is None or b is None or r.repeat_of is not None:
             continue
         winner = r.winner
         if a > b:  # one row per unordered pair

@@ -22,6 +22,7 @@ from playground.ui import (
     lecture_tab,
     rate_tab,
     rater,
+    reliability_tab,
     reward_tab,
     runs_tab,
     train_tab,
@@ -61,6 +62,8 @@ def build_app(settings: Settings, cache: ModelCache | None = None, store: Store 
                 rate_tab.build(settings, store, runner, rater_box, app)
             with gr.Tab("Leaderboard", id="leaderboard") as board:
                 leaderboard_tab.build(store, board)
+            with gr.Tab("Reliability", id="reliability") as consistency:
+                reliability_tab.build(store, consistency)
             with gr.Tab("History", id="history") as past:
                 history_tab.build(settings, store, rater_box, past)
             with gr.Tab("Train", id="train") as train:

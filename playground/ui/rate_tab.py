@@ -15,7 +15,7 @@ from playground.data.prompt_sets import BUNDLED_PROMPTS, PromptSetError, load_pr
 from playground.models.catalog import ModelSpec, list_models
 from playground.models.generation import GenerationParams
 from playground.models.loading import LoadOptions
-from playground.ratings.batch import BatchRunner, BatchSettings, pair_count
+from playground.ratings.batch import MAX_REPEAT_SHARE, BatchRunner, BatchSettings
 from playground.ratings.store import Batch, ComparisonRecord, Store, StoreError, winner_from_screen
 from playground.ui.compare_tab import model_choices
 from playground.ui.rater import bind, rater_name
@@ -25,10 +25,16 @@ This is how the lecture's preference data is made: people see two answers to the
 better. Pick a prompt set and two or more models; every pair of models answers every prompt in the background, and
 you rate the pairs one at a time — blind, sides shuffled. Keys: **1** left better · **2** right better · **3** tie ·
 **4** both bad · **S** skip · **U** undo the last vote. Your progress is saved with every vote.
+
+You may also score each answer on its own, 1 (poor) to 5 (excellent): the lecture's point is that such absolute
+scores drift while comparisons stay consistent, and the **Reliability** tab measures it on your own votes — with
+the help of a share of pairs that the batch asks again later (set it below; 0 = none).
 """
 
 KEYS = (("left", "1 · Left is better"), ("right", "2 · Right is better"), ("tie", "3 · Tie"),
         ("both_bad", "4 · Both are bad"))
+SCORES = [("not scored", 0)] + [(str(n), n) for n in range(1, 6)]
+"""An answer's optional 1–5 score, as its radio row offers it; 0 is "not scored" (stored as None)."""
 BATCH_KEY = "rlhf-playground-batch"
 
 # Keyboard shortcuts for the rating buttons; typing in a text box is left alone. Passed to launch(js=...).
@@ -132,6 +138,9 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
             max_new = gr.Slider(1, 1024, 128, step=1, label="Max new tokens")
             temperature = gr.Slider(0, 2, 0.7, step=0.05, label="Temperature")
             seed = gr.Number(42, precision=0, minimum=0, label="Seed")
+            repeats = gr.Slider(0, round(100 * MAX_REPEAT_SHARE), 10, step=1,
+                                label="Ask this % of pairs again later, sides swapped (0 = off)",
+                                info="Unannounced, to measure how consistent the votes are (Reliability tab)")
         start = gr.Button("Generate pairs", variant="primary")
     with gr.Row(equal_height=True):
         batch = gr.Dropdown([], label="Batch", scale=3, allow_custom_value=True)
@@ -148,6 +157,11 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
         with gr.Column(variant="panel"):
             gr.Markdown("#### Right answer")
             right = gr.HTML("", elem_id="rate-right-answer")
+    with gr.Row(equal_height=True):
+        left_score = gr.Radio(SCORES, value=0, label="Left answer on its own, 1 (poor) – 5 (excellent): optional",
+                              elem_id="rate-left-score")
+        right_score = gr.Radio(SCORES, value=0, label="Right answer on its own, 1 (poor) – 5 (excellent): optional",
+                               elem_id="rate-right-score")
     with gr.Row():
         buttons = [gr.Button(label, elem_id=f"rate-{side}", interactive=False) for side, label in KEYS]
         skip = gr.Button("S · Skip", elem_id="rate-skip", interactive=False)
@@ -160,19 +174,20 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
 
     # ------------------------------------------------------------------------------------------ events
 
-    view = [current, progress, status, prompt, left, right] + buttons + [skip]
+    view = [current, progress, status, prompt, left, right] + buttons + [skip, left_score, right_score]
     vote_outputs = view + [last, strength, rationale]
     app.load(bind(batch_choices, ctx), remembered, batch, api_visibility="private")
     batch.change(bind(open_batch, ctx), [batch, current], [remembered] + view, api_name="rate_open",
                  concurrency_limit=None)
     timer.tick(bind(show_pair, ctx), [batch, current], view, api_visibility="private", show_progress="hidden",
                concurrency_limit=None)
-    start.click(bind(start_batch, ctx), [source, upload, models, limit, max_new, temperature, seed], [batch, new_batch],
-                api_name="rate_start")
+    start.click(bind(start_batch, ctx), [source, upload, models, limit, max_new, temperature, seed, repeats],
+                [batch, new_batch], api_name="rate_start")
     source.change(upload_visible, source, upload, api_visibility="private")
     for button, (choice, _) in zip(buttons, KEYS):
         # Votes are short writes that SQLite serializes itself: no need to queue them one at a time.
-        button.click(bind(rate_button, ctx, choice), [batch, current, strength, rationale, rater], vote_outputs,
+        button.click(bind(rate_button, ctx, choice), [batch, current, strength, rationale, rater, left_score,
+                                                      right_score], vote_outputs,
                      api_name=f"rate_{choice}", concurrency_limit=None)
     skip.click(bind(skip_pair, ctx), [batch, current], view, api_name="rate_skip", concurrency_limit=None)
     undo.click(bind(undo_last, ctx), batch, vote_outputs, api_name="rate_undo", concurrency_limit=None)
@@ -208,9 +223,10 @@ def record_side(record: ComparisonRecord | None, side: str) -> str:
 def show_pair(ctx: RateContext, batch_id: str | None, current_id: str | None, redraw: bool = False) -> list[Any]:
     """Progress, status and the pair to rate: ``current_id`` while it is unrated, else the next one.
 
-    Outputs: the pair's id, the progress line, the status note, the prompt, both answers, and the rating and skip
-    buttons (usable when there is a pair). The pair already on screen isn't sent again (the timer calls this every
-    second) unless ``redraw``."""
+    Outputs: the pair's id, the progress line, the status note, the prompt, both answers, the rating and skip
+    buttons (usable when there is a pair), and both answers' score rows ("not scored" for each new pair). The pair
+    already on screen isn't sent again, nor are its scores touched (the timer calls this every second), unless
+    ``redraw``."""
     chosen = ctx.store.batch(batch_id) if batch_id else None
     record = ctx.store.get(current_id) if current_id else None
     if record is None or record.winner is not None or record.batch_id != batch_id or record.deleted_at:
@@ -224,11 +240,12 @@ def show_pair(ctx: RateContext, batch_id: str | None, current_id: str | None, re
                                                  if p.skipped else ""))
     ready = gr.update(interactive=record is not None)
     if record is not None and record.id == current_id and not redraw:
-        texts = [gr.skip()] * 3
+        texts, scores = [gr.skip()] * 3, [gr.skip()] * 2
     else:
         texts = [_prompt_html(record) if record else "", record_side(record, "left"), record_side(record, "right")]
+        scores = [0, 0]
     return [record.id if record else None, _progress_html(ctx.store, chosen), note] + texts + \
-        [ready] * (len(KEYS) + 1)
+        [ready] * (len(KEYS) + 1) + scores
 
 
 def known(ctx: RateContext, batch_id: str | None) -> str | None:
@@ -244,12 +261,14 @@ def open_batch(ctx: RateContext, batch_id: str | None, current_id: str | None) -
 
 
 def start_batch(ctx: RateContext, kind: str, file: str | None, picked: list[str] | None, n: float | None,
-                tokens: float, temp: float, seed_value: float | None) -> list[Any]:
+                tokens: float, temp: float, seed_value: float | None, repeat_percent: float | None) -> list[Any]:
     """Start generating every pair of the ``picked`` models on the prompt set (the /rate_start endpoint): the
     bundled prompts, or the uploaded ``file`` when ``kind`` says so; its first ``n`` prompts when ``n`` > 0.
+    ``repeat_percent`` of the pairs are asked again later in the batch, sides swapped (0 = none; stored with the
+    batch, so a resumed batch keeps doing it).
 
-    A bad prompt file or model choice is refused before anything starts. Outputs: the Batch picker with the new
-    batch picked, and the New batch section folded."""
+    A bad prompt file, model choice or share of repeats is refused before anything starts. Outputs: the Batch
+    picker with the new batch picked, and the New batch section folded."""
     try:
         path = Path(file) if kind == "Upload a file" and file else BUNDLED_PROMPTS
         if kind == "Upload a file" and not file:
@@ -257,11 +276,12 @@ def start_batch(ctx: RateContext, kind: str, file: str | None, picked: list[str]
         prompts = load_prompt_set(path)[: int(n)] if int(n or 0) > 0 else load_prompt_set(path)
         params = GenerationParams(max_new_tokens=int(tokens), temperature=float(temp), seed=int(seed_value or 0))
         name = f"{path.stem} · {len(prompts)} prompts · {len(picked or [])} models"
-        created = ctx.runner.start(name, prompts, picked or [], BatchSettings(params, LoadOptions()))
+        share = float(repeat_percent or 0) / 100
+        created = ctx.runner.start(name, prompts, picked or [], BatchSettings(params, LoadOptions(),
+                                                                              repeat_share=share))
     except (ValueError, StoreError) as error:
         raise gr.Error(str(error)) from error
-    gr.Info(f"Generating {pair_count(len(prompts), len(created.models))} pairs in the background; rate them "
-            f"as they arrive.")
+    gr.Info(f"Generating {created.total} pairs in the background; rate them as they arrive.")
     return [batch_choices(ctx, created.id), gr.update(open=False)]
 
 
@@ -270,31 +290,61 @@ def upload_visible(kind: str) -> dict[str, Any]:
     return gr.update(visible=kind == "Upload a file")
 
 
-def cast(ctx: RateContext, batch_id: str | None, current_id: str | None, choice: str, strength_value: float | None,
-         why: str | None, typed_rater: str | None, request: gr.Request) -> list[Any]:
-    """Save the vote ``choice`` (as seen on screen) on the pair ``current_id`` and show the next pair.
+def screen_score(value: float | None) -> int | None:
+    """A score row's value as stored: None for "not scored" (0 or nothing), else the whole number 1–5; anything
+    else is a ValueError that says what a score may be."""
+    if value is None or (not isinstance(value, bool) and value == 0):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or \
+            not 1 <= value <= 5:
+        raise ValueError(f"an answer's score must be a whole number from 1 to 5 (0: not scored), got {value!r}")
+    return int(value)
 
-    Outputs: ``show_pair``'s, then the last vote revealed (which model was on which side), and the strength and
-    reason boxes emptied. A pair that already has a vote (voted from another tab) is not voted twice."""
+
+def scores_from_screen(left_side: str, left: float | None, right: float | None) -> tuple[int | None, int | None]:
+    """The scores given to the answers on the left and right of the screen as the stored ``(score_a, score_b)``:
+    the left answer is side ``left_side``. A bad score is a ValueError (see :func:`screen_score`)."""
+    on_left, on_right = screen_score(left), screen_score(right)
+    return (on_left, on_right) if left_side == "a" else (on_right, on_left)
+
+
+def scores_on_screen(record: ComparisonRecord) -> list[int]:
+    """A pair's stored scores as its score rows show them, [left, right] (0: not scored)."""
+    left, right = (record.score_a, record.score_b) if record.left_side == "a" else (record.score_b, record.score_a)
+    return [left or 0, right or 0]
+
+
+def cast(ctx: RateContext, batch_id: str | None, current_id: str | None, choice: str, strength_value: float | None,
+         why: str | None, typed_rater: str | None, left_score: float | None, right_score: float | None,
+         request: gr.Request) -> list[Any]:
+    """Save the vote ``choice`` (as seen on screen) on the pair ``current_id``, with the optional 1–5 scores of the
+    answers on the left and right, and show the next pair.
+
+    Outputs: ``show_pair``'s (the score rows back to "not scored"), then the last vote revealed (which model was on
+    which side), and the strength and reason boxes emptied. A pair that already has a vote (voted from another tab)
+    is not voted twice; a bad score is refused with a message and nothing is saved."""
     known(ctx, batch_id)
     record = ctx.store.get(current_id) if current_id else None
     if record is None or record.winner is not None:  # e.g. voted from another tab: move on, don't vote twice
         gr.Info("That pair already has a vote; here is the next one.")
         return show_pair(ctx, batch_id, None) + [gr.skip()] * 3
     try:
+        score_a, score_b = scores_from_screen(record.left_side, left_score, right_score)
         saved = ctx.store.vote(record, winner_from_screen(record.left_side, choice),
-                               int(strength_value or 0) or None, why or "", rater_name(typed_rater, request))
+                               int(strength_value or 0) or None, why or "", rater_name(typed_rater, request),
+                               score_a=score_a, score_b=score_b)
     except (ValueError, StoreError) as error:
         raise gr.Error(f"The vote was not saved: {error}") from error
     return show_pair(ctx, batch_id, None) + [_reveal(saved), 0, ""]
 
 
 def rate_button(ctx: RateContext, choice: str, batch_id: str | None, current_id: str | None,
-                strength_value: float | None, why: str | None, typed_rater: str | None,
-                request: gr.Request) -> list[Any]:
+                strength_value: float | None, why: str | None, typed_rater: str | None, left_score: float | None,
+                right_score: float | None, request: gr.Request) -> list[Any]:
     """A rating button (the /rate_left, /rate_right, /rate_tie and /rate_both_bad endpoints): ``cast`` for its own
-    ``choice``."""
-    return cast(ctx, batch_id, current_id, choice, strength_value, why, typed_rater, request)
+    ``choice``; the two scores are optional (0: not scored)."""
+    return cast(ctx, batch_id, current_id, choice, strength_value, why, typed_rater, left_score, right_score,
+                request)
 
 
 def skip_pair(ctx: RateContext, batch_id: str | None, current_id: str | None) -> list[Any]:
@@ -306,14 +356,16 @@ def skip_pair(ctx: RateContext, batch_id: str | None, current_id: str | None) ->
 
 
 def undo_last(ctx: RateContext, batch_id: str | None) -> list[Any]:
-    """Take back the batch's last vote and show that pair again, with its strength and reason (/rate_undo)."""
+    """Take back the batch's last vote and show that pair again, with its strength, reason and answer scores
+    (/rate_undo)."""
     previous = ctx.store.last_voted(batch_id) if known(ctx, batch_id) else None
     if previous is None:
         gr.Info("No vote to undo in this batch.")
         return show_pair(ctx, batch_id, None) + ["", gr.skip(), gr.skip()]
     ctx.store.clear_vote(previous.id)
-    return show_pair(ctx, batch_id, previous.id, redraw=True) + \
-        ["Vote undone: rate this pair again.", previous.strength or 0, previous.rationale]
+    view = show_pair(ctx, batch_id, previous.id, redraw=True)
+    view[-2:] = scores_on_screen(previous)  # the score rows as they were when the vote was cast
+    return view + ["Vote undone: rate this pair again.", previous.strength or 0, previous.rationale]
 
 
 def stop_generating(ctx: RateContext, batch_id: str | None) -> None:
