@@ -15,9 +15,10 @@ from playground.models.catalog import list_models
 from playground.runs.jobs import Jobs
 from playground.runs.reward_model import RewardModel, find_run
 from playground.runs.run_folder import RunFolder
-from playground.train import grpo, group_rl, reward
+from playground.train import group_rl, grpo, reward
 from playground.train.checks import check_inputs
 from playground.train.config import ConfigError, GRPOConfig, RewardConfig, RLOOConfig
+from playground.ui.runs_tab import CHARTS, answers
 from tests.app_process import kill_live_runs
 from tests.test_reward_dpo import toy_pairs
 
@@ -206,6 +207,11 @@ def test_an_rloo_run_maximises_the_reward_run_score_on_the_same_base(jobs, tiny_
         logged = next(m for m in metrics if m["step"] == step and "rewards/score/mean" in m)["rewards/score/mean"]
         assert logged == pytest.approx(sum(s["score"] for s in rows) / len(rows), abs=1e-3)
     assert any(e.label == "tiny-base + rloo-rm" for e in list_models(settings))
+    logged = {key for m in metrics for key in m}
+    for title, _, keys in CHARTS["rloo"]:  # every chart the Runs tab draws has its numbers
+        assert set(keys) <= logged, (title, set(keys) - logged)
+    shown = answers(jobs, "rloo-rm", None)  # the answer viewer opens for the run, at its latest step
+    assert shown[0]["visible"] is True and list(shown[2]["step"]) == [2] * 8
 
 
 @pytest.mark.slow
@@ -227,3 +233,17 @@ def test_stop_then_resume_continues_the_step_count(tiny_base, tmp_path):
     assert [m["step"] for m in run.metrics() if "rewards/score/mean" in m] == [1, 2, 3]
     assert all(s["prompt"] != "lost" for s in run.samples())
     assert [s["step"] for s in run.samples()] == [1, 1, 2, 2, 3, 3]
+
+
+def test_the_form_offers_prompt_sets_and_the_checks_tasks_and_the_cli_lists_the_settings(settings):
+    from playground.train.__main__ import settings_epilog
+    from playground.ui.train_tab import dataset_choices, list_inputs
+
+    for stage in ("grpo", "rloo"):
+        assert {"prompts", "instructions", "heldout"} <= set(dataset_choices(stage, settings))
+        assert list_inputs(stage) == ["base_model", "datasets", "sft_run", "reward_run"]
+        listing = " ".join(settings_epilog([stage, "--help"]).split())
+        assert "reward_source ('reward_run'): What scores an answer" in listing and "answers_per_prompt (4)" in listing
+    assert "preferences" in dataset_choices("kto", settings)
+    assert group_rl.load_tasks(GRPOConfig(reward_source="checks", datasets=["heldout"], max_examples=5), settings)[
+        0].example == evaluation.load_heldout()[0]  # the bundled held-out examples, with their expected answers

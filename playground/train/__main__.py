@@ -1,11 +1,12 @@
-"""``python -m playground.train {sft,reward,dpo,ppo,grpo,rloo,kto} CONFIG.yaml [--resume] [--run-dir DIR]`` — the command the UI runs, and
-you can too.
+"""``python -m playground.train {sft,reward,dpo,ppo,grpo,rloo,kto} CONFIG.yaml [--resume] [--run-dir DIR]`` — the
+command the UI runs, and you can too.
 
 The run folder is the folder holding CONFIG.yaml (or ``--run-dir``): status, metrics, log, checkpoints and the adapter go there. The
 exit status is 0 when the run finished or was stopped, 1 when it failed (the reason is in status.json and the log).
 
-``accelerate launch -m playground.train ...`` runs SFT, reward, DPO, KTO, GRPO and RLOO on several GPUs, one process each: every process
-trains on its own GPU and only the main one writes the run folder (:mod:`playground.core.distributed`). PPO refuses it.
+``accelerate launch -m playground.train ...`` runs SFT, reward, DPO, KTO, GRPO and RLOO on several GPUs, one process
+each: every process trains on its own GPU and only the main one writes the run folder
+(:mod:`playground.core.distributed`; KTO, GRPO and RLOO have not been run that way yet). PPO refuses it.
 
 ``python -m playground.train STAGE --help`` lists the settings a stage's CONFIG.yaml takes, with the help the Train tab
 shows under each input (both read it from the config fields' metadata).

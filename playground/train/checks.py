@@ -1,8 +1,8 @@
 """The checks a run passes before it is queued: its base model, its data and its start exist and can be read, so
 the Train form can say what is wrong next to the field instead of a run failing minutes later.
 
-It sits above the stages (it asks PPO, GRPO and RLOO about their prompts and reward run) so that no stage imports another's
-checks back.
+It sits above the stages (it asks PPO, GRPO and RLOO about their prompts and reward run) so that no stage imports
+another's checks back.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one runner of the stages TRL trains (SFT, reward, DPO, KTO, GRPO, RLOO): trainer arguments → trainer → train → save.
+"""The one runner of the stages TRL trains (SFT, reward, DPO, KTO, GRPO, RLOO): arguments → trainer → train → save.
 
 Each stage keeps what is its own — its data, its model (a fresh LoRA or the SFT run's), its TRL trainer class and
 the arguments only it sets — and hands them to :func:`build_trainer`; its ``main`` is :func:`run_stage`. Everything

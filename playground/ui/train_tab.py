@@ -1,5 +1,5 @@
-"""Train tab: SFT, reward model, DPO, PPO, GRPO, RLOO or KTO — a form built from the stage's config dataclass; Start queues the run as its
-own process."""
+"""Train tab: SFT, reward model, DPO, PPO, GRPO, RLOO or KTO — a form built from the stage's config dataclass; Start
+queues the run as its own process."""
 
 from __future__ import annotations
 
