@@ -70,6 +70,7 @@ def blank_run_view(reply: tuple) -> bool:
 
 
 NO_BATCH = "There is no batch with id 'no-such-batch'"  # what the Rate endpoints say about a made-up batch id
+NO_JUDGE_RUN = "There is no judge run with id 'no-such-run'"
 TWO_PROBLEMS = "2 problems.*line 1.*line 2: not valid JSON"
 
 BAD_CALLS: dict[str, list[Bad]] = {
@@ -97,6 +98,18 @@ BAD_CALLS: dict[str, list[Bad]] = {
     "/rate_both_bad": [Bad(("no-such-batch", 0, "", ""), error=NO_BATCH)],
     "/rate_skip": [Bad(("no-such-batch",), error=NO_BATCH)],
     "/rate_undo": [Bad(("no-such-batch",), error=NO_BATCH)],
+    # Judge
+    "/judge_start": [Bad(Form(model_value="", target_value="all"), error="No model chosen"),
+                     Bad(Form(model_value="/no/such/judge", target_value="all"), error="not a model folder"),
+                     Bad(Form(model_value="a/b", target_value="all", rubric_text="{question} {first}"),
+                         error="missing: {second}"),
+                     Bad(Form(model_value="a/b", target_value="no-such-batch"),
+                         error="There is no batch with id 'no-such-batch'"),
+                     Bad(Form(model_value="a/b", target_value="all", tokens=0), error="less than minimum value 1")],
+    "/judge_stop": [Bad(("no-such-run",), error=NO_JUDGE_RUN), Bad(("",), error="Pick a judge run first")],
+    "/judge_resume": [Bad(("no-such-run",), error=NO_JUDGE_RUN), Bad(("",), error="Pick a judge run first")],
+    "/judge_progress": [Bad(("no-such-run",), error=NO_JUDGE_RUN), Bad(("",), answer="No judge run picked")],
+    "/judge_agreement": [Bad(("ann",), error="'ann' is not an AI judge"), Bad(("",), answer="Pick an AI judge")],
     # Leaderboard and History
     "/leaderboard": [Bad(("count as a tie", 0, 0), error="less than minimum value 10"),
                      Bad(("sometimes", 100, 0), error="not in the list of choices")],

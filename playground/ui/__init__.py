@@ -11,6 +11,7 @@ from playground.core.settings import Settings
 from playground.models.catalog import CatalogError, list_models, resolve_choice
 from playground.models.loading import ModelCache
 from playground.ratings.batch import BatchRunner
+from playground.ratings.judge_runs import JudgeRunner, runs_dir
 from playground.ratings.store import Store
 from playground.runs.jobs import Jobs
 from playground.runs.reward_model import RewardModels
@@ -18,6 +19,7 @@ from playground.ui import (
     compare_tab,
     data_tab,
     history_tab,
+    judge_tab,
     leaderboard_tab,
     lecture_tab,
     rate_tab,
@@ -52,6 +54,7 @@ def build_app(settings: Settings, cache: ModelCache | None = None, store: Store 
             )
             rater_box = rater.build(app, auth=settings.auth is not None)
         runner = BatchRunner(store, cache, lambda: list_models(settings))
+        judges = JudgeRunner(store, cache, lambda: list_models(settings), runs_dir(settings))
         reward_models = RewardModels(settings, cache)
         with gr.Tabs() as tabs:
             with gr.Tab("Lecture", id="lecture") as lecture:
@@ -60,6 +63,8 @@ def build_app(settings: Settings, cache: ModelCache | None = None, store: Store 
                 compare_tab.build(settings, cache, store, rater_box)
             with gr.Tab("Rate", id="rate"):
                 rate_tab.build(settings, store, runner, rater_box, app)
+            with gr.Tab("Judge", id="judge") as judging:
+                judge_tab.build(settings, store, judges, judging)
             with gr.Tab("Leaderboard", id="leaderboard") as board:
                 leaderboard_tab.build(store, board)
             with gr.Tab("Reliability", id="reliability") as consistency:
