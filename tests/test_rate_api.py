@@ -67,3 +67,42 @@ def test_bad_batch_requests_are_refused(rated, tiny_base):
         client.predict("Bundled prompts", None, [str(tiny_base)], 2, 6, 0.7, 1, api_name="/rate_start")
     with pytest.raises(Exception, match="Upload a prompt file"):
         client.predict("Upload a file", None, [str(tiny_base), "x/y"], 2, 6, 0.7, 1, api_name="/rate_start")
+
+
+def test_scores_undo_and_repeats_through_the_api(rated, tiny_base, tiny_chat):
+    """The rate endpoints take each answer's optional 1–5 score (as seen on screen: left, right), /rate_undo gives
+    them back, and a batch asking half its pairs again feeds /reliability."""
+    client, settings = rated
+    client.predict("Bundled prompts", None, [str(tiny_base), str(tiny_chat)], 4, 6, 0.7, 2, 50,
+                   api_name="/rate_start")
+    store = Store(settings.ratings_db)
+    batch_id = store.batches()[0].id
+    wait_until_ready(store, batch_id)
+    assert store.batch(batch_id).total == 6  # 4 pairs, 2 of them asked again
+
+    session = type(client)(client.src, verbose=False)
+    opened = session.predict(batch_id, api_name="/rate_open")
+    # /rate_open: remembered batch, progress, status, prompt, left, right, left score, right score
+    assert "0 / 6 rated" in opened[1] and list(opened[6:8]) == [0, 0]
+    first = store.next_unrated(batch_id)
+    out = session.predict(batch_id, 0, "", "rita", 2, 5, api_name="/rate_right")
+    voted = store.get(first.id)
+    on_a = (2, 5) if first.left_side == "a" else (5, 2)
+    assert (voted.score_a, voted.score_b) == on_a and voted.winner == ("b" if first.left_side == "a" else "a")
+    # votes: progress, status, prompt, left, right, left score, right score, last vote, strength, reason
+    assert "1 / 6 rated" in out[0] and list(out[5:7]) == [0, 0]
+    undone = session.predict(batch_id, api_name="/rate_undo")
+    assert list(undone[5:7]) == [2, 5] and "undone" in undone[-3]
+    assert (store.get(first.id).winner, store.get(first.id).score_a) == (None, None)
+    with pytest.raises(Exception, match="not in the list of choices"):
+        session.predict(batch_id, 0, "", "rita", 9, 0, api_name="/rate_left")
+    assert store.progress(batch_id).rated == 0
+
+    for _ in range(6):  # always the left answer: the swapped repeats show how little that says about the pair
+        out = session.predict(batch_id, 0, "", "rita", api_name="/rate_left")  # scores left out: not scored
+    assert "6 / 6 rated" in out[0] and all(r.score_a is None for r in store.comparisons(batch_id=batch_id))
+    summary, raters, _ = client.predict("humans", api_name="/reliability")
+    assert "pairs voted twice by the same rater" in summary
+    rows = {row[0]: dict(zip(raters["headers"], row)) for row in raters["data"]}
+    assert rows["rita"]["votes"] == 4 and rows["rita"]["pairs asked again"] == 2
+    assert rows["rita"]["same verdict"] == "0 / 2 · 0%" and rows["rita"]["note"] == "few repeats (2)"
