@@ -153,7 +153,7 @@ def test_help_is_one_line_of_text_as_the_docstrings_gave_it():
         "AdamW's decoupled weight decay on the adapter (0 = none). It pulls the LoRA weights towards zero, i.e. "
         "towards the bare base model: for PPO that is towards the reference when the policy starts fresh, and away "
         "from it when the policy starts from an SFT adapter.")
-    assert help_text(RewardConfig, "datasets").startswith('Preference pairs: "votes" (your votes in this app')
+    assert help_text(RewardConfig, "datasets").startswith('Preference pairs: "votes" (people\'s votes in this app')
     assert help_text(RewardConfig, "epochs") == "Passes over the pairs (ignored when max_steps > 0)."
     assert help_text(SFTConfig, "epochs") == "Passes over the data (ignored when max_steps > 0)."
     for stage, config_class in CONFIGS.items():
