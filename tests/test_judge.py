@@ -401,6 +401,9 @@ def test_the_tab_starts_a_run_and_shows_its_progress(runner, judge_model):
     progress, status = judge_tab.show_progress(ctx, picker["value"])
     assert "1 / 1 judged" in progress and "done" in status and "every comparison" in status
     assert judge_tab.stop_judging(ctx, picker["value"]).startswith("This run is not judging (it is done)")
+    *view, shown = judge_tab.poll(ctx, picker["value"], "")  # the timer shows the ended run once, then rests
+    assert view == [progress, status] and shown == f"{picker['value']} done"
+    assert judge_tab.poll(ctx, picker["value"], shown) == [gr.skip(), gr.skip(), shown]
     targets, runs, judges = judge_tab.refresh_choices(ctx, "gone", None, None)
     assert targets["value"] == ALL and runs["value"] == picker["value"] and judges["value"].startswith("judge:")
 

@@ -66,15 +66,17 @@ def build(settings: Settings, store: Store, runner: JudgeRunner, tab: gr.Tab) ->
         target = gr.Dropdown(target_choices(store), value=ALL, allow_custom_value=True, label="What to judge",
                              scale=2)
         max_new = gr.Slider(1, 1024, JUDGE_PARAMS.max_new_tokens, step=1, label="Max new tokens per answer")
-    rubric = gr.Textbox(DEFAULT_RUBRIC, lines=10, max_lines=30, max_length=20_000, label="Rubric")
+    rubric = gr.Textbox(DEFAULT_RUBRIC, lines=10, max_lines=30, max_length=20_000, label="Rubric",
+                        info="{question}, {first} and {second} mark where the request and the two answers go; the "
+                             "judge reads each pair twice, once in each order")
     with gr.Row():
         start = gr.Button("Start judging", variant="primary")
-        default = gr.Button("Restore the default rubric", size="sm")
+        default = gr.Button("Restore the default rubric", size="sm", scale=0, min_width=220)
     with gr.Row(equal_height=True):
         run = gr.Dropdown([(r.label, r.id) for r in runs], value=runs[0].id if runs else None,
                           allow_custom_value=True, label="Judge run", scale=3)
-        stop = gr.Button("Stop", size="sm")
-        resume = gr.Button("Resume", size="sm")
+        stop = gr.Button("Stop", size="sm", scale=0, min_width=120)
+        resume = gr.Button("Resume", size="sm", scale=0, min_width=120)
     progress = gr.HTML("")
     status = gr.Markdown("")
     gr.Markdown("### Agreement with people")
@@ -82,12 +84,13 @@ def build(settings: Settings, store: Store, runner: JudgeRunner, tab: gr.Tab) ->
         judges = judge_agreement.judges(store.comparisons())
         judge = gr.Dropdown(judges, value=judges[0] if judges else None, allow_custom_value=True, label="AI judge",
                             scale=3)
-        refresh = gr.Button("Refresh", size="sm")
+        refresh = gr.Button("Refresh", size="sm", scale=0, min_width=120)
     summary = gr.Markdown("")
     table = gr.Dataframe(pd.DataFrame(columns=judge_agreement.TABLE_COLUMNS), interactive=False,
                          label="Agreement with people per model pair")
     disagreements = gr.HTML("", elem_id="judge-disagreement-list")  # model text verbatim: playground.core.verbatim
     timer = gr.Timer(1.0)
+    shown = gr.State("")  # the run and state the progress line last showed, so an idle run isn't read every second
 
     # ------------------------------------------------------------------------------------------ events
 
@@ -99,7 +102,8 @@ def build(settings: Settings, store: Store, runner: JudgeRunner, tab: gr.Tab) ->
     stop.click(bind(stop_judging, ctx), run, status, api_name="judge_stop")
     resume.click(bind(resume_judging, ctx), run, view, api_name="judge_resume")
     run.change(bind(show_progress, ctx), run, view, api_name="judge_progress")
-    timer.tick(bind(poll, ctx), run, view, api_visibility="private", show_progress="hidden", concurrency_limit=None)
+    timer.tick(bind(poll, ctx), [run, shown], view + [shown], api_visibility="private", show_progress="hidden",
+               concurrency_limit=None)
     refresh.click(bind(show_agreement, ctx), judge, agreement_view, api_name="judge_agreement")
     judge.input(bind(show_agreement, ctx), judge, agreement_view, api_visibility="private")
 
@@ -151,10 +155,17 @@ def show_progress(ctx: JudgeContext, run_id: str | None) -> list[str]:
     return _view(ctx, _known(ctx, run_id))
 
 
-def poll(ctx: JudgeContext, run_id: str | None) -> list[Any]:
-    """The timer's refresh of the progress: like ``show_progress``, but silent about an id that is no run."""
+def poll(ctx: JudgeContext, run_id: str | None, shown: str) -> list[Any]:
+    """The timer's refresh of the progress (``show_progress``'s outputs, then what it showed): while the run is
+    judging, and once more when it has ended; silent about an id that is no run. ``shown`` is the run and state the
+    line showed last: a run that is not judging is counted again only when that changes."""
     run = ctx.runner.run(run_id) if run_id else None
-    return _view(ctx, run) if run is not None else [gr.skip(), gr.skip()]
+    if run is None:
+        return [gr.skip(), gr.skip(), ""]
+    state = f"{run.id} {'judging' if ctx.runner.running() == run.id else run.status}"
+    if state == shown and not state.endswith(" judging"):
+        return [gr.skip(), gr.skip(), shown]
+    return _view(ctx, run) + [state]
 
 
 def start_judging(ctx: JudgeContext, model_value: str | None, target_value: str | None, rubric_text: str | None,
