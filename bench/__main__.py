@@ -61,6 +61,8 @@ BENCHMARKS = (
               "memory ≤ 0.5×"),
     Benchmark("heldout", "Instruction tuning on held-out task families", (), ("--max-steps", "5", "--per-family", "4"),
               "gain ≥ +20 points, train + evaluate ≤ 10 min"),
+    Benchmark("rl", "PPO vs GRPO vs RLOO: held-out reward against wall time, memory and KL", ("--doc", ""),
+              ("--quick", "--doc", ""), "held-out reward up, KL bounded"),
 )
 
 

@@ -3,7 +3,8 @@ peak memory and KL.
 
 Run:  HF_HUB_OFFLINE=1 python -m bench.rl [--model gemma-3-270m] [--steps 12] [--prompts-per-step 2]
                                           [--answers-per-prompt 4] [--response 48] [--samples 4] [--quick]
-                                          [--data-dir DIR] [--doc docs/BENCHMARKS.md]
+                                          [--sft-run RUN --reward-run RUN] [--data-dir DIR]
+                                          [--doc docs/BENCHMARKS.md]
 
 The three runs share everything but the algorithm: the same SFT run (the policy's start and, for all three, the
 frozen reference), the same reward run (PPO shares one base among its roles; GRPO and RLOO load the reward model as a
@@ -12,7 +13,8 @@ PPO's and GRPO/RLOO's splits are the same seeded shuffle) and the same token bud
 per step × answers per prompt) × ``answer length`` × ``steps``, at the same temperature, LoRA and learning rate. PPO
 runs with ``answers_per_prompt`` answers to each prompt too (its leave-one-out baseline, a fresh value model), so
 the comparison is about the critic and the update, not about the sampling. The SFT and reward runs come from the
-CPU recipes (``assets/recipes/*-gemma-cpu-demo.yaml``), cut to ``--sft-steps`` / ``--reward-steps``.
+CPU recipes (``assets/recipes/*-gemma-cpu-demo.yaml``), cut to ``--sft-steps`` / ``--reward-steps``, unless
+``--sft-run`` / ``--reward-run`` name finished runs of the data dir to start from.
 
 Each RL run is a real run through ``Jobs`` (its own training process, as the Train tab starts it), started from a
 child process of this bench (``--child``) whose only child it is, so its peak memory is that process's max RSS
@@ -136,12 +138,16 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:  # tiny batches: the tiny model's runs take seconds
         sft = dataclasses.replace(sft, batch_size=4, gradient_accumulation=1, eval_fraction=0.0)
         rm = dataclasses.replace(rm, batch_size=4, gradient_accumulation=1, eval_fraction=0.0)
-    train_run(jobs, "sft", sft, args.timeout)
-    train_run(jobs, "reward", rm, args.timeout)
+    sft_name, reward_name = args.sft_run or sft.name, args.reward_run or rm.name
+    if not args.sft_run:
+        train_run(jobs, "sft", sft, args.timeout)
+    if not args.reward_run:
+        train_run(jobs, "reward", rm, args.timeout)
     budget = Budget(args.steps, args.prompts_per_step, args.answers_per_prompt, args.response)
     runs = {}
     for algorithm in ALGORITHMS:
-        cfg = rl_config(algorithm, f"rl-{stamp}-{algorithm}", args.model, args.data_dir, sft.name, rm.name, budget)
+        cfg = rl_config(algorithm, f"rl-{stamp}-{algorithm}", args.model, args.data_dir, sft_name, reward_name,
+                        budget)
         runs[algorithm] = train_measured(algorithm, cfg, args.data_dir, args.timeout)
     policies = Policies(settings, Path(runs["ppo"]["folder"]))
     before = policies.answers(args.samples, seed=args.seed)
@@ -151,7 +157,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         effects[algorithm] = policy_effect(before, policies.answers(args.samples, seed=args.seed))
         effects[algorithm]["logged_kl"] = logged_kl(Path(runs[algorithm]["folder"]))
     return {"model": args.model, "budget": budget, "runs": runs, "effects": effects,
-            "prompts": len(policies.prompts), "samples": args.samples, "sft": sft.name, "reward": rm.name}
+            "prompts": len(policies.prompts), "samples": args.samples, "sft": sft_name, "reward": reward_name}
 
 
 def report(result: dict[str, Any]) -> str:
@@ -195,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--response", type=int, default=48, help="most tokens per answer")
     parser.add_argument("--sft-steps", type=int, default=None, help="cut the SFT run (default: the recipe's)")
     parser.add_argument("--reward-steps", type=int, default=None, help="cut the reward run (default: the recipe's)")
+    parser.add_argument("--sft-run", default="", help="start from this finished SFT run instead of training one")
+    parser.add_argument("--reward-run", default="", help="maximise this finished reward run instead of training one")
     parser.add_argument("--samples", type=int, default=4, help="answers per held-out prompt, before and after")
     parser.add_argument("--seed", type=int, default=0, help="seed of the before/after sampling")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds a run may take before it fails")
