@@ -59,7 +59,8 @@ class Budget:
     answers_per_prompt: int
     response: int
     temperature: float = 0.7
-    learning_rate: float = 5e-5
+    learning_rate: float = 1e-4
+    """PPO's CPU recipe's rate (GRPO's and RLOO's recipes use 5e-5; one rate for all keeps the comparison fair)."""
     kl_coef: float = 0.05
 
     @property
@@ -143,7 +144,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         train_run(jobs, "sft", sft, args.timeout)
     if not args.reward_run:
         train_run(jobs, "reward", rm, args.timeout)
-    budget = Budget(args.steps, args.prompts_per_step, args.answers_per_prompt, args.response)
+    budget = Budget(args.steps, args.prompts_per_step, args.answers_per_prompt, args.response,
+                    learning_rate=args.learning_rate)
     runs = {}
     for algorithm in ALGORITHMS:
         cfg = rl_config(algorithm, f"rl-{stamp}-{algorithm}", args.model, args.data_dir, sft_name, reward_name,
@@ -201,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--response", type=int, default=48, help="most tokens per answer")
     parser.add_argument("--sft-steps", type=int, default=None, help="cut the SFT run (default: the recipe's)")
     parser.add_argument("--reward-steps", type=int, default=None, help="cut the reward run (default: the recipe's)")
+    parser.add_argument("--learning-rate", type=float, default=Budget.learning_rate,
+                        help="the LoRA learning rate of all three runs")
     parser.add_argument("--sft-run", default="", help="start from this finished SFT run instead of training one")
     parser.add_argument("--reward-run", default="", help="maximise this finished reward run instead of training one")
     parser.add_argument("--samples", type=int, default=4, help="answers per held-out prompt, before and after")
