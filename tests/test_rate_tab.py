@@ -294,7 +294,7 @@ def test_a_repeated_pair_looks_like_any_other_on_screen(ctx):
 
 
 def test_a_share_of_pairs_is_asked_again_when_asked(ctx, tiny_base, tiny_chat, capsys):
-    with pytest.raises(gr.Error, match="share of pairs to repeat must be from 0 to 50%"):
+    with pytest.raises(gr.Error, match=r"share of pairs to repeat must be from 0 to 50% \(0 = no repeats\), got 80%"):
         start_batch(ctx, "Bundled prompts", None, [str(tiny_base), str(tiny_chat)], 4, 4, 0.7, 1, 80)
     assert ctx.store.batches() == []
     start_batch(ctx, "Bundled prompts", None, [str(tiny_base), str(tiny_chat)], 4, 4, 0.7, 1, 50)

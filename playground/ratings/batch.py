@@ -39,8 +39,9 @@ def pair_count(prompts: int, models: int) -> int:
 def check_repeat_share(share: float) -> float:
     """``share`` as a float, or ValueError saying the allowed range (0 = no repeats, up to 50 %)."""
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= MAX_REPEAT_SHARE:
+        given = f"{share:.0%}" if isinstance(share, (int, float)) and not isinstance(share, bool) else repr(share)
         raise ValueError(f"The share of pairs to repeat must be from 0 to {MAX_REPEAT_SHARE:.0%} (0 = no repeats), "
-                         f"got {share!r}.")
+                         f"got {given}.")
     return float(share)
 
 
