@@ -71,6 +71,7 @@ def pair(answer_a: str, answer_b: str, **changes) -> ComparisonRecord:
     ("The first is clearer.\nVerdict: A", "A"), ("**Verdict:** b", "B"), ("verdict - TIE", "tie"),
     ("I pick [[A]].", "A"), ("Verdict:B", "B"), ("Verdict: A. On reflection, Verdict: B", None),
     ("Both are fine.", None), ("Verdicts A", None), ("", None), ("Verdict: A. So, verdict: a", "A"),
+    ("My verdict: a tie.", "tie"), ("The verdict is B", "B"), ("Verdict: an apple", None), ("[[ tie ]]", "tie"),
 ])
 def test_verdicts_are_read_from_the_judges_words(text, expected):
     assert parse_verdict(text) == expected

@@ -59,8 +59,9 @@ Verdict = Literal["a", "b", "tie"]
 REASON_CHARACTERS = 300
 """The most of a judge's reason kept as a vote's one-line rationale (its whole answer is kept in the judgement)."""
 
-_VERDICT = re.compile(r"\bverdict\b\W{0,4}(a|b|tie)\b|\[\[\s*(a|b|tie)\s*\]\]", re.IGNORECASE)
-"""``Verdict: A`` / ``verdict - tie`` / ``**Verdict:** B``, or MT-Bench's ``[[A]]``."""
+_VERDICT = re.compile(r"\bverdict\b(?:\s+is)?\W{0,4}(?:(?:an?\s+)?(tie)\b|(a|b)\b)|\[\[\s*(a|b|tie)\s*\]\]",
+                      re.IGNORECASE)
+"""``Verdict: A`` / ``verdict - tie`` / ``**Verdict:** B`` / ``My verdict is a tie``, or MT-Bench's ``[[A]]``."""
 
 
 class JudgeStopped(RuntimeError):
@@ -137,7 +138,7 @@ def question_text(messages: list[Message], system: str = "") -> str:
 def parse_verdict(text: str) -> Literal["A", "B", "tie"] | None:
     """The verdict a judge's answer ends on: ``A`` (the first answer shown), ``B`` or ``tie``; None when it has
     none, or names different ones (unreadable either way)."""
-    found = {(m.group(1) or m.group(2)).lower() for m in _VERDICT.finditer(text)}
+    found = {next(label for label in m.groups() if label).lower() for m in _VERDICT.finditer(text)}
     if len(found) != 1:
         return None
     label = found.pop()
