@@ -141,6 +141,16 @@ BAD_CALLS: dict[str, list[Bad]] = {
     "/train_ppo_start": [Bad(Form("ppo", name="../bad"), error=r"name: use 1–64 letters"),
                          Bad(Form("ppo", reward_run="no-such-rm"), error=r"reward run: No reward model"),
                          Bad(Form("ppo", mini_batch_size=3), error=r"mini batch size must divide")],
+    "/train_grpo_start": [Bad(Form("grpo", name="../bad"), error=r"name: use 1–64 letters"),
+                          Bad(Form("grpo", reward_source="reward_run", reward_run="no-such-rm"),
+                              error=r"reward run: No reward model"),
+                          Bad(Form("grpo", answers_per_prompt=1), error=r"answers per prompt")],
+    "/train_rloo_start": [Bad(Form("rloo", name="../bad"), error=r"name: use 1–64 letters"),
+                          Bad(Form("rloo", reward_source="reward_run", reward_run="no-such-rm"),
+                              error=r"reward run: No reward model")],
+    "/train_kto_start": [Bad(Form("kto", name="../bad"), error=r"name: use 1–64 letters"),
+                         Bad(Form("kto", datasets=["no-such-pairs"]), error=r"datasets:"),
+                         Bad(Form("kto", batch_size=1), error=r"batch size")],
     # Runs
     "/run_details": [Bad(("no-such-run", ""), error="There is no run named 'no-such-run'"),
                      Bad(("", ""), answer=blank_run_view)],  # nothing picked yet: a blank view
