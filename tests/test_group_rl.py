@@ -93,7 +93,7 @@ def test_bad_settings_are_refused_by_field(tiny_base, tiny_chat, settings, tmp_p
         ("answers_per_prompt", {"answers_per_prompt": 3}, r"must divide batch_size × gradient_accumulation \(8\)"),
         ("max_length", {"max_length": 40, "response_length": 48}, "room for a prompt"),
         ("samples_per_step", {"samples_per_step": 9}, r"the answers a step samples \(8\)"),
-        ("reward_source", {"reward_source": "judge"}, "must be reward_run or checks"),
+        ("reward_source", {"reward_source": "robots"}, "must be reward_run, checks or judge"),
         ("kl_coef", {"kl_coef": -1.0}, r"\[0, 10\]"),
         ("iterations", {"iterations": 0}, "between 1 and 16"),
     ]:

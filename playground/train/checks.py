@@ -33,6 +33,12 @@ def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
         group_rl.check_tasks(cfg, settings)  # type: ignore[arg-type]
         if cfg.reward_source == "reward_run":  # type: ignore[attr-defined]
             group_rl.reward_run_for(cfg, settings)  # type: ignore[arg-type]
+        if cfg.reward_source == "judge":  # type: ignore[attr-defined]
+            judge = group_rl.judge_for(cfg, settings)  # type: ignore[arg-type]
+            try:
+                check_available(judge.spec)
+            except ModelLoadError as error:
+                raise ConfigError("judge_model", str(error)) from error
     for name in cfg.datasets if cfg.stage not in ("ppo", "grpo", "rloo") else []:
         try:
             if cfg.stage == "sft":

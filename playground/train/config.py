@@ -332,19 +332,25 @@ class _GroupConfig(TrainConfig):
     are the baseline, so there is no value model). The batch fields count answers, as PPO's do."""
 
     datasets: list[str] = field(default_factory=lambda: ["prompts"], metadata={"help": (
-        'Prompts to answer. With reward_source reward_run: the prompt sets PPO answers ("prompts", a training '
+        'Prompts to answer. With reward_source reward_run or judge: the prompt sets PPO answers ("prompts", a training '
         "dataset's instructions, or a prompt file's path). With reward_source checks: held-out task files whose "
         'answers a program checks ("heldout", the bundled task families, or a file in that format).')})
-    reward_source: Literal["reward_run", "checks"] = field(default="reward_run", metadata={"help": (
+    reward_source: Literal["reward_run", "checks", "judge"] = field(default="reward_run", metadata={"help": (
         "What scores an answer: reward_run = a reward model trained here (as PPO's); checks = the task's expected "
-        "answer checked by program (1 when the check passes, else 0: a verifiable reward, no reward model). The "
+        "answer checked by program (1 when the check passes, else 0: a verifiable reward, no reward model; the "
         "checks train on the held-out task families, so the Runs tab's Evaluate no longer measures unseen tasks "
-        "for such a run.")})
-    # TODO(judge): add "judge" to reward_source's Literal; it plugs in at playground.train.group_rl.scorer_for,
-    # scoring with playground/ratings/judge.py.
+        "for such a run); judge = an AI judge compares each answer with the other answers to its prompt, both "
+        "orders each (RL from AI feedback): the reward is the share of those comparisons it wins, a tie half.")})
     reward_run: str = field(default="", metadata={"help": (
         "With reward_source reward_run: the reward model to maximise, a reward run trained on the same base model "
         "(see the Reward tab).")})
+    judge_model: str = field(default="", metadata={"help": (
+        "With reward_source judge: the model that judges, any model Compare offers (a packaged or hub model, a "
+        "folder, a base + adapter). A step asks it answers_per_prompt × (answers_per_prompt − 1) questions per "
+        "prompt: slow, and only as good as the judge (see the Judge tab's agreement with your votes).")})
+    judge_rubric: str = field(default="", metadata={"help": (
+        "With reward_source judge: the judge's rubric, with {question}, {first} and {second} where the request and "
+        "the two answers go; empty = the Judge tab's default rubric.")})
     sft_run: str = field(default="", metadata={"help": (
         "Policy start: an SFT run's adapter (run name or folder), which a frozen copy of keeps as the reference. "
         "Empty = a fresh LoRA on the base model, whose reference is the base itself (the adapters switched off).")})
@@ -390,7 +396,11 @@ class _GroupConfig(TrainConfig):
         super().__post_init__()
         self.sft_run, self.reward_run = self.sft_run.strip(), self.reward_run.strip()
         answers = self.batch_size * self.gradient_accumulation
-        _check(self.reward_source in ("reward_run", "checks"), "reward_source", "must be reward_run or checks")
+        self.judge_model = self.judge_model.strip()
+        _check(self.reward_source in ("reward_run", "checks", "judge"), "reward_source",
+               "must be reward_run, checks or judge")
+        _check(self.reward_source != "judge" or bool(self.judge_model), "judge_model",
+               "pick the model that judges the answers (reward_source judge)")
         _check(self.answers_per_prompt >= 2, "answers_per_prompt", "must be at least 2: an answer is compared with "
                "its group's other answers")
         _check(answers % self.answers_per_prompt == 0, "answers_per_prompt",

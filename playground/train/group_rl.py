@@ -2,7 +2,7 @@
 from them. Critic-free RL: each step samples a group of answers to every prompt and learns from how each answer
 scored against its own group, so — unlike PPO — there is no value model to train.
 
-The reward has two sources (``reward_source``):
+The reward has three sources (``reward_source``):
 
 * ``reward_run`` — a reward run of this project trained on the same base model: the prompts are PPO's prompt sets
   (:mod:`playground.data.prompt_sets`), and each answer is scored exactly as the Reward tab scores it
@@ -10,6 +10,8 @@ The reward has two sources (``reward_source``):
 * ``checks`` — verifiable rewards, no reward model: the prompts are held-out task examples
   (:mod:`playground.data.evaluation`), and an answer earns 1 when its task's check passes on it (exact, or
   contains), 0 otherwise.
+* ``judge`` — RL from AI feedback: an AI judge (:mod:`playground.ratings.judge`) compares each answer with the other
+  answers to its prompt, both orders each, and the reward is the share it wins (:func:`judge_scorer`).
 
 Memory: the policy is a LoRA on the one base model, and its reference is the same network with the adapters off (a
 fresh LoRA) or TRL's frozen ``ref`` copy of the SFT adapter — TRL switches them itself. The reward model is a
@@ -25,7 +27,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from playground.core.distributed import is_main_process
 from playground.core.settings import Settings
@@ -41,6 +43,9 @@ from playground.train.callbacks import RunCallback
 from playground.train.common import settings_for
 from playground.train.config import ConfigError, _GroupConfig
 from playground.train.dpo import build_model
+
+if TYPE_CHECKING:
+    from playground.ratings.judge import Judge
 
 HELDOUT = "heldout"
 """The name of the bundled held-out task examples, the checks' default prompts."""
@@ -76,8 +81,8 @@ def _examples(name: str) -> list[HeldoutExample]:
 
 
 def load_tasks(cfg: _GroupConfig, settings: Settings) -> list[Task]:
-    """The config's prompts (at most ``max_examples``): PPO's prompt sets for a reward run, held-out task examples
-    for the checks. Raises :class:`ConfigError` on ``datasets`` saying what is wrong."""
+    """The config's prompts (at most ``max_examples``): PPO's prompt sets for a reward run or a judge, held-out task
+    examples for the checks. Raises :class:`ConfigError` on ``datasets`` saying what is wrong."""
     if cfg.reward_source == "checks":
         tasks = [Task(Prompt([{"role": "user", "content": e.prompt}]), e) for name in cfg.datasets
                  for e in _examples(name)]
@@ -189,11 +194,75 @@ def reward_model_scorer(run: RewardRun, settings: Settings, batch_size: int) -> 
     return score
 
 
+def judge_for(cfg: _GroupConfig, settings: Settings) -> Judge:
+    """The config's AI judge (model resolved by the catalog as Compare resolves it, rubric checked), or a
+    :class:`ConfigError` on ``judge_model`` / ``judge_rubric`` saying what is wrong."""
+    from playground.models.catalog import CatalogError, list_models, resolve_choice
+    from playground.ratings.judge import DEFAULT_RUBRIC, Judge
+
+    try:
+        spec = resolve_choice(cfg.judge_model, list_models(settings))
+    except CatalogError as error:
+        raise ConfigError("judge_model", str(error)) from error
+    try:
+        return Judge(spec, cfg.judge_rubric.strip() or DEFAULT_RUBRIC)
+    except ValueError as error:
+        raise ConfigError("judge_rubric", str(error)) from error
+
+
+def group_wins(verdicts: dict[tuple[int, int], str], members: Sequence[int]) -> dict[int, float]:
+    """Each answer's share of its round-robin comparisons won, a tie counting half: ``verdicts[(i, j)]`` is ``a``
+    (i better), ``b`` (j better) or ``tie`` for every i < j of ``members``. An answer alone in its group gets 0.5."""
+    if len(members) < 2:
+        return {i: 0.5 for i in members}
+    wins = {i: 0.0 for i in members}
+    for (i, j), verdict in verdicts.items():
+        wins[i] += {"a": 1.0, "b": 0.0}.get(verdict, 0.5)
+        wins[j] += {"a": 0.0, "b": 1.0}.get(verdict, 0.5)
+    return {i: wins[i] / (len(members) - 1) for i in members}
+
+
+def judge_scorer(judge: Judge, settings: Settings) -> Scorer:
+    """An AI judge as a scorer (RL from AI feedback). A judge compares two answers, so each answer is compared with
+    every other answer to its prompt in the batch (both orders each: :func:`playground.ratings.judge.judge_answers`)
+    and its reward is the share of those comparisons it wins, a tie counting half — a reward in [0, 1] relative to
+    its group, as GRPO's and RLOO's baselines are anyway. A pair too long for the judge's context counts as a tie
+    (it can't be read whole, so it isn't judged on a cut prompt). The judge is a model of its own in memory, loaded
+    once through a :class:`~playground.models.loading.ModelCache`."""
+    from itertools import combinations
+
+    from playground.models.loading import ModelCache
+    from playground.ratings.judge import TooLong, judge_answers
+
+    cache = ModelCache(settings)
+    print(f"AI judge {judge.model}: each answer compared with its group's others, both orders", flush=True)
+
+    def score(rows: list[dict[str, Any]], texts: list[str]) -> list[float]:
+        groups: dict[str, list[int]] = {}
+        for index, row in enumerate(rows):  # answers to one prompt (TRL samples a group's answers together)
+            groups.setdefault(json.dumps([row["system"], row["messages"]]), []).append(index)
+        rewards = [0.5] * len(texts)
+        for members in groups.values():
+            verdicts = {}
+            for i, j in combinations(members, 2):
+                try:
+                    verdicts[(i, j)] = judge_answers(cache, judge, rows[i]["messages"], texts[i], texts[j],
+                                                     rows[i]["system"]).winner
+                except TooLong:
+                    verdicts[(i, j)] = "tie"
+            for index, value in group_wins(verdicts, members).items():
+                rewards[index] = value
+        return rewards
+
+    return score
+
+
 def scorer_for(cfg: _GroupConfig, settings: Settings) -> Scorer:
     """The config's reward source as a scorer."""
-    # TODO(judge): reward_source "judge" plugs in here, scoring with playground/ratings/judge.py.
     if cfg.reward_source == "checks":
         return check_scores
+    if cfg.reward_source == "judge":
+        return judge_scorer(judge_for(cfg, settings), settings)
     return reward_model_scorer(reward_run_for(cfg, settings), settings, cfg.batch_size)
 
 
@@ -284,4 +353,5 @@ def main(trainer_class: type[Any], args_class: type[Any], cfg: _GroupConfig, fol
     """Train GRPO or RLOO in ``folder`` (:func:`trl_stage.run_stage`); returns "finished" or "stopped". The held-out
     reward is measured at the last step too (transformers evaluates there itself when it is no eval step)."""
     return trl_stage.run_stage(*build_trainer(trainer_class, args_class, cfg, folder, **stage_args), cfg, folder,
-                               resume, reward_source=cfg.reward_source, reward_run=cfg.reward_run)
+                               resume, reward_source=cfg.reward_source, reward_run=cfg.reward_run,
+                               judge_model=cfg.judge_model)

@@ -63,16 +63,17 @@ hacking. The result is a model you can pick in **Compare**.
 **GRPO** (critic-free RL): like PPO the policy writes answers and a reward scores them, but there is no value model.
 Each prompt gets a *group* of answers, and the group's own answers are the baseline: an answer's advantage is its
 reward less the group's mean, over the group's spread. The reward is a **reward run** trained on the same base (as
-PPO's), or the held-out tasks' **checks** — 1 when the program says the answer is right, 0 otherwise (verifiable
-rewards, no reward model: what DeepSeek-R1 trained on). A KL term to the starting model keeps it near where it began.
+PPO's), the held-out tasks' **checks** — 1 when the program says the answer is right, 0 otherwise (verifiable
+rewards, no reward model: what DeepSeek-R1 trained on) — or an **AI judge** comparing the group's answers with each
+other (RL from AI feedback: no human votes at all). A KL term to the starting model keeps it near where it began.
 In **Runs** watch the reward, KL and answer length, and read the answers; the result is a model for **Compare**.
 """,
     "rloo": """
 **RLOO** (REINFORCE leave-one-out, critic-free RL): the policy answers each prompt several times, and each answer is
 judged against the mean reward of the *other* answers to the same prompt — the group is the baseline, no value model
 is trained. KL to the starting model is taken off the reward, as in PPO. The reward is a **reward run** on the same
-base or the held-out tasks' **checks** (1 right, 0 wrong). Compare it with PPO and GRPO in **Runs** (overlay the
-curves); the result is a model for **Compare**.
+base, the held-out tasks' **checks** (1 right, 0 wrong) or an **AI judge** (the share of the group it beats).
+Compare it with PPO and GRPO in **Runs** (overlay the curves); the result is a model for **Compare**.
 """,
     "kto": """
 **KTO** (Kahneman–Tversky Optimization): learn from *single* thumbs-up / thumbs-down ratings — no pairs needed. Each
@@ -117,13 +118,15 @@ GROUPS: dict[str, dict[str, list[str]]] = {
             "Optimisation": ["learning_rate", "weight_decay", "epochs", "max_steps", "batch_size", "mini_batch_size",
                              "gradient_accumulation", "ppo_epochs", "max_length", "warmup_ratio", "max_grad_norm"]
             + _RUNTIME},
-    "grpo": {"Model and data": ["name", "base_model", "sft_run", "reward_source", "reward_run", "datasets",
+    "grpo": {"Model and data": ["name", "base_model", "sft_run", "reward_source", "reward_run", "judge_model",
+                                "judge_rubric", "datasets",
                                 "max_examples", "prompt_format", "eval_fraction"],
              "Sampling": ["answers_per_prompt", "response_length", "temperature", "samples_per_step"],
              "GRPO": ["kl_coef", "cliprange", "iterations", "scale_rewards", "loss_type"],
              "LoRA / QLoRA": _LORA,
              "Optimisation": _OPTIMISATION + _RUNTIME},
-    "rloo": {"Model and data": ["name", "base_model", "sft_run", "reward_source", "reward_run", "datasets",
+    "rloo": {"Model and data": ["name", "base_model", "sft_run", "reward_source", "reward_run", "judge_model",
+                                "judge_rubric", "datasets",
                                 "max_examples", "prompt_format", "eval_fraction"],
              "Sampling": ["answers_per_prompt", "response_length", "temperature", "samples_per_step"],
              "RLOO": ["kl_coef", "cliprange", "iterations", "normalize_advantages"],
@@ -210,6 +213,11 @@ def _component(config_class: type, field: dataclasses.Field, default: Any, setti
                            allow_custom_value=True, label=label, info=info)
     if field.name == "sft_run":
         return gr.Dropdown(sft_runs(settings), value=default, allow_custom_value=True, label=label, info=info)
+    if field.name == "judge_model":
+        return gr.Dropdown(model_choices(list_models(settings)), value=default or None, allow_custom_value=True,
+                           label=label, info=info)
+    if field.name == "judge_rubric":
+        return gr.Textbox(default, lines=3, label=label, info=info)
     if field.name == "reward_run":
         choices = reward_run_choices(settings)
         return gr.Dropdown(choices, value=default or (choices[0] if choices else None), allow_custom_value=True,
