@@ -339,15 +339,16 @@ class _GroupConfig(TrainConfig):
         "What scores an answer: reward_run = a reward model trained here (as PPO's); checks = the task's expected "
         "answer checked by program (1 when the check passes, else 0: a verifiable reward, no reward model; the "
         "checks train on the held-out task families, so the Runs tab's Evaluate no longer measures unseen tasks "
-        "for such a run); judge = an AI judge compares each answer with the other answers to its prompt, both "
-        "orders each (RL from AI feedback): the reward is the share of those comparisons it wins, a tie half.")})
+        "for such a run); judge = an AI judge compares each answer with the starting policy's answer to the same "
+        "prompt, both orders (RL from AI feedback): reward 1 when it wins, ½ for a tie, 0 when it loses, so the "
+        "mean reward is the win rate against the start.")})
     reward_run: str = field(default="", metadata={"help": (
         "With reward_source reward_run: the reward model to maximise, a reward run trained on the same base model "
         "(see the Reward tab).")})
     judge_model: str = field(default="", metadata={"help": (
         "With reward_source judge: the model that judges, any model Compare offers (a packaged or hub model, a "
-        "folder, a base + adapter). A step asks it answers_per_prompt × (answers_per_prompt − 1) questions per "
-        "prompt: slow, and only as good as the judge (see the Judge tab's agreement with your votes).")})
+        "folder, a base + adapter). It answers twice per answer sampled (both orders): slow, and only as good as "
+        "the judge (see the Judge tab's agreement with your votes).")})
     judge_rubric: str = field(default="", metadata={"help": (
         "With reward_source judge: the judge's rubric, with {question}, {first} and {second} where the request and "
         "the two answers go; empty = the Judge tab's default rubric.")})

@@ -10,8 +10,9 @@ The reward has three sources (``reward_source``):
 * ``checks`` — verifiable rewards, no reward model: the prompts are held-out task examples
   (:mod:`playground.data.evaluation`), and an answer earns 1 when its task's check passes on it (exact, or
   contains), 0 otherwise.
-* ``judge`` — RL from AI feedback: an AI judge (:mod:`playground.ratings.judge`) compares each answer with the other
-  answers to its prompt, both orders each, and the reward is the share it wins (:func:`judge_scorer`).
+* ``judge`` — RL from AI feedback: an AI judge (:mod:`playground.ratings.judge`) compares each answer with the
+  starting policy's answer to its prompt, both orders, and the reward is 1 / ½ / 0 as it wins, ties or loses
+  (:func:`judge_scorer`): the mean reward is the win rate against the start.
 
 Memory: the policy is a LoRA on the one base model, and its reference is the same network with the adapters off (a
 fresh LoRA) or TRL's frozen ``ref`` copy of the SFT adapter — TRL switches them itself. The reward model is a
@@ -210,48 +211,66 @@ def judge_for(cfg: _GroupConfig, settings: Settings) -> Judge:
         raise ConfigError("judge_rubric", str(error)) from error
 
 
-def group_wins(verdicts: dict[tuple[int, int], str], members: Sequence[int]) -> dict[int, float]:
-    """Each answer's share of its round-robin comparisons won, a tie counting half: ``verdicts[(i, j)]`` is ``a``
-    (i better), ``b`` (j better) or ``tie`` for every i < j of ``members``. An answer alone in its group gets 0.5."""
-    if len(members) < 2:
-        return {i: 0.5 for i in members}
-    wins = {i: 0.0 for i in members}
-    for (i, j), verdict in verdicts.items():
-        wins[i] += {"a": 1.0, "b": 0.0}.get(verdict, 0.5)
-        wins[j] += {"a": 0.0, "b": 1.0}.get(verdict, 0.5)
-    return {i: wins[i] / (len(members) - 1) for i in members}
+REWARD_OF_VERDICT = {"a": 1.0, "tie": 0.5, "b": 0.0}
+"""A judged answer's reward: 1 when the judge prefers it to the starting policy's answer in both orders, 0 when it
+prefers the starting answer in both, ½ otherwise (a tie, or the two orders disagree)."""
+
+Anchor = Callable[[dict[str, Any]], str]
+"""anchor(an answer's dataset row) → the answer the judged one is compared with."""
 
 
-def judge_scorer(judge: Judge, settings: Settings) -> Scorer:
+def start_answers(cfg: _GroupConfig, settings: Settings, cache: Any) -> Anchor:
+    """The starting policy's own answer to a prompt — the base with the SFT run's adapter when the run starts from
+    one — greedy, at most ``response_length`` tokens, in the run's prompt format, on the backend and precision the
+    policy trains in (transformers; 4-bit when the run is), through the same generation path as Compare. Each
+    prompt is answered once, when first asked, and kept: the yardstick every later answer to it is judged against."""
+    import threading
+    from dataclasses import replace
+
+    from playground.models.generation import GenerationParams, answer
+    from playground.models.loading import LoadOptions
+    from playground.train.common import base_spec, sft_adapter, uses_4bit
+
+    adapter = sft_adapter(cfg, settings)
+    spec = replace(base_spec(cfg, settings), adapter=str(adapter) if adapter else None)
+    options = LoadOptions(quant="4bit" if uses_4bit(cfg) else "none", backend="transformers")
+    params = GenerationParams(temperature=0.0, top_p=1.0, top_k=0, max_new_tokens=cfg.response_length,
+                              repetition_penalty=1.0)
+    kept: dict[str, str] = {}
+
+    def anchor(row: dict[str, Any]) -> str:
+        key = json.dumps([row["system"], row["messages"]])
+        if key not in kept:
+            *_, last = answer(cache, spec, options, row["messages"], cfg.prompt_format, row["system"], params,
+                              threading.Event())
+            if last.error:
+                raise RuntimeError(f"The starting policy {spec.name} could not answer a prompt: {last.error}")
+            kept[key] = last.text.strip()
+        return kept[key]
+
+    return anchor
+
+
+def judge_scorer(judge: Judge, cache: Any, anchor: Anchor) -> Scorer:
     """An AI judge as a scorer (RL from AI feedback). A judge compares two answers, so each answer is compared with
-    every other answer to its prompt in the batch (both orders each: :func:`playground.ratings.judge.judge_answers`)
-    and its reward is the share of those comparisons it wins, a tie counting half — a reward in [0, 1] relative to
-    its group, as GRPO's and RLOO's baselines are anyway. A pair too long for the judge's context counts as a tie
-    (it can't be read whole, so it isn't judged on a cut prompt). The judge is a model of its own in memory, loaded
-    once through a :class:`~playground.models.loading.ModelCache`."""
-    from itertools import combinations
-
-    from playground.models.loading import ModelCache
+    ``anchor``'s answer to the same prompt — the starting policy's (:func:`start_answers`) — in both orders
+    (:func:`playground.ratings.judge.judge_answers`), and rewarded :data:`REWARD_OF_VERDICT`. The mean reward is
+    then the policy's win rate against where it started, on the training prompts and on the held-out ones alike
+    (a comparison within the group would average ½ whatever the policy does); GRPO's and RLOO's baselines still
+    compare an answer with its group's. Each answer is judged on its own, so it needs no other answer in the same
+    call (a group split across processes is fine). A pair too long for the judge's context is a tie: it can't be
+    read whole, and isn't judged on a cut prompt. The judge and the starting policy are models of their own in
+    memory, loaded once each through ``cache``."""
     from playground.ratings.judge import TooLong, judge_answers
 
-    cache = ModelCache(settings)
-    print(f"AI judge {judge.model}: each answer compared with its group's others, both orders", flush=True)
-
     def score(rows: list[dict[str, Any]], texts: list[str]) -> list[float]:
-        groups: dict[str, list[int]] = {}
-        for index, row in enumerate(rows):  # answers to one prompt (TRL samples a group's answers together)
-            groups.setdefault(json.dumps([row["system"], row["messages"]]), []).append(index)
-        rewards = [0.5] * len(texts)
-        for members in groups.values():
-            verdicts = {}
-            for i, j in combinations(members, 2):
-                try:
-                    verdicts[(i, j)] = judge_answers(cache, judge, rows[i]["messages"], texts[i], texts[j],
-                                                     rows[i]["system"]).winner
-                except TooLong:
-                    verdicts[(i, j)] = "tie"
-            for index, value in group_wins(verdicts, members).items():
-                rewards[index] = value
+        rewards = []
+        for row, text in zip(rows, texts):
+            try:
+                verdict = judge_answers(cache, judge, row["messages"], text, anchor(row), row["system"]).winner
+            except TooLong:
+                verdict = "tie"
+            rewards.append(REWARD_OF_VERDICT[verdict])
         return rewards
 
     return score
@@ -262,7 +281,12 @@ def scorer_for(cfg: _GroupConfig, settings: Settings) -> Scorer:
     if cfg.reward_source == "checks":
         return check_scores
     if cfg.reward_source == "judge":
-        return judge_scorer(judge_for(cfg, settings), settings)
+        from playground.models.loading import ModelCache
+
+        judge, cache = judge_for(cfg, settings), ModelCache(settings)
+        print(f"AI judge {judge.model}: each answer against the starting policy's answer to its prompt, both "
+              f"orders", flush=True)
+        return judge_scorer(judge, cache, start_answers(cfg, settings, cache))
     return reward_model_scorer(reward_run_for(cfg, settings), settings, cfg.batch_size)
 
 
