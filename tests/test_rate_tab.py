@@ -265,7 +265,8 @@ def test_undo_puts_the_scores_back_where_they_were_on_screen(ctx):
     assert show_pair(ctx, batch_id, pair_id)[SCORE_LEFT:SCORE_RIGHT + 1] == [gr.skip()] * 2
 
 
-@pytest.mark.parametrize("left, right", [(6, 0), (0, -1), (2.5, 0), (0, "3"), (True, 0)])
+@pytest.mark.parametrize("left, right", [(6, 0), (0, -1), (2.5, 0), (0, "3"), (True, 0), (float("inf"), 0),
+                                         (0, float("-inf")), (float("nan"), 0)])
 def test_a_bad_score_is_refused_and_changes_nothing(ctx, left, right):
     batch_id = hand_made_batch(ctx.store, pairs=1)
     pair_id = show_pair(ctx, batch_id, None)[0]

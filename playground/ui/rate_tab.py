@@ -295,8 +295,9 @@ def screen_score(value: float | None) -> int | None:
     else is a ValueError that says what a score may be."""
     if value is None or (not isinstance(value, bool) and value == 0):
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or \
-            not 1 <= value <= 5:
+    # The range first: infinity and NaN fail it before int() could raise on them.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 5 or \
+            value != int(value):
         raise ValueError(f"an answer's score must be a whole number from 1 to 5 (0: not scored), got {value!r}")
     return int(value)
 

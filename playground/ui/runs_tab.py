@@ -79,9 +79,9 @@ CHARTS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
 """Per stage, the charts the Runs tab draws: (title, y axis, metrics.jsonl keys). Eight chart slots at most."""
 SLOTS = 8
 X_TITLES = {"ppo": "PPO step"}
+"""The x axis: optimizer steps, except for PPO, whose step is a whole sample-score-update round."""
 SAMPLE_STAGES = ("ppo", "grpo", "rloo")
 """The stages that write answers per step (``samples.jsonl``) for the answer viewer."""
-"""The x axis: optimizer steps, except for PPO, whose step is a whole sample-score-update round."""
 SAMPLE_COLUMNS = ["step", "prompt", "answer", "score", "kl", "tokens", "eos"]
 LATEST = "latest"
 
