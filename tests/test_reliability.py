@@ -80,10 +80,11 @@ def test_scores_given_twice_and_against_the_votes():
     assert retest.same_share == pytest.approx(3 / 7) and retest.within_one_share == pytest.approx(6 / 7)
     ann = [r for r in records if r.rater == "ann"]
     found = reliability.score_vote(ann)
-    # both scored: ann-1 (4,2) a ✓, -1-again (4,3) a ✓, -2 (3,3) a: same scores yet one picked, -2-again (2,4) b ✓,
-    # -3 (1,5) b ✓, -3-again (1,5) b ✓, -4-again (3,3) both bad: no pick, -6 (2,4) a ✗
-    assert (found.scored, found.unequal, found.agreed, found.equal) == (8, 6, 5, 1)
-    assert found.agreed_share == pytest.approx(5 / 6)
+    # both scored, repeats left out (they measure self-consistency, above): ann-1 (4,2) a ✓, -2 (3,3) a: same
+    # scores yet one picked, -3 (1,5) b ✓, -6 (2,4) a ✗; -5 (5, None) has one score only
+    assert (found.scored, found.unequal, found.agreed, found.equal) == (4, 3, 2, 1)
+    assert found.agreed_share == pytest.approx(2 / 3)
+    assert reliability.score_vote([r for r in ann if r.repeat_of]) == reliability.ScoreVote(0, 0, 0, 0)
     nothing = reliability.score_vote([pair(9, "a")])
     assert nothing == reliability.ScoreVote(0, 0, 0, 0) and math.isnan(nothing.agreed_share)
     assert math.isnan(reliability.ScoreRetest(0, 0, 0).same_share)
@@ -107,8 +108,10 @@ def test_the_tables_say_how_many_and_show_undefined_kappa_as_a_dash():
     report = reliability.reliability(hand_made())
     assert [r.rater for r in report.raters] == ["ann", "bob", "carol"] and report.repeats == 5
     table = reliability.rater_table(report).set_index("rater")
-    assert list(table.loc["ann"]) == [8, 5, "4 / 5 · 80%", "0.69", 7, "3 / 7 · 43%", "6 / 7 · 86%", 8, "5 / 6 · 83%",
-                                      "1 / 7 · 14%", "few repeats (5); few scores given twice (7); few scored votes (8)"]
+    assert list(table.loc["ann"]) == [8, 5, "4 / 5 · 80%", "0.69", 7, "3 / 7 · 43%", "6 / 7 · 86%", 4, "2 / 3 · 67%",
+                                      "1 / 4 · 25%", "few repeats (5); few scores given twice (7); few scored votes (4)"]
+    # votes with both scores are some of the votes, never more: a repeat counts in neither column
+    assert all(row["votes with both scores"] <= row["votes"] for _, row in table.iterrows())
     assert list(table.loc["bob"]) == [5, 0, "—", "—", 0, "—", "—", 0, "—", "—", ""]
     assert table.loc["carol", "votes"] == 0  # carol's only vote is a repeat: it isn't a vote counted elsewhere
     pairs = reliability.pair_table(report)
@@ -158,7 +161,8 @@ def test_a_batch_with_repeats_rated_in_the_rate_tab_counts_each_pair_once_elsewh
     report = reliability.reliability(store.comparisons())
     (ann,) = report.raters
     assert (ann.votes, ann.repeats.n, ann.repeats.agreed) == (8, 2, 2)  # the same verdict both times, sides swapped
-    assert (ann.scores.n, ann.scores.same) == (4, 4) and (ann.score_vote.unequal, ann.score_vote.agreed) == (10, 10)
+    assert (ann.scores.n, ann.scores.same) == (4, 4)
+    assert (ann.score_vote.scored, ann.score_vote.unequal, ann.score_vote.agreed) == (8, 8, 8)  # the repeats not again
     assert all(r.score_a == 4 and r.score_b == 2 for r in store.comparisons())  # tiny_base is side a of every pair
 
     assert leaderboard_tab.compute(store, "count as a tie", 10, 0)[0].startswith("8 votes from people between 2 models")

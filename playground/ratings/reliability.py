@@ -10,7 +10,7 @@ better?" is answered more consistently. Three measures let a person see that on 
   verdict about the pair (a, b or tie: :func:`playground.ratings.agreement.verdict`; the stored sides a and b are
   the same in both records, only the screen swapped them), as a share and as Cohen's κ.
 - **Scores**: the optional 1–5 scores of a repeated pair's answers given both times (the same score, within ±1),
-  and over every vote with both answers scored, whether the higher-scored answer is the one voted better, and how
+  and over every vote with both answers scored (a repeat not counted), whether the higher-scored answer is the one voted better, and how
   often the two answers got the same score though the vote picked one (the scale can't tell what the comparison
   can: the calibration problem).
 - **Between raters**: two raters who voted on the same pair — the same prompt and the same two answers, either
@@ -144,8 +144,11 @@ def score_retest(pairs: Iterable[tuple[ComparisonRecord, ComparisonRecord]]) -> 
 
 def score_vote(records: Iterable[ComparisonRecord]) -> ScoreVote:
     """Over the votes with both answers scored: does the higher score go to the answer voted better, and how many
-    votes picked a better answer between two answers scored the same."""
-    scored = [r for r in voted(records) if r.score_a is not None and r.score_b is not None]
+    votes picked a better answer between two answers scored the same.
+
+    Repeats are left out, as from the vote count: a repeat is there to measure self-consistency (:func:`score_retest`),
+    and counting it here would make "votes with both scores" more than the votes."""
+    scored = [r for r in voted(records) if r.repeat_of is None and r.score_a is not None and r.score_b is not None]
     picked = [r for r in scored if r.winner in ("a", "b")]
     unequal = [r for r in picked if r.score_a != r.score_b]
     agreed = sum(("a" if (r.score_a or 0) > (r.score_b or 0) else "b") == r.winner for r in unequal)
