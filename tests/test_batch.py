@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import replace
 
 import pyarrow as pa
@@ -269,3 +270,60 @@ def test_a_batch_with_repeats_resumes_the_same_queue(runner, tiny_base, tiny_cha
     assert sorted(r.position for r in repeats) == sorted(plan.repeats.values())
     assert len({r.repeat_of for r in repeats}) == 6  # no pair asked again twice
     assert all(by_id[r.repeat_of].a == r.a and by_id[r.repeat_of].left_side != r.left_side for r in repeats)
+
+
+def test_a_rater_who_keeps_up_with_generation_never_meets_a_repeat_early(runner, tiny_base, tiny_chat, monkeypatch):
+    """The rating queue takes the lowest position among the pairs that exist: a repeat must not exist before every
+    position below it does, or a rater rating each pair as it arrives gets it straight after its original."""
+    store = runner.store
+    offered, early = [], []
+    write = store.insert_many
+
+    def rate_all_that_exist(records):  # after each write the generator makes, rate every pair the queue offers
+        write(records)
+        batch_id = records[0].batch_id
+        while (shown := store.next_unrated(batch_id)) is not None:
+            existing = store.batch_positions(batch_id)
+            if shown.repeat_of is not None:
+                offered.append(shown)
+                early.extend((shown.position, p) for p in range(shown.position) if p not in existing)
+            store.vote(shown, "a", rater="ann", score_a=4, score_b=2)
+
+    monkeypatch.setattr(store, "insert_many", rate_all_that_exist)
+    prompts = [{"prompt": f"Question {i}?"} for i in range(12)]
+    batch = runner.start("keeping up", prompts, [str(tiny_base), str(tiny_chat)], replace(FAST, repeat_share=0.25))
+    runner.wait(120)
+    assert store.batch(batch.id).status == "ready", store.batch(batch.id).error
+    assert early == []  # (repeat's position, a position below it not generated yet when it was offered)
+    assert len(offered) == 3 and store.progress(batch.id).rated == 15
+    by_id = {r.id: r for r in store.comparisons(batch_id=batch.id)}
+    plan = queue_plan(12, 1, 0.25, batch.id)
+    for again in offered:
+        first = by_id[again.repeat_of]
+        assert again.position == plan.repeats[plan.originals.index(first.position)]
+        # the original was voted before its repeat was written: the repeat carries none of that vote
+        assert (again.rater, again.voted_at, again.score_a, again.left_side) == ("", None, None,
+                                                                                  "a" if first.left_side == "b" else "b")
+
+
+def test_a_resumed_batch_writes_missing_repeats_from_the_stored_pairs(runner, tiny_base, tiny_chat):
+    """Repeats queued after prompts already generated are copied from the stored originals, with no model asked."""
+    prompts = [{"prompt": f"Q{i}"} for i in range(8)]
+    batch = runner.start("resumed", prompts, [str(tiny_base), str(tiny_chat)], replace(FAST, repeat_share=0.25))
+    runner.wait(120)
+    store = runner.store
+    before = {r.position: r for r in store.comparisons(voted_only=False, batch_id=batch.id)}
+    repeats = {p for p, r in before.items() if r.repeat_of}
+    assert len(repeats) == 2
+    with sqlite3.connect(store.path) as db:  # as a batch written before repeats came after their prompt might be
+        db.execute("DELETE FROM comparisons WHERE repeat_of IS NOT NULL")
+    store.set_batch_status(batch.id, "interrupted")
+    runner._answer = None  # no answer may be generated: every original is there
+    runner.resume(batch.id)
+    runner.wait(60)
+    assert store.batch(batch.id).status == "ready", store.batch(batch.id).error
+    after = {r.position: r for r in store.comparisons(voted_only=False, batch_id=batch.id)}
+    assert sorted(after) == list(range(10))
+    for position in repeats:
+        again, was = after[position], before[position]
+        assert (again.repeat_of, again.a, again.b, again.left_side) == (was.repeat_of, was.a, was.b, was.left_side)

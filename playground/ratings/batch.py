@@ -9,7 +9,10 @@ restart resumes where it stopped.
 A share of the pairs (:attr:`BatchSettings.repeat_share`, none by default here, 10 % from the Rate tab) is asked a
 second time later in the queue with the sides swapped, unannounced, so :mod:`playground.ratings.reliability` can
 measure how consistent a rater's votes are. :func:`queue_plan` decides which pairs and where, from the batch's id:
-a resumed batch makes the same plan again.
+a resumed batch makes the same plan again. A repeat is written when the prompt it is queued after is generated,
+never with its original: the rating queue (:meth:`playground.ratings.store.Store.next_unrated`) takes the lowest
+position among the pairs that exist, so a repeat written early would reach a rater who keeps up with generation
+straight after its original.
 """
 
 from __future__ import annotations
@@ -65,6 +68,16 @@ class QueuePlan:
     @property
     def total(self) -> int:
         return len(self.originals) + len(self.repeats)
+
+    def repeats_after(self, prompt: int, per_prompt: int) -> list[int]:
+        """The originals whose repeats are queued straight after prompt ``prompt``'s pairs (before the next
+        prompt's), in queue order: the generator writes them once that prompt is generated, so no repeat exists
+        before every position below it does."""
+        end = (prompt + 1) * per_prompt
+        last = self.originals[end - 1]
+        following = self.originals[end] if end < len(self.originals) else self.total
+        return sorted((k for k, position in self.repeats.items() if last < position < following),
+                      key=self.repeats.__getitem__)
 
 
 def queue_plan(prompts: int, per_prompt: int, share: float, seed: str) -> QueuePlan:
@@ -202,26 +215,35 @@ class BatchRunner:
             for index, item in enumerate(batch.prompts):
                 sides = [rng.random() < 0.5 for _ in pairs]
                 numbers = range(index * len(pairs), (index + 1) * len(pairs))  # the prompt's pairs, k in the plan
-                if all(plan.originals[k] in done for k in numbers):
-                    continue
-                # Every model gets the same seed on a prompt; the seed moves on with each prompt.
-                params = replace(settings.params, seed=settings.params.seed + index)
-                answers = [self._answer(spec, item, settings, params, stop) for spec in specs]
-                if stop.is_set():
-                    self.store.set_batch_status(batch.id, "stopped", "Stopped by the user.")
-                    return
+                # The repeats queued after this prompt's pairs: their originals are earlier prompts', already stored.
+                later = [k for k in plan.repeats_after(index, len(pairs)) if plan.repeats[k] not in done]
                 records = []
-                for (i, j), k, swap in zip(pairs, numbers, sides):
-                    original = self._record(batch, item, settings, params, (answers[i], answers[j]),
+                if not all(plan.originals[k] in done for k in numbers):
+                    # Every model gets the same seed on a prompt; the seed moves on with each prompt.
+                    params = replace(settings.params, seed=settings.params.seed + index)
+                    answers = [self._answer(spec, item, settings, params, stop) for spec in specs]
+                    if stop.is_set():
+                        self.store.set_batch_status(batch.id, "stopped", "Stopped by the user.")
+                        return
+                    records = [self._record(batch, item, settings, params, (answers[i], answers[j]),
                                             (specs[i], specs[j]), plan.originals[k], swap)
-                    records.append(original)
-                    if k in plan.repeats:  # the same pair again, later in the queue, the other way round
-                        records.append(repeat(original, plan.repeats[k]))
-                # A pair and its repeat are written in one transaction: a resumed batch never has one without the other.
-                self.store.insert_many([r for r in records if r.position not in done])
+                               for (i, j), k, swap in zip(pairs, numbers, sides) if plan.originals[k] not in done]
+                records += [repeat(self._original(batch.id, plan.originals[k]), plan.repeats[k]) for k in later]
+                # A prompt's pairs and the repeats after them are one transaction: a stop or a crash never leaves a
+                # gap below a repeat, and a resumed batch writes the missing ones in the same order.
+                if records:
+                    self.store.insert_many(records)
             self.store.set_batch_status(batch.id, "ready")
         except Exception as error:  # noqa: BLE001 - any failure is shown on the batch, the app keeps running
             self.store.set_batch_status(batch.id, "failed", str(error) or type(error).__name__)
+
+    def _original(self, batch_id: str, position: int) -> ComparisonRecord:
+        """The stored pair at ``position`` of the batch, to be asked again; RuntimeError (the batch fails, saying
+        so) when it isn't there."""
+        found = self.store.at_position(batch_id, position)
+        if found is None:
+            raise RuntimeError(f"The pair at position {position} of this batch is missing, so it can't be asked again.")
+        return found
 
     def _answer(self, spec: ModelSpec, item: dict[str, str], settings: BatchSettings, params: GenerationParams,
                 stop: threading.Event) -> StreamUpdate:
@@ -244,6 +266,9 @@ class BatchRunner:
 def repeat(original: ComparisonRecord, position: int) -> ComparisonRecord:
     """``original`` asked a second time at queue ``position``: a new unrated comparison with the same prompt and the
     same two answers (a and b unchanged), shown the other way round (``left_side`` flipped), ``repeat_of`` naming
-    the original. Nothing the rater sees tells it apart from any other pair."""
-    return replace(original, id=new_id(), created_at=now(), position=position, repeat_of=original.id,
-                   left_side="a" if original.left_side == "b" else "b")
+    the original. Nothing the rater sees tells it apart from any other pair. The original may have its vote (or
+    skip) already: none of it is copied."""
+    return replace(original, id=new_id(), created_at=now(), updated_at=None, position=position,
+                   repeat_of=original.id, left_side="a" if original.left_side == "b" else "b", winner=None,
+                   strength=None, rationale="", rater="", voted_at=None, skipped=False, score_a=None, score_b=None,
+                   deleted_at=None, judge_of=None, judgement=None)

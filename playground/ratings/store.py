@@ -507,8 +507,17 @@ class Store:
         with self._connect() as db:
             return {r[0] for r in db.execute("SELECT position FROM comparisons WHERE batch_id = ?", (batch_id,))}
 
+    def at_position(self, batch_id: str, position: int) -> ComparisonRecord | None:
+        """The comparison at ``position`` of a batch (deleted or not), or None."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM comparisons WHERE batch_id = ? AND position = ? ORDER BY created_at "
+                             "LIMIT 1", (batch_id, position)).fetchone()
+        return _from_row(row) if row else None
+
     def next_unrated(self, batch_id: str, include_skipped: bool = False) -> ComparisonRecord | None:
-        """The next pair to show: unrated, not skipped (unless asked), lowest position first."""
+        """The next pair to show: unrated, not skipped (unless asked), lowest position first — among the pairs
+        generated so far, so the batch writes a repeat only once every position below it exists
+        (:mod:`playground.ratings.batch`)."""
         skipped = "" if include_skipped else "AND skipped = 0"
         with self._connect() as db:
             row = db.execute(f"SELECT * FROM comparisons WHERE batch_id = ? AND winner IS NULL AND deleted_at IS "
