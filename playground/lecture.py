@@ -178,7 +178,7 @@ def lecture_comparison(settings: Settings, store: Store) -> ComparisonRecord | N
     prompt = lecture_prompt()
     wanted = {model_source(settings.model_a), model_source(settings.model_b)}
     found = [r for r in store.comparisons(voted_only=False)
-             if len(r.messages) == 1 and r.prompt.strip() == prompt and r.a.adapter is None and r.b.adapter is None
+             if r.judge_of is None and r.repeat_of is None and len(r.messages) == 1 and r.prompt.strip() == prompt and r.a.adapter is None and r.b.adapter is None
              and {r.a.model, r.b.model} == wanted]
     return max(found, key=lambda r: r.created_at) if found else None
 

@@ -17,7 +17,7 @@ from playground.ratings.agreement import cohen_kappa, verdict
 from playground.ratings.export import export_all
 from playground.ratings.selection import human_rater_error, is_judge, judge_rater, select
 from playground.ratings.store import MIGRATIONS, ComparisonRecord, Store, _statements
-from playground.ui import history_tab, leaderboard_tab
+from playground.ui import history_tab, leaderboard_tab, reward_tab
 from playground.ui.rater import rater_name
 from tests.preference_records import record
 
@@ -122,6 +122,15 @@ def test_the_leaderboard_counts_the_chosen_kind_of_rater_and_a_repeat_once(store
     assert leaderboard_tab.compute(store, "count as a tie", 10, 0, "all")[0].startswith("3 votes")
     with pytest.raises(gr.Error):
         leaderboard_tab.compute(store, "count as a tie", 10, 0, "robots")
+    # an AI judge read each pair in both orders: no left/right bias to show for it; people's bias counts people
+    assert "no left and right" in leaderboard_tab.compute(store, "count as a tie", 10, 0, "judges")[4]
+    assert "1 of 2 decisive votes" in leaderboard_tab.compute(store, "count as a tie", 10, 0, "all")[4]
+
+
+def test_the_reward_tabs_picker_lists_each_pair_once(store):
+    for r in votes():
+        store.save(r)
+    assert sorted(choice for _, choice in reward_tab.comparison_choices(store)) == ["first", "second"]
 
 
 def test_export_and_training_read_the_chosen_votes(tmp_path):

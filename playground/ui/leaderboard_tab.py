@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from playground.ratings import leaderboard as lb
-from playground.ratings.selection import RATER_KINDS, check_kind, select
+from playground.ratings.selection import RATER_KINDS, check_kind, is_judge, select
 from playground.ratings.store import Store
 from playground.ui.rater import bind
 
@@ -45,7 +45,14 @@ def heatmap(matrix: pd.DataFrame, title: str, percent: bool) -> go.Figure | None
 
 
 def bias_text(battles: pd.DataFrame) -> str:
-    """Position bias in a sentence: how often the left answer won, and whether that could be chance."""
+    """Position bias in a sentence: how often the left answer won people's votes, and whether that could be chance.
+    An AI judge's votes are left out: it read each pair in both orders, not the sides a person was shown (its own
+    position consistency is in the Judge tab)."""
+    judged = battles["rater"].map(is_judge).astype(bool)
+    battles = battles[~judged]
+    if battles.empty and judged.any():
+        return ("**Position bias:** an AI judge reads each pair in both orders, so it has no left and right; see its "
+                "position consistency in the Judge tab.")
     bias = lb.position_bias(battles)
     decisive = bias["left_wins"] + bias["right_wins"]
     if not decisive:

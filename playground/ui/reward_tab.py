@@ -55,8 +55,8 @@ def run_view(settings: Settings, jobs: Jobs, name: str | None) -> list[Any]:
 
 def comparison_choices(store: Store, limit: int = 200) -> list[tuple[str, str]]:
     """(label, id) of the newest stored comparisons, for "fill from a stored comparison"."""
-    records = sorted(store.comparisons(voted_only=False), key=lambda r: r.voted_at or r.created_at,
-                     reverse=True)[:limit]
+    records = sorted((r for r in store.comparisons(voted_only=False) if r.judge_of is None and r.repeat_of is None),
+                     key=lambda r: r.voted_at or r.created_at, reverse=True)[:limit]  # each pair once
     return [(f"{(r.voted_at or r.created_at)[:16].replace('T', ' ')} · {' '.join(r.prompt.split())[:60]}", r.id)
             for r in records]
 
