@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from dataclasses import replace
 
 import pyarrow as pa
@@ -16,6 +17,7 @@ from playground.models.generation import GenerationParams
 from playground.models.loading import LoadOptions, ModelCache
 from playground.ratings.batch import BatchRunner, BatchSettings, QueuePlan, pair_count, queue_plan, repeat_count
 from playground.ratings.store import Store
+from tests.at_once import starting_at_once
 
 FAST = BatchSettings(GenerationParams(max_new_tokens=4), LoadOptions())
 
@@ -327,3 +329,32 @@ def test_a_resumed_batch_writes_missing_repeats_from_the_stored_pairs(runner, ti
     for position in repeats:
         again, was = after[position], before[position]
         assert (again.repeat_of, again.a, again.b, again.left_side) == (was.repeat_of, was.a, was.b, was.left_side)
+
+
+def test_two_batches_started_at_once_one_generates_the_other_is_refused(runner, tiny_base, tiny_chat, monkeypatch):
+    store = runner.store
+    create = store.create_batch
+
+    def slow_create(*args, **kwargs):  # widens the gap between "is one running?" and the batch starting
+        time.sleep(0.3)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(store, "create_batch", slow_create)
+    prompts = [{"prompt": f"Q{i}"} for i in range(30)]
+    outcomes = starting_at_once(lambda name: runner.start(name, prompts, [str(tiny_base), str(tiny_chat)], FAST))
+    started = [o for o in outcomes if not isinstance(o, ValueError)]
+    try:
+        refused = [str(o) for o in outcomes if isinstance(o, ValueError)]
+        assert refused == ["Another batch is still generating: stop it first, or wait until it is done."]
+        assert [b.id for b in store.batches()] == [started[0].id]  # no second batch was written
+        assert runner.running() == started[0].id
+        # resuming it twice at once: one is refused the same way, the batch is not generated twice
+        runner.stop(started[0].id)
+        runner.wait(60)
+        outcomes = starting_at_once(lambda _: runner.resume(started[0].id))
+        assert sorted(map(str, outcomes)) == ["Another batch is still generating: stop it first, or wait until it is "
+                                              "done.", "None"]
+    finally:
+        for batch in started:
+            runner.stop(batch.id)
+        runner.wait(60)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from dataclasses import replace
 
 import gradio as gr
@@ -34,6 +35,7 @@ from playground.ratings.judge_runs import ALL, JudgeRunner, runs_dir
 from playground.ratings.selection import judge_rater
 from playground.ratings.store import ComparisonRecord, Store
 from playground.ui import history_tab, judge_tab, leaderboard_tab
+from tests.at_once import starting_at_once
 from tests.preference_records import record
 from tests.tiny_judge import build_judge
 
@@ -275,6 +277,32 @@ def test_a_second_run_waits_for_the_first(runner, judge_model):
             runner.resume(run.id)
     finally:
         runner.stop(run.id)
+        runner.wait(60)
+
+
+def test_two_runs_started_at_once_one_judges_the_other_is_refused(runner, judge_model, monkeypatch):
+    batch_id = batch_of(runner.store, [(GOOD, BAD)] * 30)
+    save = runner._save
+
+    def slow_save(run):  # widens the gap between "is one judging?" and the run starting
+        time.sleep(0.3)
+        return save(run)
+
+    monkeypatch.setattr(runner, "_save", slow_save)
+    outcomes = starting_at_once(lambda _: runner.start(str(judge_model), RUBRIC, batch_id))
+    started = [o for o in outcomes if not isinstance(o, ValueError)]
+    try:
+        assert [str(o) for o in outcomes if isinstance(o, ValueError)] == [
+            "Another judge run is going: stop it first, or wait until it is done."]
+        assert [r.id for r in runner.runs()] == [started[0].id]  # no second run record was written
+        runner.stop(started[0].id)
+        runner.wait(60)
+        outcomes = starting_at_once(lambda _: runner.resume(started[0].id))
+        assert sorted(str(o) if isinstance(o, ValueError) else o.status for o in outcomes) == [
+            "This run is judging already.", "judging"]
+    finally:
+        for run in started:
+            runner.stop(run.id)
         runner.wait(60)
 
 

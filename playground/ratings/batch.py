@@ -146,38 +146,45 @@ class BatchRunner:
     def running(self) -> str | None:
         """Id of the batch being generated now, if any."""
         with self._lock:
-            if self._running and self._running[1].is_alive():
-                return self._running[0]
-            return None
+            return self._running_id()
+
+    def _running_id(self) -> str | None:
+        """:meth:`running` for a caller that holds ``self._lock``."""
+        if self._running and self._running[1].is_alive():
+            return self._running[0]
+        return None
 
     def start(self, name: str, prompts: Sequence[dict[str, str]], models: Sequence[str],
               settings: BatchSettings) -> Batch:
         """Create a batch and start generating it. Raises ValueError for fewer than two models or an unknown one.
 
-        The batch's total counts its repeats (:attr:`BatchSettings.repeat_share`): each is one more pair to rate."""
+        The batch's total counts its repeats (:attr:`BatchSettings.repeat_share`): each is one more pair to rate.
+        While another batch is generating this is a ValueError and nothing is written: the check, the new batch and
+        its thread are one step under the runner's lock, so two starts at once can't both pass."""
         models = list(dict.fromkeys(m.strip() for m in models if m and m.strip()))
         if len(models) < 2:
             raise ValueError("Pick at least two different models to compare.")
         entries = self.entries()
         for model in models:
             resolve_choice(model, entries)  # CatalogError (a ValueError) names the bad one before anything starts
-        if self.running():
-            raise ValueError("Another batch is still generating: stop it first, or wait until it is done.")
         per_prompt = pair_count(1, len(models))
         total = len(prompts) * per_prompt + repeat_count(len(prompts), per_prompt, settings.repeat_share)
-        batch = self.store.create_batch(name, models, total, prompts, settings.to_dict())
-        self._launch(batch)
+        with self._lock:
+            self._refuse_if_running()
+            batch = self.store.create_batch(name, models, total, prompts, settings.to_dict())
+            self._launch(batch)
         return batch
 
     def resume(self, batch_id: str) -> None:
-        """Continue generating a stopped or interrupted batch where it left off."""
+        """Continue generating a stopped or interrupted batch where it left off. ValueError (nothing changed) for a
+        batch that doesn't exist, or while a batch is generating (checked and started under the runner's lock)."""
         batch = self.store.batch(batch_id)
         if batch is None:
             raise ValueError("That batch no longer exists.")
-        if self.running():
-            raise ValueError("Another batch is still generating: stop it first, or wait until it is done.")
-        self.store.set_batch_status(batch.id, "generating")
-        self._launch(batch)
+        with self._lock:
+            self._refuse_if_running()
+            self.store.set_batch_status(batch.id, "generating")
+            self._launch(batch)
 
     def stop(self, batch_id: str) -> bool:
         with self._lock:
@@ -193,12 +200,17 @@ class BatchRunner:
         if thread is not None:
             thread.join(timeout)
 
+    def _refuse_if_running(self) -> None:
+        """ValueError while a batch is generating; the caller holds ``self._lock``."""
+        if self._running_id():
+            raise ValueError("Another batch is still generating: stop it first, or wait until it is done.")
+
     def _launch(self, batch: Batch) -> None:
+        """Start generating ``batch`` in its thread; the caller holds ``self._lock``."""
         stop = threading.Event()
         thread = threading.Thread(target=self._generate, args=(batch, stop), name=f"batch-{batch.id[:8]}",
                                   daemon=True)
-        with self._lock:
-            self._running = (batch.id, thread, stop)
+        self._running = (batch.id, thread, stop)
         thread.start()
 
     def _generate(self, batch: Batch, stop: threading.Event) -> None:

@@ -162,9 +162,13 @@ class JudgeRunner:
     def running(self) -> str | None:
         """Id of the run judging now, if any."""
         with self._lock:
-            if self._running and self._running[1].is_alive():
-                return self._running[0]
-            return None
+            return self._running_id()
+
+    def _running_id(self) -> str | None:
+        """:meth:`running` for a caller that holds ``self._lock``."""
+        if self._running and self._running[1].is_alive():
+            return self._running[0]
+        return None
 
     def start(self, choice: str, rubric: str, target: str, params: GenerationParams = JUDGE_PARAMS,
               options: LoadOptions | None = None) -> JudgeRun:
@@ -172,7 +176,8 @@ class JudgeRunner:
         packaged key, as Compare takes it), ``rubric``, decoding ``params`` (greedy by default) and load ``options`` (the defaults when None).
 
         Raises ValueError — before anything starts or is written — for a bad rubric, a model the catalog can't
-        resolve, a batch that doesn't exist, or a run already judging."""
+        resolve, a batch that doesn't exist, or a run already judging (checked, and the run recorded and started,
+        under the runner's lock: of two starts at once, one runs and the other is refused having written nothing)."""
         judge = Judge(resolve_choice(choice, self.entries()), rubric, options or LoadOptions(), params)
         if target == ALL:
             name = "every comparison"
@@ -181,27 +186,28 @@ class JudgeRunner:
             if batch is None:
                 raise ValueError(f"There is no batch with id {target!r}: pick a Rate batch, or every comparison.")
             name = f"batch {batch.name}"
-        if self.running():
-            raise ValueError("Another judge run is going: stop it first, or wait until it is done.")
-        run = self._save(JudgeRun(id=new_id(), judge=judge.to_dict(), target=target, target_name=name,
-                                  status="judging", created_at=now()))
-        self._launch(run)
+        with self._lock:
+            self._refuse_if_running()
+            run = self._save(JudgeRun(id=new_id(), judge=judge.to_dict(), target=target, target_name=name,
+                                      status="judging", created_at=now()))
+            self._launch(run)
         return run
 
     def resume(self, run_id: str) -> JudgeRun:
         """Continue a run (stopped, interrupted, failed, or done while its batch grew): the pairs of its target its
-        judge hasn't voted on yet. Raises ValueError for no such run, or while a run is judging."""
+        judge hasn't voted on yet with its rubric. Raises ValueError, changing nothing, for no such run, or while a
+        run is judging (checked and started under the runner's lock, as :meth:`start` does)."""
         run = self.run(run_id)
         if run is None:
             raise ValueError(f"There is no judge run with id {run_id!r}.")
-        if self.running() == run.id:
-            raise ValueError("This run is judging already.")
-        if self.running():
-            raise ValueError("Another judge run is going: stop it first, or wait until it is done.")
         if run.target != ALL and self.store.batch(run.target) is None:
             raise ValueError(f"The batch this run judged ({run.target_name}) no longer exists.")
-        run = self._save(replace(run, status="judging", error=""))
-        self._launch(run)
+        with self._lock:
+            if self._running_id() == run.id:
+                raise ValueError("This run is judging already.")
+            self._refuse_if_running()
+            run = self._save(replace(run, status="judging", error=""))
+            self._launch(run)
         return run
 
     def stop(self, run_id: str) -> bool:
@@ -219,11 +225,16 @@ class JudgeRunner:
         if thread is not None:
             thread.join(timeout)
 
+    def _refuse_if_running(self) -> None:
+        """ValueError while a run is judging; the caller holds ``self._lock``."""
+        if self._running_id():
+            raise ValueError("Another judge run is going: stop it first, or wait until it is done.")
+
     def _launch(self, run: JudgeRun) -> None:
+        """Start judging ``run`` in its thread; the caller holds ``self._lock``."""
         stop = threading.Event()
         thread = threading.Thread(target=self._judge, args=(run, stop), name=f"judge-{run.id[:8]}", daemon=True)
-        with self._lock:
-            self._running = (run.id, thread, stop)
+        self._running = (run.id, thread, stop)
         thread.start()
 
     def _judge(self, run: JudgeRun, stop: threading.Event) -> None:
