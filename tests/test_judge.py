@@ -30,6 +30,7 @@ from playground.ratings.judge import (
     left_out_reason,
     parse_verdict,
     question_text,
+    reason,
 )
 from playground.ratings.judge_runs import ALL, JudgeRunner, runs_dir
 from playground.ratings.selection import judge_rater
@@ -74,9 +75,27 @@ def pair(answer_a: str, answer_b: str, **changes) -> ComparisonRecord:
     ("I pick [[A]].", "A"), ("Verdict:B", "B"), ("Verdict: A. On reflection, Verdict: B", None),
     ("Both are fine.", None), ("Verdicts A", None), ("", None), ("Verdict: A. So, verdict: a", "A"),
     ("My verdict: a tie.", "tie"), ("The verdict is B", "B"), ("Verdict: an apple", None), ("[[ tie ]]", "tie"),
+    # markdown round the word and the label, and the label named as an answer, assistant or response
+    ("**Verdict**: **B**", "B"), ("Verdict: Answer A", "A"), ("Verdict: Assistant B", "B"), ("Verdict (B)", "B"),
+    ("**Final verdict:** Response A.", "A"), ("Verdict: **[[B]]**", "B"), ("- Verdict: `tie`\n", "tie"),
+    ("Verdict: Answer: B", "B"), ("verdict = tie", "tie"), ("Verdict: A is better.", "A"),
+    # "a" before a word is the article, not A; a draw is a tie
+    ("The verdict is a draw. Verdict: B", "B"), ("The verdict is a draw.", "tie"), ("Verdict: a draw", "tie"),
+    ("The verdict is a close call, so no pick.", None), ("The verdict is B. Verdict: A", "A"),
+    # a verdict on a line of its own at the end is the final word; several such lines must agree
+    ("Verdict: A\n\nOn reflection the second is right.\nVerdict: B", "B"), ("Verdict: A\n\nVerdict: A", "A"),
+    ("Verdict: A\nVerdict: B\nVerdict: tie", None),  # the rubric's choices read back, not a verdict
+    ('End with "Verdict: A", "Verdict: B" or "Verdict: tie".', None),
+    ("Verdict: B\nThe first answer has an error.", "B"),  # no verdict line last: the one explicit verdict
 ])
 def test_verdicts_are_read_from_the_judges_words(text, expected):
     assert parse_verdict(text) == expected
+
+
+def test_the_reason_is_the_text_before_the_explicit_verdict():
+    assert reason("The verdict is a draw. Verdict: B") == "The verdict is a draw."
+    assert reason("First wins.\n**Verdict**: **A**") == "First wins."
+    assert reason("The verdict is B, plainly.") == "The"
 
 
 def test_a_rubric_needs_its_three_places_and_says_which_are_missing():

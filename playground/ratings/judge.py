@@ -59,9 +59,25 @@ Verdict = Literal["a", "b", "tie"]
 REASON_CHARACTERS = 300
 """The most of a judge's reason kept as a vote's one-line rationale (its whole answer is kept in the judgement)."""
 
-_VERDICT = re.compile(r"\bverdict\b(?:\s+is)?\W{0,4}(?:(?:an?\s+)?(tie)\b|(a|b)\b)|\[\[\s*(a|b|tie)\s*\]\]",
-                      re.IGNORECASE)
-"""``Verdict: A`` / ``verdict - tie`` / ``**Verdict:** B`` / ``My verdict is a tie``, or MT-Bench's ``[[A]]``."""
+
+def _label(tie: str, letter: str) -> str:
+    """A verdict's label, after an optional ``Answer`` / ``Assistant`` / ``Response``: ``tie`` (``a tie``, ``a
+    draw``) or the letter A or B, as the named groups ``tie`` and ``letter``."""
+    return (rf"(?:(?:answer|assistant|response)\s*[:#]?\s*)?"
+            rf"(?:(?:an?\s+)?(?P<{tie}>tie|draw)\b|(?P<{letter}>a|b)\b)")
+
+
+_AROUND = r"[\s*_`'\"(\[]*"
+"""Markdown and quotes between the word *verdict*, its separator and the label (``**Verdict**: **B**``)."""
+_VERDICT = re.compile(
+    rf"\bverdict\b[*_`]*\s*[:=\-–—]?{_AROUND}{_label('tie', 'letter')}"  # Verdict: A, **Verdict**: **B**
+    rf"|\[\[\s*(?P<bracket>a|b|tie)\s*\]\]"  # MT-Bench's [[A]]
+    rf"|\bverdict\b[*_`]*\s+(?:is|was){_AROUND}{_label('prose_tie', 'prose_letter')}",  # the verdict is B
+    re.IGNORECASE)
+"""Where a judge names its verdict: ``Verdict: A`` / ``verdict - tie`` / ``**Verdict**: **B**`` / ``Verdict: Answer
+A`` / ``My verdict: a tie`` or MT-Bench's ``[[A]]`` (explicit), and ``the verdict is B`` (in a sentence)."""
+_LINE_PREFIX = re.compile(r"[\W_]*(?:(?:my|the|final|overall|so|thus|therefore)[\W_]+)*", re.IGNORECASE)
+"""What may come before a verdict on a line of its own: markdown, list marks and a word like *Final*."""
 
 
 class JudgeStopped(RuntimeError):
@@ -135,20 +151,79 @@ def question_text(messages: list[Message], system: str = "") -> str:
     return "\n\n".join(f"{role}: {text}" for role, text in turns)
 
 
+@dataclass(frozen=True)
+class _Mention:
+    """A verdict named in a judge's answer: its label, where, and whether in a verdict form or a sentence."""
+
+    label: str
+    start: int
+    end: int
+    explicit: bool
+
+
+def _mentions(text: str) -> list[_Mention]:
+    """Every verdict named in ``text``, in order. An ``a`` followed by a word in lower case is the article
+    (``the verdict is a close call``), not the letter A."""
+    found = []
+    for match in _VERDICT.finditer(text):
+        groups = match.groupdict()
+        label = next(groups[name] for name in ("tie", "letter", "bracket", "prose_tie", "prose_letter")
+                     if groups[name])
+        if label == "a" and re.match(r"[ \t]+[a-z]", text[match.end():]):
+            continue
+        label = "tie" if label.lower() in ("tie", "draw") else label.upper()
+        found.append(_Mention(label, match.start(), match.end(), groups["prose_tie"] is None and
+                              groups["prose_letter"] is None))
+    return found
+
+
+def _final_lines(text: str, mentions: list[_Mention]) -> list[str] | None:
+    """The labels of the lines at the end of ``text`` that are a verdict and nothing else (``Verdict: B``,
+    ``**Final verdict:** [[B]].``), last line first; None when the last line with words is not such a line."""
+    labels, end = [], len(text)
+    for line_start in [m.start() for m in re.finditer(r"^", text, re.MULTILINE)][::-1]:
+        line = text[line_start:end]
+        end = line_start
+        if not line.strip():
+            continue
+        inside = [m for m in mentions if m.explicit and line_start <= m.start < line_start + len(line)]
+        if len(inside) != 1 or not _LINE_PREFIX.fullmatch(text[line_start:inside[0].start]) or \
+                not re.fullmatch(r"[\W_]*", text[inside[0].end:line_start + len(line)]):
+            break
+        labels.append(inside[0].label)
+    return labels or None
+
+
 def parse_verdict(text: str) -> Literal["A", "B", "tie"] | None:
     """The verdict a judge's answer ends on: ``A`` (the first answer shown), ``B`` or ``tie``; None when it has
-    none, or names different ones (unreadable either way)."""
-    found = {next(label for label in m.groups() if label).lower() for m in _VERDICT.finditer(text)}
+    none, or several different ones with no final word.
+
+    1. A verdict on a line of its own at the end (``Verdict: B``, ``**Verdict**: **Answer B**``, ``[[B]]``) is the
+       final word, as the rubric asks: it wins over what came before (a judge that says A, thinks again and ends
+       on ``Verdict: B`` means B). Several such lines at the end must agree: ``Verdict: A`` / ``Verdict: B`` /
+       ``Verdict: tie`` one under another is the rubric's list of choices read back, not a verdict (None).
+    2. Else every explicit verdict (``Verdict: X``, ``[[X]]``) must name the same one (``Verdict: A. On reflection,
+       Verdict: B`` is None); a verdict in a sentence (``the verdict is a draw``) doesn't count against them.
+    3. Else every verdict in a sentence (``The verdict is B``) must name the same one."""
+    mentions = _mentions(text)
+    final = _final_lines(text, mentions)
+    if final is not None:
+        found = set(final)
+    else:
+        explicit = [m.label for m in mentions if m.explicit]
+        found = set(explicit or [m.label for m in mentions])
     if len(found) != 1:
         return None
-    label = found.pop()
-    return "tie" if label == "tie" else label.upper()  # type: ignore[return-value]
+    return found.pop()  # type: ignore[return-value]
 
 
 def reason(text: str) -> str:
-    """The judge's reason: its answer without the verdict, on one line, at most :data:`REASON_CHARACTERS`."""
-    match = _VERDICT.search(text)
-    words = " ".join((text[:match.start()] if match else text).split())
+    """The judge's reason: its answer up to its first explicit verdict (else its first verdict in a sentence), on
+    one line, at most :data:`REASON_CHARACTERS`."""
+    mentions = _mentions(text)
+    first = next((m for m in mentions if m.explicit), mentions[0] if mentions else None)
+    before = text[:first.start] if first else text
+    words = " ".join(re.sub(r"[\s*_#>`-]+$", "", before).split())  # markdown left before the verdict goes too
     return words if len(words) <= REASON_CHARACTERS else words[:REASON_CHARACTERS - 1] + "…"
 
 
