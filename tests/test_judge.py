@@ -42,6 +42,8 @@ from tests.tiny_judge import build_judge
 
 RUBRIC = "{question} {first} {second}"
 """Ends with the second answer shown, so the tiny judge's verdict depends on that answer's last word."""
+NEW_RUBRIC = "Judge: {question} {first} {second}"
+"""The rubric edited: the same judge, asked again."""
 GOOD, BAD, MEH, ODD = "Red and blue good", "It cheese bad", "It reply meh", "People flew there odd"
 """Answers the tiny judge reads: shown second, ``bad`` → "Verdict:A", ``good`` → "Verdict:B", ``meh`` → tie,
 ``odd`` → no verdict (tests/tiny_judge.py)."""
@@ -272,6 +274,35 @@ def test_every_comparison_it_hasnt_judged_leaves_out_other_judges_and_too_long_p
     assert len(store.judged_by(run.rater)) == 1
 
 
+def test_a_new_rubric_judges_again_and_a_deleted_vote_stays_judged_under_its_own(runner, judge_model):
+    store = runner.store
+    batch_id = batch_of(store, [(GOOD, BAD), (BAD, GOOD)])
+    pair_ids = {r.id for r in store.comparisons(voted_only=False, batch_id=batch_id)}
+    first = runner.start(str(judge_model), RUBRIC, batch_id)
+    runner.wait(60)
+    rater = first.rater
+    (gone, _) = [v for v in store.comparisons() if v.rater == rater]
+    store.delete(gone.id)  # hidden, but judged: the same rubric doesn't judge the pair again
+    same = runner.start(str(judge_model), RUBRIC, batch_id)
+    runner.wait(60)
+    assert runner.run(same.id).status == "done"
+    assert len([v for v in store.comparisons(include_deleted=True) if v.rater == rater]) == 2
+    assert runner.progress(runner.run(same.id)).summary() == "2 / 2 judged"
+    assert store.judged_by(rater, RUBRIC) == pair_ids and store.judged_by(rater, NEW_RUBRIC) == set()
+
+    other = runner.start(str(judge_model), NEW_RUBRIC, batch_id)  # the rubric changed: every pair is judged again
+    assert runner.progress(other).judged == 0
+    runner.wait(60)
+    assert runner.run(other.id).status == "done"
+    new = [v for v in store.comparisons() if v.rater == rater and v.judgement["rubric"] == NEW_RUBRIC]
+    assert {v.judge_of for v in new} == pair_ids and len(new) == 2
+    assert {v.judge_of: v.winner for v in new} == {v.judge_of: v.winner for v in
+                                                   store.comparisons(include_deleted=True) if v.rater == rater
+                                                   and v.judgement["rubric"] == RUBRIC}
+    assert store.judged_by(rater, NEW_RUBRIC) == store.judged_by(rater) == pair_ids
+    assert runner.progress(runner.run(first.id)).summary() == "2 / 2 judged"  # the old run's votes still count
+
+
 def test_bad_starts_are_refused_before_anything_is_written(runner, judge_model, settings):
     with pytest.raises(ValueError, match="missing: {first}, {second}"):
         runner.start(str(judge_model), "{question}", ALL)
@@ -383,6 +414,20 @@ def test_position_consistency_counts_the_judges_own_orders():
     assert found.consistency == pytest.approx(0.4)
     assert "same verdict on 2 of 5 pairs (40%); 3 had an order with no readable verdict" in found.summary()
     assert judge_agreement.judges(records) == [JUDGE]
+
+
+def test_a_judges_latest_vote_on_a_pair_counts_and_a_deleted_one_brings_no_older_back():
+    records = judged_pairs(["a", "b"], ["a", "b"])
+    old = next(r for r in records if r.id == "j0")
+    newer = replace(old, id="j0-new", winner="b", voted_at="2025-03-02T12:00:00+00:00",
+                    judgement=old.judgement | {"rubric": NEW_RUBRIC})  # the same judge, its rubric edited
+    found = judge_agreement.report(records + [newer], JUDGE)
+    assert [(m.human.id, m.judge.id) for m in found.matched] == [("p0", "j0-new"), ("p1", "j1")]
+    assert (found.overall.n, found.overall.agreed, found.judged, found.consistent) == (2, 1, 2, 2)
+    assert [m.human.id for m in found.disagreements] == ["p0"]
+    found = judge_agreement.report(records + [replace(newer, deleted_at="2025-03-03T12:00:00+00:00")], JUDGE)
+    assert [(m.human.id, m.judge.id) for m in found.matched] == [("p1", "j1")]  # the old rubric's vote stays out
+    assert (found.overall.n, found.judged) == (1, 1)
 
 
 def test_the_agreement_panel_shows_the_disagreements_verbatim(settings):

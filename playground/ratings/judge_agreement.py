@@ -3,7 +3,8 @@
 A judge is worth its votes only where it agrees with people on the pairs both judged. Per model pair and overall,
 this gives raw agreement and Cohen's κ (:mod:`playground.ratings.agreement`: chance-corrected; *both bad* counts
 as a tie), the pairs where they disagree — to read, not just count — and the judge's **position consistency**: how
-often its two orders of a pair gave the same verdict (a judge that just likes the first answer scores low).
+often its two orders of a pair gave the same verdict (a judge that just likes the first answer scores low). A judge
+counts once per pair, by its latest vote: after a rubric change, the new rubric's.
 """
 
 from __future__ import annotations
@@ -104,13 +105,18 @@ def _ordered(label: str | None, record: ComparisonRecord) -> str | None:
 def report(records: Iterable[ComparisonRecord], judge: str) -> JudgeReport:
     """``judge`` (a rater name ``judge:<model>``) against people's votes among ``records`` (deleted ones aside).
 
-    People's votes are :func:`~playground.ratings.selection.select`'s (a repeated pair once). κ per model pair reads
+    The judge's vote on a pair is its latest one: a judge run again with another rubric votes on the same pairs
+    again, and two rubrics' votes on one pair are never mixed — nor counted twice in ``judged`` and the position
+    consistency. When that latest vote is deleted the pair has no vote from the judge: an older rubric's vote
+    doesn't come back in its place. People's votes are :func:`~playground.ratings.selection.select`'s (a repeated pair once). κ per model pair reads
     each vote as "first model / second model / tie" in name order, so a label means the same on every pair of the
     row whichever side each model was on; the overall κ reads it as side a / side b / tie, as
     :func:`~playground.ratings.agreement.verdict` does."""
-    records = [r for r in records if r.deleted_at is None]
+    records = list(records)
     own = [r for r in records if r.rater == judge and r.judge_of and r.winner is not None]
-    latest = {r.judge_of: r for r in sorted(own, key=lambda r: r.voted_at or r.created_at)}
+    newest = {r.judge_of: r for r in sorted(own, key=lambda r: (r.voted_at or r.created_at, r.created_at))}
+    latest = {pair: r for pair, r in newest.items() if r.deleted_at is None}
+    records = [r for r in records if r.deleted_at is None]
     matched = [Matched(h, latest[h.id]) for h in select(records, "humans") if h.winner is not None and h.id in latest]
     overall = cohen_kappa([verdict(m.human) for m in matched], [verdict(m.judge) for m in matched])
     groups: dict[tuple[str, str], list[Matched]] = {}

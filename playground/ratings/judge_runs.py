@@ -1,11 +1,13 @@
-"""Judging in the background: an AI judge through a Rate batch, or through every comparison it hasn't judged yet.
+"""Judging in the background: an AI judge through a Rate batch, or through every comparison it hasn't judged yet
+with its rubric.
 
 Mirrors :mod:`playground.ratings.batch`: one run at a time, in a thread, so the app stays usable; stop and resume.
 A run's own record — its judge, rubric, target and status — is a small JSON file in ``DATA_DIR/judge-runs/``
 (written whole, :func:`playground.core.files.write_atomic`); its results are the judge's votes in the store. So a
 run left ``judging`` when the app quit is marked ``interrupted`` on the next start, and resuming it skips every pair
-the judge already voted on (:meth:`playground.ratings.store.Store.judged_by`): the progress is read from the votes,
-never counted separately.
+the judge already voted on with the same rubric (:meth:`playground.ratings.store.Store.judged_by`; a vote deleted
+since counts as judged): the progress is read from the votes, never counted separately. A judge asked again with
+another rubric judges every pair again, the old rubric's votes kept.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from playground.ratings.judge import (
 from playground.ratings.store import ComparisonRecord, Store, new_id, now
 
 ALL = "all"
-"""The target that means every comparison in the store (not deleted) the judge hasn't judged."""
+"""The target that means every comparison in the store (not deleted) the judge hasn't judged with its rubric."""
 
 STATES = ("judging", "done", "stopped", "failed", "interrupted")
 
@@ -149,9 +151,9 @@ class JudgeRunner:
         return sorted((r for r in found if r is not None), key=lambda r: r.created_at, reverse=True)
 
     def progress(self, run: JudgeRun) -> JudgeProgress:
-        """How far ``run`` is, from the judge's votes now in the store."""
+        """How far ``run`` is, from the judge's votes with its rubric now in the store."""
         pairs, left_out = split(targets(self.store, run.target), run.rater)
-        done = self.store.judged_by(run.rater)
+        done = self.store.judged_by(run.rater, Judge.from_dict(run.judge).rubric)
         ids = {r.id for r in pairs}
         too_long = len(set(run.too_long) & (ids - done))
         return JudgeProgress(total=len(pairs) - too_long, judged=len(ids & done), too_long=too_long,
@@ -241,7 +243,7 @@ class JudgeRunner:
         try:
             judge = Judge.from_dict(run.judge)
             pairs, _ = split(targets(self.store, run.target), judge.rater)
-            done = self.store.judged_by(judge.rater)
+            done = self.store.judged_by(judge.rater, judge.rubric)
             for record in pairs:
                 if stop.is_set():
                     raise JudgeStopped

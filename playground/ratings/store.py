@@ -539,12 +539,17 @@ class Store:
 
     # ------------------------------------------------------------------------------------------ AI judges
 
-    def judged_by(self, rater: str) -> set[str]:
-        """Ids of the comparisons the AI judge ``rater`` (``judge:<model>``) has judged, its deleted votes included:
-        deleting a judge's vote hides it, it doesn't ask for the pair to be judged again."""
+    def judged_by(self, rater: str, rubric: str | None = None) -> set[str]:
+        """Ids of the comparisons the AI judge ``rater`` (``judge:<model>``) has judged — with ``rubric`` (as its
+        votes' judgement stores it) when given, with any rubric when None — its deleted votes included: deleting a
+        judge's vote hides it, it doesn't ask for the pair to be judged again. A judge whose rubric changed is
+        another judge of the same pairs: what it judged with the old rubric isn't judged with the new one."""
+        sql, args = "SELECT judge_of FROM comparisons WHERE rater = ? AND judge_of IS NOT NULL", [rater]
+        if rubric is not None:
+            sql += " AND json_extract(judgement, '$.rubric') = ?"
+            args.append(rubric)
         with self._connect() as db:
-            return {r[0] for r in db.execute("SELECT judge_of FROM comparisons WHERE rater = ? AND judge_of IS NOT "
-                                             "NULL", (rater,))}
+            return {r[0] for r in db.execute(sql, args)}
 
 
 def _batch_from_row(r: sqlite3.Row) -> Batch:

@@ -28,9 +28,12 @@ pair **twice, in both orders**: models tend to prefer the answer they read first
 counts, and a pair where they disagree (or where an answer has no readable verdict) is a tie. Decoding is greedy:
 the same judge gives the same verdict every time.
 
-Its votes are stored beside people's under the rater `judge:<model>`, with its own words; the Leaderboard, History,
-Export and the reward / DPO training data keep them apart from people's unless you ask for both. Before trusting a
-judge, read the agreement panel below: where it disagrees with people, and whether it agrees with itself.
+Its votes are stored beside people's under the rater `judge:<model>`, with its own words and the rubric; after you
+change the rubric, a new run of the same model judges every pair again (the agreement panel reads its latest vote
+on each pair).
+The Leaderboard, History, Export and the reward / DPO training data keep them apart from people's unless you ask for
+both. Before trusting a judge, read the agreement panel below: where it disagrees with people, and whether it agrees
+with itself.
 """
 
 STATES = {"judging": "judging", "done": "done", "stopped": "stopped: Resume continues where it stopped",
@@ -48,8 +51,9 @@ class JudgeContext:
 
 
 def target_choices(store: Store) -> list[tuple[str, str]]:
-    """(label, value) of "What to judge": every comparison not judged yet, or one Rate batch (newest first)."""
-    return [("Every comparison this judge hasn't judged", ALL)] + \
+    """(label, value) of "What to judge": every comparison not judged yet (by this model with this rubric), or one
+    Rate batch (newest first)."""
+    return [("Every comparison this judge hasn't judged with this rubric", ALL)] + \
         [(f"Rate batch: {b.name} · {b.created_at[:16].replace('T', ' ')}", b.id) for b in store.batches()]
 
 
@@ -194,7 +198,8 @@ def stop_judging(ctx: JudgeContext, run_id: str | None) -> str:
 
 
 def resume_judging(ctx: JudgeContext, run_id: str | None) -> list[str]:
-    """Judge the run's pairs its judge hasn't voted on yet (the /judge_resume endpoint). Outputs: progress, state."""
+    """Judge the run's pairs its judge hasn't voted on yet with its rubric (the /judge_resume endpoint). Outputs:
+    progress, state."""
     try:
         run = ctx.runner.resume(_known(ctx, run_id).id)
     except ValueError as error:
