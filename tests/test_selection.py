@@ -86,6 +86,8 @@ def test_select_keeps_people_and_judges_apart_and_counts_a_repeat_once():
     assert [r.id for r in select(records, repeats=True)] == ["first", "second", "repeat"]
     with pytest.raises(ValueError, match="humans, judges, all"):
         select(records, "robots")  # type: ignore[arg-type]
+    again = replace(records[3], id="judged-again", winner="a", voted_at="2099-01-01T00:00:00+00:00")
+    assert [r.id for r in select(records + [again], "judges")] == ["judged-again"]  # the newest verdict, once
 
 
 def test_a_person_cannot_vote_under_a_judges_name():

@@ -52,7 +52,16 @@ def kind_of(record: ComparisonRecord) -> Literal["humans", "judges"]:
 def select(records: Iterable[ComparisonRecord], raters: RaterKind = "humans",
            repeats: bool = False) -> list[ComparisonRecord]:
     """The records whose votes count for ``raters`` (people's by default), in their order. Repeated pairs are left
-    out unless ``repeats``: the first showing of a pair is its vote, the repeat measures consistency only."""
+    out unless ``repeats``: the first showing of a pair is its vote, the repeat measures consistency only. A judge
+    that judged a pair again (with a new rubric) counts once, with its newest verdict."""
     kind = check_kind(raters)
+    records = list(records)
+    latest: dict[tuple[str, str], ComparisonRecord] = {}  # a judge asked again (a new rubric): its newest verdict
+    for r in records:
+        if r.judge_of is not None:
+            key = (r.rater, r.judge_of)
+            if key not in latest or (r.voted_at or r.created_at) >= (latest[key].voted_at or latest[key].created_at):
+                latest[key] = r
     return [r for r in records
-            if (kind == "all" or kind_of(r) == kind) and (repeats or r.repeat_of is None)]
+            if (kind == "all" or kind_of(r) == kind) and (repeats or r.repeat_of is None)
+            and (r.judge_of is None or latest[(r.rater, r.judge_of)] is r)]
