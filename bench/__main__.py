@@ -63,6 +63,8 @@ BENCHMARKS = (
               "gain ≥ +20 points, train + evaluate ≤ 10 min"),
     Benchmark("rl", "PPO vs GRPO vs RLOO: held-out reward against wall time, memory and KL", ("--doc", ""),
               ("--quick", "--doc", ""), "held-out reward up, KL bounded"),
+    Benchmark("judge", "The AI judge on pairs whose better answer is known", (), ("--pairs", "4", "--tokens", "60"),
+              "picks the better answer, orders agree"),
 )
 
 
