@@ -47,6 +47,8 @@ BENCHMARKS = (
               "page ≤ 5 s, first answers ≤ 60 s"),
     Benchmark("leaderboard", "Leaderboard bootstrap, 100,000 votes", (), ("--repeats", "1"), "≤ 2 s"),
     Benchmark("votes", "Vote latency, 8 clients at once", (), ("--votes", "10"), "durable, near the HTTP floor"),
+    Benchmark("raters", "Many raters on one app: 20 logged-in raters through the HTTP API", (),
+              ("--seconds", "30", "--pairs", "2000"), "every acknowledged vote stored"),
     Benchmark("sft", "SFT training throughput vs a plain TRL script", (),
               ("--steps", "3", "--warmup", "1", "--repeats", "1", "--sides", "plain-matched,ours"), "ratio ≥ 1.0"),
     Benchmark("reward", "Reward-model training throughput vs a plain TRL script", (),

@@ -84,6 +84,13 @@ BAD_CALLS: dict[str, list[Bad]] = {
     "/stop": [Bad((), answer=lambda reply: reply == ())],  # takes nothing; stopping nothing is fine
     "/clear": [Bad(("no/such-model", "other"), answer=r"### Left: no/such-model")],  # only retitles the panes
     "/unload": [Bad((), answer="No models loaded")],
+    "/endpoint_test": [Bad(("ftp://host/v1", "m", "chat", ""), error=r"not an http\(s\) URL"),
+                       Bad(("http://127.0.0.1:9/v1", "m", "chat", ""), answer="Not usable.*Can't reach"),
+                       Bad(("http://127.0.0.1:9/v1", "m", "chat", "HF_TOKEN"), error=r"\$HF_TOKEN can't be an "
+                                                                                    r"endpoint's key")],
+    "/endpoint_add": [Bad(("http://127.0.0.1:9/v1", "m", "chat", "sk-abc123", "", ""), error="NAME of the variable"),
+                      Bad(("http://127.0.0.1:9/v1", "m", "rest", "", "", ""), error="not in the list of choices")],
+    "/endpoint_remove": [Bad(("http://127.0.0.1:9/v1", "m", "chat", "", "", ""), answer="was not in the list")],
     # Rate
     "/rate_open": [Bad(("no-such-batch",), error=NO_BATCH)],
     "/rate_start": [Bad(("Bundled prompts", None, ["only-one-model"], 0, 16, 0.7, 42),
@@ -162,6 +169,8 @@ BAD_CALLS: dict[str, list[Bad]] = {
                     Bad(("no-such-run", ""), error="There is no run named 'no-such-run'")],
     "/run_evaluate": [Bad(("", 0), error="Pick a finished or stopped run first"),
                       Bad(("no-such-run", 0), error="There is no run named 'no-such-run'")],
+    "/run_export": [Bad(("", "Hugging Face folder"), error="Pick a finished or stopped run first"),
+                    Bad(("no-such-run", "Hugging Face folder"), error="There is no run named 'no-such-run'")],
     "/run_bigbench": [Bad(("", "task.json", "", 10), error="Pick a finished or stopped run first"),
                       Bad(("no-such-run", "task.json", "", 10), error="There is no run named 'no-such-run'")],
     # Reward

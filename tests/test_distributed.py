@@ -1,8 +1,8 @@
 """A run under ``accelerate launch``: each process on its own device, one writer of the run folder, PPO refused.
 
 The launcher's environment variables are faked with monkeypatch; the one collective, :func:`from_main_process`, runs
-on two real CPU processes (gloo). A real multi-process training run end to end is not tested yet (issue 16 leaves it
-to a later issue).
+on two real CPU processes (gloo). Real two-process training runs of every stage but PPO, started by the app, are in
+tests/test_multiprocess_runs.py.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import pytest
 
 from playground.core import distributed
 from playground.core.distributed import DistributedError
-from playground.runs.jobs import JobError, command, several_gpus_text, shell_command
+from playground.runs.jobs import JobError, command, launch_text, run_command, several_gpus_text, shell_command
 from playground.runs.run_folder import RunFolder
 from playground.train.__main__ import main as train_main
-from playground.train.config import PPOConfig, RewardConfig, SFTConfig
+from playground.train.config import ConfigError, KTOConfig, PPOConfig, RewardConfig, SFTConfig
 
 LAUNCHER_VARIABLES = (distributed.RANK_VARIABLES + distributed.LOCAL_RANK_VARIABLES
                       + distributed.WORLD_SIZE_VARIABLES + ("LOCAL_WORLD_SIZE",))
@@ -248,6 +248,64 @@ def test_ppo_is_offered_no_accelerate_command(tmp_path):
     assert "PPO runs on one process" in several_gpus_text("ppo", config)
     assert several_gpus_text("dpo", config, " --resume").splitlines()[1] == \
         shell_command("dpo", config, launcher="accelerate") + " --resume"
+
+
+def test_the_app_starts_a_run_on_its_configs_processes(tmp_path):
+    config = tmp_path / "config.yaml"
+    assert run_command("sft", config) == [sys.executable, "-m", "playground.train", "sft", str(config)]
+    assert run_command("dpo", config, resume=True, processes=4) == [
+        "accelerate", "launch", "--multi_gpu", "--num_processes", "4", "-m", "playground.train", "dpo", str(config),
+        "--resume"]
+    with pytest.raises(JobError, match="PPO runs on one process only"):
+        run_command("ppo", config, processes=2)
+    with pytest.raises(JobError, match="not a multi-process launch"):
+        command("sft", config, launcher="accelerate", processes=1)
+    # what the Train and Runs tabs show: the one accelerate line the app runs, or python and the several-GPU hint
+    assert launch_text("kto", config, 2) == shell_command("kto", config, launcher="accelerate", processes=2)
+    assert launch_text("kto", config, 2).startswith("accelerate launch --multi_gpu --num_processes 2 -m ")
+    assert launch_text("sft", config) == f"{shell_command('sft', config)}\n{several_gpus_text('sft', config)}"
+
+
+def test_processes_is_a_setting_of_every_stage_and_ppo_takes_only_one():
+    assert SFTConfig().processes == 1 and KTOConfig(processes=8).processes == 8
+    with pytest.raises(ConfigError, match="between 1 and 64") as error:
+        SFTConfig(processes=0)
+    assert error.value.field == "processes"
+    with pytest.raises(ConfigError, match="PPO runs on one process only"):
+        PPOConfig(processes=2)
+
+
+def test_start_refuses_more_processes_than_gpus_but_not_cpu_processes(tiny_base, settings, monkeypatch):
+    import torch
+
+    from playground.train.checks import check_inputs
+
+    cfg = SFTConfig(base_model=str(tiny_base), processes=3, data_dir=str(settings.data_dir))
+    check_inputs(cfg, settings)  # no GPU: three CPU processes over gloo
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ConfigError, match="must be at most 2: this machine has 2 GPU") as error:
+        check_inputs(cfg, settings)
+    assert error.value.field == "processes"
+    check_inputs(SFTConfig(base_model=str(tiny_base), processes=2, data_dir=str(settings.data_dir)), settings)
+
+
+def test_the_train_tab_shows_the_accelerate_command_for_several_processes_and_ppo_offers_one(settings):
+    import dataclasses
+
+    from playground.ui.train_tab import _component, commands_by_hand, run_commands
+
+    shown = commands_by_hand("reward", RewardConfig(name="rm", processes=3), settings)
+    commands = [line for line in shown.splitlines() if not line.startswith("#")]
+    assert commands == [f"accelerate launch --multi_gpu --num_processes 3 -m playground.train reward rm.yaml "
+                        f"--run-dir {settings.runs_dir / 'rm'}"]
+    started = run_commands("reward", Path("runs/rm/config.yaml"), 3).splitlines()
+    assert started[1:] == ["accelerate launch --multi_gpu --num_processes 3 -m playground.train reward "
+                           "runs/rm/config.yaml"]
+    field = next(f for f in dataclasses.fields(PPOConfig) if f.name == "processes")
+    ppo_box = _component(PPOConfig, field, 1, settings)
+    assert ppo_box.value == 1 and ppo_box.interactive is False and "one process" in ppo_box.info
+    assert _component(SFTConfig, field, 1, settings).interactive is not False
 
 
 # ---------------------------------------------------------------------------------------------- Stop, together

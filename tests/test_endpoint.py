@@ -1,6 +1,8 @@
 """OpenAI-compatible endpoints as a model source: the choice string and the saved list, and the failures a real
 server can't be made to show on demand (429, a stream cut mid-answer, a refused connection, a stalled server and
 Stop), each from a small real HTTP server on a free port (the openai client is used as is, never patched).
+Also: only PLAYGROUND_ENDPOINT_KEY* variables are keys and each is sent only to the origin it was saved with; a
+server that refuses top_k (OpenAI's 400) still answers; concurrent saves keep every change.
 The client against the app's own server (``python -m playground.serve``): tests/test_endpoint_serve.py."""
 
 from __future__ import annotations
@@ -36,15 +38,26 @@ class FakeServer(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     released = threading.Event()
+    seen: list[tuple[str, str | None, dict]] = []
+    """(Host header, Authorization header, JSON body or {}) of every request, in order."""
+    strict = False
+    """Refuse fields outside OpenAI's API with OpenAI's own 400, as api.openai.com does."""
 
     def log_message(self, *args: object) -> None:  # the test's output stays clean
         pass
 
     def do_GET(self) -> None:
+        self.seen.append((self.headers["Host"], self.headers.get("Authorization"), {}))
         self._json(200, {"object": "list", "data": [{"id": "good", "object": "model"}]})
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.seen.append((self.headers["Host"], self.headers.get("Authorization"), body))
+        unknown = [name for name in body if name not in OPENAI_FIELDS]  # as sent: top_k first
+        if self.strict and unknown:
+            self._json(400, {"error": {"message": f"Unrecognized request argument supplied: {unknown[0]}",
+                                       "type": "invalid_request_error", "param": None, "code": None}})
+            return
         model = body["model"]
         if model == "limited":
             self._json(429, {"error": {"message": "Rate limit reached", "type": "rate_limit"}}, {"Retry-After": "7"})
@@ -90,14 +103,33 @@ class FakeServer(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeServer)
+OPENAI_FIELDS = {"model", "messages", "prompt", "stream", "stream_options", "max_tokens", "temperature", "top_p",
+                 "seed", "stop", "n"}
+
+
+class StrictServer(FakeServer):
+    """FakeServer as OpenAI's API: a field it doesn't know (top_k…) is 400 "Unrecognized request argument"."""
+
+    strict = True
+
+
+def serve(handler: type[FakeServer]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     FakeServer.released.set()
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[str]:
+    yield from serve(FakeServer)
+
+
+@pytest.fixture(scope="module")
+def strict() -> Iterator[str]:
+    yield from serve(StrictServer)
 
 
 def run(settings, source: str, stop: threading.Event | None = None, fmt: str = "auto"):
@@ -112,10 +144,13 @@ def run(settings, source: str, stop: threading.Event | None = None, fmt: str = "
 
 
 def test_the_choice_string_round_trips_and_names_server_model_and_api():
-    server = Endpoint("http://127.0.0.1:8000/v1/", "org/model:q4", "completions", "$MY_KEY")
+    server = Endpoint("http://127.0.0.1:8000/v1/", "org/model:q4", "completions", "$PLAYGROUND_ENDPOINT_KEY_MY")
     assert server.source == "endpoint:completions:org/model:q4@http://127.0.0.1:8000/v1"
-    assert endpoint.parse_source(server.source, "MY_KEY") == server
-    assert (server.key_env, server.kind, server.name) == ("MY_KEY", "base", "org/model:q4 @ 127.0.0.1:8000")
+    assert endpoint.parse_source(server.source, "PLAYGROUND_ENDPOINT_KEY_MY") == server
+    assert (server.key_env, server.kind, server.name) == ("PLAYGROUND_ENDPOINT_KEY_MY", "base",
+                                                          "org/model:q4 @ 127.0.0.1:8000")
+    assert server.origin == "http://127.0.0.1:8000" and Endpoint("HTTPS://API.x.com/v1", "m").origin == \
+        "https://api.x.com:443"
 
 
 @pytest.mark.parametrize("fields, says", [
@@ -123,6 +158,12 @@ def test_the_choice_string_round_trips_and_names_server_model_and_api():
     (("http://user:secret@host/v1", "m"), "carries credentials"),
     (("http://host/v1", ""), "empty or has spaces"),
     (("http://host/v1", "m", "chat", "sk-abc123"), "not an environment variable's name"),
+    (("http://host/v1", "m", "chat", "HF_TOKEN"), "can't be an endpoint's key: only variables named "
+                                                   "PLAYGROUND_ENDPOINT_KEY"),
+    (("http://host/v1", "m", "chat", "PLAYGROUND_ENDPOINT_KEYS"), "can't be an endpoint's key"),
+    (("http://host/v1?api_key=sk-1", "m"), "has a query or fragment"),
+    (("http://host/v1#sk-1", "m"), "has a query or fragment"),
+    (("http://host:99999/v1", "m"), "bad port"),
     (("http://host/v1", "m", "rest"), "chat or completions"),
 ])
 def test_a_bad_endpoint_is_refused_with_what_to_fix(fields, says):
@@ -131,15 +172,16 @@ def test_a_bad_endpoint_is_refused_with_what_to_fix(fields, says):
 
 
 def test_a_saved_endpoint_is_in_every_model_list_and_resolves_with_its_key_name(settings):
-    server = Endpoint("http://127.0.0.1:9/v1", "judge-model", "chat", "JUDGE_KEY")
+    server = Endpoint("http://127.0.0.1:9/v1", "judge-model", "chat", "PLAYGROUND_ENDPOINT_KEY_JUDGE")
     endpoint.save_endpoint(settings, server)
     endpoint.save_endpoint(settings, server)  # saved again: still once
     entries = [e for e in list_models(settings) if e.spec.source_type == "endpoint"]
-    assert [(e.label, e.note) for e in entries] == [(server.source, "endpoint · chat · key from $JUDGE_KEY")]
+    assert [(e.label, e.note) for e in entries] == [
+        (server.source, "endpoint · chat · key from $PLAYGROUND_ENDPOINT_KEY_JUDGE")]
     spec = resolve_choice(server.source, list_models(settings))
-    assert (spec.source, spec.kind, spec.api_key_env) == (server.source, "instruct", "JUDGE_KEY")
-    saved = settings.endpoints_file.read_text()
-    assert "JUDGE_KEY" in saved and "key" not in json.loads(saved)[0]  # the variable's name, no key field
+    assert (spec.source, spec.kind, spec.api_key_env) == (server.source, "instruct", "PLAYGROUND_ENDPOINT_KEY_JUDGE")
+    saved = json.loads(settings.endpoints_file.read_text())
+    assert saved["endpoints"][0]["key_env"] == "PLAYGROUND_ENDPOINT_KEY_JUDGE" and "key" not in saved["endpoints"][0]
     endpoint.remove_endpoint(settings, server.source)
     assert not [e for e in list_models(settings) if e.spec.source_type == "endpoint"]
 
@@ -157,10 +199,11 @@ def test_an_endpoint_has_no_weights_to_load_or_train(settings):
 
 
 def test_a_missing_key_variable_is_named(settings, monkeypatch):
-    monkeypatch.delenv("PLAYGROUND_TEST_UNSET_KEY", raising=False)
-    endpoint.save_endpoint(settings, Endpoint("http://127.0.0.1:9/v1", "m", "chat", "PLAYGROUND_TEST_UNSET_KEY"))
+    monkeypatch.delenv("PLAYGROUND_ENDPOINT_KEY_TEST_UNSET", raising=False)
+    endpoint.save_endpoint(settings, Endpoint("http://127.0.0.1:9/v1", "m", "chat", "PLAYGROUND_ENDPOINT_KEY_TEST_UNSET"))
     last = run(settings, "endpoint:chat:m@http://127.0.0.1:9/v1")[-1]
-    assert last.stats.finish_reason == "error" and "PLAYGROUND_TEST_UNSET_KEY" in last.error and "not set" in last.error
+    assert last.stats.finish_reason == "error" and "PLAYGROUND_ENDPOINT_KEY_TEST_UNSET" in last.error
+    assert "not set" in last.error
 
 
 def test_a_format_the_api_cant_take_is_refused_before_anything_is_sent(settings, fake):
@@ -241,14 +284,15 @@ def test_the_panel_tests_adds_and_removes_an_endpoint_and_refuses_a_key_for_a_na
     import gradio as gr
 
     choices = lambda: compare_tab.model_choices(list_models(settings))  # noqa: E731 - as compare_tab passes it
-    assert "it serves `good`" in endpoints_panel.test_endpoint(fake, "good", "chat", "")
-    monkeypatch.delenv("PLAYGROUND_TEST_UNSET_KEY", raising=False)
-    said = endpoints_panel.test_endpoint(fake, "good", "chat", "PLAYGROUND_TEST_UNSET_KEY")
-    assert said.startswith("**Not usable:**") and "PLAYGROUND_TEST_UNSET_KEY" in said
+    assert "it serves `good`" in endpoints_panel.test_endpoint(settings, fake, "good", "chat", "")
     with pytest.raises(gr.Error, match="NAME of the variable"):
         endpoints_panel.add_endpoint(settings, choices, fake, "good", "chat", "sk-live-1234")
     assert not settings.endpoints_file.exists()  # a refused input changes nothing
-    note, box_a, box_b = endpoints_panel.add_endpoint(settings, choices, fake, "good", "chat", "MY_KEY", "x", "y")
+    monkeypatch.delenv("PLAYGROUND_ENDPOINT_KEY_TEST_UNSET", raising=False)
+    note, box_a, box_b = endpoints_panel.add_endpoint(settings, choices, fake, "good", "chat",
+                                                      "PLAYGROUND_ENDPOINT_KEY_TEST_UNSET", "x", "y")
+    said = endpoints_panel.test_endpoint(settings, fake, "good", "chat", "PLAYGROUND_ENDPOINT_KEY_TEST_UNSET")
+    assert said.startswith("**Not usable:**") and "PLAYGROUND_ENDPOINT_KEY_TEST_UNSET" in said and "not set" in said
     source = f"endpoint:chat:good@{fake}"
     assert source in note and (box_a["value"], box_b["value"]) == ("x", "y")
     assert source in [value for _, value in box_a["choices"]]
@@ -291,3 +335,106 @@ def test_rate_and_the_judge_relist_their_model_boxes_with_an_endpoint_added_sinc
     endpoint.save_endpoint(settings, server)
     box = compare_tab.relist_models(settings, "x")
     assert box["value"] == "x" and (f"{server.source}  ·  {server.note}", server.source) in box["choices"]
+
+
+# ---------------------------------------------------------------------------------------------- keys, extras, the file
+
+
+def test_a_key_variable_outside_the_prefix_is_refused_and_nothing_is_saved_or_sent(settings, fake, monkeypatch):
+    import gradio as gr
+
+    monkeypatch.setenv("HF_TOKEN", "hf-secret-do-not-send")
+    FakeServer.seen.clear()
+    for callback in (endpoints_panel.test_endpoint, lambda *a: endpoints_panel.add_endpoint(a[0], list, *a[1:])):
+        with pytest.raises(gr.Error, match=r"\$HF_TOKEN can't be an endpoint's key.*PLAYGROUND_ENDPOINT_KEY_<NAME>"):
+            callback(settings, fake, "good", "chat", "HF_TOKEN")
+    assert not settings.endpoints_file.exists() and FakeServer.seen == []
+
+
+def test_a_key_is_sent_only_to_the_origin_it_was_saved_with(settings, fake, monkeypatch):
+    """Host A and host B are one real server under two names (127.0.0.1 and localhost): the key reaches it
+    under A's name only; B is refused by Add and Test connection, after A's removal too."""
+    import gradio as gr
+
+    var, secret = "PLAYGROUND_ENDPOINT_KEY_TEST_A", "sk-only-for-host-a"
+    monkeypatch.setenv(var, secret)
+    host_b = fake.replace("127.0.0.1", "localhost")
+    FakeServer.seen.clear()
+    said = endpoints_panel.test_endpoint(settings, fake, "good", "chat", var)  # not bound yet: nothing sent
+    assert said.startswith("**Not usable:**") and "add the endpoint first" in said
+    endpoints_panel.add_endpoint(settings, list, fake, "good", "chat", var)
+    assert "it serves `good`" in endpoints_panel.test_endpoint(settings, fake, "good", "chat", var)
+    assert run(settings, f"endpoint:chat:good@{fake}")[-1].text == "Hello!"
+    with pytest.raises(EndpointError, match=f"is already saved with its key in \\${var}"):
+        endpoint.save_endpoint(settings, Endpoint(fake, "good", "chat", None))  # the same source, another key
+    before = settings.endpoints_file.read_text()
+    for attempt in range(2):  # with A saved, then with A removed: the binding stays
+        with pytest.raises(gr.Error, match=f"{var} is the key for http://127.0.0.1:\\d+ only"):
+            endpoints_panel.add_endpoint(settings, list, host_b, "good", "chat", var)
+        said = endpoints_panel.test_endpoint(settings, host_b, "good", "chat", var)
+        assert said.startswith("**Not usable:**") and "never sent to http://localhost" in said
+        if attempt == 0:
+            assert settings.endpoints_file.read_text() == before  # a refused save changes nothing
+            endpoints_panel.drop_endpoint(settings, list, fake, "good", "chat", var)
+    assert run(settings, f"endpoint:chat:good@{host_b}")[-1].text == "Hello!"  # typed: no key
+    rows = json.loads(settings.endpoints_file.read_text())  # a hand-edited entry for B with A's key: not used
+    rows["endpoints"].append({"base_url": host_b, "model": "good", "api": "chat", "key_env": var})
+    settings.endpoints_file.write_text(json.dumps(rows))
+    assert endpoint.saved_endpoints(settings) == []
+    sent = {(host, auth) for host, auth, _ in FakeServer.seen}
+    assert sent == {(fake.split("/")[2], f"Bearer {secret}"), (host_b.split("/")[2], f"Bearer {endpoint.NO_KEY}")}
+
+
+def test_a_server_that_refuses_top_k_like_openai_is_asked_again_without_it(settings, strict, monkeypatch):
+    monkeypatch.setattr(endpoint, "_REFUSED_EXTRAS", set(), raising=False)  # forget other tests' servers
+    FakeServer.seen.clear()
+    last = run(settings, f"endpoint:chat:good@{strict}")[-1]  # PARAMS: top_k 50, repetition penalty 1.1
+    assert (last.text, last.error, last.stats.finish_reason) == ("Hello!", None, "eos")
+    assert "top_k, repetition_penalty not sent: 127.0.0.1 refused top_k" in last.stats.summary()
+    assert [("top_k" in body, "repetition_penalty" in body) for *_, body in FakeServer.seen] == [(True, True),
+                                                                                                 (False, False)]
+    FakeServer.seen.clear()  # a Rate batch on its defaults: the server isn't sent the extras again
+    runner = BatchRunner(Store(settings.ratings_db), ModelCache(settings), lambda: list_models(settings))
+    models = [f"endpoint:chat:good@{strict}", f"endpoint:chat:good-too@{strict}"]
+    batch = runner.start("openai-like", [{"prompt": "Hi?"}], models, BatchSettings(GenerationParams(max_new_tokens=8),
+                                                                                   LoadOptions()))
+    runner.wait(60)
+    assert runner.store.batch(batch.id).status == "ready" and len(FakeServer.seen) == 2
+    assert all("top_k" not in body for *_, body in FakeServer.seen)
+
+
+def test_extras_are_not_sent_to_a_host_known_to_refuse_them(settings, strict, monkeypatch):
+    monkeypatch.setattr(endpoint, "_REFUSED_EXTRAS", set())
+    monkeypatch.setattr(endpoint, "NO_EXTRAS_HOSTS", frozenset({"127.0.0.1"}))  # as api.openai.com
+    FakeServer.seen.clear()
+    last = run(settings, f"endpoint:chat:good@{strict}")[-1]
+    assert last.text == "Hello!" and "not sent: 127.0.0.1 doesn't take them" in last.stats.summary()
+    assert len(FakeServer.seen) == 1 and "top_k" not in FakeServer.seen[0][2]
+
+
+def test_concurrent_adds_and_removes_keep_every_change(settings):
+    def work(worker: int) -> None:
+        for n in range(6):
+            endpoint.save_endpoint(settings, Endpoint(f"http://127.0.0.1:{9000 + worker}/v1", f"m{n}"))
+        for n in range(0, 6, 2):
+            endpoint.remove_endpoint(settings, Endpoint(f"http://127.0.0.1:{9000 + worker}/v1", f"m{n}").source)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    errors = []
+    for thread in threads:
+        thread.run = (lambda run: lambda: _catch(run, errors))(thread.run)
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    expected = {Endpoint(f"http://127.0.0.1:{9000 + w}/v1", f"m{n}").source for w in range(8) for n in (1, 3, 5)}
+    assert {e.source for e in endpoint.saved_endpoints(settings)} == expected
+    assert len(json.loads(settings.endpoints_file.read_text())["endpoints"]) == len(expected)
+    assert not list(settings.endpoints_file.parent.glob("*.tmp"))
+
+
+def _catch(run, errors: list) -> None:
+    try:
+        run()
+    except Exception as error:  # noqa: BLE001 - a worker's failure is the test's
+        errors.append(error)

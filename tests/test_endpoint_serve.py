@@ -19,9 +19,11 @@ from playground.models.loading import LoadOptions, ModelCache
 from playground.ratings import comparison as cmp
 from playground.ratings.judge import Judge, judge_answers
 from playground.ratings.store import Store
-from tests.serve_process import KEY_ENV, RunningServer, serving
+from tests.serve_process import RunningServer, serving
 
 KEY = "pg-test-key-7f3a9c2e51"
+CLIENT_KEY_ENV = "PLAYGROUND_ENDPOINT_KEY_TEST_SERVE"
+"""Where the client reads the key (the server reads it from serve_process.KEY_ENV): endpoint keys are PLAYGROUND_ENDPOINT_KEY_*."""
 ASK = [{"role": "user", "content": "Tell me a story."}]
 PARAMS = GenerationParams(temperature=1.0, top_p=1.0, top_k=0, repetition_penalty=1.0, max_new_tokens=12, seed=7)
 
@@ -34,10 +36,11 @@ def server(tiny_chat, tmp_path_factory) -> Iterator[RunningServer]:
 
 @pytest.fixture
 def keyed(settings, server, monkeypatch):
-    """The served model saved as a chat and a completions endpoint whose key is in KEY_ENV; their choice strings."""
-    monkeypatch.setenv(KEY_ENV, KEY)
-    chat = Endpoint(server.base_url, server.model, "chat", KEY_ENV)
-    plain = Endpoint(server.base_url, server.model, "completions", KEY_ENV)
+    """The served model saved as a chat and a completions endpoint whose key is in CLIENT_KEY_ENV; their choice
+    strings."""
+    monkeypatch.setenv(CLIENT_KEY_ENV, KEY)
+    chat = Endpoint(server.base_url, server.model, "chat", CLIENT_KEY_ENV)
+    plain = Endpoint(server.base_url, server.model, "completions", CLIENT_KEY_ENV)
     for added in (chat, plain):
         endpoint.save_endpoint(settings, added)
     return chat.source, plain.source
@@ -86,17 +89,17 @@ def test_stop_mid_stream_keeps_what_arrived(settings, keyed):
 
 @pytest.mark.slow
 def test_a_wrong_key_and_an_unknown_model_are_clear_messages(settings, server, monkeypatch):
-    monkeypatch.setenv(KEY_ENV, "not-the-key")
-    endpoint.save_endpoint(settings, Endpoint(server.base_url, server.model, "chat", KEY_ENV))
+    monkeypatch.setenv(CLIENT_KEY_ENV, "not-the-key")
+    endpoint.save_endpoint(settings, Endpoint(server.base_url, server.model, "chat", CLIENT_KEY_ENV))
     last = ask(settings, Endpoint(server.base_url, server.model).source)[-1][2]
-    assert "401" in last.error and f"${KEY_ENV}" in last.error and last.stats.finish_reason == "error"
-    monkeypatch.setenv(KEY_ENV, KEY)
-    missing = Endpoint(server.base_url, "no-such-model", "chat", KEY_ENV)
+    assert "401" in last.error and f"${CLIENT_KEY_ENV}" in last.error and last.stats.finish_reason == "error"
+    monkeypatch.setenv(CLIENT_KEY_ENV, KEY)
+    missing = Endpoint(server.base_url, "no-such-model", "chat", CLIENT_KEY_ENV)
     endpoint.save_endpoint(settings, missing)
     last = ask(settings, missing.source)[-1][2]
     assert "has no model 'no-such-model'" in last.error and "404" in last.error
     assert f"it serves `{server.model}`" in endpoint.check_connection(Endpoint(server.base_url, server.model,
-                                                                                key_env=KEY_ENV))
+                                                                                key_env=CLIENT_KEY_ENV))
 
 
 @pytest.mark.slow

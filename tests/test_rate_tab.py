@@ -285,8 +285,8 @@ def test_a_repeated_pair_looks_like_any_other_on_screen(ctx):
     ctx.store.save(again)
     plain = replace(again, id="plain", repeat_of=None, position=2)
     ctx.store.save(plain)
-    rate_button(ctx, "left", batch_id, original.id, 0, "", "ann", 0, 0, session())
-    shown = show_pair(ctx, batch_id, None)
+    after = rate_button(ctx, "left", batch_id, original.id, 0, "", "ann", 0, 0, session())
+    shown = show_pair(ctx, batch_id, after[0], redraw=True)  # the pair this rater was given next, drawn whole
     assert shown[0] == "again" and shown[LEFT] == verbatim_html("<b>answer a0</b>")  # the sides swapped
     voted = rate_button(ctx, "left", batch_id, "again", 0, "", "ann", 0, 0, session())
     control = show_pair(ctx, batch_id, "plain", redraw=True)
@@ -305,3 +305,34 @@ def test_a_share_of_pairs_is_asked_again_when_asked(ctx, tiny_base, tiny_chat, c
     assert created.total == 6 and created.settings["repeat_share"] == 0.5
     items = ctx.store.comparisons(voted_only=False, batch_id=created.id)
     assert len(items) == 6 and sum(r.repeat_of is not None for r in items) == 2
+
+
+class OtherRaterFirst(Store):
+    """A store where another rater's vote lands just after this session read the pair: the race of two raters
+    shown the same next pair, voting at the same moment."""
+
+    def get(self, comparison_id: str) -> ComparisonRecord | None:
+        record = super().get(comparison_id)
+        if record is not None and record.winner is None:
+            super().vote(record, "a", rater="other")  # between the vote's read and its write
+        return record
+
+
+def test_a_vote_that_loses_the_race_to_another_raters_is_refused_not_written_over_it(ctx, settings):
+    batch_id = hand_made_batch(ctx.store)
+    pair_id = show_pair(ctx, batch_id, None)[0]
+    racing = RateContext(OtherRaterFirst(settings.ratings_db), ctx.runner)
+    out = rate_button(racing, "right", batch_id, pair_id, 2, "mine", "bo", 0, 0, session())
+    kept = ctx.store.get(pair_id)
+    assert (kept.winner, kept.rater, kept.strength, kept.rationale) == ("a", "other", None, "")
+    assert out[LAST:] == [gr.skip()] * 3 and out[0] != pair_id  # no "Last vote" reveal; the next pair is shown
+
+
+def test_raters_sharing_a_batch_are_shown_different_pairs_and_each_keeps_its_own(ctx):
+    batch_id = hand_made_batch(ctx.store)
+    ann = open_batch(ctx, batch_id, None)[1]
+    bo = open_batch(ctx, batch_id, None)[1]
+    assert ann != bo
+    assert show_pair(ctx, batch_id, ann)[0] == ann and show_pair(ctx, batch_id, bo)[0] == bo  # the timer: kept
+    after = rate_button(ctx, "left", batch_id, ann, 0, "", "ann", 0, 0, session())
+    assert after[0] not in (ann, bo) and "Last vote" in after[LAST]  # ann's next pair is neither one

@@ -1,12 +1,15 @@
 """``python -m playground.serve``: a real server process on a tiny model + LoRA adapter, driven by the real ``openai``
-client. One server (with an API key) is shared by the module; its answers are checked against the app's own
-generation of the same model and prompt."""
+client. One server (listening on every interface, so with an API key) is shared by the module; its answers are
+checked against the app's own generation of the same model and prompt."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import openai
@@ -14,10 +17,10 @@ import pytest
 
 from playground.core.settings import Settings
 from playground.models.catalog import spec_for_folder
-from playground.models.generation import GenerationParams, stream
+from playground.models.generation import GenerationParams, StreamStats, StreamUpdate, stream
 from playground.models.loading import load
 from playground.models.prompting import RenderedPrompt, render
-from playground.serve.served_model import safe_length, stop_hit
+from playground.serve.served_model import GenerationFailed, answer_pieces, safe_length, stop_hit
 from tests.serve_process import ROOT, serving
 from tests.tiny_models import build_adapter, build_model
 
@@ -35,7 +38,8 @@ def adapter(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(adapter, tmp_path_factory):
-    with serving(adapter, tmp_path_factory.mktemp("serve") / "data", api_key=KEY) as running:
+    """The server as a user exposes it: on every interface (0.0.0.0: a loopback client reaches it), with a key."""
+    with serving(adapter, tmp_path_factory.mktemp("serve") / "data", "--host", "0.0.0.0", api_key=KEY) as running:
         yield running
 
 
@@ -99,10 +103,17 @@ def test_a_seed_gives_the_same_sample_and_a_stop_string_ends_it(server, client):
     assert streamed == cut.choices[0].text
 
 
+def test_a_wide_host_with_a_key_serves_only_requests_with_the_key(server):
+    assert f"at http://0.0.0.0:{server.base_url.split(':')[-1]} — API key required" in server.log.read_text()
+    with pytest.raises(urllib.error.HTTPError) as no_header:
+        urllib.request.urlopen(f"{server.base_url}/models", timeout=10)
+    assert no_header.value.code == 401 and b'"invalid_api_key"' in no_header.value.read()
+
+
 def test_errors_come_in_openais_shape(server, client):
-    with pytest.raises(openai.AuthenticationError) as no_key:
+    with pytest.raises(openai.AuthenticationError) as wrong_key:
         openai.OpenAI(base_url=server.base_url, api_key="wrong", max_retries=0).models.list()
-    assert no_key.value.status_code == 401 and no_key.value.code == "invalid_api_key"
+    assert wrong_key.value.status_code == 401 and wrong_key.value.code == "invalid_api_key"
     with pytest.raises(openai.NotFoundError) as unknown:
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert unknown.value.code == "model_not_found" and server.model in unknown.value.message
@@ -114,20 +125,74 @@ def test_errors_come_in_openais_shape(server, client):
     assert "should be from the user" in wrong_turns.value.message
 
 
+def test_unsupported_fields_are_refused_not_ignored(server, client):
+    refused = {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}], "tool_choice": "auto",
+               "functions": [{"name": "f", "parameters": {}}], "function_call": "auto",
+               "response_format": {"type": "json_object"}, "top_logprobs": 2, "modalities": ["text", "audio"]}
+    for field, value in refused.items():
+        with pytest.raises(openai.BadRequestError) as bad:
+            client.chat.completions.create(model=server.model, messages=MESSAGES, max_tokens=2,
+                                           extra_body={field: value})
+        assert bad.value.param == field and f"Unsupported {field}" in bad.value.message
+    # Their values that ask for nothing more, and bookkeeping fields, are accepted.
+    fine = client.chat.completions.create(model=server.model, messages=MESSAGES, max_tokens=2, user="me",
+                                          response_format={"type": "text"}, tool_choice="none")
+    assert fine.usage.completion_tokens <= 2
+
+
+def test_a_prompt_over_the_context_window_is_refused_before_streaming(server, client):
+    for stream_it in (False, True):
+        with pytest.raises(openai.BadRequestError) as too_long:
+            client.completions.create(model=server.model, prompt="Once upon a time " * 2000, max_tokens=2,
+                                      stream=stream_it)
+        assert too_long.value.code == "context_length_exceeded" and too_long.value.param == "prompt"
+        assert "maximum context length is 8192 tokens" in too_long.value.message
+    with pytest.raises(openai.BadRequestError) as too_many:
+        client.chat.completions.create(model=server.model, messages=MESSAGES, max_tokens=8190)
+    assert too_many.value.code == "context_length_exceeded" and too_many.value.param == "messages"
+    assert "8190 for the answer" in too_many.value.message
+
+
+def cancellations(server, since: int, said: str, timeout: float = 30) -> list[str]:
+    """The server's log lines after its first ``since`` lines that contain ``said``, waiting up to ``timeout``
+    seconds for one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in server.log.read_text().splitlines()[since:] if said in line]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.2)
+
+
 def test_a_client_that_goes_away_stops_its_answer(server, client):
+    since = len(server.log.read_text().splitlines())
     answer = client.completions.create(model=server.model, prompt=PROMPT, max_tokens=8000, temperature=0,
                                        stream=True)
     for seen, _ in enumerate(answer):
         if seen == 2:
             break
+    # While the stream has the model, a plain request waits for it; its client gives up: it leaves the queue.
+    with pytest.raises(openai.APITimeoutError):
+        client.with_options(timeout=1.0).completions.create(model=server.model, prompt=PROMPT, max_tokens=2)
+    assert len(cancellations(server, since, "while it waited for the model")) == 1
     answer.close()
-    deadline = time.monotonic() + 60
-    while "the request was cancelled" not in server.log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    said = [line for line in server.log.read_text().splitlines() if "the request was cancelled" in line]
+    said = cancellations(server, since, "stopped after")
     assert len(said) == 1 and int(said[0].split("stopped after ")[1].split()[0]) < 8000
     # The model is free again at once (the 8000-token answer would hold it for minutes).
     assert client.completions.create(model=server.model, prompt=PROMPT, max_tokens=2).usage.completion_tokens == 2
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_a_plain_request_whose_client_times_out_stops_its_answer(server, client):
+    since = len(server.log.read_text().splitlines())
+    with pytest.raises(openai.APITimeoutError):  # tokens keep coming all along: the server must still notice
+        client.with_options(timeout=1.5).completions.create(model=server.model, prompt=PROMPT, max_tokens=8000,
+                                                            temperature=0)
+    said = cancellations(server, since, "stopped after")
+    assert len(said) == 1 and int(said[0].split("stopped after ")[1].split()[0]) < 8000
+    started = time.monotonic()
+    assert client.completions.create(model=server.model, prompt=PROMPT, max_tokens=2).usage.completion_tokens == 2
+    assert time.monotonic() - started < 10
 
 
 def test_refuses_a_wide_host_without_a_key(tmp_path):
@@ -144,6 +209,43 @@ def test_stop_strings_hold_back_only_what_may_become_one():
     assert safe_length("hello Us", ["User:"]) == len("hello ")
     assert safe_length("hello", ["User:"]) == 5
     assert safe_length("caf\ufffd", []) == 3  # an unfinished character waits for its other bytes
+    assert safe_length("ab\ufffd", ["bé"]) == 1  # "b" may start the stop string once "\ufffd" becomes "é"
+    # What the tokenizer's clean-up may still rewrite waits for the next token: "Hello " may become "Hello.".
+    assert [safe_length(text, []) for text in ("Hello ", "I do n", "I do n'", "it '", "it 's")] == [5, 4, 4, 2, 5]
+
+
+def updates(*texts: str, finish: str = "length") -> list[StreamUpdate]:
+    """Generation's snapshots: the whole answer decoded again after each token, the last one done."""
+    last = len(texts) - 1
+    return [StreamUpdate(text, StreamStats(prompt_tokens=3, new_tokens=i + 1, finish_reason=finish if i == last else None),
+                         done=i == last) for i, text in enumerate(texts)]
+
+
+def pieces_of(snapshots: list[StreamUpdate], stops: list[str] | None = None) -> tuple[list[str], str, str]:
+    """The pieces :func:`answer_pieces` sends for ``snapshots``, the last piece's whole answer and finish reason."""
+    pieces = list(answer_pieces(iter(snapshots), stops or [], threading.Event()))
+    return [piece.text for piece in pieces], pieces[-1].answer, pieces[-1].finish_reason
+
+
+def test_pieces_add_up_to_the_answer_when_decoding_cleans_up_spaces():
+    # A tokenizer with clean_up_tokenization_spaces: the space before "." and "n't" goes once they arrive.
+    sent, answer, finish = pieces_of(updates("Hello", "Hello ", "Hello.", "Hello. I", "Hello. I do", "Hello. I do n",
+                                             "Hello. I don't", "Hello. I don't know", "Hello. I don't know."))
+    assert "".join(sent) == answer == "Hello. I don't know." and finish == "length"
+    assert all(sent)
+    # A rewrite nothing foresaw: the text after the common prefix is sent again rather than dropped.
+    sent, answer, _ = pieces_of(updates("abc", "abd", "abde"))
+    assert "".join(sent) == "abcde" and answer == "abde"
+
+
+def test_pieces_leave_out_the_stop_string_even_while_a_character_is_unfinished():
+    sent, answer, finish = pieces_of(updates("ab\ufffd", "abé", "abé and more"), stops=["bé"])
+    assert sent == ["a", ""] and answer == "a" and finish == "stop"
+    sent, answer, finish = pieces_of(updates("one", "one two", "one two.", finish="eos"), stops=["User:"])
+    assert "".join(sent) == answer == "one two." and finish == "stop"
+    with pytest.raises(GenerationFailed, match="out of memory"):
+        list(answer_pieces(iter([StreamUpdate("x"), StreamUpdate("x", error="out of memory", done=True)]), [],
+                           threading.Event()))
 
 
 def test_the_runs_tab_shows_the_serve_command_for_a_finished_language_model_run(settings):

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from playground.ratings.store import MIGRATIONS, SCHEMA_VERSION, ComparisonRecord, Side, Store, StoreError, _statements
+from playground.ratings.store import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    AlreadyVoted,
+    ComparisonRecord,
+    Side,
+    Store,
+    StoreError,
+    _statements,
+)
 
 
 def record(prompt: str = "Say hi", **fields) -> ComparisonRecord:
@@ -209,3 +218,32 @@ def test_a_full_disk_refuses_the_vote_clearly_and_changes_nothing(tmp_path):
     with pytest.raises(StoreError, match="disk is full"):
         store.vote(big, "a")
     assert store.count() == 0 and store.integrity_check() == "ok"
+
+
+def test_of_two_raters_voting_on_one_pair_at_once_exactly_one_vote_lands(tmp_path):
+    """``unrated_only`` (the Rate tab's votes): the check that the pair has no vote and the write are one
+    transaction, so a rater who read the pair before another's vote landed is refused instead of overwriting it."""
+    store = Store(tmp_path / "ratings.sqlite3")
+    pair = store.save(record())
+    store.vote(pair, "a", rater="first", unrated_only=True)
+    with pytest.raises(AlreadyVoted):
+        store.vote(pair, "b", rater="second", unrated_only=True)  # ``pair`` was read before the first vote
+    assert (store.get(pair.id).winner, store.get(pair.id).rater) == ("a", "first")
+    assert store.vote(pair, "b", rater="first").winner == "b"  # without it, a vote is changed as before
+
+    contested = store.save(record("Contested"))
+    landed, barrier = [], threading.Barrier(8)
+
+    def voter(n: int) -> None:
+        barrier.wait()
+        try:
+            landed.append(store.vote(contested, "tie", rater=f"rater{n}", unrated_only=True).rater)
+        except AlreadyVoted:
+            pass
+
+    threads = [threading.Thread(target=voter, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(landed) == 1 and store.get(contested.id).rater == landed[0]

@@ -104,6 +104,16 @@ def require_single_process(what: str) -> None:
                                f"Run it with python -m playground.train (one GPU).")
 
 
+def deepspeed_zero_stage() -> int:
+    """The DeepSpeed ZeRO stage this launch trains with (2 or 3 from ``accelerate launch --config_file
+    assets/accelerate/deepspeed-zero3.yaml``), or 0 without DeepSpeed. Read from the variables ``accelerate launch``
+    sets from the config file (``ACCELERATE_USE_DEEPSPEED``, ``ACCELERATE_DEEPSPEED_ZERO_STAGE``), which the trainer's
+    DeepSpeed plugin reads later: the model is loaded before the trainer exists, and ZeRO-3 changes how."""
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").strip().lower() not in ("1", "true", "yes"):
+        return 0
+    return _first_int(("ACCELERATE_DEEPSPEED_ZERO_STAGE",), 2)  # accelerate's default stage
+
+
 def from_main_process(value: bool) -> bool:
     """The main process's ``value``, on every process: for a decision all processes must take alike (stop after
     this step), since a process that stops while the others go on leaves them waiting for it forever. Only the

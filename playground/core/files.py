@@ -73,6 +73,16 @@ def write_atomic(path: Path, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
+def remove_leftovers(final: Path) -> list[Path]:
+    """Delete the temporaries that killed writers of ``final`` left beside it (``.<name>.<hex>.tmp``); returns them.
+    Only for a caller that knows no other writer of ``final`` is running (it holds a lock, or is the only writer)."""
+    final = Path(final)
+    stale = sorted(final.parent.glob(f".{glob.escape(final.name)}.*.tmp"))
+    for path in stale:
+        _remove(path)
+    return stale
+
+
 @contextmanager
 def staged_folder(final: Path, replace: bool = True) -> Iterator[Path]:
     """Yield a fresh, empty temporary folder beside ``final`` for the block to fill; when the block succeeds, it is
@@ -89,8 +99,8 @@ def staged_folder(final: Path, replace: bool = True) -> Iterator[Path]:
     temporaries are left alone."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(f".{glob.escape(final.name)}.*.tmp") if replace else ():
-        _remove(stale)
+    if replace:
+        remove_leftovers(final)
     temporary = _hidden_beside(final)
     temporary.mkdir()  # mode 0o777 less the umask, as an ordinary folder
     try:

@@ -145,6 +145,11 @@ class Settings:
         return self.data_dir / "ratings.sqlite3"
 
     @property
+    def endpoints_file(self) -> Path:
+        """The OpenAI-compatible endpoints the user added (URL, model, API, the key's variable NAME; never a key)."""
+        return self.data_dir / "endpoints.json"
+
+    @property
     def exports_dir(self) -> Path:
         """Preference data exported from the votes (JSONL, Parquet, ``datasets`` folders)."""
         return self.data_dir / "exports"

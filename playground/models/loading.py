@@ -20,6 +20,8 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
@@ -27,7 +29,7 @@ from typing import Any, Callable, Literal, Sequence
 from playground.core.files import staged_folder
 from playground.core.settings import Settings
 from playground.models import preparation
-from playground.models.catalog import PACKAGED, ModelKind, ModelSpec, PackagedModel
+from playground.models.catalog import PACKAGED, ModelKind, ModelSpec, PackagedModel, is_gguf_file
 
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 Quant = Literal["none", "4bit"]
@@ -370,6 +372,11 @@ def remove_stale_imports(package: PackagedModel, settings: Settings) -> list[Pat
 
 
 def _check_local_folder(folder: Path) -> None:
+    if is_gguf_file(str(folder)):  # an exported GGUF: its tokenizer is the folder's around it
+        if not (folder.parent / "tokenizer_config.json").is_file():
+            raise ModelLoadError(f"{folder.name} has no tokenizer beside it (tokenizer_config.json in "
+                                 f"{folder.parent}): the app runs a GGUF file only inside its exported folder.")
+        return
     if not (folder / "config.json").is_file():
         raise ModelLoadError(f"{folder} is not a Hugging Face model folder (no config.json).")
     if not any(folder.glob("*.safetensors")):
@@ -381,6 +388,8 @@ def _check_local_folder(folder: Path) -> None:
 
 def weights_location(spec: ModelSpec, settings: Settings, progress: Progress = lambda _: None) -> str:
     """Folder path or hub id that ``from_pretrained`` reads for this spec's source."""
+    if spec.source_type == "endpoint":
+        check_available(spec)  # raises: an endpoint has no weights here
     if spec.source_type == "package":
         return str(import_packaged(PACKAGED[spec.source], settings, progress))
     if spec.source_type == "local":
@@ -392,6 +401,9 @@ def check_available(spec: ModelSpec) -> None:
     """Cheaply (nothing is loaded or imported) make sure the spec's weights can be had: a packaged model is
     installed, a local folder holds a model in safetensors, a hub id is in the local Hugging Face cache or — when
     the hub may be used — exists there. Raises :class:`ModelLoadError` saying what to pick instead."""
+    if spec.source_type == "endpoint":  # its weights are on the server: it answers (Compare, Rate, judge) only
+        raise ModelLoadError(f"{spec.name} is an OpenAI-compatible endpoint: it answers over HTTP, but there are no "
+                             f"weights here to load or train. Pick a packaged model, a model folder or a hub id.")
     if spec.source_type == "package":
         if not PACKAGED[spec.source].installed():
             raise ModelLoadError(f"{spec.source} is not installed. Install it with: {PACKAGED[spec.source].install}")
@@ -427,11 +439,19 @@ def _hub_error(spec: ModelSpec, error: Exception) -> ModelLoadError:
 
 def quantization_config(compute_dtype: Any) -> Any:
     """The one 4-bit setting every path uses (QLoRA's: NF4 weights, double quantization of the block scales,
-    matmuls in ``compute_dtype``), so a model is quantized alike for Compare, training, reward scoring and PPO."""
+    matmuls in ``compute_dtype``), so a model is quantized alike for Compare, training, reward scoring and PPO.
+
+    Under DeepSpeed ZeRO-3 (a run launched with ``assets/accelerate/deepspeed-zero3.yaml``) the packed 4-bit weights
+    are stored in ``compute_dtype`` tensors rather than bytes (``bnb_4bit_quant_storage``): ZeRO-3 splits every weight
+    across the GPUs and casts the model to bf16, which must leave a packed weight's bits as they are — PEFT's
+    DeepSpeed guide, "QLoRA and ZeRO-3". Only the container changes: the numbers are the same."""
     from transformers import BitsAndBytesConfig
 
+    from playground.core.distributed import deepspeed_zero_stage
+
+    storage = {"bnb_4bit_quant_storage": compute_dtype} if deepspeed_zero_stage() == 3 else {}
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=compute_dtype)
+                              bnb_4bit_compute_dtype=compute_dtype, **storage)
 
 
 def keep_4bit_differentiable(model: Any) -> None:
@@ -482,10 +502,13 @@ def build_model(spec: ModelSpec, settings: Settings, options: LoadOptions = Load
 
     device = pick_device()
     location = weights_location(spec, settings, progress)
+    kwargs: dict[str, Any] = {"device_map": {"": device}, "use_safetensors": True}
+    if is_gguf_file(location):  # an exported GGUF: transformers imports its weights; the tokenizer is the folder's
+        location, kwargs = str(Path(location).parent), {"device_map": {"": device}, "gguf_file": Path(location).name}
     needs_type = options.dtype == "auto" and memory_of(device) == "gpu"  # fp16 or not, on a card without bf16
-    dtype = resolve_dtype(options.dtype, device, config_model_type(location) if needs_type else "")
+    kwargs["dtype"] = dtype = resolve_dtype(options.dtype, device,
+                                            config_model_type(location) if needs_type else "")
     progress(f"Loading {spec.name} on {device}…")
-    kwargs: dict[str, Any] = {"dtype": dtype, "device_map": {"": device}, "use_safetensors": True}
     if options.quant == "4bit":
         kwargs["quantization_config"] = quantization_config(dtype)
     if head == "score":
@@ -506,6 +529,16 @@ def build_model(spec: ModelSpec, settings: Settings, options: LoadOptions = Load
 
         model = PeftModel.from_pretrained(model, str(adapter))
     return model, tokenizer
+
+
+def resolved_kind(spec: ModelSpec, tokenizer: Any) -> ModelKind:
+    """The kind a loaded model is prompted as: the spec's; else a packaged model's; else instruct when its tokenizer
+    has a chat template, base when not. Every backend, and a merged export's record of it, decides it here."""
+    if spec.kind is not None:
+        return spec.kind
+    if spec.source in PACKAGED:
+        return PACKAGED[spec.source].kind
+    return "instruct" if getattr(tokenizer, "chat_template", None) else "base"
 
 
 def end_token_ids(generation_config: Any, tokenizer: Any) -> list[int]:
@@ -530,8 +563,8 @@ def choose_backend(spec: ModelSpec, options: LoadOptions, device: str | None = N
     if options.backend == "transformers":
         return "transformers", "chosen"
     why = ""
-    if spec.source_type != "package":
-        why = "llama.cpp runs only the packaged GGUF models"
+    if spec.source_type != "package" and not is_gguf_file(spec.source):
+        why = "llama.cpp runs only GGUF models (the packaged ones, or an exported GGUF file)"
     elif options.quant != "none" or options.dtype != "auto":
         why = f"{options.quant if options.quant != 'none' else options.dtype} weights need transformers"
     elif not llama_backend.installed():
@@ -569,15 +602,17 @@ def _load_llama(spec: ModelSpec, settings: Settings, options: LoadOptions, progr
     from playground.models import llama_backend
 
     started = time.monotonic()
-    package = PACKAGED[spec.source]
-    gguf = packaged_gguf(package, settings, progress)
+    package = PACKAGED.get(spec.source)  # None: an exported GGUF file, its tokenizer in the folder around it
+    gguf = packaged_gguf(package, settings, progress) if package else Path(spec.source)
     progress(f"Trying llama.cpp on {spec.name} (once)…")
     if (problem := llama_backend.runs_here(gguf)) is not None:
         if options.backend == "llama.cpp":
             raise ModelLoadError(problem)
         progress(f"{problem}; using transformers")
         return None
-    folder = import_tokenizer(package, settings, progress)
+    if package is None:
+        _check_local_folder(gguf)
+    folder = import_tokenizer(package, settings, progress) if package else gguf.parent
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -600,7 +635,8 @@ def _load_llama(spec: ModelSpec, settings: Settings, options: LoadOptions, progr
         raise ModelLoadError(str(error)) from error
     eos_ids = end_token_ids(GenerationConfig.from_pretrained(str(folder)), tokenizer)
     return LoadedModel(spec=spec, options=options, model=runner, tokenizer=tokenizer, device="cpu",
-                       kind=spec.kind or package.kind, context_length=runner.context,
+                       kind=resolved_kind(spec, tokenizer),
+                       context_length=runner.context,
                        footprint_bytes=runner.footprint_bytes(), load_seconds=time.monotonic() - started,
                        backend="llama.cpp", eos_token_ids=tuple(eos_ids))
 
@@ -635,7 +671,7 @@ def load(
     model.eval()
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     context = int(getattr(config, "max_position_embeddings", 0) or 2048)
-    kind = spec.kind or ("instruct" if getattr(tokenizer, "chat_template", None) else "base")
+    kind = resolved_kind(spec, tokenizer)
     eos_ids = end_token_ids(model.generation_config, tokenizer)
     return LoadedModel(
         spec=spec,
@@ -668,7 +704,8 @@ def estimate_load_seconds(spec: ModelSpec, options: LoadOptions, settings: Setti
         return preparation.MINIMUM_SECONDS
     if spec.source_type != "package":
         folder = Path(spec.source)
-        weights = sum(f.stat().st_size for f in folder.glob("*.safetensors")) / 2**20 if folder.is_dir() else 500.0
+        weights = sum(f.stat().st_size for f in folder.glob("*.safetensors")) / 2**20 if folder.is_dir() else \
+            folder.stat().st_size / 2**20 if folder.is_file() else 500.0
         return preparation.estimate_seconds(0, False, False, weights)
     package = PACKAGED[spec.source]
     imported = (imported_dir(package, settings) / _IMPORT_DONE).is_file()
@@ -719,6 +756,14 @@ def over_budget(models: Sequence[tuple[tuple, Memory, int]], others: dict[Memory
                 dropped.append(key)
                 used -= size
     return dropped
+
+
+def _size(size: int) -> str:
+    """Bytes for a message: GiB, MiB or KiB, whichever reads best."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if size >= scale:
+            return f"{size / scale:.2f} {unit}"
+    return f"{size / 2**10:.0f} KiB"
 
 
 Holder = Callable[[], list[tuple[str, int]]]
@@ -863,6 +908,32 @@ class ModelCache:
         """Unload least recently used models until every memory is within its budget (after a holder loaded one)."""
         with self._lock:
             self._evict_over_budget(keep=None)
+
+    @contextmanager
+    def room_for(self, name: str, device: str, size: int) -> Iterator[None]:
+        """Count ``size`` bytes on ``device`` as held outside the cache while the block runs (a model built for a
+        job, not for answering: an export's float32 merge), unloading least recently used models first so that
+        memory stays within its budget. Refuses (:class:`ModelLoadError`, naming the sizes, nothing unloaded)
+        when ``size`` and the models held elsewhere don't fit in the budget even with the cache empty."""
+        memory = memory_of(device)
+        holder: Holder = lambda: [(device, size)]  # noqa: E731 - a constant, asked under the lock
+        with self._lock:
+            held = self._held_elsewhere().get(memory, 0)
+            budget = self.budget(memory)
+            if size + held > budget:
+                also = f" (other tabs' models hold {_size(held)} of it)" if held else ""
+                raise ModelLoadError(
+                    f"{name} needs about {_size(size)} of {'GPU' if memory == 'gpu' else 'RAM'} and the app's "
+                    f"memory budget is {_size(budget)}{also}. Start the app with a larger "
+                    f"{'--gpu-memory-budget-gb' if memory == 'gpu' else '--memory-budget-gb'}, or run it outside "
+                    f"the app.")
+            self._holders.append(holder)
+            self._evict_over_budget(keep=None)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders.remove(holder)
 
     def _held_elsewhere(self) -> dict[Memory, int]:
         held: dict[Memory, int] = {}

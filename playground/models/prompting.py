@@ -48,6 +48,15 @@ def concrete_format(fmt: PromptFormat, kind: str, tokenizer: Any) -> PromptForma
     return "chat" if kind == "instruct" and has_chat_template(tokenizer) else "plain"
 
 
+def model_format(fmt: PromptFormat, trained_format: str | None) -> PromptFormat:
+    """The format a model is prompted in: "auto" is a tuned adapter's training format when its run recorded one
+    (``ModelSpec.trained_format``: it answers best the way it was trained), else ``fmt`` itself (:func:`render`
+    resolves a remaining "auto" by the model's kind)."""
+    if fmt == "auto" and trained_format:
+        return trained_format  # type: ignore[return-value]  # a run records one of the PromptFormat names
+    return fmt
+
+
 def validate_messages(messages: list[Message]) -> None:
     """A conversation alternates user/assistant turns, starts with the user and ends with a non-empty user turn."""
     if not messages:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -33,6 +33,10 @@ BUSY_TIMEOUT_MS = 10_000
 
 class StoreError(RuntimeError):
     """The database can't be opened or a write was refused; the message says why and what to do."""
+
+
+class AlreadyVoted(StoreError):
+    """A vote cast with ``unrated_only`` on a pair that got its vote from someone else first; nothing changed."""
 
 
 def now() -> str:
@@ -359,22 +363,30 @@ class Store:
 
     # ------------------------------------------------------------------------------------------ votes
 
-    def save(self, record: ComparisonRecord) -> ComparisonRecord:
-        """Insert a comparison, or replace the one with the same id (a changed vote updates, never duplicates)."""
+    def save(self, record: ComparisonRecord, unrated_only: bool = False) -> ComparisonRecord:
+        """Insert a comparison, or replace the one with the same id (a changed vote updates, never duplicates).
+        With ``unrated_only``, a stored comparison that already has a vote is left as it is and
+        :class:`AlreadyVoted` is raised: the check and the write are one transaction, so of two raters voting on
+        the same pair at once, exactly one vote lands and the other is told so."""
         values = _row_values(record)
         columns = ", ".join(values)
         updates = ", ".join(f"{c} = excluded.{c}" for c in values if c not in ("id", "created_at"))
+        condition = " WHERE comparisons.winner IS NULL" if unrated_only else ""
         with self._write() as db:
-            db.execute(f"INSERT INTO comparisons ({columns}) VALUES ({', '.join(':' + c for c in values)}) "
-                       f"ON CONFLICT (id) DO UPDATE SET {updates}", values)
+            written = db.execute(f"INSERT INTO comparisons ({columns}) VALUES ({', '.join(':' + c for c in values)}) "
+                                 f"ON CONFLICT (id) DO UPDATE SET {updates}{condition}", values).rowcount
+            if not written:
+                raise AlreadyVoted(f"comparison {record.id} already has a vote")
             if record.winner is not None and record.rater:
                 _touch_rater(db, record.rater, values["updated_at"])
         return replace(record, updated_at=values["updated_at"])
 
     def vote(self, record: ComparisonRecord, winner: Winner, strength: int | None = None, rationale: str = "",
-             rater: str = "", score_a: int | None = None, score_b: int | None = None) -> ComparisonRecord:
+             rater: str = "", score_a: int | None = None, score_b: int | None = None,
+             unrated_only: bool = False) -> ComparisonRecord:
         """Record (or change) the vote on ``record``, saving the whole record; returns it as stored. ``score_a`` /
         ``score_b``: the optional 1–5 score of each side's answer, given with the vote (None: not scored).
+        ``unrated_only``: only if the stored pair has no vote yet, else :class:`AlreadyVoted` (see :meth:`save`).
 
         When this returns, the vote is committed to disk.
         """
@@ -385,7 +397,7 @@ class Store:
         voted = replace(record, winner=winner, strength=strength, rationale=(rationale or "").strip(),
                         rater=rater or record.rater, voted_at=stamp, updated_at=stamp, skipped=False,
                         score_a=score_a, score_b=score_b)
-        return self.save(voted)
+        return self.save(voted, unrated_only)
 
     def clear_vote(self, comparison_id: str) -> None:
         """Undo a vote: the comparison goes back to unrated (the Rate tab's U key)."""
@@ -514,14 +526,16 @@ class Store:
                              "LIMIT 1", (batch_id, position)).fetchone()
         return _from_row(row) if row else None
 
-    def next_unrated(self, batch_id: str, include_skipped: bool = False) -> ComparisonRecord | None:
-        """The next pair to show: unrated, not skipped (unless asked), lowest position first — among the pairs
-        generated so far, so the batch writes a repeat only once every position below it exists
-        (:mod:`playground.ratings.batch`)."""
+    def next_unrated(self, batch_id: str, include_skipped: bool = False,
+                     exclude: Collection[str] = ()) -> ComparisonRecord | None:
+        """The next pair to show: unrated, not skipped (unless asked), not one of the ids in ``exclude`` (pairs
+        other raters have on screen), lowest position first — among the pairs generated so far, so the batch
+        writes a repeat only once every position below it exists (:mod:`playground.ratings.batch`)."""
         skipped = "" if include_skipped else "AND skipped = 0"
+        others = f"AND id NOT IN ({', '.join('?' * len(exclude))})" if exclude else ""
         with self._connect() as db:
             row = db.execute(f"SELECT * FROM comparisons WHERE batch_id = ? AND winner IS NULL AND deleted_at IS "
-                             f"NULL {skipped} ORDER BY position LIMIT 1", (batch_id,)).fetchone()
+                             f"NULL {skipped} {others} ORDER BY position LIMIT 1", (batch_id, *exclude)).fetchone()
         return _from_row(row) if row else None
 
     def last_voted(self, batch_id: str) -> ComparisonRecord | None:

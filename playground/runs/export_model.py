@@ -8,7 +8,11 @@ in that folder (F16, or Q8_0 with the ``gguf`` package's quantizer) that llama.c
 
 The base is built in float32 the way the app builds it (:func:`playground.models.loading.build_model`; a packaged
 GGUF base is its float32 import), so an adapter trained in 4-bit (QLoRA) merges into the unquantized weights, which
-the result says. Before writing, the output's size is estimated and compared with the free disk space.
+the result says. Before loading, the float32 model's size is estimated from the base's config (built on torch's
+``meta`` device: no weights), compared with the free disk space, and — from the app — made room for in its
+:class:`~playground.models.loading.ModelCache` (least recently used models are unloaded; a budget too small is
+refused). One export of a name runs at a time (a lock in the data dir's cache); it deletes what a killed export of
+the same name left behind, and the model lists skip a folder still being written (hidden until it is renamed).
 
 Run it from the Runs tab (**Merge and export**) or the command line::
 
@@ -18,19 +22,39 @@ Run it from the Runs tab (**Merge and export**) or the command line::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from playground.core.files import staged_file, staged_folder
+from playground.core.files import remove_leftovers, staged_file, staged_folder
 from playground.core.settings import Settings
 from playground.models import llama_backend
-from playground.models.catalog import PACKAGED, CatalogError, is_language_model_adapter, spec_for_folder
-from playground.models.loading import LoadOptions, ModelLoadError, build_model, packaged_gguf
+from playground.models.catalog import (
+    PACKAGED,
+    CatalogError,
+    ModelSpec,
+    is_gguf_file,
+    is_language_model_adapter,
+    spec_for_folder,
+)
+from playground.models.loading import (
+    LoadOptions,
+    ModelCache,
+    ModelLoadError,
+    build_model,
+    free_memory,
+    packaged_gguf,
+    pick_device,
+    resolved_kind,
+    weights_location,
+)
+from playground.models.prompting import concrete_format
 
 GgufType = Literal["none", "f16", "q8_0"]
 GGUF_TYPES: tuple[str, ...] = ("none", "f16", "q8_0")
@@ -48,6 +72,25 @@ _NORM_PLUS_ONE = {"gemma3"}
 """Architectures whose RMSNorm scales by (1 + w): llama.cpp's converter stores w + 1 (transformers subtracts it back)."""
 _Q8_BLOCK = 32
 """Q8_0 quantizes rows in blocks of 32 weights; a tensor whose rows don't divide into them stays F16."""
+
+# llama.cpp tokenizes a byte-level BPE GGUF by the pre-tokenizer *name* in ``tokenizer.ggml.pre`` (its own split
+# rules per name; an unknown model gets ``default``, GPT-2's rules, and splits digits, spaces and apostrophes
+# wrongly for most models). Its converter (convert_hf_to_gguf.py, ``get_vocab_base_pre``) picks the name by a hash
+# of the tokenizer's ids for this text; the converter is not on PyPI, so the text and the hashes of the families the
+# app runs are repeated here.
+_PRE_TOKENIZER_CHECK = ("\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n     \n🚀 (normal) 😶\u200d🌫️ (multiple emojis "
+                        "concatenated) ✅ 🦙🦙 3 33 333 3333 33333 333333 3333333 33333333 3.3 3..3 3...3 "
+                        "កាន់តែពិសេសអាច😁 ?我想在apple工作1314151天～ ------======= нещо на Български "
+                        "''''''```````\"\"\"\"......!!!!!!?????? I've been 'told he's there, 'RE you sure? 'M not sure I'll "
+                        "make it, 'D you like some tea? We'Ve a'lL")
+LLAMA_PRE_TOKENIZERS: dict[str, str] = {
+    "855059429035d75a914d1eda9f10a876752e281a054a7a3d421ef0533e5b6249": "smollm",  # SmolLM, SmolLM2
+    "e636dc30a262dcc0d8c323492e32ae2b70728f4df7dfe9737d9f920a282b8aea": "qwen2",  # Qwen1.5, Qwen2, Qwen2.5
+    "d4540891389ea895b53b399da6ac824becc30f2fba0e9ddbb98f92e55ca0e97c": "qwen2",  # Qwen3
+    "0ef9807a4087ebef797fc749390439009c3b9eda9ad1a097abbe738f486c01e5": "llama-bpe",  # Llama 3
+    "3ce83efda5659b07b1ad37ca97ca5797ea4285d9b9ab0dc679e4a720c9da7454": "gpt-2",  # GPT-2
+}
+"""llama.cpp's pre-tokenizer name by the hash of the tokenizer's ids for :data:`_PRE_TOKENIZER_CHECK`."""
 
 
 class ExportError(ValueError):
@@ -115,12 +158,51 @@ def _tokenizer_bytes(tokenizer: Any) -> int:
     return 60 * len(tokenizer) + 2**20
 
 
+def base_parameters(spec: ModelSpec, settings: Settings, progress: Callable[[str], None] = lambda _: None) -> int:
+    """The number of weights of ``spec``'s base model, from its config alone: the model is built on torch's
+    ``meta`` device (shapes, no memory), so this is known before the float32 model is. A packaged base is imported
+    first (as loading it would be)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    location = weights_location(spec, settings, progress)
+    kwargs: dict[str, Any] = {}
+    if is_gguf_file(location):
+        location, kwargs = str(Path(location).parent), {"gguf_file": Path(location).name}
+    config = AutoConfig.from_pretrained(location, **kwargs)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+@contextmanager
+def _export_lock(settings: Settings, out: Path) -> Iterator[None]:
+    """Hold the lock of exports to ``out`` (a file in the data dir's cache, so the output's folder gets nothing but
+    the export); :class:`ExportError` at once when another export to it holds the lock."""
+    from filelock import FileLock, Timeout
+
+    key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]
+    folder = settings.data_dir / "cache" / "export-locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / f"{key}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as error:
+        raise ExportError(f"Another export to {out} is under way: wait for it to finish.") from error
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def export_run(settings: Settings, run_or_adapter: str, out: Path | None = None, gguf: GgufType = "none",
-               progress: Progress = lambda fraction, text: None) -> ExportResult:
+               progress: Progress = lambda fraction, text: None, cache: ModelCache | None = None) -> ExportResult:
     """Merge a run's (or an adapter folder's) LoRA into its base and write the Hugging Face folder ``out`` (default
     ``DATA_DIR/models/<run>-merged``), plus a GGUF of type ``gguf`` inside it. ``progress(fraction, text)`` hears
-    each step. Refuses (:class:`ExportError`, nothing written) an unknown or reward run, an existing ``out``, a GGUF
-    of an architecture not covered, and a disk without room for the estimated size."""
+    each step. ``cache`` (the app's) makes room in its memory budget for the float32 model while it is built and
+    written. Refuses (:class:`ExportError`, nothing written) an unknown or reward run, an existing ``out``, another
+    export to ``out`` under way, a GGUF of an architecture not covered, a disk without room for the estimated size,
+    and a memory budget without room for the float32 model."""
     if gguf not in GGUF_TYPES:
         raise ExportError(f"GGUF type must be one of {', '.join(GGUF_TYPES)}, got {gguf!r}.")
     adapter, name = find_adapter(settings, run_or_adapter)
@@ -131,24 +213,55 @@ def export_run(settings: Settings, run_or_adapter: str, out: Path | None = None,
         tuned = spec_for_folder(adapter)
     except CatalogError as error:
         raise ExportError(str(error)) from error
+    with _export_lock(settings, out):
+        remove_leftovers(out)  # a killed export's staging folder: no other export to ``out`` runs now
+        return _export(settings, tuned, adapter, name, out, gguf, progress, cache)
+
+
+def _export(settings: Settings, tuned: ModelSpec, adapter: Path, name: str, out: Path, gguf: GgufType,
+            progress: Progress, cache: ModelCache | None) -> ExportResult:
+    """:func:`export_run` once the run is found and the export to ``out`` is locked."""
     info = _adapter_info(adapter)
     progress(0.05, f"Loading {tuned.name} in float32…")
+    try:
+        parameters = base_parameters(tuned, settings, progress=lambda line: progress(0.05, line))
+    except (ModelLoadError, OSError, ValueError) as error:
+        raise ExportError(f"Couldn't load {tuned.name}: {error}") from error
+    float32_bytes = 4 * parameters
+    check_room(out.parent, estimate_bytes(parameters, 60 * 2**16, gguf))  # about a 64k-token tokenizer
+    try:
+        room = cache.room_for(f"Merging {name} (float32)", pick_device(), float32_bytes) if cache else nullcontext()
+        with room:
+            return _merge_and_write(settings, tuned, adapter, name, out, gguf, info, progress)
+    except ModelLoadError as error:  # the memory budget can't hold the float32 model
+        raise ExportError(str(error)) from error
+
+
+def _merge_and_write(settings: Settings, tuned: ModelSpec, adapter: Path, name: str, out: Path, gguf: GgufType,
+                     info: dict[str, Any], progress: Progress) -> ExportResult:
+    """Build base + adapter in float32, merge, and write the folder (and GGUF) under a staging name."""
     try:
         model, tokenizer = build_model(tuned, settings, LoadOptions(dtype="float32", backend="transformers"),
                                        progress=lambda line: progress(0.1, line))
     except (ModelLoadError, OSError, ValueError) as error:
         raise ExportError(f"Couldn't load {tuned.name}: {error}") from error
     template = _gguf_template(tuned.source, model.config, settings) if gguf != "none" else None
-    parameters = sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)
-    check_room(out.parent, estimate_bytes(parameters, _tokenizer_bytes(tokenizer), gguf))
     progress(0.35, "Merging the adapter into the base (W + α/r · B·A)…")
     merged = model.merge_and_unload()
     notes = [f"Merged {name}'s adapter into {tuned.source} (float32)."]
     if info.get("quantized"):
         notes.append("The adapter was trained on the 4-bit (QLoRA) base; it is merged into the unquantized "
                      "float32 base, so the merged model's weights differ slightly from what training saw.")
+    if template is None and gguf != "none" and llama_pre_tokenizer(tokenizer) is None:
+        notes.append("llama.cpp doesn't know this tokenizer's pre-tokenizer (the GGUF says 'default'): run outside "
+                     "the app (llama.cpp, Ollama), the GGUF may split text into different tokens than the model "
+                     "learned. The app itself always tokenizes with the Hugging Face tokenizer.")
+    # What the loader resolves for base + adapter, recorded explicitly: the merged folder is prompted the same way
+    # whatever its name suggests (catalog.local_spec honours the record over guessing from the name).
+    kind = resolved_kind(tuned, tokenizer)
+    prompt_format = tuned.trained_format or concrete_format("auto", kind, tokenizer)
     record = {"run": name, "stage": info.get("stage"), "base_model": info.get("base_model", tuned.source),
-              "adapter": str(adapter), "kind": tuned.kind, "prompt_format": tuned.trained_format,
+              "adapter": str(adapter), "kind": kind, "prompt_format": prompt_format,
               "merged_from_4bit": bool(info.get("quantized")), "gguf": gguf}
     gguf_path = out / f"{out.name}.{gguf}.gguf" if gguf != "none" else None
     try:
@@ -158,6 +271,7 @@ def export_run(settings: Settings, run_or_adapter: str, out: Path | None = None,
             tokenizer.save_pretrained(staging)
             (staging / INFO_FILE).write_text(json.dumps(record, indent=2))
             del model, merged
+            free_memory()  # the float32 model goes before the GGUF writer reads the weights back
             if gguf_path is not None:
                 write_gguf(staging, staging / gguf_path.name, gguf, template,  # type: ignore[arg-type]
                            progress=lambda fraction, text: progress(0.6 + 0.4 * fraction, text))
@@ -235,7 +349,8 @@ def write_gguf(folder: Path, out: Path, gguf_type: Literal["f16", "q8_0"], templ
         weights.update(load_file(file))
     names = llama_backend.tensor_names(arch, blocks)
     tensors: dict[str, Any] = {}
-    for key, value in weights.items():
+    while weights:  # each float32 weight is dropped once converted: the file's weights are held once, not twice
+        key, value = weights.popitem()
         target = names.get_name(key, try_suffixes=(".weight", ".bias"))
         if target is None:
             raise ExportError(f"The model's tensor {key} has no GGUF name for {arch}; GGUF export refused.")
@@ -250,8 +365,9 @@ def write_gguf(folder: Path, out: Path, gguf_type: Literal["f16", "q8_0"], templ
         differ = sorted(set(tensors) ^ set(wanted))
         raise ExportError(f"The merged model's tensors don't match its base GGUF's (e.g. {', '.join(differ[:3])}); "
                           f"GGUF export refused.")
-    for index, (target, value) in enumerate(sorted(tensors.items())):
-        progress(0.1 + 0.8 * index / len(tensors), f"GGUF {gguf_type.upper()}: {target}")
+    for index, target in enumerate(sorted(tensors)):
+        value = tensors.pop(target)  # the writer keeps the F16 / Q8_0 copy; the float32 one goes
+        progress(0.1 + 0.8 * index / (index + 1 + len(tensors)), f"GGUF {gguf_type.upper()}: {target}")
         if value.ndim < 2:
             writer.add_tensor(target, np.ascontiguousarray(value, dtype=np.float32))
         elif gguf_type == "q8_0" and value.shape[-1] % _Q8_BLOCK == 0:
@@ -309,10 +425,18 @@ def _write_settings(writer: Any, config: dict[str, Any], arch: str, heads: int, 
     writer.add_value_length(head_dim)
 
 
+def llama_pre_tokenizer(tokenizer: Any) -> str | None:
+    """llama.cpp's name for the Hugging Face ``tokenizer``'s pre-tokenizer (``smollm``, ``qwen2``, ``llama-bpe``…),
+    found as its converter finds it (:data:`LLAMA_PRE_TOKENIZERS`), or None for a tokenizer not listed there."""
+    ids = tokenizer.encode(_PRE_TOKENIZER_CHECK)
+    return LLAMA_PRE_TOKENIZERS.get(hashlib.sha256(str(ids).encode()).hexdigest())
+
+
 def _write_tokenizer(writer: Any, folder: Path) -> None:
     """A byte-level BPE tokenizer's GGUF keys (llama.cpp's ``gpt2`` model): tokens by id, their types, the merges,
-    the special ids and the chat template. The app tokenizes with the Hugging Face tokenizer on both backends, so the
-    pre-tokenizer name (which only llama.cpp's own tokenizing reads) is left at ``default``."""
+    the special ids, the pre-tokenizer name (:func:`llama_pre_tokenizer`; ``default`` when unknown — the export's
+    result warns) and the chat template. Only llama.cpp's own tokenizing reads the name: the app tokenizes with the
+    Hugging Face tokenizer on both backends."""
     import gguf
     from transformers import AutoTokenizer
 
@@ -328,7 +452,7 @@ def _write_tokenizer(writer: Any, folder: Path) -> None:
         raise ExportError("The tokenizer's ids have gaps; GGUF export refused.")
     special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
+    writer.add_tokenizer_pre(llama_pre_tokenizer(tokenizer) or "default")
     writer.add_token_list(tokens)
     writer.add_token_types([gguf.TokenType.CONTROL if i in special else gguf.TokenType.NORMAL
                             for i in range(len(tokens))])

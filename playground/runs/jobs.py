@@ -61,21 +61,40 @@ SINGLE_PROCESS_STAGES = frozenset({"ppo"})
 (:func:`playground.train.ppo.main`), and so is offered no ``accelerate launch`` command."""
 
 
-def command(stage: str, config: Path, resume: bool = False, launcher: str = "python") -> list[str]:
-    """The exact command a run uses (the UI shows it; ``launcher="accelerate"`` for several GPUs, one process each,
-    which a stage in :data:`SINGLE_PROCESS_STAGES` refuses: :class:`JobError`)."""
+def command(stage: str, config: Path, resume: bool = False, launcher: str = "python",
+            processes: int | None = None) -> list[str]:
+    """The exact command a run uses (the UI shows it). ``launcher="accelerate"``: ``accelerate launch``, one process
+    per GPU — ``processes`` of them (``--multi_gpu --num_processes N``), or with None as many as accelerate finds
+    GPUs. ``--multi_gpu`` picks accelerate's torchrun launcher, which also starts N processes on a machine without a
+    GPU (they train on the CPU over gloo); ``--cpu --num_processes N`` would start just one there. A stage in
+    :data:`SINGLE_PROCESS_STAGES` refuses it (:class:`JobError`)."""
     if launcher not in ("python", "accelerate"):
         raise JobError(f"Unknown launcher {launcher!r}: python or accelerate.")
     if launcher == "accelerate" and stage in SINGLE_PROCESS_STAGES:
         raise JobError(f"{stage.upper()} runs on one process only (its loop has no multi-GPU code): run it with "
                        f"python -m playground.train, not accelerate launch.")
-    head = [sys.executable, "-m"] if launcher == "python" else ["accelerate", "launch", "-m"]
+    if processes is not None and not (launcher == "accelerate" and processes > 1):
+        raise JobError(f"{processes} process(es) is not a multi-process launch: accelerate launch takes 2 or more.")
+    if launcher == "python":
+        head = [sys.executable, "-m"]
+    else:
+        head = ["accelerate", "launch"] + (["--multi_gpu", "--num_processes", str(processes)] if processes else [])
+        head.append("-m")
     return head + ["playground.train", stage, str(config)] + (["--resume"] if resume else [])
 
 
-def shell_command(stage: str, config: Path, resume: bool = False, launcher: str = "python") -> str:
+def run_command(stage: str, config: Path, resume: bool = False, processes: int = 1) -> list[str]:
+    """The command the app starts a run with: ``python -m playground.train`` on one process, ``accelerate launch
+    --multi_gpu --num_processes N`` on ``processes`` > 1 (:func:`command`)."""
+    if processes > 1:
+        return command(stage, config, resume, launcher="accelerate", processes=processes)
+    return command(stage, config, resume)
+
+
+def shell_command(stage: str, config: Path, resume: bool = False, launcher: str = "python",
+                  processes: int | None = None) -> str:
     """:func:`command` as a line to paste into a shell (``python`` rather than this interpreter's full path)."""
-    parts = command(stage, config, resume, launcher)
+    parts = command(stage, config, resume, launcher, processes)
     if launcher == "python":
         parts[0] = "python"
     return shlex.join(parts)
@@ -88,7 +107,23 @@ def several_gpus_text(stage: str, config: Path, extra: str = "") -> str:
     if stage in SINGLE_PROCESS_STAGES:
         return (f"# {stage.upper()} runs on one process (one GPU): its loop has no multi-GPU code, so there is no "
                 f"accelerate launch command for it.")
-    return f"# or, on several GPUs (one process each):\n{shell_command(stage, config, launcher='accelerate')}{extra}"
+    return (f"# or, on several GPUs (one process each; set processes in the form to have the app start it so):\n"
+            f"{shell_command(stage, config, launcher='accelerate')}{extra}")
+
+
+def launch_text(stage: str, config: Path, processes: int = 1) -> str:
+    """The command lines the UI shows for a run: on ``processes`` > 1 the ``accelerate launch`` the app starts it
+    with; on one, the ``python`` command and below it the several-GPU one (:func:`several_gpus_text`)."""
+    if processes > 1 and stage not in SINGLE_PROCESS_STAGES:
+        return shell_command(stage, config, launcher="accelerate", processes=processes)
+    return f"{shell_command(stage, config)}\n{several_gpus_text(stage, config)}"
+
+
+def _processes(status: dict[str, Any]) -> int:
+    """How many processes a queued run is to start on (``processes`` in its status: the config's, set when it was
+    created; 1 for a run from before there was a choice, or one whose status says otherwise)."""
+    value = status.get("processes")
+    return value if isinstance(value, int) and value > 1 and status.get("stage") not in SINGLE_PROCESS_STAGES else 1
 
 
 def _process_alive(pid: int | None) -> bool:
@@ -173,7 +208,8 @@ class Jobs:
             try:
                 folder.config.write_text(config.to_yaml())
                 folder.update_status(state="queued", stage=stage, base_model=config.base_model, created=time.time(),
-                                     queued_at=time.time(), resume=False)
+                                     queued_at=time.time(), resume=False,
+                                     processes=int(getattr(config, "processes", 1) or 1))
             except OSError as error:
                 shutil.rmtree(folder.path, ignore_errors=True)
                 raise JobError(f"Can't write the run's files ({error.strerror or error}); is the disk full?") \
@@ -234,10 +270,13 @@ class Jobs:
                                       started=time.time(), pid=None)
         if status is None:  # cancelled since it was picked
             return
-        args = command(status.get("stage", "sft"), folder.config, resume=bool(status.get("resume")))
+        stage, resume, processes = status.get("stage", "sft"), bool(status.get("resume")), _processes(status)
+        args = run_command(stage, folder.config, resume, processes)
+        shown = shlex.join(["python", *args[1:]] if processes == 1 else args)
+        if processes > 1:  # accelerate's launcher under this interpreter: its console script may not be on PATH
+            args[:2] = [sys.executable, "-m", "accelerate.commands.launch"]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                    PYTHONUNBUFFERED="1")
-        shown = shell_command(status.get("stage", "sft"), folder.config, bool(status.get("resume")))
         try:
             with folder.log.open("a") as log:  # the child keeps its own handle; ours closes at once
                 log.write(f"\n$ {shown}\n")

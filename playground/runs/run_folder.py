@@ -24,10 +24,11 @@ Layout::
 status.json — who writes which fields:
 
 - **the app**, while no run process owns the run: ``state`` "queued" with ``stage``, ``base_model``, ``created``,
-  ``queued_at``, ``resume`` (create, Resume); "queued" → "stopped" with ``error``, ``finished`` (cancel);
+  ``queued_at``, ``resume``, ``processes`` (how many it is to start on: the config's) (create, Resume); "queued" → "stopped" with ``error``, ``finished`` (cancel);
   "queued" → "starting" with ``started``, then ``pid`` once the process exists (launch); "starting"/"running" →
   "failed" with ``error``, ``finished`` only when that ``pid`` is no longer alive (a killed run).
-- **the run**: ``state`` "running" with ``stage``, ``base_model``, ``pid``, ``started``, ``error`` at its start;
+- **the run**: ``state`` "running" with ``stage``, ``base_model``, ``pid`` (the main process's), ``started``,
+  ``error``, ``processes`` (how many train together: the launcher's count) at its start;
   ``step``, ``max_steps``, ``eta_s``, ``elapsed_s`` as it goes; "finished"/"stopped"/"failed" with ``finished``
   (and ``error``) at its end.
 - every write stamps ``updated`` (the heartbeat).

@@ -2,10 +2,10 @@
 
 ``/v1/models``, ``/v1/chat/completions`` and ``/v1/completions``, streamed (server-sent events ending with
 ``data: [DONE]``) or not, in OpenAI's JSON shapes, errors included (``{"error": {"message", "type", "param",
-"code"}}``: 400 bad parameters, 401 missing or wrong key, 404 another model's name). FastAPI validates the bodies
-and uvicorn serves them; only the fields a small local model can honour are accepted, and the OpenAI fields it
-can't (several choices, log-probabilities, tools, penalties other than repetition) are refused by name rather than
-ignored.
+"code"}}``: 400 bad parameters or a prompt over the context window, 401 missing or wrong key, 404 another model's
+name). FastAPI validates the bodies and uvicorn serves them; only the fields a small local model can honour are
+accepted, and the OpenAI fields it can't (several choices, log-probabilities, tools and functions, structured
+output, audio, penalties other than repetition) are refused by name rather than ignored.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import Any, AsyncIterator, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from playground.models.generation import GenerationParams
 from playground.models.prompting import Message, PromptError, RenderedPrompt
-from playground.serve.served_model import MAX_STOPS, Cancelled, GenerationFailed, Piece, ServedModel
+from playground.serve.served_model import MAX_STOPS, Cancelled, ContextTooLong, GenerationFailed, Piece, ServedModel
 
 OWNER = "rlhf-playground"
 
@@ -70,7 +70,9 @@ class StreamOptions(BaseModel):
 class Sampling(BaseModel):
     """What both endpoints share. Unset fields take the app's defaults (:class:`GenerationParams`), except the seed,
     which is drawn at random as OpenAI does; ``top_k`` and ``repetition_penalty`` are the extra fields vLLM and
-    llama.cpp's server accept too. Unknown fields are ignored, as OpenAI's servers do."""
+    llama.cpp's server accept too. The OpenAI fields that would change the answer but can't be honoured are
+    declared so they can be refused by name; other unknown fields (``user``, ``metadata``, ``store``: bookkeeping
+    that changes no answer) are ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -89,6 +91,16 @@ class Sampling(BaseModel):
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     logit_bias: dict[str, float] | None = None
+    top_logprobs: int | None = None
+    tools: Any = None
+    tool_choice: Any = None
+    functions: Any = None
+    function_call: Any = None
+    response_format: Any = None
+    modalities: Any = None
+    audio: Any = None
+    prediction: Any = None
+    web_search_options: Any = None
 
     def params(self, max_tokens: int | None) -> GenerationParams:
         """The generation settings, or a 400 with generation's own message for an out-of-range value."""
@@ -114,7 +126,18 @@ class Sampling(BaseModel):
                    ("logprobs", self.logprobs not in (None, False), "log-probabilities are not returned"),
                    ("frequency_penalty", self.frequency_penalty != 0, "use repetition_penalty instead"),
                    ("presence_penalty", self.presence_penalty != 0, "use repetition_penalty instead"),
-                   ("logit_bias", bool(self.logit_bias), "logit_bias is not supported")]
+                   ("top_logprobs", self.top_logprobs not in (None, 0), "log-probabilities are not returned"),
+                   ("logit_bias", bool(self.logit_bias), "logit_bias is not supported"),
+                   ("tools", bool(self.tools), "this server has no tool calling"),
+                   ("tool_choice", self.tool_choice not in (None, "none"), "this server has no tool calling"),
+                   ("functions", bool(self.functions), "this server has no function calling"),
+                   ("function_call", self.function_call not in (None, "none"), "this server has no function calling"),
+                   ("response_format", self.response_format not in (None, {"type": "text"}),
+                    "only plain text answers (no JSON mode or JSON schema)"),
+                   ("modalities", self.modalities not in (None, ["text"]), "only text answers"),
+                   ("audio", self.audio is not None, "only text answers"),
+                   ("prediction", self.prediction is not None, "predicted outputs are not supported"),
+                   ("web_search_options", self.web_search_options is not None, "this server has no web search")]
         for param, bad, why in refused:
             if bad:
                 raise ApiError(400, f"Unsupported {param}: {why}.", param=param)
@@ -123,13 +146,10 @@ class Sampling(BaseModel):
 class ChatRequest(Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = None
-    tools: list[Any] | None = None
 
     def conversation(self) -> tuple[list[Message], str]:
         """The messages as the app's conversation (user/assistant turns) and its system prompt: system (or
         developer) messages are taken at the start only."""
-        if self.tools:
-            raise ApiError(400, "Unsupported tools: this server has no tool calling.", param="tools")
         system: list[str] = []
         turns: list[Message] = []
         for message in self.messages:
@@ -173,10 +193,17 @@ def sse(data: dict[str, Any] | str) -> str:
 async def pieces(served: ServedModel, prompt: RenderedPrompt, params: GenerationParams, stops: list[str],
                  request: Request) -> AsyncIterator[Piece]:
     """The answer's pieces, generated in a worker thread (generation blocks). Ends the generation when the client
-    goes away: a streamed response is cancelled by Starlette, a plain one notices by polling."""
+    goes away: a streamed response is cancelled by Starlette when a write fails, and a watcher asks every half
+    second whether the client is still there, whatever the answer is doing (waiting for the model, or writing tokens
+    a plain response holds until the end)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     cancel = threading.Event()
+
+    async def watch() -> None:
+        while not await request.is_disconnected():
+            await asyncio.sleep(0.5)
+        cancel.set()
 
     def work() -> None:
         try:
@@ -187,14 +214,10 @@ async def pieces(served: ServedModel, prompt: RenderedPrompt, params: Generation
             loop.call_soon_threadsafe(queue.put_nowait, error)
 
     threading.Thread(target=work, name="serve-generate", daemon=True).start()
+    watcher = asyncio.create_task(watch())
     try:
         while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), timeout=0.5)
-            except asyncio.TimeoutError:
-                if await request.is_disconnected():
-                    return
-                continue
+            item = await queue.get()
             if item is None:
                 return
             if isinstance(item, BaseException):
@@ -202,6 +225,7 @@ async def pieces(served: ServedModel, prompt: RenderedPrompt, params: Generation
             yield item
     finally:
         cancel.set()
+        watcher.cancel()
 
 
 def build_app(served: ServedModel, api_key: str | None = None, aliases: tuple[str, ...] = ()) -> FastAPI:
@@ -260,26 +284,33 @@ def build_app(served: ServedModel, api_key: str | None = None, aliases: tuple[st
         stops = body.stops()
         try:
             prompt = prompt_of()
+            params = served.fit(prompt, params, max_tokens_given=max_tokens is not None)
         except PromptError as error:
             raise ApiError(400, str(error), param="messages" if chat else "prompt") from error
+        except ContextTooLong as error:
+            raise ApiError(400, str(error), param="messages" if chat else "prompt",
+                           code="context_length_exceeded") from error
         ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
         created = int(time.time())
         head = {"id": ident, "created": created, "model": served.name}
         answer = pieces(served, prompt, params, stops, request)
         if not body.stream:
-            text, last = [], Piece("")
+            last = Piece("")
             try:
-                async for last in answer:
-                    text.append(last.text)
+                async for piece in answer:
+                    last = piece
             except GenerationFailed as error:
                 raise ApiError(500, str(error), kind="server_error") from error
             except Cancelled:
-                return JSONResponse({}, status_code=499)
+                # Its client left while it waited for the model. No one reads this (uvicorn drops what is sent
+                # after a disconnect): the empty 499, nginx's "client closed request", ends the request quietly
+                # instead of an exception's traceback in the log.
+                return Response(status_code=499)
             choice: dict[str, Any] = {"index": 0, "finish_reason": last.finish_reason, "logprobs": None}
             if chat:
-                choice["message"] = {"role": "assistant", "content": "".join(text)}
+                choice["message"] = {"role": "assistant", "content": last.answer}
             else:
-                choice["text"] = "".join(text)
+                choice["text"] = last.answer
             return {**head, "object": "chat.completion" if chat else "text_completion", "choices": [choice],
                     "usage": usage(last)}
 

@@ -4,9 +4,10 @@ command the UI runs, and you can too.
 The run folder is the folder holding CONFIG.yaml (or ``--run-dir``): status, metrics, log, checkpoints and the adapter go there. The
 exit status is 0 when the run finished or was stopped, 1 when it failed (the reason is in status.json and the log).
 
-``accelerate launch -m playground.train ...`` runs SFT, reward, DPO, KTO, GRPO and RLOO on several GPUs, one process
-each: every process trains on its own GPU and only the main one writes the run folder
-(:mod:`playground.core.distributed`; KTO, GRPO and RLOO have not been run that way yet). PPO refuses it.
+``accelerate launch --multi_gpu --num_processes N -m playground.train ...`` runs SFT, reward, DPO, KTO, GRPO and RLOO
+on N processes, one per GPU (or N CPU processes over gloo on a machine without one): every process trains its share
+of each batch and only the main one writes the run folder (:mod:`playground.core.distributed`); status.json records
+how many took part (``processes``) and each process says in the log which it is. PPO refuses it.
 
 ``python -m playground.train STAGE --help`` lists the settings a stage's CONFIG.yaml takes, with the help the Train tab
 shows under each input (both read it from the config fields' metadata).
@@ -23,7 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
-from playground.core.distributed import DistributedError, is_main_process
+from playground.core.distributed import DistributedError, is_main_process, rank, several_processes, world_size
 from playground.runs.run_folder import RunFolder
 from playground.train.config import STAGES, ConfigError, load, settings_help
 
@@ -79,9 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Bad config: {error}", file=sys.stderr)
         folder.update_status(state="failed", error=f"Bad config: {error}", finished=time.time())
         return 1
+    if several_processes():  # every process says so (only the main one writes status.json): the log shows all took part
+        print(f"Process {rank() + 1} of {world_size()} (pid {os.getpid()}): trains its share of every batch; "
+              f"{'it writes the run folder' if is_main_process() else 'the main process writes the run folder'}.",
+              flush=True)
     # A STOP file already here is a Stop pressed while the run was starting: it stops after the first step.
     folder.update_status(state="running", stage=args.stage, pid=os.getpid(), started=time.time(), error="",
-                         base_model=cfg.base_model)
+                         base_model=cfg.base_model, processes=world_size())
     try:
         stage = importlib.import_module(f"playground.train.{args.stage}")
         state = stage.main(cfg, folder, resume=args.resume)

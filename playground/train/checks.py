@@ -36,7 +36,8 @@ def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
         if cfg.reward_source == "judge":  # type: ignore[attr-defined]
             judge = group_rl.judge_for(cfg, settings)  # type: ignore[arg-type]
             try:
-                check_available(judge.spec)
+                if judge.spec.source_type != "endpoint":  # a server judges over HTTP: no weights to check here
+                    check_available(judge.spec)
             except ModelLoadError as error:
                 raise ConfigError("judge_model", str(error)) from error
     for name in cfg.datasets if cfg.stage not in ("ppo", "grpo", "rloo") else []:
@@ -51,3 +52,10 @@ def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
         sft_adapter(cfg, settings)
     except CatalogError as error:
         raise ConfigError("sft_run", str(error).removeprefix("sft_run: ")) from error
+    if cfg.processes > 1:  # one GPU each: more would fail at once in the run (local rank without a GPU of its own)
+        import torch  # here, not at the top, as ppo
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0  # 0: CPU processes, as many as asked
+        if 0 < gpus < cfg.processes:
+            raise ConfigError("processes", f"must be at most {gpus}: this machine has {gpus} GPU(s) and each process "
+                                           f"trains on one of its own")

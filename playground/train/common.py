@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from playground.core.distributed import is_main_process
+from playground.core.distributed import deepspeed_zero_stage, is_main_process
 from playground.core.files import staged_folder
 from playground.core.settings import Settings
 from playground.models.catalog import CatalogError, ModelSpec, list_models, resolve_choice
@@ -150,15 +150,18 @@ def keep_trainable_fp32(model: Any) -> None:
             param.data = param.data.float()
 
 
-def save_adapter(model: Any, cfg: TrainConfig, folder: RunFolder, **info: Any) -> None:
+def save_adapter(model: Any, cfg: TrainConfig, folder: RunFolder, *, state_dict: dict[str, Any] | None = None,
+                 **info: Any) -> None:
     """Save the trained LoRA adapter (only the run's own: ``default``), naming the base as the user chose it, with
     what the playground needs to use it; written whole into a temporary folder that then takes the adapter's place
     (:func:`playground.core.files.staged_folder`). Only the main process of a multi-process run saves it (the others
-    hold the same weights, and would race it on the rename)."""
+    hold the same weights, and would race it on the rename). ``state_dict``: the model's weights gathered from every
+    process when each holds only a shard of them (DeepSpeed ZeRO-3: :func:`gathered_weights`)."""
     if not is_main_process():
         return
     with staged_folder(folder.adapter) as staging:
-        model.save_pretrained(str(staging), selected_adapters=["default"])
+        model.save_pretrained(str(staging), selected_adapters=["default"],
+                              **({"state_dict": state_dict} if state_dict is not None else {}))
         adapter_config = staging / "adapter_config.json"
         data = json.loads(adapter_config.read_text())
         data["base_model_name_or_path"] = cfg.base_model  # the catalog resolves it (a packaged key stays offline)
@@ -166,3 +169,14 @@ def save_adapter(model: Any, cfg: TrainConfig, folder: RunFolder, **info: Any) -
         (staging / ADAPTER_INFO).write_text(json.dumps({"run": cfg.name, "stage": cfg.stage,
                                                         "base_model": cfg.base_model,
                                                         "prompt_format": cfg.prompt_format, **info}, indent=2))
+
+
+def gathered_weights(trainer: Any) -> dict[str, Any] | None:
+    """Under DeepSpeed ZeRO-3, where each process holds only a shard of every weight (the LoRA's too), the model's
+    whole state dict, gathered from all processes — every process must call this, as it is a collective — for
+    :func:`save_adapter`; None otherwise (each process holds the whole adapter). The trainer's own way
+    (``Trainer.save_model`` under DeepSpeed: accelerate's ``get_state_dict`` on the DeepSpeed engine, which the
+    configs' ``zero3_save_16bit_model`` allows)."""
+    if deepspeed_zero_stage() != 3:
+        return None
+    return trainer.accelerator.get_state_dict(trainer.deepspeed)

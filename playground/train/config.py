@@ -85,6 +85,10 @@ class TrainConfig:
         "Save a checkpoint every this many steps (Stop and Resume use them).")})
     warmup_ratio: float = field(default=0.05, metadata={"help": (
         "Fraction of the steps spent warming the learning rate up from 0.")})
+    processes: int = field(default=1, metadata={"help": (
+        "Processes the app trains on: 1 = a normal run; N > 1 = accelerate launch --multi_gpu --num_processes N, "
+        "one process per GPU (N CPU processes on a machine without a GPU), each training on its share of every batch "
+        "(batch size is per process). PPO runs on 1 only. A run you launch yourself uses the launcher's count.")})
     data_dir: str = field(default="", metadata={"help": (
         "The app's data folder (packaged models' import cache, uploaded datasets); empty = the default.")})
 
@@ -115,6 +119,7 @@ class TrainConfig:
         _check(0 <= self.eval_fraction < 0.5, "eval_fraction", "must be in [0, 0.5)")
         _check(self.save_steps >= 1, "save_steps", "must be at least 1")
         _check(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)")
+        _check(1 <= self.processes <= 64, "processes", "must be between 1 and 64 (one per GPU)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -323,6 +328,8 @@ class PPOConfig(TrainConfig):
         _check(self.max_grad_norm > 0, "max_grad_norm", "must be positive")
         _check(0 <= self.samples_per_step <= self.batch_size, "samples_per_step",
                f"must be between 0 and batch_size ({self.batch_size})")
+        _check(self.processes == 1, "processes", "must be 1: PPO runs on one process only (its loop has no "
+               "multi-GPU code)")
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 
 from playground.runs.run_folder import RunFolder
 from playground.train.callbacks import RunCallback
-from playground.train.common import keep_trainable_fp32, save_adapter, uses_4bit
+from playground.train.common import gathered_weights, keep_trainable_fp32, save_adapter, uses_4bit
 from playground.train.config import TrainConfig
 
 
@@ -74,5 +74,5 @@ def run_stage(trainer: Any, callback: RunCallback, cfg: TrainConfig, folder: Run
     the base was 4-bit); with ``final_eval``, held-out figures are measured at the last step too. Returns the final
     state: "stopped" (Stop was pressed) or "finished"."""
     run_training(trainer, folder, resume, final_eval_every=cfg.save_steps if final_eval else 0)
-    save_adapter(trainer.model, cfg, folder, **info, quantized=uses_4bit(cfg))
+    save_adapter(trainer.model, cfg, folder, state_dict=gathered_weights(trainer), **info, quantized=uses_4bit(cfg))
     return "stopped" if callback.stopped else "finished"

@@ -99,7 +99,9 @@ def prepare_defaults(settings: Settings, cache: ModelCache) -> None:
     specs = []
     for choice in (settings.model_a, settings.model_b) if settings.prepare_models else ():
         try:
-            specs.append(resolve_choice(choice, entries))
+            spec = resolve_choice(choice, entries)
+            if spec.source_type != "endpoint":  # a server: nothing to load here
+                specs.append(spec)
         except CatalogError:
             pass
     if specs and settings.prepare_models:

@@ -19,6 +19,7 @@ from playground.models.prompting import FORMAT_HELP, PromptError
 from playground.ratings import comparison as cmp
 from playground.ratings.comparison import load_examples
 from playground.ratings.store import Store, StoreError
+from playground.ui import endpoints_panel
 from playground.ui.rater import bind, rater_name
 
 INTRO = """
@@ -57,6 +58,12 @@ class StopRegistry:
 def model_choices(entries: list[CatalogEntry]) -> list[tuple[str, str]]:
     """Dropdown choices: (label with its note, label)."""
     return [(f"{e.label}  ·  {e.note}" if e.note else e.label, e.label) for e in entries]
+
+
+def relist_models(settings: Settings, value: Any) -> dict[str, Any]:
+    """A model box's choices read from the catalog again (an endpoint added under Compare's Endpoints since the
+    page was built), keeping its value: Rate's box on page load, the judge's when its tab opens."""
+    return gr.update(choices=model_choices(list_models(settings)), value=value)
 
 
 def _pane_title(name: str, side: str) -> str:
@@ -238,6 +245,7 @@ def build(settings: Settings, cache: ModelCache, store: Store, rater: gr.Textbox
                              info="4bit = NF4 via bitsandbytes (QLoRA's format); slower on a CPU")
             unload = gr.Button("Unload all models")
         loaded = gr.Markdown(cache.describe())
+    endpoints_panel.build(settings, [model_a, model_b], lambda: model_choices(list_models(settings)))
 
     # ------------------------------------------------------------------------------------------ events
 

@@ -17,7 +17,7 @@ from playground.ratings.judge import DEFAULT_RUBRIC, JUDGE_PARAMS
 from playground.ratings.judge_runs import ALL, JudgeRun, JudgeRunner
 from playground.ratings.selection import is_judge
 from playground.ratings.store import Store
-from playground.ui.compare_tab import model_choices
+from playground.ui.compare_tab import model_choices, relist_models
 from playground.ui.rater import bind
 
 INTRO = """
@@ -101,6 +101,7 @@ def build(settings: Settings, store: Store, runner: JudgeRunner, tab: gr.Tab) ->
     view = [progress, status]
     agreement_view = [summary, table, disagreements]
     tab.select(bind(refresh_choices, ctx), [target, run, judge], [target, run, judge], api_visibility="private")
+    tab.select(bind(relist_models, settings), model, model, api_visibility="private")  # endpoints added since
     start.click(bind(start_judging, ctx), [model, target, rubric, max_new], [run] + view, api_name="judge_start")
     default.click(lambda: DEFAULT_RUBRIC, None, rubric, api_visibility="private")
     stop.click(bind(stop_judging, ctx), run, status, api_name="judge_stop")

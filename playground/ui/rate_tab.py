@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,9 @@ from playground.models.catalog import ModelSpec, list_models
 from playground.models.generation import GenerationParams
 from playground.models.loading import LoadOptions
 from playground.ratings.batch import MAX_REPEAT_SHARE, BatchRunner, BatchSettings
-from playground.ratings.store import Batch, ComparisonRecord, Store, StoreError, winner_from_screen
-from playground.ui.compare_tab import model_choices
+from playground.ratings.claims import PairClaims
+from playground.ratings.store import AlreadyVoted, Batch, ComparisonRecord, Store, StoreError, winner_from_screen
+from playground.ui.compare_tab import model_choices, relist_models
 from playground.ui.rater import bind, rater_name
 
 INTRO = """
@@ -110,11 +111,13 @@ def _reveal(record: ComparisonRecord) -> str:
 
 @dataclass
 class RateContext:
-    """What every session's Rate callbacks share: the ratings store (batches, pairs, votes) and the background
-    runner that generates the pairs."""
+    """What every session's Rate callbacks share: the ratings store (batches, pairs, votes), the background
+    runner that generates the pairs, and which pairs are on some rater's screen (so raters sharing a batch are
+    shown different pairs)."""
 
     store: Store
     runner: BatchRunner
+    claims: PairClaims = field(default_factory=PairClaims)
 
 
 def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textbox, app: gr.Blocks) -> None:
@@ -177,6 +180,7 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
     view = [current, progress, status, prompt, left, right] + buttons + [skip, left_score, right_score]
     vote_outputs = view + [last, strength, rationale]
     app.load(bind(batch_choices, ctx), remembered, batch, api_visibility="private")
+    app.load(bind(relist_models, settings), models, models, api_visibility="private")  # endpoints added since
     batch.change(bind(open_batch, ctx), [batch, current], [remembered] + view, api_name="rate_open",
                  concurrency_limit=None)
     timer.tick(bind(show_pair, ctx), [batch, current], view, api_visibility="private", show_progress="hidden",
@@ -221,7 +225,8 @@ def record_side(record: ComparisonRecord | None, side: str) -> str:
 
 
 def show_pair(ctx: RateContext, batch_id: str | None, current_id: str | None, redraw: bool = False) -> list[Any]:
-    """Progress, status and the pair to rate: ``current_id`` while it is unrated, else the next one.
+    """Progress, status and the pair to rate: ``current_id`` while it is unrated, else the next one that no other
+    rater has on screen (:mod:`playground.ratings.claims`).
 
     Outputs: the pair's id, the progress line, the status note, the prompt, both answers, the rating and skip
     buttons (usable when there is a pair), and both answers' score rows ("not scored" for each new pair). The pair
@@ -230,7 +235,9 @@ def show_pair(ctx: RateContext, batch_id: str | None, current_id: str | None, re
     chosen = ctx.store.batch(batch_id) if batch_id else None
     record = ctx.store.get(current_id) if current_id else None
     if record is None or record.winner is not None or record.batch_id != batch_id or record.deleted_at:
-        record = ctx.store.next_unrated(batch_id) if chosen else None
+        record = ctx.claims.next_pair(ctx.store, batch_id) if chosen else None  # one no other rater is reading
+    else:
+        ctx.claims.hold(record.id)  # still on this screen (the timer asks every second): other raters get others
     generating = chosen is not None and ctx.runner.running() == chosen.id
     note = _status(chosen, generating)
     if record is None and chosen is not None and not note:
@@ -322,8 +329,8 @@ def cast(ctx: RateContext, batch_id: str | None, current_id: str | None, choice:
     answers on the left and right, and show the next pair.
 
     Outputs: ``show_pair``'s (the score rows back to "not scored"), then the last vote revealed (which model was on
-    which side), and the strength and reason boxes emptied. A pair that already has a vote (voted from another tab)
-    is not voted twice; a bad score is refused with a message and nothing is saved."""
+    which side), and the strength and reason boxes emptied. A pair that already has a vote (from another tab, or another
+    rater a moment before) is not voted twice; a bad score is refused with a message and nothing is saved."""
     known(ctx, batch_id)
     record = ctx.store.get(current_id) if current_id else None
     if record is None or record.winner is not None:  # e.g. voted from another tab: move on, don't vote twice
@@ -333,7 +340,10 @@ def cast(ctx: RateContext, batch_id: str | None, current_id: str | None, choice:
         score_a, score_b = scores_from_screen(record.left_side, left_score, right_score)
         saved = ctx.store.vote(record, winner_from_screen(record.left_side, choice),
                                int(strength_value or 0) or None, why or "", rater_name(typed_rater, request),
-                               score_a=score_a, score_b=score_b)
+                               score_a=score_a, score_b=score_b, unrated_only=True)
+    except AlreadyVoted:  # another rater's vote on this pair landed between the read above and this write
+        gr.Info("That pair already has a vote; here is the next one.")
+        return show_pair(ctx, batch_id, None) + [gr.skip()] * 3
     except (ValueError, StoreError) as error:
         raise gr.Error(f"The vote was not saved: {error}") from error
     return show_pair(ctx, batch_id, None) + [_reveal(saved), 0, ""]

@@ -1,4 +1,5 @@
-"""Runs tab: every training run with live progress, loss curves and log; stop, resume, delete, evaluate."""
+"""Runs tab: every training run with live progress, loss curves and log; stop, resume, delete, evaluate, merge and
+export."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from playground import serve
 from playground.core.settings import Settings
 from playground.data import bigbench, evaluation
+from playground.models.catalog import is_language_model_adapter
 from playground.models.loading import ModelCache
-from playground.runs.jobs import JobError, Jobs, RunInfo, several_gpus_text, shell_command
+from playground.runs.export_model import ExportError, GgufType, export_run
+from playground.runs.jobs import JobError, Jobs, RunInfo, launch_text
 from playground.runs.run_evaluation import RunEvaluationError, evaluate_run, run_models
 from playground.runs.run_folder import ACTIVE, RunFolder
 from playground.ui.rater import bind
@@ -192,7 +196,10 @@ def view_of(jobs: Jobs, folder: RunFolder | None, other: str | None) -> list[Any
             pass
     status = folder.status()
     stage = status.get("stage", "sft")
-    cmd = f"{shell_command(stage, folder.config)}\n{several_gpus_text(stage, folder.config)}"
+    cmd = launch_text(stage, folder.config, int(status.get("processes") or 1))
+    if status.get("state") in ("finished", "stopped") and is_language_model_adapter(folder.adapter):
+        cmd += (f"\n# serve the tuned model as an OpenAI-compatible API at http://127.0.0.1:{serve.DEFAULT_PORT}/v1:"
+                f"\n{serve.shell_command(folder.adapter, jobs.settings.data_dir)}")
     charts = CHARTS.get(stage, CHARTS["sft"])
     x_title = X_TITLES.get(stage, "optimizer step")
     plots = [gr.update(value=curves(frames, keys), label=title, x_title=x_title, y_title=y_title, visible=True)
@@ -343,6 +350,33 @@ def cancel_evaluation(evaluator: Evaluator) -> None:
     evaluator.stop.set()
 
 
+EXPORT_FORMATS: dict[str, GgufType] = {"Hugging Face folder": "none", "folder + GGUF F16": "f16", "folder + GGUF Q8_0": "q8_0"}
+"""The Merge and export choices: the merged folder alone, or with a GGUF file for llama.cpp in it."""
+
+
+def run_export(evaluator: Evaluator, name: str | None, export_format: str,
+               progress_bar: gr.Progress = gr.Progress()) -> str:  # noqa: B008 - Gradio's idiom
+    """Merge the picked run's adapter into its base and write it as a model (the /run_export endpoint): a Hugging
+    Face folder in DATA_DIR/models, with a GGUF in it for ``export_format`` F16 or Q8_0; returns where and what.
+    The float32 merge is counted in the app's memory budget (least recently used models unloaded for it).
+    No run picked, a run still going, a reward run, an existing export, a short disk or a memory budget too small
+    for the float32 model is refused with why."""
+    folder = finished_run(evaluator.jobs, name)
+    if export_format not in EXPORT_FORMATS:
+        raise gr.Error(f"Pick an export format: {', '.join(EXPORT_FORMATS)}.")
+    if folder.status().get("state") in ACTIVE:
+        raise gr.Error(f"{folder.name} is still {folder.status().get('state')}: export it once it has finished or "
+                       f"been stopped.")
+    try:
+        result = export_run(evaluator.settings, str(folder.path), gguf=EXPORT_FORMATS[export_format],
+                            progress=lambda fraction, text: progress_bar(fraction, desc=text),
+                            cache=evaluator.cache)  # room in the app's memory budget for the float32 merge
+    except ExportError as error:
+        raise gr.Error(str(error)) from error
+    listed = f"{result.folder.name}" + (f" and {result.gguf.name}" if result.gguf else "")
+    return f"{result.describe()}\nIn the model lists (after a page reload) as {listed}."
+
+
 def saved_evaluation(jobs: Jobs, name: str | None) -> list[Any]:
     """The picked run's last saved evaluation (table and chart), or nothing when it has none."""
     try:
@@ -410,6 +444,15 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> gr.
         eval_table = gr.Dataframe(label="Accuracy per task family (%, with 95% intervals)", interactive=False,
                                   elem_id="eval-table")
         eval_chart = gr.Plot(label="Accuracy, base vs tuned")
+    with gr.Accordion("Merge and export (one model, no adapter)", open=False):
+        gr.Markdown("Merges the run's LoRA into its base (float32; a 4-bit QLoRA run merges into the unquantized "
+                    "base) and writes a Hugging Face folder — safetensors, tokenizer, the run's prompt format — to "
+                    "`DATA_DIR/models/<run>-merged`, where the model lists find it; optionally a GGUF file (F16, or "
+                    "Q8_0 at about half the size) in it that llama.cpp runs. Refused when the disk is short.")
+        with gr.Row():
+            export_format = gr.Radio(list(EXPORT_FORMATS), value="Hugging Face folder", label="Format", scale=3)
+            export = gr.Button("Merge and export", scale=1)
+        export_result = gr.Textbox(label="Export", lines=4, interactive=False, elem_id="run-export")
     timer = gr.Timer(2.0)
 
     # ------------------------------------------------------------------------------------------ events
@@ -439,4 +482,5 @@ def build(settings: Settings, jobs: Jobs, cache: ModelCache, tab: gr.Tab) -> gr.
                  api_name="run_bigbench")
     cancel.click(bind(cancel_evaluation, evaluator), None, None, api_visibility="private", queue=False)
     chosen.change(bind(saved_evaluation, jobs), chosen, [eval_table, eval_chart], api_visibility="private")
+    export.click(bind(run_export, evaluator), [chosen, export_format], export_result, api_name="run_export")
     return chosen

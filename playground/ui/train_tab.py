@@ -22,7 +22,15 @@ from playground.data import instructions, preference_pairs, prompt_sets
 from playground.models.catalog import is_language_model_adapter, list_models
 from playground.models.loading import ModelCache
 from playground.runs import gpu_room, reward_model
-from playground.runs.jobs import ROOT, JobError, Jobs, several_gpus_text, shell_command
+from playground.runs.jobs import (
+    ROOT,
+    SINGLE_PROCESS_STAGES,
+    JobError,
+    Jobs,
+    launch_text,
+    several_gpus_text,
+    shell_command,
+)
 from playground.runs.reward_model import RewardModels
 from playground.train.checks import check_inputs
 from playground.train.config import CONFIGS, ConfigError, TrainConfig, from_dict, help_text
@@ -92,7 +100,7 @@ RECIPES = Path(__file__).resolve().parents[2] / "assets" / "recipes"
 _LORA = ["lora_r", "lora_alpha", "lora_dropout", "target_modules", "quantization"]
 _OPTIMISATION = ["learning_rate", "weight_decay", "epochs", "max_steps", "batch_size", "gradient_accumulation", "max_length",
                  "warmup_ratio"]
-_RUNTIME = ["gradient_checkpointing", "seed", "save_steps"]
+_RUNTIME = ["gradient_checkpointing", "seed", "save_steps", "processes"]
 GROUPS: dict[str, dict[str, list[str]]] = {
     "sft": {"Model and data": ["name", "base_model", "datasets", "max_examples", "prompt_format"],
             "LoRA / QLoRA": _LORA,
@@ -227,6 +235,9 @@ def _component(config_class: type, field: dataclasses.Field, default: Any, setti
         return gr.Radio(list(choices), value=default, label=label, info=info)
     if isinstance(default, bool):
         return gr.Checkbox(default, label=label, info=info, render=render)
+    if field.name == "processes" and config_class.stage in SINGLE_PROCESS_STAGES:
+        return gr.Number(1, precision=0, label=label, interactive=False,
+                         info=f"{config_class.stage.upper()} runs on one process: its loop has no multi-GPU code.")
     if isinstance(default, (int, float)):
         return gr.Number(default, precision=0 if isinstance(default, int) else None, label=label, info=info)
     return gr.Textbox(default, label=label, info=info)
@@ -241,14 +252,20 @@ def commands_by_hand(stage: str, cfg: Any, settings: Settings) -> str:
     """
     config_file = Path(f"{cfg.name}.yaml")
     run_dir = shlex.quote(str(settings.runs_dir / cfg.name))
+    processes = getattr(cfg, "processes", 1)
+    if processes > 1:
+        return (f"# Save the config above as {config_file} in the project folder ({ROOT}), then run there "
+                f"({processes} processes, one per GPU):\n"
+                f"{shell_command(stage, config_file, launcher='accelerate', processes=processes)} --run-dir {run_dir}")
     return (f"# Save the config above as {config_file} in the project folder ({ROOT}), then run there:\n"
             f"{shell_command(stage, config_file)} --run-dir {run_dir}\n"
             f"{several_gpus_text(stage, config_file, f' --run-dir {run_dir}')}")
 
 
-def run_commands(stage: str, config: Path) -> str:
-    """The commands of a started run, whose config.yaml is now in its folder (as the Runs tab shows them)."""
-    return f"# The app runs it as:\n{shell_command(stage, config)}\n{several_gpus_text(stage, config)}"
+def run_commands(stage: str, config: Path, processes: int = 1) -> str:
+    """The commands of a started run, whose config.yaml is now in its folder (as the Runs tab shows them): on
+    ``processes`` > 1 the ``accelerate launch`` the app starts it with."""
+    return f"# The app runs it as:\n{launch_text(stage, config, processes)}"
 
 
 def run_name(stage: str) -> str:
@@ -349,7 +366,7 @@ def start_run(context: TrainContext, stage: str, values: FormValues) -> list[Any
     position = next((r.queue_position for r in context.jobs.runs() if r.name == cfg.name), None)
     where = f"queued (#{position}: another run is using the machine)" if position else "started"
     return [f"Run **{cfg.name}** {where}. Watch it in the **Runs** tab.", run_name(stage), cfg.to_yaml(),
-            run_commands(stage, folder.config), gr.update(open=True)]
+            run_commands(stage, folder.config, cfg.processes), gr.update(open=True)]
 
 
 def load_recipe(stage: str, choice: str | None) -> list[Any]:
@@ -437,7 +454,7 @@ def build(settings: Settings, jobs: Jobs, tab: gr.Tab, cache: ModelCache | None 
     message = gr.Markdown("", elem_id="train-message")
     with gr.Accordion("Config and command", open=False) as details:
         config_text = gr.Code(language="yaml", label="config.yaml", elem_id="train-config")
-        command_text = gr.Code(language="shell", label="Command (run it yourself; SFT, reward, DPO also on several GPUs)",
+        command_text = gr.Code(language="shell", label="Command (run it yourself; every stage but PPO also on several GPUs)",
                                elem_id="train-command")
     unload = gr.Checkbox(False, label="Unload the app's models from the GPU before the run starts", visible=False,
                          elem_id="train-unload-gpu")
