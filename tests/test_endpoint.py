@@ -419,10 +419,9 @@ def test_concurrent_adds_and_removes_keep_every_change(settings):
         for n in range(0, 6, 2):
             endpoint.remove_endpoint(settings, Endpoint(f"http://127.0.0.1:{9000 + worker}/v1", f"m{n}").source)
 
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
-    errors = []
+    errors: list[Exception] = []
+    threads = [threading.Thread(target=_catch, args=(work, w, errors)) for w in range(8)]
     for thread in threads:
-        thread.run = (lambda run: lambda: _catch(run, errors))(thread.run)
         thread.start()
     for thread in threads:
         thread.join(60)
@@ -433,8 +432,8 @@ def test_concurrent_adds_and_removes_keep_every_change(settings):
     assert not list(settings.endpoints_file.parent.glob("*.tmp"))
 
 
-def _catch(run, errors: list) -> None:
+def _catch(work, worker: int, errors: list) -> None:
     try:
-        run()
-    except Exception as error:  # noqa: BLE001 - a worker's failure is the test's
+        work(worker)
+    except Exception as error:  # a worker's failure is the test's
         errors.append(error)

@@ -474,12 +474,14 @@ class EndpointAnswer:
         if extra and (host in NO_EXTRAS_HOSTS or self.endpoint.base_url in _REFUSED_EXTRAS):
             sink.put(("note", _not_sent(extra, f"{host} doesn't take them"), time.monotonic()))
             extra = {}
+        refused: list[str] = []
         try:
             return create(**self.body, extra_body=extra or None)
         except openai.APIStatusError as error:
             refused = [name for name in extra if name in _server_message(error)]
             if error.status_code not in (400, 422) or not refused:
                 raise
+        # retried outside the except block: an error of the retry doesn't carry the 400 as its context
         _REFUSED_EXTRAS.add(self.endpoint.base_url)
         sink.put(("note", _not_sent(extra, f"{host} refused {', '.join(refused)}"), time.monotonic()))
         return create(**self.body)
