@@ -3,7 +3,7 @@
 import pytest
 from transformers import AutoTokenizer
 
-from playground.models.prompting import PromptError, concrete_format, render
+from playground.models.prompting import PromptError, concrete_format, model_format, render
 
 ONE = [{"role": "user", "content": "Name a fruit."}]
 THREE = ONE + [{"role": "assistant", "content": "Apple."}, {"role": "user", "content": "Another?"}]
@@ -23,6 +23,12 @@ def test_auto_picks_chat_for_instruct_and_plain_for_base(chat_tok, base_tok):
     assert concrete_format("auto", "instruct", chat_tok) == "chat"
     assert concrete_format("auto", "base", chat_tok) == "plain"
     assert concrete_format("auto", "instruct", base_tok) == "plain"  # no template to use
+
+
+def test_auto_means_a_tuned_adapters_training_format():
+    assert model_format("auto", "instruction") == "instruction"  # what the run recorded it was trained on
+    assert model_format("auto", None) == "auto"  # render picks chat or plain by the model's kind
+    assert model_format("plain", "instruction") == "plain"  # a format picked by hand is kept
 
 
 def test_chat_uses_the_template_and_adds_no_extra_bos(chat_tok):

@@ -193,9 +193,9 @@ def sse(data: dict[str, Any] | str) -> str:
 async def pieces(served: ServedModel, prompt: RenderedPrompt, params: GenerationParams, stops: list[str],
                  request: Request) -> AsyncIterator[Piece]:
     """The answer's pieces, generated in a worker thread (generation blocks). Ends the generation when the client
-    goes away: a streamed response is cancelled by Starlette when a write fails, and a watcher asks every half
-    second whether the client is still there, whatever the answer is doing (waiting for the model, or writing tokens
-    a plain response holds until the end)."""
+    goes away: Starlette ends a streamed response whose client left, and a watcher asks every half second whether
+    the client is still there, whatever the answer is doing (waiting for the model, or writing tokens a plain
+    response holds until the end: a check only when no token came would never run while they flow)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     cancel = threading.Event()
