@@ -4,6 +4,7 @@ the folder does; a short disk, a reward run and an unknown run are refused with 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -298,7 +299,8 @@ def test_a_merged_run_named_like_an_instruct_model_is_prompted_as_its_base_plus_
     cache = ModelCache(settings)
     assert cache.get(merged).kind == cache.get(tuned_spec).kind == "base"
     ours, theirs = _answer(cache, merged), _answer(cache, tuned_spec)
-    assert ours.prompt_text == theirs.prompt_text == PROMPT[0]["content"] and ours.text == theirs.text
+    assert ours.prompt_text == theirs.prompt_text and ours.prompt_text.endswith(PROMPT[0]["content"])  # plain
+    assert ours.text == theirs.text
     # An export recorded before this (kind null) is left to the loader, never guessed from its "-it" name.
     old = tmp_path / "older-it-merged"
     shutil.copytree(result.folder, old)
@@ -315,8 +317,6 @@ def test_the_gguf_names_the_pre_tokenizer_llama_cpp_knows_the_tokenizer_by(base_
     written = export_model.write_gguf(base_folder, tmp_path / "unknown.f16.gguf", "f16")
     assert GGUFReader(written).fields["tokenizer.ggml.pre"].contents() == "default"
     # A tokenizer whose ids for llama.cpp's check text hash to a listed family gets that family's name.
-    import hashlib
-
     digest = hashlib.sha256(str(tokenizer.encode(export_model._PRE_TOKENIZER_CHECK)).encode()).hexdigest()
     monkeypatch.setitem(export_model.LLAMA_PRE_TOKENIZERS, digest, "smollm")
     written = export_model.write_gguf(base_folder, tmp_path / "known.f16.gguf", "f16")
@@ -362,7 +362,7 @@ def test_the_runs_tab_makes_room_for_the_float32_merge_or_refuses_naming_the_siz
 
     roomy = ModelCache(settings, budget_bytes=int(float32 * 1.5))  # holds one float32 copy, not two: unloads
     roomy.get(other)
-    assert roomy.loaded()[0].footprint_bytes > float32 // 2
+    assert float32 == 4 * sum(p.numel() for p in roomy.loaded()[0].model.parameters())  # the estimate is exact
     evaluator = runs_tab.Evaluator(settings, Jobs(settings, poll=False), cache=roomy)
     assert "tiny-rloo-merged" in runs_tab.run_export(evaluator, "tiny-rloo", "Hugging Face folder", bar)
     assert roomy.loaded() == []

@@ -153,9 +153,9 @@ def check_room(where: Path, needed: int) -> None:
                           f"large) or choose another output folder.")
 
 
-def _tokenizer_bytes(tokenizer: Any) -> int:
-    """The tokenizer's size when saved (its vocabulary and merges dominate: about 60 bytes a token)."""
-    return 60 * len(tokenizer) + 2**20
+_TOKENIZER_BYTES = 20 * 2**20
+"""Room for the saved tokenizer, known before it is loaded: its vocabulary and merges take about 60 bytes a token,
+16 MiB for the largest vocabulary the app runs (Gemma 3's 262k tokens)."""
 
 
 def base_parameters(spec: ModelSpec, settings: Settings, progress: Callable[[str], None] = lambda _: None) -> int:
@@ -228,9 +228,10 @@ def _export(settings: Settings, tuned: ModelSpec, adapter: Path, name: str, out:
     except (ModelLoadError, OSError, ValueError) as error:
         raise ExportError(f"Couldn't load {tuned.name}: {error}") from error
     float32_bytes = 4 * parameters
-    check_room(out.parent, estimate_bytes(parameters, 60 * 2**16, gguf))  # about a 64k-token tokenizer
+    check_room(out.parent, estimate_bytes(parameters, _TOKENIZER_BYTES, gguf))
     try:
-        room = cache.room_for(f"Merging {name} (float32)", pick_device(), float32_bytes) if cache else nullcontext()
+        room = nullcontext() if cache is None else \
+            cache.room_for(f"Merging {name} (float32)", pick_device(), float32_bytes)
         with room:
             return _merge_and_write(settings, tuned, adapter, name, out, gguf, info, progress)
     except ModelLoadError as error:  # the memory budget can't hold the float32 model

@@ -196,7 +196,7 @@ def view_of(jobs: Jobs, folder: RunFolder | None, other: str | None) -> list[Any
             pass
     status = folder.status()
     stage = status.get("stage", "sft")
-    cmd = launch_text(stage, folder.config, int(status.get("processes") or 1))
+    cmd = launch_text(stage, folder.config, int(status.get("processes") or 1), status)
     if status.get("state") in ("finished", "stopped") and is_language_model_adapter(folder.adapter):
         cmd += (f"\n# serve the tuned model as an OpenAI-compatible API at http://127.0.0.1:{serve.DEFAULT_PORT}/v1:"
                 f"\n{serve.shell_command(folder.adapter, jobs.settings.data_dir)}")
