@@ -9,7 +9,9 @@ whose answers are already there (written with the store before the app starts, a
 them), so the figures are those of the rating path and not of a model. Each rater is a ``gradio_client`` session of
 its own, logged in, in a thread of this process, looping for ``--seconds``: open the batch's next pair
 (``/rate_open``), vote on it (``/rate_left``, ``/rate_right``, ``/rate_tie`` or ``/rate_both_bad`` at random; the
-answer is the next pair), and so on. With ``--batches 1`` (the default) all raters share one batch, as a team rating
+answer is the next pair), and so on; beside that loop, from its first pair on, each session calls the Rate tab's
+timer (``/rate_tick``) once a second, as every open browser tab does (it renews the claim on the pair on screen and
+refreshes the progress line: ~20 calls a second with 20 raters), in a second thread. With ``--batches 1`` (the default) all raters share one batch, as a team rating
 one prompt set does: each is shown a pair no other rater has on screen (:mod:`playground.ratings.claims`); when two
 do vote on one pair, the first vote lands and the other is told the pair already has a vote (counted as "already
 voted", not an error). With ``--batches N`` rater *n* rates batch *n mod N*.
@@ -50,11 +52,12 @@ _VERDICT = re.compile(r"^Last vote: \*\*(.+?)\*\*")
 
 @dataclass
 class Rater:
-    """One rater's figures: latencies in ms, the votes the app acknowledged as (pair number, choice on screen),
-    pairs it said already had a vote, and errors."""
+    """One rater's figures: latencies in ms (of its timer's ticks too), the votes the app acknowledged as (pair
+    number, choice on screen), pairs it said already had a vote, and errors."""
 
     opens: list[float] = field(default_factory=list)
     votes: list[float] = field(default_factory=list)
+    ticks: list[float] = field(default_factory=list)
     acknowledged: list[tuple[int, str]] = field(default_factory=list)
     already_voted: int = 0
     errors: list[str] = field(default_factory=list)
@@ -104,10 +107,13 @@ def pair_on_screen(prompt: object, before: int | None) -> int | None:
 def rate(url: str, auth: tuple[str, str] | None, batch_ids: list[str], raters: int, seconds: float,
          seed: int = 0) -> Result:
     """``raters`` logged-in sessions rating for ``seconds`` from threads started together: open the next pair,
-    vote at random, again. A call that fails is an error (its message kept) and the rater carries on."""
+    vote at random, again; and, in a thread of its own per session once it has a pair, the Rate tab's timer every
+    second (a tick that takes longer delays the next). A call that fails is an error (its message kept) and the rater
+    carries on; a tick that replaces the pair on screen is an error too (the app must never do that)."""
     sessions = [Client(url, auth=auth, verbose=False) for _ in range(raters)]
     results = [Rater() for _ in range(raters)]
     barrier = threading.Barrier(raters + 1)
+    has_pair = [threading.Event() for _ in range(raters)]
 
     def timed(into: list[float], client: Client, *args: object, api_name: str) -> Any:
         started = time.perf_counter()
@@ -125,6 +131,7 @@ def rate(url: str, auth: tuple[str, str] | None, batch_ids: list[str], raters: i
                 shown = pair_on_screen(timed(mine.opens, client, batch, api_name=call)[3], shown)
                 if shown is None:
                     break  # every pair of the batch is rated
+                has_pair[n].set()
                 choice = pick.choice(CHOICES)
                 call = f"/rate_{choice}"
                 out = timed(mine.votes, client, batch, 0, "", f"rater-{n}", 0, 0, api_name=call)
@@ -138,9 +145,25 @@ def rate(url: str, auth: tuple[str, str] | None, batch_ids: list[str], raters: i
                     mine.already_voted += 1
             except Exception as error:  # noqa: BLE001 - a failed call is a figure of the bench, not its end
                 mine.errors.append(f"{call}: {type(error).__name__}: {error}"[:300])
+        has_pair[n].set()  # done: let the timer thread see the deadline
+
+    def timer(n: int, deadline_box: list[float]) -> None:
+        """The session's browser timer: ``/rate_tick`` once a second while the rater rates."""
+        client, mine, batch = sessions[n], results[n], batch_ids[n % len(batch_ids)]
+        has_pair[n].wait()
+        while time.monotonic() < deadline_box[0]:
+            started = time.monotonic()
+            try:
+                prompt = timed(mine.ticks, client, batch, api_name="/rate_tick")[2]  # progress, status, prompt
+                if isinstance(prompt, str) and prompt:
+                    mine.errors.append(f"/rate_tick: replaced the pair on screen with {prompt[:80]!r}")
+            except Exception as error:  # noqa: BLE001 - as in loop()
+                mine.errors.append(f"/rate_tick: {type(error).__name__}: {error}"[:300])
+            time.sleep(max(0.0, started + 1 - time.monotonic()))
 
     deadline = [float("inf")]
-    threads = [threading.Thread(target=loop, args=(n, deadline)) for n in range(raters)]
+    threads = [threading.Thread(target=loop, args=(n, deadline)) for n in range(raters)] + \
+        [threading.Thread(target=timer, args=(n, deadline)) for n in range(raters)]
     for t in threads:
         t.start()
     deadline[0] = time.monotonic() + seconds
@@ -178,7 +201,8 @@ def check(store: Store, batch_ids: list[str], result: Result, rater: str) -> lis
 def report(result: Result, problems: list[str], args: argparse.Namespace, load: tuple[float, float],
            stored: int) -> str:
     """The Markdown section."""
-    opens, votes, acknowledged = result.all("opens"), result.all("votes"), result.acknowledged
+    opens, votes, ticks, acknowledged = result.all("opens"), result.all("votes"), result.all("ticks"), \
+        result.acknowledged
     errors = [e for r in result.raters for e in r.errors]
     already = sum(r.already_voted for r in result.raters)
     by_call = ", ".join(f"{n} on {call}" for call, n in Counter(e.split(":")[0] for e in errors).items())
@@ -191,6 +215,8 @@ def report(result: Result, problems: list[str], args: argparse.Namespace, load: 
              f"{_p(opens, 99)} | {len(opens)} |",
              f"| vote + next pair (`/rate_left` …) | {len(votes) / result.seconds:.1f} | {_p(votes, 50)} | "
              f"{_p(votes, 99)} | {len(votes)} |",
+             f"| the tab's 1 s timer (`/rate_tick`, every rater) | {len(ticks) / result.seconds:.1f} | {_p(ticks, 50)} | "
+             f"{_p(ticks, 99)} | {len(ticks)} |",
              "",
              f"- votes acknowledged: **{len(acknowledged)}** ({len(acknowledged) / result.seconds:.1f} / s); "
              f"answered \"that pair already has a vote\" (another rater's vote landed first): {already}; "

@@ -22,7 +22,8 @@ def test_raters_sharing_a_batch_through_the_api_lose_no_acknowledged_vote(tmp_pa
         result = rate(client.src, settings.auth, batch_ids, 3, 4)
     votes = result.all("votes")
     acknowledged = result.acknowledged
-    assert acknowledged and not [e for r in result.raters for e in r.errors]
+    assert acknowledged and not [e for r in result.raters for e in r.errors]  # no tick replaced a pair on screen
+    assert all(r.ticks for r in result.raters)  # each session's timer ticked (once a second; calls are slow here)
     # Every vote call was either acknowledged or told another rater's vote landed first; nothing else.
     assert len(acknowledged) + sum(r.already_voted for r in result.raters) == len(votes) <= len(result.all("opens"))
     stored = [c for c in store.comparisons() if c.batch_id == batch_ids[0]]
@@ -45,3 +46,5 @@ def test_raters_sharing_a_batch_through_the_api_lose_no_acknowledged_vote(tmp_pa
 
     text = report(result, problems, argparse.Namespace(raters=3, batches=1), (1.0, 2.0), len(stored))
     assert f"votes acknowledged: **{len(acknowledged)}**" in text and "rater: **NO** — 3 problems" in text
+    assert f"| the tab's 1 s timer (`/rate_tick`, every rater) | {len(result.all('ticks')) / result.seconds:.1f} |" \
+        in text

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from playground.core.settings import Settings
-from playground.ratings.store import Store
+from playground.ratings.store import ComparisonRecord, Side, Store
 from tests.app_server import serve
 
 
@@ -106,3 +106,30 @@ def test_scores_undo_and_repeats_through_the_api(rated, tiny_base, tiny_chat):
     rows = {row[0]: dict(zip(raters["headers"], row)) for row in raters["data"]}
     assert rows["rita"]["votes"] == 4 and rows["rita"]["pairs asked again"] == 2
     assert rows["rita"]["same verdict"] == "0 / 2 · 0%" and rows["rita"]["note"] == "few repeats (2)"
+
+
+def test_each_session_undoes_only_its_own_vote_and_the_timer_is_callable(rated):
+    """Two raters (two sessions) on one batch: one's Undo takes back its own vote, not the batch's latest (the
+    other's). /rate_tick, the Rate tab's 1 s timer, is callable (bench/raters.py plays a browser's timer with it) but
+    not documented, and leaves the pair on screen alone."""
+    client, settings = rated
+    store = Store(settings.ratings_db)
+    batch = store.create_batch("two raters", ["m1", "m2"], 4)
+    store.insert_many([ComparisonRecord(messages=[{"role": "user", "content": f"Two raters {i}?"}],
+                                        a=Side("m1", response=f"a{i}"), b=Side("m2", response=f"b{i}"),
+                                        source="rate", blind=True, batch_id=batch.id, position=i) for i in range(4)])
+    store.set_batch_status(batch.id, "ready")
+    ann, bo = (type(client)(client.src, verbose=False) for _ in range(2))
+    shown = {name: session.predict(batch.id, api_name="/rate_open")[3] for name, session in (("ann", ann),
+                                                                                             ("bo", bo))}
+    assert shown["ann"] != shown["bo"]  # each has a pair of their own
+    ticked = ann.predict(batch.id, api_name="/rate_tick")
+    assert "0 / 4 rated" in ticked[0] and not isinstance(ticked[2], str)  # the pair on screen isn't sent again
+    ann.predict(batch.id, 0, "", "ann", api_name="/rate_left")
+    bo.predict(batch.id, 0, "", "bo", api_name="/rate_tie")
+    assert store.last_voted(batch.id).rater == "bo"
+    undone = ann.predict(batch.id, api_name="/rate_undo")
+    assert "undone" in undone[-3] and undone[2] == shown["ann"]  # ann's pair, back on ann's screen
+    votes = store.comparisons(batch_id=batch.id)
+    assert [(v.rater, v.winner) for v in votes] == [("bo", "tie")]
+    assert "/rate_tick" not in client.view_api(print_info=False, return_format="dict")["named_endpoints"]

@@ -25,6 +25,7 @@ from playground.ui.rate_tab import (
     skip_pair,
     start_batch,
     stop_generating,
+    tick,
     undo_last,
     upload_visible,
 )
@@ -58,7 +59,7 @@ def test_a_stopped_batch_no_longer_says_generating(settings):
 
 STATUS, PROMPT, LEFT, RIGHT = 2, 3, 4, 5  # show_pair's outputs after the pair id (0) and the progress line (1)
 SCORE_LEFT, SCORE_RIGHT = 11, 12  # then the five rating buttons, skip, and the two answers' score rows
-LAST, STRENGTH, WHY = -3, -2, -1  # a vote's outputs after show_pair's
+LAST, STRENGTH, WHY, MINE = -4, -3, -2, -1  # a vote's outputs after show_pair's
 
 
 @pytest.fixture
@@ -109,8 +110,8 @@ def test_opening_a_batch_shows_its_first_pair_verbatim(ctx):
 def test_the_pair_on_screen_is_not_sent_again_unless_asked(ctx):
     batch_id = hand_made_batch(ctx.store)
     pair_id = show_pair(ctx, batch_id, None)[0]
-    again = show_pair(ctx, batch_id, pair_id)  # the timer, every second
-    assert again[0] == pair_id and again[PROMPT:RIGHT + 1] == [gr.skip()] * 3
+    again = show_pair(ctx, batch_id, pair_id)  # e.g. the batch picked again
+    assert again[0] == gr.skip() and again[PROMPT:RIGHT + 1] == [gr.skip()] * 3  # the id too: see the tick's test
     assert show_pair(ctx, batch_id, pair_id, redraw=True)[PROMPT].startswith("<b>System:</b>")
     nothing = show_pair(ctx, None, None)
     assert nothing[0] is None and nothing[STATUS] == "No batch yet: start one above."
@@ -120,16 +121,16 @@ def test_the_pair_on_screen_is_not_sent_again_unless_asked(ctx):
 def test_a_vote_is_saved_as_seen_on_screen_and_reveals_the_models(ctx):
     batch_id = hand_made_batch(ctx.store)
     pair_id = show_pair(ctx, batch_id, None)[0]
-    out = rate_button(ctx, "left", batch_id, pair_id, 4, "clearer", " bo ", 0, 0, session())
+    out = rate_button(ctx, "left", batch_id, pair_id, 4, "clearer", " bo ", 0, 0, [], session())
     saved = ctx.store.get(pair_id)
     assert (saved.winner, saved.strength, saved.rationale, saved.rater) == ("b", 4, "clearer", "bo")  # m2 was left
     assert out[LAST] == "Last vote: **left better** — left was `m2`, right was `m1`."
     assert (out[STRENGTH], out[WHY]) == (0, "") and "1 / 3 rated" in out[1]
     assert out[0] != pair_id and out[PROMPT].endswith(verbatim_html("Question <1>?"))  # the next pair
     # Voted already (from another tab, say): not voted twice; the next pair is shown.
-    again = rate_button(ctx, "right", batch_id, pair_id, 0, "", "bo", 0, 0, session())
-    assert ctx.store.get(pair_id).winner == "b" and again[LAST:] == [gr.skip()] * 3
-    tie = cast(ctx, batch_id, out[0], "tie", 0, "", "", None, None, session(username="login"))
+    again = rate_button(ctx, "right", batch_id, pair_id, 0, "", "bo", 0, 0, [], session())
+    assert ctx.store.get(pair_id).winner == "b" and again[LAST:] == [gr.skip()] * 4
+    tie = cast(ctx, batch_id, out[0], "tie", 0, "", "", None, None, [], session(username="login"))
     assert ctx.store.get(out[0]).rater == "login" and "Last vote: **a tie**" in tie[LAST]
 
 
@@ -138,21 +139,22 @@ def test_skip_undo_and_rate_skipped_pairs(ctx, capsys):
     first = show_pair(ctx, batch_id, None)[0]
     second = skip_pair(ctx, batch_id, first)[0]
     assert second != first and ctx.store.get(first).skipped
-    done = rate_button(ctx, "both_bad", batch_id, second, 0, "", "", 0, 0, session())
+    done = rate_button(ctx, "both_bad", batch_id, second, 0, "", "", 0, 0, [], session())
     assert done[0] is None and done[STATUS] == "All done: 1 rated. 1 skipped: press *Rate skipped pairs*."
     assert usable(done) == [False] * 5
 
-    undone = undo_last(ctx, batch_id)
-    assert undone[0] == second and ctx.store.get(second).winner is None
+    assert [pair for _, pair, _ in done[MINE]] == [second]  # this session's votes, for its Undo
+    undone = undo_last(ctx, batch_id, done[MINE])
+    assert undone[0] == second and ctx.store.get(second).winner is None and undone[MINE] == []
     assert undone[LAST] == "Vote undone: rate this pair again." and undone[PROMPT]  # shown again, redrawn
-    nothing = undo_last(ctx, batch_id)
-    assert "No vote to undo in this batch." in capsys.readouterr().out and nothing[LAST] == ""
+    nothing = undo_last(ctx, batch_id, undone[MINE])
+    assert "You have no vote to undo in this batch." in capsys.readouterr().out and nothing[LAST] == ""
 
     back = requeue_skipped(ctx, batch_id)
     assert "1 skipped pair(s) are back in the queue." in capsys.readouterr().out
     assert back[0] == first and not ctx.store.get(first).skipped
-    for refused in (lambda: skip_pair(ctx, "made-up", None), lambda: undo_last(ctx, "made-up"),
-                    lambda: rate_button(ctx, "left", "made-up", None, 0, "", "", 0, 0, session())):
+    for refused in (lambda: skip_pair(ctx, "made-up", None), lambda: undo_last(ctx, "made-up", []),
+                    lambda: rate_button(ctx, "left", "made-up", None, 0, "", "", 0, 0, [], session())):
         with pytest.raises(gr.Error, match="There is no batch with id 'made-up'"):
             refused()
 
@@ -229,9 +231,10 @@ def test_bound_callbacks_keep_the_api_argument_names(ctx):
     assert bound_inputs(ctx, start_batch) == ["kind", "file", "picked", "n", "tokens", "temp", "seed_value",
                                               "repeat_percent"]
     assert [p.name for p in get_positional_input_parameters(bind(rate_button, ctx, "left"))] == \
-        ["batch_id", "current_id", "strength_value", "why", "typed_rater", "left_score", "right_score"]
-    assert bound_inputs(ctx, open_batch) == ["batch_id", "current_id"] and bound_inputs(ctx, undo_last) == ["batch_id"]
-    assert bound_inputs(ctx, show_pair) == ["batch_id", "current_id", "redraw"]  # the timer passes two inputs
+        ["batch_id", "current_id", "strength_value", "why", "typed_rater", "left_score", "right_score", "mine"]
+    assert bound_inputs(ctx, open_batch) == ["batch_id", "current_id"]
+    assert bound_inputs(ctx, undo_last) == ["batch_id", "mine"]  # mine is a gr.State: the API takes batch_id only
+    assert bound_inputs(ctx, tick) == ["batch_id", "current_id"]
 
 
 # ---------------------------------------------------------------------------------------------- answer scores
@@ -242,12 +245,12 @@ def test_scores_are_stored_on_the_side_that_was_shown_there(ctx):
     batch_id = hand_made_batch(ctx.store, pairs=2)
     first = show_pair(ctx, batch_id, None)  # the first pair shows b (m2) on the left
     assert ctx.store.get(first[0]).left_side == "b" and first[SCORE_LEFT:SCORE_RIGHT + 1] == [0, 0]
-    out = rate_button(ctx, "left", batch_id, first[0], 0, "", "ann", 2, 5, session())
+    out = rate_button(ctx, "left", batch_id, first[0], 0, "", "ann", 2, 5, [], session())
     saved = ctx.store.get(first[0])
     assert (saved.winner, saved.score_a, saved.score_b) == ("b", 5, 2)  # left (b) got 2, right (a) got 5
     assert out[SCORE_LEFT:SCORE_RIGHT + 1] == [0, 0]  # the next pair starts "not scored"
     second = out[0]
-    rate_button(ctx, "right", batch_id, second, 0, "", "ann", 4.0, 0, session())  # a on the left this time
+    rate_button(ctx, "right", batch_id, second, 0, "", "ann", 4.0, 0, [], session())  # a on the left this time
     saved = ctx.store.get(second)
     assert (saved.left_side, saved.winner, saved.score_a, saved.score_b) == ("a", "b", 4, None)
 
@@ -255,14 +258,14 @@ def test_scores_are_stored_on_the_side_that_was_shown_there(ctx):
 def test_undo_puts_the_scores_back_where_they_were_on_screen(ctx):
     batch_id = hand_made_batch(ctx.store, pairs=2)
     pair_id = show_pair(ctx, batch_id, None)[0]
-    rate_button(ctx, "tie", batch_id, pair_id, 3, "close", "ann", 1, 4, session())
-    undone = undo_last(ctx, batch_id)
+    voted = rate_button(ctx, "tie", batch_id, pair_id, 3, "close", "ann", 1, 4, [], session())
+    undone = undo_last(ctx, batch_id, voted[MINE])
     assert undone[0] == pair_id and undone[SCORE_LEFT:SCORE_RIGHT + 1] == [1, 4]
-    assert undone[LAST:] == ["Vote undone: rate this pair again.", 3, "close"]
+    assert undone[LAST:] == ["Vote undone: rate this pair again.", 3, "close", []]
     cleared = ctx.store.get(pair_id)
     assert (cleared.winner, cleared.score_a, cleared.score_b) == (None, None, None)
     # The timer's next tick leaves the restored rows alone: the pair on screen is the same.
-    assert show_pair(ctx, batch_id, pair_id)[SCORE_LEFT:SCORE_RIGHT + 1] == [gr.skip()] * 2
+    assert tick(ctx, batch_id, pair_id)[SCORE_LEFT:SCORE_RIGHT + 1] == [gr.skip()] * 2
 
 
 @pytest.mark.parametrize("left, right", [(6, 0), (0, -1), (2.5, 0), (0, "3"), (True, 0), (float("inf"), 0),
@@ -272,7 +275,7 @@ def test_a_bad_score_is_refused_and_changes_nothing(ctx, left, right):
     pair_id = show_pair(ctx, batch_id, None)[0]
     before = ctx.store.get(pair_id)
     with pytest.raises(gr.Error, match="The vote was not saved: an answer's score must be a whole number from 1 to 5"):
-        rate_button(ctx, "left", batch_id, pair_id, 0, "", "ann", left, right, session())
+        rate_button(ctx, "left", batch_id, pair_id, 0, "", "ann", left, right, [], session())
     assert ctx.store.get(pair_id) == before and ctx.store.progress(batch_id).rated == 0
 
 
@@ -285,10 +288,10 @@ def test_a_repeated_pair_looks_like_any_other_on_screen(ctx):
     ctx.store.save(again)
     plain = replace(again, id="plain", repeat_of=None, position=2)
     ctx.store.save(plain)
-    after = rate_button(ctx, "left", batch_id, original.id, 0, "", "ann", 0, 0, session())
+    after = rate_button(ctx, "left", batch_id, original.id, 0, "", "ann", 0, 0, [], session())
     shown = show_pair(ctx, batch_id, after[0], redraw=True)  # the pair this rater was given next, drawn whole
     assert shown[0] == "again" and shown[LEFT] == verbatim_html("<b>answer a0</b>")  # the sides swapped
-    voted = rate_button(ctx, "left", batch_id, "again", 0, "", "ann", 0, 0, session())
+    voted = rate_button(ctx, "left", batch_id, "again", 0, "", "ann", 0, 0, [], session())
     control = show_pair(ctx, batch_id, "plain", redraw=True)
     assert shown[2:] == control[2:]
     assert not any("repeat" in str(part).lower() for part in shown + voted)
@@ -322,10 +325,10 @@ def test_a_vote_that_loses_the_race_to_another_raters_is_refused_not_written_ove
     batch_id = hand_made_batch(ctx.store)
     pair_id = show_pair(ctx, batch_id, None)[0]
     racing = RateContext(OtherRaterFirst(settings.ratings_db), ctx.runner)
-    out = rate_button(racing, "right", batch_id, pair_id, 2, "mine", "bo", 0, 0, session())
+    out = rate_button(racing, "right", batch_id, pair_id, 2, "mine", "bo", 0, 0, [], session())
     kept = ctx.store.get(pair_id)
     assert (kept.winner, kept.rater, kept.strength, kept.rationale) == ("a", "other", None, "")
-    assert out[LAST:] == [gr.skip()] * 3 and out[0] != pair_id  # no "Last vote" reveal; the next pair is shown
+    assert out[LAST:] == [gr.skip()] * 4 and out[0] != pair_id  # no "Last vote" reveal; the next pair is shown
 
 
 def test_raters_sharing_a_batch_are_shown_different_pairs_and_each_keeps_its_own(ctx):
@@ -333,6 +336,70 @@ def test_raters_sharing_a_batch_are_shown_different_pairs_and_each_keeps_its_own
     ann = open_batch(ctx, batch_id, None)[1]
     bo = open_batch(ctx, batch_id, None)[1]
     assert ann != bo
-    assert show_pair(ctx, batch_id, ann)[0] == ann and show_pair(ctx, batch_id, bo)[0] == bo  # the timer: kept
-    after = rate_button(ctx, "left", batch_id, ann, 0, "", "ann", 0, 0, session())
+    assert tick(ctx, batch_id, ann)[0] == gr.skip() and tick(ctx, batch_id, bo)[0] == gr.skip()  # the timer: kept
+    after = rate_button(ctx, "left", batch_id, ann, 0, "", "ann", 0, 0, [], session())
     assert after[0] not in (ann, bo) and "Last vote" in after[LAST]  # ann's next pair is neither one
+
+
+# ---------------------------------------------------------------------------------------------- many raters, one batch
+# Undo takes back only the session's own vote; the timer never points the next vote at a pair that isn't on screen.
+
+
+def test_undo_takes_back_this_sessions_own_vote_never_another_raters(ctx):
+    batch_id = hand_made_batch(ctx.store)
+    ann, bo = open_batch(ctx, batch_id, None)[1], open_batch(ctx, batch_id, None)[1]  # two sessions, two pairs
+    ann_voted = rate_button(ctx, "left", batch_id, ann, 0, "", "team", 0, 0, [], session(username="team"))
+    bo_voted = rate_button(ctx, "right", batch_id, bo, 2, "why", "team", 0, 0, [], session(username="team"))
+    assert ctx.store.last_voted(batch_id).id == bo  # bo's vote is the batch's latest, under the same login
+    undone = undo_last(ctx, batch_id, ann_voted[MINE])
+    assert undone[0] == ann and ctx.store.get(ann).winner is None and undone[LAST].startswith("Vote undone")
+    kept = ctx.store.get(bo)
+    assert (kept.winner, kept.strength, kept.rationale, kept.rater) == ("b", 2, "why", "team")  # m2 on the left
+    # bo's own Undo takes back bo's vote.
+    assert undo_last(ctx, batch_id, bo_voted[MINE])[0] == bo and ctx.store.progress(batch_id).rated == 0
+
+
+def test_undo_leaves_a_vote_alone_that_was_changed_since(ctx, capsys):
+    batch_id = hand_made_batch(ctx.store)
+    pair_id = show_pair(ctx, batch_id, None)[0]
+    voted = rate_button(ctx, "left", batch_id, pair_id, 0, "", "ann", 0, 0, [], session())
+    ctx.store.clear_vote(pair_id)  # undone from another tab of the same rater …
+    again = ctx.store.vote(ctx.store.get(pair_id), "tie", rater="bo")  # … and then voted again by someone else
+    out = undo_last(ctx, batch_id, voted[MINE])
+    assert "deleted or undone elsewhere since; nothing was undone" in capsys.readouterr().out
+    assert ctx.store.get(pair_id) == again and out[MINE] == [] and out[LAST] == ""
+    other = hand_made_batch(ctx.store)  # a vote in another batch isn't undone from this one
+    assert undo_last(ctx, other, voted[MINE])[LAST] == "" and ctx.store.get(pair_id) == again
+    assert "You have no vote to undo in this batch." in capsys.readouterr().out
+
+
+def drawn_with_its_texts(outputs: list) -> bool:
+    """The screen stays whole: the pair id output changes only together with the prompt and both answers."""
+    texts = outputs[PROMPT:RIGHT + 1]
+    if outputs[0] == gr.skip():
+        return texts == [gr.skip()] * 3
+    return all(isinstance(text, str) for text in texts)
+
+
+def test_a_late_timer_tick_never_points_the_next_vote_at_a_pair_not_on_screen(ctx):
+    """One session, in Gradio's order of events: a tick can start before a vote or an Undo and land after it, with
+    the pair id it was given when it started."""
+    batch_id = hand_made_batch(ctx.store)
+    first = open_batch(ctx, batch_id, None)[1]
+    voted = rate_button(ctx, "left", batch_id, first, 0, "", "ann", 0, 0, [], session())
+    second = voted[0]
+    undone = undo_last(ctx, batch_id, voted[MINE])  # the screen shows the first pair again
+    assert undone[0] == first
+    late_from_before_the_undo = tick(ctx, batch_id, second)
+    late_from_before_the_vote = tick(ctx, batch_id, first)
+    revoted = rate_button(ctx, "tie", batch_id, first, 0, "", "ann", 0, 0, undone[MINE], session())
+    late_after_the_pair_was_voted = tick(ctx, batch_id, first)
+    for late in (late_from_before_the_undo, late_from_before_the_vote, late_after_the_pair_was_voted):
+        assert late[0] == gr.skip() and drawn_with_its_texts(late)  # what the vote or Undo showed stays
+        assert "rated" in late[1]  # the progress line is still refreshed
+    assert ctx.store.get(first).winner == "tie" and ctx.store.get(second).winner is None
+    # With nothing on screen, the tick shows a pair: id and texts together.
+    fresh = tick(ctx, batch_id, None)
+    assert fresh[0] not in (None, first, revoted[0])  # the next pair nobody has on screen
+    assert drawn_with_its_texts(fresh) and fresh[PROMPT].startswith("<b>Prompt:</b>")
+    assert all(drawn_with_its_texts(show_pair(ctx, batch_id, pair)) for pair in (None, first, second, fresh[0]))

@@ -155,7 +155,7 @@ def test_a_batch_with_repeats_rated_in_the_rate_tab_counts_each_pair_once_elsewh
         record = store.get(current)
         choice = "left" if (record.a if record.left_side == "a" else record.b).model == str(tiny_base) else "right"
         scores = (4, 2) if choice == "left" else (2, 4)
-        current = rate_button(ctx, choice, batch.id, current, 0, "", "ann", *scores, request)[0]
+        current = rate_button(ctx, choice, batch.id, current, 0, "", "ann", *scores, [], request)[0]
     assert store.progress(batch.id).rated == 10  # the 8 pairs and the 2 asked again
 
     report = reliability.reliability(store.comparisons())

@@ -247,3 +247,21 @@ def test_of_two_raters_voting_on_one_pair_at_once_exactly_one_vote_lands(tmp_pat
     for t in threads:
         t.join()
     assert len(landed) == 1 and store.get(contested.id).rater == landed[0]
+
+
+def test_clearing_a_vote_by_its_time_clears_only_that_very_vote(store):
+    """The Rate tab's Undo names the vote it means (pair and ``voted_at``): a vote cast since, by anyone, or a
+    deleted one is left as it is."""
+    batch = store.create_batch("set", ["m1", "m2"], total=2)
+    first, second = (record(f"q{i}", source="rate", batch_id=batch.id, position=i) for i in range(2))
+    store.insert_many([first, second])
+    mine = store.vote(first, "a", rater="team")
+    assert store.clear_vote(first.id, "2000-01-01T00:00:00.000000+00:00") is False  # not that vote
+    assert store.get(first.id).winner == "a"
+    assert store.clear_vote(first.id, mine.voted_at) is True and store.get(first.id).winner is None
+    assert store.clear_vote(first.id, mine.voted_at) is False  # already undone: nothing to do
+    theirs = store.vote(store.get(first.id), "b", rater="team")
+    assert store.clear_vote(first.id, mine.voted_at) is False and store.get(first.id) == theirs
+    deleted = store.vote(second, "tie")
+    store.delete(second.id)
+    assert store.clear_vote(second.id, deleted.voted_at) is False and store.get(second.id).winner == "tie"

@@ -399,12 +399,17 @@ class Store:
                         score_a=score_a, score_b=score_b)
         return self.save(voted, unrated_only)
 
-    def clear_vote(self, comparison_id: str) -> None:
-        """Undo a vote: the comparison goes back to unrated (the Rate tab's U key)."""
+    def clear_vote(self, comparison_id: str, voted_at: str | None = None) -> bool:
+        """Undo a vote: the comparison goes back to unrated (the Rate tab's U key); True if a vote was cleared.
+
+        With ``voted_at`` (the vote's time, as :meth:`vote` stored it), only that very vote is cleared: if the pair's
+        vote has since been undone, cast again (by anyone) or deleted, nothing changes and this returns False. The
+        check and the write are one statement, so an Undo can never take back a vote it didn't mean."""
+        same_vote = " AND voted_at = ? AND winner IS NOT NULL AND deleted_at IS NULL" if voted_at is not None else ""
         with self._write() as db:
-            db.execute("UPDATE comparisons SET winner = NULL, strength = NULL, rationale = '', voted_at = NULL, "
-                       "score_a = NULL, score_b = NULL, skipped = 0, updated_at = ? WHERE id = ?",
-                       (now(), comparison_id))
+            return db.execute("UPDATE comparisons SET winner = NULL, strength = NULL, rationale = '', voted_at = NULL, "
+                              "score_a = NULL, score_b = NULL, skipped = 0, updated_at = ? WHERE id = ?" + same_vote,
+                              (now(), comparison_id, *([voted_at] if voted_at is not None else []))).rowcount == 1
 
     def skip(self, comparison_id: str) -> None:
         with self._write() as db:
@@ -539,7 +544,8 @@ class Store:
         return _from_row(row) if row else None
 
     def last_voted(self, batch_id: str) -> ComparisonRecord | None:
-        """The most recent vote in a batch (for Undo)."""
+        """The most recent vote in a batch, whoever cast it (the Rate tab's Undo doesn't use it: it takes back only
+        the session's own vote, see ``playground.ui.rate_tab.undo_last``)."""
         with self._connect() as db:
             row = db.execute("SELECT * FROM comparisons WHERE batch_id = ? AND winner IS NOT NULL AND deleted_at IS "
                              "NULL ORDER BY voted_at DESC LIMIT 1", (batch_id,)).fetchone()

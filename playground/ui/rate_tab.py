@@ -25,7 +25,7 @@ INTRO = """
 This is how the lecture's preference data is made: people see two answers to the same prompt and say which is
 better. Pick a prompt set and two or more models; every pair of models answers every prompt in the background, and
 you rate the pairs one at a time — blind, sides shuffled. Keys: **1** left better · **2** right better · **3** tie ·
-**4** both bad · **S** skip · **U** undo the last vote. Your progress is saved with every vote.
+**4** both bad · **S** skip · **U** undo your last vote. Your progress is saved with every vote.
 
 You may also score each answer on its own, 1 (poor) to 5 (excellent): the lecture's point is that such absolute
 scores drift while comparisons stay consistent, and the **Reliability** tab measures it on your own votes — with
@@ -125,6 +125,7 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
     ctx = RateContext(store, runner)
     entries = list_models(settings)
     current = gr.State(None)  # id of the pair on screen
+    mine = gr.State([])  # this session's votes, oldest first, as (batch id, pair id, voted_at): what Undo takes back
     remembered = gr.BrowserState("", storage_key=BATCH_KEY)
 
     with gr.Accordion("What this tab does", open=False):
@@ -168,7 +169,7 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
     with gr.Row():
         buttons = [gr.Button(label, elem_id=f"rate-{side}", interactive=False) for side, label in KEYS]
         skip = gr.Button("S · Skip", elem_id="rate-skip", interactive=False)
-        undo = gr.Button("U · Undo last vote", elem_id="rate-undo")
+        undo = gr.Button("U · Undo my last vote", elem_id="rate-undo")
     with gr.Row():
         strength = gr.Slider(0, 5, 0, step=1, label="How much better? (optional; 0 = not said)")
         rationale = gr.Textbox(label="Why? (optional, one line)", max_length=300, scale=2)
@@ -178,23 +179,24 @@ def build(settings: Settings, store: Store, runner: BatchRunner, rater: gr.Textb
     # ------------------------------------------------------------------------------------------ events
 
     view = [current, progress, status, prompt, left, right] + buttons + [skip, left_score, right_score]
-    vote_outputs = view + [last, strength, rationale]
+    vote_outputs = view + [last, strength, rationale, mine]
     app.load(bind(batch_choices, ctx), remembered, batch, api_visibility="private")
     app.load(bind(relist_models, settings), models, models, api_visibility="private")  # endpoints added since
     batch.change(bind(open_batch, ctx), [batch, current], [remembered] + view, api_name="rate_open",
                  concurrency_limit=None)
-    timer.tick(bind(show_pair, ctx), [batch, current], view, api_visibility="private", show_progress="hidden",
-               concurrency_limit=None)
+    # Callable (bench/raters.py calls it as a browser's timer would) but not documented: it only refreshes the screen.
+    timer.tick(bind(tick, ctx), [batch, current], view, api_name="rate_tick", api_visibility="undocumented",
+               show_progress="hidden", concurrency_limit=None)
     start.click(bind(start_batch, ctx), [source, upload, models, limit, max_new, temperature, seed, repeats],
                 [batch, new_batch], api_name="rate_start")
     source.change(upload_visible, source, upload, api_visibility="private")
     for button, (choice, _) in zip(buttons, KEYS):
         # Votes are short writes that SQLite serializes itself: no need to queue them one at a time.
         button.click(bind(rate_button, ctx, choice), [batch, current, strength, rationale, rater, left_score,
-                                                      right_score], vote_outputs,
+                                                      right_score, mine], vote_outputs,
                      api_name=f"rate_{choice}", concurrency_limit=None)
     skip.click(bind(skip_pair, ctx), [batch, current], view, api_name="rate_skip", concurrency_limit=None)
-    undo.click(bind(undo_last, ctx), batch, vote_outputs, api_name="rate_undo", concurrency_limit=None)
+    undo.click(bind(undo_last, ctx), [batch, mine], vote_outputs, api_name="rate_undo", concurrency_limit=None)
     stop_gen.click(bind(stop_generating, ctx), batch, None, api_visibility="private")
     resume.click(bind(resume_generating, ctx), batch, None, api_visibility="private")
     rate_skipped.click(bind(requeue_skipped, ctx), batch, view, api_visibility="private")
@@ -230,8 +232,8 @@ def show_pair(ctx: RateContext, batch_id: str | None, current_id: str | None, re
 
     Outputs: the pair's id, the progress line, the status note, the prompt, both answers, the rating and skip
     buttons (usable when there is a pair), and both answers' score rows ("not scored" for each new pair). The pair
-    already on screen isn't sent again, nor are its scores touched (the timer calls this every second), unless
-    ``redraw``."""
+    already on screen isn't sent again, nor are its scores touched, unless ``redraw``; nor is its id (the outputs
+    never change the pair id without the texts that go with it)."""
     chosen = ctx.store.batch(batch_id) if batch_id else None
     record = ctx.store.get(current_id) if current_id else None
     if record is None or record.winner is not None or record.batch_id != batch_id or record.deleted_at:
@@ -247,12 +249,29 @@ def show_pair(ctx: RateContext, batch_id: str | None, current_id: str | None, re
                                                  if p.skipped else ""))
     ready = gr.update(interactive=record is not None)
     if record is not None and record.id == current_id and not redraw:
-        texts, scores = [gr.skip()] * 3, [gr.skip()] * 2
+        pair, texts, scores = gr.skip(), [gr.skip()] * 3, [gr.skip()] * 2
     else:
+        pair = record.id if record else None
         texts = [_prompt_html(record) if record else "", record_side(record, "left"), record_side(record, "right")]
         scores = [0, 0]
-    return [record.id if record else None, _progress_html(ctx.store, chosen), note] + texts + \
-        [ready] * (len(KEYS) + 1) + scores
+    return [pair, _progress_html(ctx.store, chosen), note] + texts + [ready] * (len(KEYS) + 1) + scores
+
+
+def tick(ctx: RateContext, batch_id: str | None, current_id: str | None) -> list[Any]:
+    """The Rate tab's timer, every second (``show_pair``'s outputs): the progress line and status note refreshed,
+    the claim on the pair on screen renewed, and a pair shown when none is (the next one generated, say).
+
+    A pair on screen is never replaced, and the pair id never changed, from here: a tick that started before a vote
+    or an Undo of this session can land after it with the old pair id, and whatever it drew would then replace what
+    that vote or Undo showed, under the rater's eyes (or, drawing nothing, point the next vote at a pair that isn't
+    on screen). A pair that was voted meanwhile, from another tab, stays until the rater presses a key, which
+    ``cast`` answers with "that pair already has a vote" and the next pair."""
+    if not current_id:
+        return show_pair(ctx, batch_id, None)
+    ctx.claims.hold(current_id)  # still on this screen: other raters get other pairs
+    chosen = ctx.store.batch(batch_id) if batch_id else None
+    note = _status(chosen, chosen is not None and ctx.runner.running() == chosen.id)
+    return [gr.skip(), _progress_html(ctx.store, chosen), note] + [gr.skip()] * (3 + len(KEYS) + 1 + 2)
 
 
 def known(ctx: RateContext, batch_id: str | None) -> str | None:
@@ -322,20 +341,25 @@ def scores_on_screen(record: ComparisonRecord) -> list[int]:
     return [left or 0, right or 0]
 
 
+Vote = tuple[str, str, str]
+"""One vote this session cast, for its Undo: (batch id, pair id, the vote's ``voted_at`` as stored)."""
+
+
 def cast(ctx: RateContext, batch_id: str | None, current_id: str | None, choice: str, strength_value: float | None,
          why: str | None, typed_rater: str | None, left_score: float | None, right_score: float | None,
-         request: gr.Request) -> list[Any]:
+         mine: list[Vote] | None, request: gr.Request) -> list[Any]:
     """Save the vote ``choice`` (as seen on screen) on the pair ``current_id``, with the optional 1–5 scores of the
-    answers on the left and right, and show the next pair.
+    answers on the left and right, and show the next pair. ``mine``: the votes this session cast before (its state).
 
     Outputs: ``show_pair``'s (the score rows back to "not scored"), then the last vote revealed (which model was on
-    which side), and the strength and reason boxes emptied. A pair that already has a vote (from another tab, or another
-    rater a moment before) is not voted twice; a bad score is refused with a message and nothing is saved."""
+    which side), the strength and reason boxes emptied, and ``mine`` with this vote added (for Undo). A pair that
+    already has a vote (from another tab, or another rater a moment before) is not voted twice; a bad score is refused
+    with a message and nothing is saved."""
     known(ctx, batch_id)
     record = ctx.store.get(current_id) if current_id else None
     if record is None or record.winner is not None:  # e.g. voted from another tab: move on, don't vote twice
         gr.Info("That pair already has a vote; here is the next one.")
-        return show_pair(ctx, batch_id, None) + [gr.skip()] * 3
+        return show_pair(ctx, batch_id, None) + [gr.skip()] * 4
     try:
         score_a, score_b = scores_from_screen(record.left_side, left_score, right_score)
         saved = ctx.store.vote(record, winner_from_screen(record.left_side, choice),
@@ -343,19 +367,20 @@ def cast(ctx: RateContext, batch_id: str | None, current_id: str | None, choice:
                                score_a=score_a, score_b=score_b, unrated_only=True)
     except AlreadyVoted:  # another rater's vote on this pair landed between the read above and this write
         gr.Info("That pair already has a vote; here is the next one.")
-        return show_pair(ctx, batch_id, None) + [gr.skip()] * 3
+        return show_pair(ctx, batch_id, None) + [gr.skip()] * 4
     except (ValueError, StoreError) as error:
         raise gr.Error(f"The vote was not saved: {error}") from error
-    return show_pair(ctx, batch_id, None) + [_reveal(saved), 0, ""]
+    return show_pair(ctx, batch_id, None) + [_reveal(saved), 0, "", [*(mine or []), (batch_id, saved.id,
+                                                                                      saved.voted_at)]]
 
 
 def rate_button(ctx: RateContext, choice: str, batch_id: str | None, current_id: str | None,
                 strength_value: float | None, why: str | None, typed_rater: str | None, left_score: float | None,
-                right_score: float | None, request: gr.Request) -> list[Any]:
+                right_score: float | None, mine: list[Vote] | None, request: gr.Request) -> list[Any]:
     """A rating button (the /rate_left, /rate_right, /rate_tie and /rate_both_bad endpoints): ``cast`` for its own
     ``choice``; the two scores are optional (0: not scored)."""
     return cast(ctx, batch_id, current_id, choice, strength_value, why, typed_rater, left_score, right_score,
-                request)
+                mine, request)
 
 
 def skip_pair(ctx: RateContext, batch_id: str | None, current_id: str | None) -> list[Any]:
@@ -366,17 +391,28 @@ def skip_pair(ctx: RateContext, batch_id: str | None, current_id: str | None) ->
     return show_pair(ctx, batch_id, None)
 
 
-def undo_last(ctx: RateContext, batch_id: str | None) -> list[Any]:
-    """Take back the batch's last vote and show that pair again, with its strength, reason and answer scores
-    (/rate_undo)."""
-    previous = ctx.store.last_voted(batch_id) if known(ctx, batch_id) else None
-    if previous is None:
-        gr.Info("No vote to undo in this batch.")
-        return show_pair(ctx, batch_id, None) + ["", gr.skip(), gr.skip()]
-    ctx.store.clear_vote(previous.id)
+def undo_last(ctx: RateContext, batch_id: str | None, mine: list[Vote] | None) -> list[Any]:
+    """Take back this session's last vote in the batch and show that pair again, with its strength, reason and answer
+    scores (/rate_undo; pressed again, the vote before it). ``mine``: the votes this session cast (its state).
+
+    Only a vote this session cast, and only while it is stored as it was cast: never another rater's (with twenty
+    raters on a batch, the batch's latest vote is usually someone else's, and with ``--auth`` they all share one
+    name, so neither the batch's order nor the rater name can tell whose a vote is). A vote of yours that was deleted
+    or undone elsewhere since is left alone, and said so. Outputs: as ``cast``'s, ``mine`` without the vote."""
+    known(ctx, batch_id)
+    votes = list(mine or [])
+    index = next((i for i in range(len(votes) - 1, -1, -1) if votes[i][0] == batch_id), None) if batch_id else None
+    if index is None:
+        gr.Info("You have no vote to undo in this batch.")
+        return show_pair(ctx, batch_id, None) + ["", gr.skip(), gr.skip(), gr.skip()]
+    _, pair_id, voted_at = votes.pop(index)
+    previous = ctx.store.get(pair_id)
+    if previous is None or not ctx.store.clear_vote(pair_id, voted_at):
+        gr.Info("Your last vote here was deleted or undone elsewhere since; nothing was undone.")
+        return show_pair(ctx, batch_id, None) + ["", gr.skip(), gr.skip(), votes]
     view = show_pair(ctx, batch_id, previous.id, redraw=True)
     view[-2:] = scores_on_screen(previous)  # the score rows as they were when the vote was cast
-    return view + ["Vote undone: rate this pair again.", previous.strength or 0, previous.rationale]
+    return view + ["Vote undone: rate this pair again.", previous.strength or 0, previous.rationale, votes]
 
 
 def stop_generating(ctx: RateContext, batch_id: str | None) -> None:
