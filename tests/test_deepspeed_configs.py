@@ -50,7 +50,8 @@ def test_each_config_is_an_accelerate_deepspeed_config_for_bf16_qlora(stage):
     deepspeed = config.deepspeed_config
     assert deepspeed["zero_stage"] == stage
     assert deepspeed["offload_optimizer_device"] == deepspeed["offload_param_device"] == "none"  # 7B QLoRA fits
-    # ZeRO-3 builds each process's shard only, and gathers the whole adapter when it is saved
+    # ZeRO-3 splits the base after it loads (each GPU must fit the 4-bit base once: transformers skips zero.Init for
+    # a quantized model, and the model is loaded before the trainer exists); it gathers the adapter when saved
     assert deepspeed["zero3_init_flag"] is (stage == 3)
     assert deepspeed.get("zero3_save_16bit_model", False) is (stage == 3)
     # batch sizes, accumulation and clipping are left to the trainer (the run's config): "auto" below
@@ -112,10 +113,12 @@ def test_under_zero3_a_4bit_base_stores_its_weights_in_the_compute_dtype_with_th
         assert torch.allclose(zero3(ids).logits, plain(ids).logits, atol=1e-5)
 
 
-def test_under_zero3_the_adapter_is_saved_from_the_weights_gathered_from_every_process(
+def test_under_zero3_the_adapter_is_saved_from_the_trainable_weights_gathered_from_every_process(
         settings, tiny_base, tmp_path, monkeypatch):
-    """Under ZeRO-3 each process holds a shard of every LoRA weight, so the adapter is saved from the state dict the
-    trainer's accelerator gathers (here a stand-in hands the weights a gather would give: the LoRA B's filled)."""
+    """Under ZeRO-3 each process holds a shard of every LoRA weight, so the adapter is saved from the trainable
+    weights the DeepSpeed engine gathers — the stage read from the engine's own config, as transformers' Trainer
+    does, so a DeepSpeed JSON (no ACCELERATE_DEEPSPEED_ZERO_STAGE) counts too, and the frozen base is not gathered.
+    A stand-in engine hands what the gather would give: the LoRA B's filled (this process's own are still zeros)."""
     import types
 
     from peft import get_peft_model
@@ -128,15 +131,53 @@ def test_under_zero3_the_adapter_is_saved_from_the_weights_gathered_from_every_p
 
     cfg = SFTConfig(name="zero3", base_model=str(tiny_base), lora_r=4, lora_alpha=8)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_base), lora_config(cfg, "CAUSAL_LM"))
-    gathered = {key: torch.full_like(value, 0.5) if "lora_B" in key else value
-                for key, value in model.state_dict().items()}  # this process's own LoRA B's are still zeros
-    trainer = types.SimpleNamespace(deepspeed="the DeepSpeed engine", accelerator=types.SimpleNamespace(
-        get_state_dict=lambda engine: gathered if engine == "the DeepSpeed engine" else None))
-    assert gathered_weights(trainer) is None  # no ZeRO-3: each process holds the whole adapter
-    for key, value in launcher_environment(CONFIGS[3]).items():
-        monkeypatch.setenv(key, value)
+    trainable = {key: torch.full_like(value, 0.5) if "lora_B" in key else value.detach().clone()
+                 for key, value in model.named_parameters() if value.requires_grad}
+    asked = []
+
+    def consolidated(exclude_frozen_parameters: bool = False) -> dict[str, torch.Tensor]:
+        asked.append(exclude_frozen_parameters)
+        return trainable if exclude_frozen_parameters else dict(model.state_dict())
+
+    def trainer(stage: int, enabled: bool = True) -> types.SimpleNamespace:
+        engine = types.SimpleNamespace(config={"zero_optimization": {"stage": stage}},
+                                       _zero3_consolidated_16bit_state_dict=consolidated)
+        return types.SimpleNamespace(is_deepspeed_enabled=enabled, deepspeed=engine)
+
+    assert gathered_weights(types.SimpleNamespace()) is None  # no DeepSpeed: each process holds the whole adapter
+    assert gathered_weights(trainer(3, enabled=False)) is None and gathered_weights(trainer(2)) is None
+    assert asked == []  # ZeRO-2 holds whole weights: nothing to gather
+    weights = gathered_weights(trainer(3))
+    assert asked == [True] and weights is trainable  # only the trainable weights, never the frozen base
+    assert trainable and all("lora_" in key for key in trainable)
     folder = RunFolder(tmp_path / "zero3")
-    save_adapter(model, cfg, folder, state_dict=gathered_weights(trainer))
+    save_adapter(model, cfg, folder, state_dict=weights)
     saved = load_file(folder.adapter / "adapter_model.safetensors")
     lora_b = [key for key in saved if "lora_B" in key]
     assert lora_b and all(torch.all(saved[key] == 0.5) for key in lora_b)
+    assert len(saved) == len(trainable)  # every trainable weight, from the trainable-only dict
+
+
+def test_the_zero_stage_of_a_deepspeed_json_named_by_the_accelerate_config_is_read(tmp_path, monkeypatch):
+    """An accelerate config may name a DeepSpeed JSON (``deepspeed_config_file``) instead of giving ``zero_stage``:
+    then the launcher sets no ACCELERATE_DEEPSPEED_ZERO_STAGE, and the stage (which the 4-bit load depends on) is
+    the JSON's."""
+    deepspeed_json = tmp_path / "ds.json"
+    deepspeed_json.write_text('{"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": "auto"}')
+    config = tmp_path / "accelerate.yaml"
+    config.write_text(yaml.safe_dump({
+        "compute_environment": "LOCAL_MACHINE", "distributed_type": "DEEPSPEED", "mixed_precision": "bf16",
+        "num_machines": 1, "num_processes": 2, "machine_rank": 0, "use_cpu": False,
+        "deepspeed_config": {"deepspeed_config_file": str(deepspeed_json), "zero3_init_flag": True}}))
+    env = launcher_environment(config)
+    assert "ACCELERATE_DEEPSPEED_ZERO_STAGE" not in env
+    assert env["ACCELERATE_DEEPSPEED_CONFIG_FILE"] == str(deepspeed_json)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert deepspeed_zero_stage() == 3
+    from playground.models.loading import quantization_config
+
+    assert quantization_config(torch.bfloat16).bnb_4bit_quant_storage == torch.bfloat16  # ZeRO-3's 4-bit storage
+    deepspeed_json.write_text('{"zero_optimization": {"stage": 2}}')
+    assert deepspeed_zero_stage() == 2
+    assert quantization_config(torch.bfloat16).bnb_4bit_quant_storage == torch.uint8

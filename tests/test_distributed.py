@@ -23,7 +23,9 @@ from playground.train.__main__ import main as train_main
 from playground.train.config import ConfigError, KTOConfig, PPOConfig, RewardConfig, SFTConfig
 
 LAUNCHER_VARIABLES = (distributed.RANK_VARIABLES + distributed.LOCAL_RANK_VARIABLES
-                      + distributed.WORLD_SIZE_VARIABLES + ("LOCAL_WORLD_SIZE",))
+                      + distributed.WORLD_SIZE_VARIABLES + ("LOCAL_WORLD_SIZE", "ACCELERATE_USE_DEEPSPEED",
+                                                            "ACCELERATE_DEEPSPEED_ZERO_STAGE",
+                                                            "ACCELERATE_DEEPSPEED_CONFIG_FILE"))
 
 
 @pytest.fixture(autouse=True)
@@ -210,12 +212,135 @@ def test_ppo_refuses_several_processes_and_the_main_one_records_why(tmp_path, mo
     as_process(monkeypatch, 1, 2)
     assert run_cli("ppo", config, folder.path, monkeypatch) == 1
     assert not folder.status_file.exists()
+    assert (folder.path / "failed-rank-1.txt").read_text().startswith("PPO runs on one process only")
     as_process(monkeypatch, 0, 2)
     assert run_cli("ppo", config, folder.path, monkeypatch) == 1
     status = folder.status()
     assert status["state"] == "failed" and "finished" in status
     assert status["error"].startswith("PPO runs on one process only") and "python -m playground.train" in \
         status["error"]
+
+
+def test_another_process_s_failure_is_recorded_and_shown_instead_of_a_generic_one(tmp_path, monkeypatch):
+    """Process 2 fails: it can't write status.json, so it writes failed-rank-1.txt; the main process's own failure
+    (caused by it) and the app's reaper (the launcher killed the main process) both show that reason first."""
+    from playground.core.settings import Settings
+    from playground.runs.jobs import Jobs
+
+    settings = Settings(data_dir=tmp_path / "data")
+    settings.ensure_dirs()
+    config = tmp_path / "sft.yaml"
+    config.write_text(SFTConfig(name="two").to_yaml())
+    folder = RunFolder(settings.runs_dir / "two")
+
+    def failing(message: str) -> types.SimpleNamespace:
+        def main(cfg, folder, resume=False):
+            raise RuntimeError(message)
+        return types.SimpleNamespace(main=main)
+
+    as_process(monkeypatch, 1, 2)
+    monkeypatch.setitem(sys.modules, "playground.train.sft", failing("CUDA error: an illegal memory access"))
+    assert train_main(["sft", str(config), "--run-dir", str(folder.path)]) == 1
+    assert not folder.status_file.exists()
+    assert (folder.path / "failed-rank-1.txt").read_text() == "RuntimeError: CUDA error: an illegal memory access"
+
+    as_process(monkeypatch, 0, 2)  # the main process fails next, on the collective process 2 left
+    monkeypatch.setitem(sys.modules, "playground.train.sft", failing("Connection closed by peer"))
+    assert train_main(["sft", str(config), "--run-dir", str(folder.path)]) == 1
+    assert folder.status()["error"].splitlines() == [
+        "Process 2 of the run failed: RuntimeError: CUDA error: an illegal memory access",
+        "RuntimeError: Connection closed by peer"]
+
+    # the launcher killed the main process before it wrote anything: the reaper shows process 2's reason
+    folder.update_status(state="running", error="", pid=None, started=folder.status()["started"])
+    Jobs(settings, poll=False)  # reaps at once
+    assert folder.status()["state"] == "failed"
+    assert folder.status()["error"] == "Process 2 of the run failed: RuntimeError: CUDA error: an illegal memory access"
+    # a later launch of the run doesn't blame it on the earlier one's failure
+    folder.update_status(state="running", error="", pid=None, started=folder.status()["started"] + 60)
+    Jobs(settings, poll=False)
+    assert folder.status()["error"].startswith("The run's process ended without finishing")
+
+
+def test_a_deepspeed_launch_is_recorded_and_resume_prints_its_command_instead_of_dropping_it(tmp_path, monkeypatch):
+    from playground.core.settings import Settings
+    from playground.runs.jobs import Jobs, deepspeed_command
+
+    settings = Settings(data_dir=tmp_path / "data")
+    settings.ensure_dirs()
+    config = tmp_path / "sft.yaml"
+    config.write_text(SFTConfig(name="ds").to_yaml())
+    folder = RunFolder(settings.runs_dir / "ds")
+    zero3 = str(Path("assets/accelerate/deepspeed-zero3.yaml").resolve())
+    as_process(monkeypatch, 0, 2)
+    assert run_cli("sft", config, folder.path, monkeypatch, result="stopped") == 0
+    assert folder.status()["launch"] == {"deepspeed": False}  # the app's own launch: replayed as it is
+
+    # accelerate launch --config_file deepspeed-zero3.yaml --num_processes 2 ... --run-dir (the variables it sets)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
+    monkeypatch.setattr(distributed, "launcher_config_file", lambda: zero3)  # the launcher's own: its parent's
+    assert run_cli("sft", config, folder.path, monkeypatch, result="stopped") == 0
+    status = folder.status()
+    assert status["launch"] == {"deepspeed": True, "zero_stage": 3, "deepspeed_config_file": None,
+                                "config_file": zero3} and status["processes"] == 2
+    by_hand = (f"accelerate launch --config_file {zero3} --num_processes 2 -m playground.train sft "
+               f"{folder.config} --resume --run-dir {folder.path}")
+    jobs = Jobs(settings, poll=False)
+    with pytest.raises(JobError, match="launched by hand under DeepSpeed") as refused:
+        jobs.resume("ds")
+    assert str(refused.value).endswith(f"\n{by_hand}") and folder.status()["state"] == "stopped"  # not queued
+    assert launch_text("sft", folder.config, 2, folder.status()).splitlines()[1] == by_hand  # the Runs tab's
+    # the accelerate config file unknown: the DeepSpeed settings it recorded, as flags
+    status["launch"] |= {"config_file": None, "deepspeed_config_file": "/cfg/ds.json"}
+    assert deepspeed_command("sft", folder, status, resume=False) == (
+        f"accelerate launch --use_deepspeed --zero_stage 3 --deepspeed_config_file /cfg/ds.json --num_processes 2 "
+        f"-m playground.train sft {folder.config} --run-dir {folder.path}")
+
+
+def test_the_queue_starts_the_next_run_only_once_every_process_of_the_last_one_has_exited(tmp_path):
+    """The main process writes "finished" while the launcher and the other processes are still exiting (holding
+    the GPUs): the app's launch stays the active one until its process has exited."""
+    import subprocess
+    import time
+
+    from playground.core.settings import Settings
+    from playground.runs.jobs import Jobs
+
+    settings = Settings(data_dir=tmp_path / "data")
+    settings.ensure_dirs()
+    jobs = Jobs(settings, poll=False)
+    done, waiting = RunFolder(settings.runs_dir / "done"), RunFolder(settings.runs_dir / "next")
+    for folder, state in ((done, "finished"), (waiting, "queued")):
+        folder.path.mkdir()
+        folder.config.write_text(SFTConfig(name=folder.name).to_yaml())
+        folder.update_status(state=state, stage="sft", queued_at=time.time())
+    launcher = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])  # still exiting
+    try:
+        jobs._processes["done"] = launcher
+        jobs.pump()
+        assert waiting.status()["state"] == "queued" and "done" in jobs._processes
+    finally:
+        launcher.kill()
+        launcher.wait()
+    jobs._reap()  # once it has exited, the queue is free again (pump would start "next" now)
+    assert jobs._processes == {}
+
+
+def test_the_launchers_config_file_is_read_from_the_launching_command_line(tmp_path):
+    """accelerate hands its processes no config path: it is read from the parent process's command line (here a
+    stand-in parent whose command line reads ``... launch --config_file CONFIG -m playground.train ...``)."""
+    import subprocess
+
+    child = "from playground.core.distributed import launcher_config_file; print(launcher_config_file())"
+    parent = f"import subprocess, sys; sys.exit(subprocess.run([sys.executable, '-c', {child!r}]).returncode)"
+    expected = str(tmp_path.resolve() / "ds/zero3.yaml")
+    for flag, found in ((["--config_file", "ds/zero3.yaml"], expected), (["--config_file=ds/zero3.yaml"], expected),
+                        (["--use_deepspeed"], "None")):  # no file: Resume's command repeats the recorded flags
+        result = subprocess.run([sys.executable, "-c", parent, "launch", *flag, "--num_processes", "2", "-m",
+                                 "playground.train", "sft", "x.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                                env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])), check=True)
+        assert result.stdout.strip() == found
 
 
 def test_ppo_on_one_process_is_not_refused(monkeypatch):
@@ -253,16 +378,18 @@ def test_ppo_is_offered_no_accelerate_command(tmp_path):
 def test_the_app_starts_a_run_on_its_configs_processes(tmp_path):
     config = tmp_path / "config.yaml"
     assert run_command("sft", config) == [sys.executable, "-m", "playground.train", "sft", str(config)]
-    assert run_command("dpo", config, resume=True, processes=4) == [
-        "accelerate", "launch", "--multi_gpu", "--num_processes", "4", "-m", "playground.train", "dpo", str(config),
-        "--resume"]
+    # every setting accelerate would otherwise take from the user's default accelerate config is given
+    assert run_command("dpo", config, resume=True, processes=4, port=29617) == [
+        "accelerate", "launch", "--multi_gpu", "--num_machines", "1", "--num_processes", "4", "--mixed_precision",
+        "no", "--main_process_port", "29617", "-m", "playground.train", "dpo", str(config), "--resume"]
     with pytest.raises(JobError, match="PPO runs on one process only"):
         run_command("ppo", config, processes=2)
     with pytest.raises(JobError, match="not a multi-process launch"):
         command("sft", config, launcher="accelerate", processes=1)
     # what the Train and Runs tabs show: the one accelerate line the app runs, or python and the several-GPU hint
     assert launch_text("kto", config, 2) == shell_command("kto", config, launcher="accelerate", processes=2)
-    assert launch_text("kto", config, 2).startswith("accelerate launch --multi_gpu --num_processes 2 -m ")
+    assert launch_text("kto", config, 2).startswith(
+        "accelerate launch --multi_gpu --num_machines 1 --num_processes 2 --mixed_precision no -m ")
     assert launch_text("sft", config) == f"{shell_command('sft', config)}\n{several_gpus_text('sft', config)}"
 
 
@@ -281,7 +408,12 @@ def test_start_refuses_more_processes_than_gpus_but_not_cpu_processes(tiny_base,
     from playground.train.checks import check_inputs
 
     cfg = SFTConfig(base_model=str(tiny_base), processes=3, data_dir=str(settings.data_dir))
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
     check_inputs(cfg, settings)  # no GPU: three CPU processes over gloo
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # but not more processes than cores
+    with pytest.raises(ConfigError, match="must be at most 2: this machine has no GPU.*2 CPU core") as error:
+        check_inputs(cfg, settings)
+    assert error.value.field == "processes"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(ConfigError, match="must be at most 2: this machine has 2 GPU") as error:
@@ -297,10 +429,12 @@ def test_the_train_tab_shows_the_accelerate_command_for_several_processes_and_pp
 
     shown = commands_by_hand("reward", RewardConfig(name="rm", processes=3), settings)
     commands = [line for line in shown.splitlines() if not line.startswith("#")]
-    assert commands == [f"accelerate launch --multi_gpu --num_processes 3 -m playground.train reward rm.yaml "
+    assert commands == [f"accelerate launch --multi_gpu --num_machines 1 --num_processes 3 --mixed_precision no "
+                        f"-m playground.train reward rm.yaml "
                         f"--run-dir {settings.runs_dir / 'rm'}"]
     started = run_commands("reward", Path("runs/rm/config.yaml"), 3).splitlines()
-    assert started[1:] == ["accelerate launch --multi_gpu --num_processes 3 -m playground.train reward "
+    assert started[1:] == ["accelerate launch --multi_gpu --num_machines 1 --num_processes 3 --mixed_precision no "
+                           "-m playground.train reward "
                            "runs/rm/config.yaml"]
     field = next(f for f in dataclasses.fields(PPOConfig) if f.name == "processes")
     ppo_box = _component(PPOConfig, field, 1, settings)

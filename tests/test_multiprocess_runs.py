@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from typing import Any
 
@@ -64,7 +65,9 @@ def run_on_two_processes(jobs: Jobs, stage: str, cfg: Any) -> RunFolder:
     state = jobs.wait(cfg.name, 540)
     log = folder.log.read_text()
     assert state == "finished", (folder.status().get("error"), log[-3000:])
-    assert f"$ accelerate launch --multi_gpu --num_processes 2 -m playground.train {stage} " in log
+    # every launcher setting given (none from the user's default accelerate config), on a port free at launch
+    assert re.search(rf"\$ accelerate launch --multi_gpu --num_machines 1 --num_processes 2 --mixed_precision no "
+                     rf"--main_process_port \d+ -m playground.train {stage} ", log)
     status = folder.status()
     assert status["processes"] == 2 and status["step"] == status["max_steps"] == 2
     assert "Process 1 of 2" in log and "Process 2 of 2" in log  # each process said it was there

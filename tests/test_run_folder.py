@@ -50,3 +50,24 @@ def test_a_status_written_before_the_lock_existed_still_reads_and_updates(tmp_pa
     folder.update_status(state="queued")
     assert folder.status()["step"] == 3 and folder.status()["state"] == "queued"
     assert json.loads(folder.status_file.read_text()) == folder.status()
+
+
+def test_resume_takes_the_newest_complete_checkpoint_not_one_a_kill_left_half_written(tmp_path):
+    """A TRL checkpoint is complete once it holds trainer_state.json (written last), a PPO one with state.json; a
+    run killed while saving checkpoint-30 resumes from checkpoint-20."""
+    folder = RunFolder(tmp_path / "run")
+    assert folder.last_checkpoint() is None
+    for step, last_file in ((10, "trainer_state.json"), (20, "trainer_state.json"), (30, None), (4, "state.json")):
+        checkpoint = folder.checkpoints / f"checkpoint-{step}"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "adapter_model.safetensors").write_bytes(b"weights")  # written first
+        if last_file:
+            (checkpoint / last_file).write_text("{}")
+    assert folder.last_checkpoint().name == "checkpoint-20"
+    (folder.checkpoints / "checkpoint-30" / "trainer_state.json").write_text("{}")  # the save got to its end
+    assert folder.last_checkpoint().name == "checkpoint-30"
+    other = RunFolder(tmp_path / "ppo")
+    (other.checkpoints / "checkpoint-4").mkdir(parents=True)
+    assert other.last_checkpoint() is None  # nothing complete: start from step 0 rather than fail
+    (other.checkpoints / "checkpoint-4" / "state.json").write_text("{}")
+    assert other.last_checkpoint().name == "checkpoint-4"

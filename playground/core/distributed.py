@@ -9,7 +9,9 @@ how many there are (``WORLD_SIZE``); MPI launchers use their own names. From tho
   the others train the same steps and must not race it on the same files;
 - :func:`require_single_process` — a stage with no distributed code (PPO) refuses a multi-process launch instead
   of every process running a whole run of its own;
-- :func:`from_main_process` — a decision every process must take alike (Stop), made by the main process.
+- :func:`from_main_process` — a decision every process must take alike (Stop), made by the main process;
+- :func:`deepspeed_zero_stage` and :func:`launch_record` — whether it runs under DeepSpeed and how it was launched
+  (ZeRO stage, config files), which the 4-bit load and Resume need.
 
 A plain ``python -m playground.train`` (and the app) sets none of these variables: it is the main and only process.
 
@@ -21,9 +23,11 @@ app's run-folder writes must not pay for. The names and their order are accelera
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
 LOCAL_RANK_VARIABLES = ("LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_RANK")
@@ -104,14 +108,68 @@ def require_single_process(what: str) -> None:
                                f"Run it with python -m playground.train (one GPU).")
 
 
+def uses_deepspeed() -> bool:
+    """Whether ``accelerate launch`` started this process under DeepSpeed (``ACCELERATE_USE_DEEPSPEED``)."""
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "").strip().lower() in ("1", "true", "yes")
+
+
 def deepspeed_zero_stage() -> int:
     """The DeepSpeed ZeRO stage this launch trains with (2 or 3 from ``accelerate launch --config_file
     assets/accelerate/deepspeed-zero3.yaml``), or 0 without DeepSpeed. Read from the variables ``accelerate launch``
-    sets from the config file (``ACCELERATE_USE_DEEPSPEED``, ``ACCELERATE_DEEPSPEED_ZERO_STAGE``), which the trainer's
-    DeepSpeed plugin reads later: the model is loaded before the trainer exists, and ZeRO-3 changes how."""
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").strip().lower() not in ("1", "true", "yes"):
+    sets, which the trainer's DeepSpeed plugin reads later (the model is loaded before the trainer exists, and ZeRO-3
+    changes how): ``ACCELERATE_DEEPSPEED_ZERO_STAGE``, or — when the accelerate config names a DeepSpeed JSON
+    (``deepspeed_config_file``), which then holds the stage and the variable is not set — that JSON's
+    ``zero_optimization.stage``; accelerate's default stage (2) when neither says."""
+    if not uses_deepspeed():
         return 0
-    return _first_int(("ACCELERATE_DEEPSPEED_ZERO_STAGE",), 2)  # accelerate's default stage
+    if os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "").strip():
+        return _first_int(("ACCELERATE_DEEPSPEED_ZERO_STAGE",), 2)
+    path = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "").strip()
+    if path:
+        try:
+            stage = json.loads(Path(path).expanduser().read_text()).get("zero_optimization", {}).get("stage", 0)
+        except (OSError, ValueError, AttributeError) as error:
+            raise DistributedError(f"Can't read the DeepSpeed config {path} the launcher named: {error}") from error
+        return int(stage) if str(stage).isdigit() else 0  # DeepSpeed's own default: no ZeRO
+    return 2  # accelerate's default stage
+
+
+def launcher_config_file() -> str | None:
+    """The accelerate config file the launching ``accelerate launch`` was given (its ``--config_file``), as an
+    absolute path; None when this process was not started by ``accelerate launch`` or it was given none. accelerate hands its processes the settings it read
+    (``ACCELERATE_*`` variables) but not the file's path, so it is read from the launcher's own command line: the
+    parent process (accelerate runs torchrun's agent in its own process, which starts the training processes)."""
+    import psutil  # a gradio dependency; imported here so the app's run-folder writes don't pay for it
+
+    try:
+        parent = psutil.Process().parent()
+        words, cwd = (parent.cmdline(), parent.cwd()) if parent is not None else ([], "")
+    except (psutil.Error, OSError):
+        return None
+    launch = next((i for i, w in enumerate(words) if w == "launch" or w.endswith("accelerate.commands.launch")), None)
+    if launch is None:
+        return None
+    tail = words[launch + 1:]
+    for i, word in enumerate(tail):
+        if word in ("-m", "--") or not word.startswith("-") and i and not tail[i - 1].startswith("-"):
+            break  # the training command starts: its own arguments are not the launcher's
+        if word == "--config_file" and i + 1 < len(tail):
+            return str(Path(cwd, tail[i + 1]).expanduser().resolve())
+        if word.startswith("--config_file="):
+            return str(Path(cwd, word.split("=", 1)[1]).expanduser().resolve())
+    return None  # accelerate's default config, if any: a relaunch with the recorded flags merges it the same way
+
+
+def launch_record() -> dict[str, Any]:
+    """How this run was launched, for status.json (``launch``) so that Resume can launch it the same way: DeepSpeed
+    or not, its ZeRO stage, the DeepSpeed JSON the accelerate config named and the accelerate config file itself
+    (:func:`launcher_config_file`). Without DeepSpeed just ``{"deepspeed": False}``: the app's own ``--multi_gpu``
+    launch (or ``python``) is what it replays."""
+    if not uses_deepspeed():
+        return {"deepspeed": False}
+    return {"deepspeed": True, "zero_stage": deepspeed_zero_stage(),
+            "deepspeed_config_file": os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE") or None,
+            "config_file": launcher_config_file()}
 
 
 def from_main_process(value: bool) -> bool:

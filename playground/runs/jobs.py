@@ -3,10 +3,11 @@
 Runs are processes, not threads (docs/DESIGN.md): the run writes its own folder and the app writes only the state
 changes that are its own (queue, cancel, launch, "failed" for a dead process), each under the folder's status lock
 (the protocol is in :mod:`playground.runs.run_folder`), so a closed browser or a reloaded page loses nothing and neither
-side overwrites the other. One GPU means one run at a time: further runs wait as "queued" and start in order. The
-queue is the data dir's: reaping, picking and launching hold ``runs/.queue.lock``, so two app processes on one data
-dir never both start a run. After an app restart :class:`Jobs` re-attaches to runs whose process is still alive and
-marks the dead ones failed with the last lines of their log.
+side overwrites the other. One GPU means one run at a time: further runs wait as "queued" and start in order, once
+the last run's launched process has exited (a multi-process run's other processes may still be exiting after its
+main one wrote "finished"). The queue is the data dir's: reaping, picking and launching hold ``runs/.queue.lock``,
+so two app processes on one data dir never both start a run. After an app restart :class:`Jobs` re-attaches to runs
+whose process is still alive and marks the dead ones failed with the last lines of their log.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -62,11 +64,15 @@ SINGLE_PROCESS_STAGES = frozenset({"ppo"})
 
 
 def command(stage: str, config: Path, resume: bool = False, launcher: str = "python",
-            processes: int | None = None) -> list[str]:
+            processes: int | None = None, port: int | None = None) -> list[str]:
     """The exact command a run uses (the UI shows it). ``launcher="accelerate"``: ``accelerate launch``, one process
-    per GPU — ``processes`` of them (``--multi_gpu --num_processes N``), or with None as many as accelerate finds
-    GPUs. ``--multi_gpu`` picks accelerate's torchrun launcher, which also starts N processes on a machine without a
-    GPU (they train on the CPU over gloo); ``--cpu --num_processes N`` would start just one there. A stage in
+    per GPU — ``processes`` of them (``--multi_gpu --num_machines 1 --num_processes N --mixed_precision no``), or
+    with None as many as accelerate finds GPUs. ``--multi_gpu`` picks accelerate's torchrun launcher, which also
+    starts N processes on a machine without a GPU (they train on the CPU over gloo); ``--cpu --num_processes N``
+    would start just one there. With ``processes`` every setting accelerate would otherwise take from the user's
+    default accelerate config (``accelerate config``) is given: one machine, and no mixed precision from the
+    launcher — the run's config sets bf16/fp16, which the trainer applies over it. ``port``: the main process's
+    port (``--main_process_port``; two runs on the default 29500 would collide). A stage in
     :data:`SINGLE_PROCESS_STAGES` refuses it (:class:`JobError`)."""
     if launcher not in ("python", "accelerate"):
         raise JobError(f"Unknown launcher {launcher!r}: python or accelerate.")
@@ -78,17 +84,51 @@ def command(stage: str, config: Path, resume: bool = False, launcher: str = "pyt
     if launcher == "python":
         head = [sys.executable, "-m"]
     else:
-        head = ["accelerate", "launch"] + (["--multi_gpu", "--num_processes", str(processes)] if processes else [])
-        head.append("-m")
+        head = ["accelerate", "launch"]
+        if processes:
+            head += ["--multi_gpu", "--num_machines", "1", "--num_processes", str(processes), "--mixed_precision", "no"]
+        head += (["--main_process_port", str(port)] if port is not None else []) + ["-m"]
     return head + ["playground.train", stage, str(config)] + (["--resume"] if resume else [])
 
 
-def run_command(stage: str, config: Path, resume: bool = False, processes: int = 1) -> list[str]:
+def run_command(stage: str, config: Path, resume: bool = False, processes: int = 1,
+                port: int | None = None) -> list[str]:
     """The command the app starts a run with: ``python -m playground.train`` on one process, ``accelerate launch
-    --multi_gpu --num_processes N`` on ``processes`` > 1 (:func:`command`)."""
+    --multi_gpu --num_processes N`` on ``processes`` > 1, on the main process port ``port`` (:func:`command`)."""
     if processes > 1:
-        return command(stage, config, resume, launcher="accelerate", processes=processes)
+        return command(stage, config, resume, launcher="accelerate", processes=processes, port=port)
     return command(stage, config, resume)
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now, for a multi-process run's main process (``--main_process_port``): asked
+    of the OS by binding port 0, as torch's own launcher does for a standalone rendezvous (the port could be taken
+    again before the run binds it, but not by another run: the queue starts one at a time)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def deepspeed_command(stage: str, folder: RunFolder, status: dict[str, Any], resume: bool = True) -> str | None:
+    """For a run launched by hand under DeepSpeed (``launch`` in its status.json, written by the run), the
+    ``accelerate launch`` line that runs it again the same way — with the accelerate config file it was launched
+    with, or when that is unknown the DeepSpeed flags it recorded — on as many processes, in its folder; None for a
+    run without DeepSpeed. The app doesn't start DeepSpeed runs itself (they need the GPUs and DeepSpeed set up as
+    the user did by hand), so Resume shows this instead of dropping DeepSpeed (a fresh optimizer, another memory
+    layout) without a word."""
+    launch = status.get("launch")
+    if not isinstance(launch, dict) or not launch.get("deepspeed"):
+        return None
+    head = ["accelerate", "launch"]
+    if launch.get("config_file"):
+        head += ["--config_file", str(launch["config_file"])]
+    else:
+        head += ["--use_deepspeed", "--zero_stage", str(launch.get("zero_stage") or 2)]
+        if launch.get("deepspeed_config_file"):
+            head += ["--deepspeed_config_file", str(launch["deepspeed_config_file"])]
+    head += ["--num_processes", str(max(1, int(status.get("processes") or 1))), "-m", "playground.train", stage,
+             str(folder.config)] + (["--resume"] if resume else []) + ["--run-dir", str(folder.path)]
+    return shlex.join(head)
 
 
 def shell_command(stage: str, config: Path, resume: bool = False, launcher: str = "python",
@@ -111,9 +151,14 @@ def several_gpus_text(stage: str, config: Path, extra: str = "") -> str:
             f"{shell_command(stage, config, launcher='accelerate')}{extra}")
 
 
-def launch_text(stage: str, config: Path, processes: int = 1) -> str:
-    """The command lines the UI shows for a run: on ``processes`` > 1 the ``accelerate launch`` the app starts it
-    with; on one, the ``python`` command and below it the several-GPU one (:func:`several_gpus_text`)."""
+def launch_text(stage: str, config: Path, processes: int = 1, status: dict[str, Any] | None = None) -> str:
+    """The command lines the UI shows for a run: for a run launched under DeepSpeed (``status``), the ``accelerate
+    launch --config_file`` line that resumes it (:func:`deepspeed_command`); on ``processes`` > 1 the ``accelerate
+    launch`` the app starts it with (the main process port it picks at launch is in the run's log); on one, the
+    ``python`` command and below it the several-GPU one (:func:`several_gpus_text`)."""
+    by_hand = deepspeed_command(stage, RunFolder(config.parent), status or {})
+    if by_hand is not None:
+        return f"# launched by hand under DeepSpeed: resume it the same way (the app starts no DeepSpeed run)\n{by_hand}"
     if processes > 1 and stage not in SINGLE_PROCESS_STAGES:
         return shell_command(stage, config, launcher="accelerate", processes=processes)
     return f"{shell_command(stage, config)}\n{several_gpus_text(stage, config)}"
@@ -232,6 +277,11 @@ class Jobs:
     def resume(self, name: str) -> None:
         """Queue a stopped or failed run again; it continues from its newest checkpoint (or starts over)."""
         folder = self.folder(name)
+        by_hand = deepspeed_command(folder.status().get("stage", "sft"), folder, folder.status())
+        if by_hand is not None:
+            raise JobError(f"{name} was launched by hand under DeepSpeed, which the app doesn't start: resuming it "
+                           f"here would drop DeepSpeed (its checkpoints' DeepSpeed optimizer state left unread, the "
+                           f"memory split undone). Resume it the way it was launched:\n{by_hand}")
         with self._queue_lock:  # no app launches it between queueing and removing an old STOP
             queued = folder.update_status(only_if=lambda now: now.get("state") not in ACTIVE, state="queued",
                                           queued_at=time.time(), resume=folder.last_checkpoint() is not None,
@@ -258,7 +308,7 @@ class Jobs:
         """
         with self._lock, self._queue_lock:
             self._reap()
-            if self.active() is not None:
+            if self.active() is not None or self._processes:  # a tracked launch whose processes are still exiting
                 return
             queued = self._queued()
             if queued:
@@ -271,7 +321,7 @@ class Jobs:
         if status is None:  # cancelled since it was picked
             return
         stage, resume, processes = status.get("stage", "sft"), bool(status.get("resume")), _processes(status)
-        args = run_command(stage, folder.config, resume, processes)
+        args = run_command(stage, folder.config, resume, processes, port=free_port() if processes > 1 else None)
         shown = shlex.join(["python", *args[1:]] if processes == 1 else args)
         if processes > 1:  # accelerate's launcher under this interpreter: its console script may not be on PATH
             args[:2] = [sys.executable, "-m", "accelerate.commands.launch"]
@@ -300,13 +350,15 @@ class Jobs:
             if status.get("state") not in ("starting", "running") or folder.name in self._processes:
                 continue
             if not _process_alive(pid):
-                tail = folder.log_tail(8)
+                # Another process of a multi-process run that failed said why; the launcher then ended the rest.
+                others = folder.rank_failures(since=float(status.get("started") or 0) - 1.0)
+                error = "\n".join(others) if others else (
+                    "The run's process ended without finishing (killed, or the machine ran out of memory?). "
+                    f"Last lines of its log:\n{folder.log_tail(8)}")
                 # Only if unchanged since our read: the run may have written its end ("finished"…) and then exited.
                 folder.update_status(
                     only_if=lambda now, pid=pid: now.get("state") in ("starting", "running") and now.get("pid") == pid,
-                    state="failed", finished=time.time(),
-                    error="The run's process ended without finishing (killed, or the machine ran out of memory?). "
-                          f"Last lines of its log:\n{tail}")
+                    state="failed", finished=time.time(), error=error)
 
     def reattach(self) -> None:
         """After an app restart: keep watching live runs, fail dead ones, and carry on with the queue."""

@@ -19,6 +19,7 @@ Layout::
       eval.json        held-out evaluation results, when measured — the app (Evaluate)
       agreement.json   reward runs: the last check against the votes (agreement, length bias) — the app (Reward)
       samples.jsonl    PPO: a few answers per step (prompt, answer, score, KL), for the sample viewer — the run
+      failed-rank-N.txt  multi-process runs: why process N (not the main one) failed — that process
     runs/.queue.lock   the data dir's queue lock (see :mod:`playground.runs.jobs`)
 
 status.json — who writes which fields:
@@ -35,7 +36,10 @@ status.json — who writes which fields:
 
 A run launched on several processes (``accelerate launch``, one per GPU) has one writer: only the main process
 (:func:`playground.core.distributed.is_main_process`) writes status.json, metrics.jsonl and the rest; the others' writes
-through this class are skipped, so they never race it on the same files (rename over a file being renamed).
+through this class are skipped, so they never race it on the same files (rename over a file being renamed). Two
+exceptions, each on files of its own: a process that fails records why in ``failed-rank-N.txt``, and inside each
+checkpoint the trainer has every process write its own ``rng_state_N.pth`` (and, under DeepSpeed, its own shards of
+the optimizer state).
 
 Every write goes through :meth:`RunFolder.update_status`: take the folder's status lock, read, merge the fields,
 write a temporary file and rename it over status.json, release. So two writers never lose each other's fields
@@ -62,6 +66,10 @@ from playground.core.files import write_atomic
 
 ACTIVE = ("queued", "starting", "running")
 """States in which a run is not over yet."""
+CHECKPOINT_COMPLETE = ("trainer_state.json", "state.json")
+"""A checkpoint folder holding one of these was written to the end (:meth:`RunFolder.last_checkpoint`)."""
+RANK_FAILURE_PREFIX = "failed-rank-"
+"""``failed-rank-N.txt``: why process N of a multi-process run failed (:meth:`RunFolder.record_rank_failure`)."""
 
 
 @dataclass(frozen=True)
@@ -181,9 +189,36 @@ class RunFolder:
         return self.stop_file.exists()
 
     def last_checkpoint(self) -> Path | None:
-        """The newest ``checkpoint-N`` folder (by N), or None."""
-        found = [p for p in self.checkpoints.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+        """The newest complete ``checkpoint-N`` folder (by N), or None. Complete: it holds the file its writer
+        writes last — ``trainer_state.json`` for the TRL stages (transformers' ``Trainer._save_checkpoint`` writes
+        it after the weights, optimizer and RNG states), ``state.json`` for PPO (whose checkpoints appear whole
+        anyway, :func:`playground.core.files.staged_folder`) — so a run killed while saving resumes from the
+        checkpoint before, instead of failing on the half-written one at every Resume."""
+        found = [p for p in self.checkpoints.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+                 and any((p / name).is_file() for name in CHECKPOINT_COMPLETE)]
         return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+
+    def record_rank_failure(self, rank: int, message: str) -> None:
+        """Why process ``rank`` (not the main one, which writes status.json) of a multi-process run failed:
+        ``failed-rank-N.txt``, which the app's reaper and the main process's own failure prefer to their generic
+        reason (:meth:`rank_failures`) — the launcher usually kills the main process when another one fails, so
+        the real reason would otherwise be only in the log. Each process writes its own file: no lock needed."""
+        self.path.mkdir(parents=True, exist_ok=True)  # a run launched by hand: perhaps before the main made it
+        write_atomic(self.path / f"{RANK_FAILURE_PREFIX}{rank}.txt", message)
+
+    def rank_failures(self, since: float) -> list[str]:
+        """The failure messages other processes recorded (:meth:`record_rank_failure`) at or after ``since`` (this
+        launch's start: an earlier launch's don't count), as "Process N+1 of the run failed: message", lowest
+        rank first."""
+        found = []
+        for path in self.path.glob(f"{RANK_FAILURE_PREFIX}*.txt"):
+            number = path.stem.removeprefix(RANK_FAILURE_PREFIX)
+            try:
+                if number.isdigit() and path.stat().st_mtime >= since:
+                    found.append((int(number), path.read_text().strip()))
+            except OSError:
+                continue
+        return [f"Process {number + 1} of the run failed: {text}" for number, text in sorted(found)]
 
 
 def _json_lines(path: Path) -> list[dict[str, Any]]:

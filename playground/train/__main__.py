@@ -7,7 +7,10 @@ exit status is 0 when the run finished or was stopped, 1 when it failed (the rea
 ``accelerate launch --multi_gpu --num_processes N -m playground.train ...`` runs SFT, reward, DPO, KTO, GRPO and RLOO
 on N processes, one per GPU (or N CPU processes over gloo on a machine without one): every process trains its share
 of each batch and only the main one writes the run folder (:mod:`playground.core.distributed`); status.json records
-how many took part (``processes``) and each process says in the log which it is. PPO refuses it.
+how many took part (``processes``) and how they were launched (``launch``: DeepSpeed or not, its ZeRO stage and
+config file — the app refuses to resume a DeepSpeed run itself and prints the command that does), and each process
+says in the log which it is. A process other than the main one that fails records why in ``failed-rank-N.txt``. PPO
+refuses it.
 
 ``python -m playground.train STAGE --help`` lists the settings a stage's CONFIG.yaml takes, with the help the Train tab
 shows under each input (both read it from the config fields' metadata).
@@ -24,7 +27,14 @@ import time
 import traceback
 from pathlib import Path
 
-from playground.core.distributed import DistributedError, is_main_process, rank, several_processes, world_size
+from playground.core.distributed import (
+    DistributedError,
+    is_main_process,
+    launch_record,
+    rank,
+    several_processes,
+    world_size,
+)
 from playground.runs.run_folder import RunFolder
 from playground.train.config import STAGES, ConfigError, load, settings_help
 
@@ -48,6 +58,23 @@ def _failure_message(error: BaseException) -> str:
                           RewardModelError)):  # ours: the message says what to do
         return str(error)
     return f"{type(error).__name__}: {error}"
+
+
+def record_failure(folder: RunFolder, message: str, started: float) -> None:
+    """Record why this process's run failed. The main process writes it to status.json, after the reasons other
+    processes recorded meanwhile (theirs usually caused its own, e.g. a lost connection); any other process writes
+    ``failed-rank-N.txt`` (:meth:`RunFolder.record_rank_failure`), which the app's reaper shows when the launcher
+    ends the main process before it could write anything. ``started``: this launch's start (older files don't
+    count)."""
+    if not is_main_process():
+        try:
+            folder.record_rank_failure(rank(), message)
+        except OSError as error:  # the log still has the traceback
+            print(f"Couldn't record this process's failure in the run folder: {error}", file=sys.stderr)
+        return
+    others = [text for text in folder.rank_failures(since=started - 1.0)  # the processes were launched together
+              if not text.endswith(f": {message}")]  # the same failure on every process is said once
+    folder.update_status(state="failed", error="\n".join([*others, message]), finished=time.time())
 
 
 def settings_epilog(argv: list[str]) -> str:
@@ -85,14 +112,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{'it writes the run folder' if is_main_process() else 'the main process writes the run folder'}.",
               flush=True)
     # A STOP file already here is a Stop pressed while the run was starting: it stops after the first step.
-    folder.update_status(state="running", stage=args.stage, pid=os.getpid(), started=time.time(), error="",
-                         base_model=cfg.base_model, processes=world_size())
+    started = time.time()
+    folder.update_status(state="running", stage=args.stage, pid=os.getpid(), started=started, error="",
+                         base_model=cfg.base_model, processes=world_size(), launch=launch_record())
     try:
         stage = importlib.import_module(f"playground.train.{args.stage}")
         state = stage.main(cfg, folder, resume=args.resume)
     except BaseException as error:  # noqa: BLE001 - every failure is recorded for the Runs tab
         traceback.print_exc()
-        folder.update_status(state="failed", error=_failure_message(error), finished=time.time())
+        record_failure(folder, _failure_message(error), started)
         return 1
     if is_main_process():  # the STOP file is the folder's too (status writes skip the other processes themselves)
         folder.stop_file.unlink(missing_ok=True)

@@ -7,6 +7,8 @@ another's checks back.
 
 from __future__ import annotations
 
+import os
+
 from playground.core.settings import Settings
 from playground.data import instructions, preference_pairs
 from playground.models.catalog import CatalogError
@@ -55,7 +57,11 @@ def check_inputs(cfg: TrainConfig, settings: Settings) -> None:
     if cfg.processes > 1:  # one GPU each: more would fail at once in the run (local rank without a GPU of its own)
         import torch  # here, not at the top, as ppo
 
-        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0  # 0: CPU processes, as many as asked
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0  # 0: CPU processes
         if 0 < gpus < cfg.processes:
             raise ConfigError("processes", f"must be at most {gpus}: this machine has {gpus} GPU(s) and each process "
                                            f"trains on one of its own")
+        cores = os.cpu_count() or 1
+        if gpus == 0 and cfg.processes > cores:  # more would only share the cores, each with a whole model copy
+            raise ConfigError("processes", f"must be at most {cores}: this machine has no GPU, so each process "
+                                           f"trains on the CPU, and it has {cores} CPU core(s)")

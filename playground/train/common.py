@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from playground.core.distributed import deepspeed_zero_stage, is_main_process
+from playground.core.distributed import is_main_process
 from playground.core.files import staged_folder
 from playground.core.settings import Settings
 from playground.models.catalog import CatalogError, ModelSpec, list_models, resolve_choice
@@ -172,11 +172,16 @@ def save_adapter(model: Any, cfg: TrainConfig, folder: RunFolder, *, state_dict:
 
 
 def gathered_weights(trainer: Any) -> dict[str, Any] | None:
-    """Under DeepSpeed ZeRO-3, where each process holds only a shard of every weight (the LoRA's too), the model's
-    whole state dict, gathered from all processes — every process must call this, as it is a collective — for
-    :func:`save_adapter`; None otherwise (each process holds the whole adapter). The trainer's own way
-    (``Trainer.save_model`` under DeepSpeed: accelerate's ``get_state_dict`` on the DeepSpeed engine, which the
-    configs' ``zero3_save_16bit_model`` allows)."""
-    if deepspeed_zero_stage() != 3:
+    """Under DeepSpeed ZeRO-3, where each process holds only a shard of every weight (the LoRA's too), the trainable
+    weights (LoRA, score head) gathered whole from all processes — every process must call this, as it is a
+    collective; the main process gets the dict, the others None — for :func:`save_adapter`; None otherwise (each
+    process holds the whole adapter). Done as transformers' ``Trainer.save_model`` does for a PEFT model under
+    ZeRO-3: the stage read from the DeepSpeed engine's own config (which holds it however it was given: the
+    accelerate config's ``zero_stage`` or a DeepSpeed JSON), and only the trainable parameters gathered
+    (``exclude_frozen_parameters``) — gathering the frozen base too would put the whole model on one GPU."""
+    if not getattr(trainer, "is_deepspeed_enabled", False):
         return None
-    return trainer.accelerator.get_state_dict(trainer.deepspeed)
+    engine = trainer.deepspeed
+    if engine.config.get("zero_optimization", {}).get("stage") != 3:
+        return None
+    return engine._zero3_consolidated_16bit_state_dict(exclude_frozen_parameters=True)

@@ -87,7 +87,7 @@ class TrainConfig:
         "Fraction of the steps spent warming the learning rate up from 0.")})
     processes: int = field(default=1, metadata={"help": (
         "Processes the app trains on: 1 = a normal run; N > 1 = accelerate launch --multi_gpu --num_processes N, "
-        "one process per GPU (N CPU processes on a machine without a GPU), each training on its share of every batch "
+        "one process per GPU (on a machine without a GPU, N CPU processes: at most one per core), each training on its share of every batch "
         "(batch size is per process). PPO runs on 1 only. A run you launch yourself uses the launcher's count.")})
     data_dir: str = field(default="", metadata={"help": (
         "The app's data folder (packaged models' import cache, uploaded datasets); empty = the default.")})
