@@ -150,6 +150,7 @@ def test_ppo_tokens_are_the_answers_sampled_and_its_value_weights_are_checked_to
     checkpoint = run / "checkpoints" / "checkpoint-3"
     checkpoint.mkdir(parents=True)
     save_file({"value_head.weight": torch.zeros(1, 4, dtype=torch.bfloat16)}, str(checkpoint / "value.safetensors"))
+    (checkpoint / "state.json").write_text("{}")  # what makes a PPO checkpoint complete (RunFolder.last_checkpoint)
     figures = gpu.read_figures("ppo", run, warmup=1)
     assert figures.s_per_step == pytest.approx(10.0)
     assert figures.tokens_per_s == pytest.approx((52 * 8 + 53 * 8) / 20.0)

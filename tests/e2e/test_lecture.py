@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 SMALL = {"max_steps": 2, "batch_size": 2, "gradient_accumulation": 1, "max_length": 256, "save_steps": 2,
          "lora_r": 4, "lora_alpha": 8}
 """What the journey shrinks in each shipped recipe; the rest (data, stage settings, names) is the recipe's."""
-PPO_SMALL = {"mini_batch_size": 2, "response_length": 8, "samples_per_step": 2}
+PPO_SMALL = {"mini_batch_size": 2, "response_length": 8, "samples_per_step": 2, "answers_per_prompt": 2}
 RUN = 3 * SLOW
 """A run: a training process starting on shared cores, two steps, its adapter saved."""
 
