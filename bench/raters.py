@@ -53,13 +53,15 @@ _VERDICT = re.compile(r"^Last vote: \*\*(.+?)\*\*")
 @dataclass
 class Rater:
     """One rater's figures: latencies in ms (of its timer's ticks too), the votes the app acknowledged as (pair
-    number, choice on screen), pairs it said already had a vote, and errors."""
+    number, choice on screen), pairs it said already had a vote, votes whose call failed before its answer came
+    back (pair, choice: the app may have saved them, unacknowledged), and errors."""
 
     opens: list[float] = field(default_factory=list)
     votes: list[float] = field(default_factory=list)
     ticks: list[float] = field(default_factory=list)
     acknowledged: list[tuple[int, str]] = field(default_factory=list)
     already_voted: int = 0
+    unanswered: list[tuple[int, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -76,6 +78,10 @@ class Result:
     @property
     def acknowledged(self) -> list[tuple[int, str]]:
         return [a for r in self.raters for a in r.acknowledged]
+
+    @property
+    def unanswered(self) -> list[tuple[int, str]]:
+        return [a for r in self.raters for a in r.unanswered]
 
 
 def prepare(data_dir: Path, pairs: int, batches: int) -> list[str]:
@@ -126,14 +132,14 @@ def rate(url: str, auth: tuple[str, str] | None, batch_ids: list[str], raters: i
         batch, shown = batch_ids[n % len(batch_ids)], None
         barrier.wait()
         while time.monotonic() < deadline_box[0]:
-            call = "/rate_open"
+            call, voting = "/rate_open", None
             try:
                 shown = pair_on_screen(timed(mine.opens, client, batch, api_name=call)[3], shown)
                 if shown is None:
                     break  # every pair of the batch is rated
                 has_pair[n].set()
                 choice = pick.choice(CHOICES)
-                call = f"/rate_{choice}"
+                call, voting = f"/rate_{choice}", (shown, choice)
                 out = timed(mine.votes, client, batch, 0, "", f"rater-{n}", 0, 0, api_name=call)
                 verdict = _VERDICT.match(out[-3]) if isinstance(out[-3], str) else None  # not sent: no vote
                 voted, shown = shown, pair_on_screen(out[2], shown)
@@ -145,6 +151,8 @@ def rate(url: str, auth: tuple[str, str] | None, batch_ids: list[str], raters: i
                     mine.already_voted += 1
             except Exception as error:  # noqa: BLE001 - a failed call is a figure of the bench, not its end
                 mine.errors.append(f"{call}: {type(error).__name__}: {error}"[:300])
+                if voting is not None:
+                    mine.unanswered.append(voting)
         has_pair[n].set()  # done: let the timer thread see the deadline
 
     def timer(n: int, deadline_box: list[float]) -> None:
@@ -180,7 +188,8 @@ def rate(url: str, auth: tuple[str, str] | None, batch_ids: list[str], raters: i
 def check(store: Store, batch_ids: list[str], result: Result, rater: str) -> list[str]:
     """What is wrong in the database after :func:`rate`, as sentences (none: all is well): each acknowledged vote
     read back by its pair (there, same verdict as the choice on screen, recorded under ``rater``), no pair
-    acknowledged twice, and no vote in the batches that was not acknowledged."""
+    acknowledged twice, and no vote in the batches that was not acknowledged — except one on a pair whose vote call
+    failed before its answer came back (saved, but its answer lost on the way: never acknowledged, so not lost)."""
     problems = []
     stored = {int(_PAIR.search(c.prompt).group(1)): c for c in store.comparisons(voted_only=True)
               if c.batch_id in batch_ids}
@@ -194,7 +203,8 @@ def check(store: Store, batch_ids: list[str], result: Result, rater: str) -> lis
         expected = {"left": vote.left_side, "right": "b" if vote.left_side == "a" else "a"}.get(choice, choice)
         if vote.winner != expected or vote.rater != rater:
             problems.append(f"pair {pair}: acknowledged {choice} by {rater}, stored {vote.winner} by {vote.rater}")
-    problems += [f"pair {p} has a vote nobody was told about" for p in sorted(set(stored) - set(counts))]
+    unanswered = {pair for pair, _ in result.unanswered}
+    problems += [f"pair {p} has a vote nobody was told about" for p in sorted(set(stored) - set(counts) - unanswered)]
     return problems
 
 
@@ -222,7 +232,9 @@ def report(result: Result, problems: list[str], args: argparse.Namespace, load: 
              f"answered \"that pair already has a vote\" (another rater's vote landed first): {already}; "
              f"errors: {len(errors)}" + (f" ({by_call}; first: {errors[0]})" if errors else ""),
              f"- in the database afterwards: {stored} votes; every acknowledged vote there with its verdict and "
-             f"rater: **{'yes' if not problems else 'NO'}**" + (f" — {len(problems)} problems, first: {problems[0]}"
+             f"rater: **{'yes' if not problems else 'NO'}**"
+             + (f"; {stored - len(acknowledged)} more from vote calls whose answer was lost (of "
+                f"{len(result.unanswered)} such calls)" if result.unanswered else "") + (f" — {len(problems)} problems, first: {problems[0]}"
                                                                if problems else "")]
     return "\n".join(lines)
 

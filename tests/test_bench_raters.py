@@ -43,6 +43,10 @@ def test_raters_sharing_a_batch_through_the_api_lose_no_acknowledged_vote(tmp_pa
     assert f"acknowledged vote on pair {first} is not in the database" in problems
     assert any(p.startswith(f"pair {second}: acknowledged") for p in problems)
     assert f"pair {stray.position} has a vote nobody was told about" in problems
+    # ... unless that pair's vote call failed before its answer came back: saved, never acknowledged, not lost.
+    result.raters[0].unanswered.append((stray.position, "a"))
+    assert f"pair {stray.position} has a vote nobody was told about" not in check(store, batch_ids, result, "ann")
+    result.raters[0].unanswered.clear()
 
     text = report(result, problems, argparse.Namespace(raters=3, batches=1), (1.0, 2.0), len(stored))
     assert f"votes acknowledged: **{len(acknowledged)}**" in text and "rater: **NO** — 3 problems" in text
