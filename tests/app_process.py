@@ -82,11 +82,16 @@ def start_app(data_dir: Path, model_a: Path | None = None, model_b: Path | None 
 
 
 def kill_live_runs(jobs) -> None:
-    """SIGKILL the process group of every run of ``jobs`` still starting or running (a test's teardown)."""
+    """SIGKILL the process group of every run of ``jobs`` still starting or running, and of every process ``jobs``
+    launched that is still alive — a multi-process run's status holds rank 0's pid, which leads no group; its
+    launcher does (a test's teardown)."""
+    groups = [process.pid for process in jobs._processes.values() if process.poll() is None]
     for folder in jobs.folders():
         pid = folder.status().get("pid")
         if folder.status().get("state") in ("starting", "running") and pid:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            groups.append(pid)
+    for pid in groups:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass

@@ -11,9 +11,7 @@ processes' batches, so one step is twice the share of an epoch that a single pro
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 from typing import Any
 
 import pytest
@@ -40,9 +38,7 @@ def jobs(tmp_path):
     settings.ensure_dirs()
     jobs = Jobs(settings, poll=False)
     yield jobs
-    for process in list(jobs._processes.values()):  # the launcher's group: it and both training processes
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+    kill_live_runs(jobs)  # the launcher's group: it and both training processes
     kill_live_runs(jobs)
 
 
