@@ -13,8 +13,14 @@ import pytest
 
 from playground.models.catalog import PACKAGED, resolve_choice
 from playground.models.generation import GenerationParams, answer
-from playground.models.loading import (LoadOptions, ModelCache, gguf_control_token_ids, import_packaged,
-                                      import_tokenizer, imported_dir)
+from playground.models.loading import (
+    LoadOptions,
+    ModelCache,
+    gguf_control_token_ids,
+    import_packaged,
+    import_tokenizer,
+    imported_dir,
+)
 
 pytestmark = pytest.mark.slow
 
