@@ -11,7 +11,7 @@ import pytest
 from bench import lecture
 
 
-@pytest.mark.long  # 20 s or more: run by .ci/run after the README's suite (pytest -m long)
+@pytest.mark.long  # among the heaviest: run by .ci/run after the README's suite (pytest -m long)
 @pytest.mark.slow
 def test_the_lecture_trains_every_stage_and_writes_every_figure(tiny_base, tmp_path, monkeypatch, capsys):
     shipped = lecture.recipe

@@ -165,7 +165,7 @@ def kill_run(folder: RunFolder) -> None:
             pass
 
 
-@pytest.mark.long  # 20 s or more: run by .ci/run after the README's suite (pytest -m long)
+@pytest.mark.long  # among the heaviest: run by .ci/run after the README's suite (pytest -m long)
 @pytest.mark.timeout(600)  # two app starts and a training process on shared CPU cores
 def test_a_restarted_app_reattaches_to_its_run_and_the_chart_goes_on(tmp_path, tiny_base, words):
     data = tmp_path / "data"
@@ -203,6 +203,7 @@ def test_a_restarted_app_reattaches_to_its_run_and_the_chart_goes_on(tmp_path, t
         kill_run(folder)
 
 
+@pytest.mark.long  # among the heaviest: run by .ci/run after the README's suite (pytest -m long)
 @pytest.mark.timeout(600)  # an app start and a training process on shared CPU cores
 def test_a_killed_run_shows_failed_with_its_last_log_lines(tmp_path, tiny_base, words):
     data = tmp_path / "data"

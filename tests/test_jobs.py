@@ -83,6 +83,7 @@ def test_a_run_trains_saves_a_loadable_adapter_and_joins_the_catalog(setup):
     assert any(p.abs().sum() > 0 for n, p in plain.named_parameters() if "lora_B" in n)
 
 
+@pytest.mark.long  # among the heaviest: run by .ci/run after the README's suite (pytest -m long)
 def test_stop_checkpoints_and_resume_continues_the_step_count(setup):
     jobs, settings, data, base = setup
     folder = jobs.create("sft", config(settings, data, base, max_steps=400, save_steps=1000, eval_fraction=0.0))
@@ -100,7 +101,7 @@ def test_stop_checkpoints_and_resume_continues_the_step_count(setup):
     assert "Resuming from checkpoint-" in folder.log.read_text()
 
 
-@pytest.mark.long  # 20 s or more: run by .ci/run after the README's suite (pytest -m long)
+@pytest.mark.long  # among the heaviest: run by .ci/run after the README's suite (pytest -m long)
 def test_runs_queue_one_at_a_time(setup):
     jobs, settings, data, base = setup
     jobs.create("sft", config(settings, data, base, name="first", max_steps=400, save_steps=1000))

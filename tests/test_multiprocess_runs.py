@@ -26,7 +26,8 @@ from tests.app_process import kill_live_runs
 from tests.test_group_rl import tasks_file
 from tests.test_reward_dpo import toy_pairs
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # two training processes each: 30–60 s a test
+# two training processes each: 10–60 s a test; among the heaviest, so run by .ci/run after the README's suite
+pytestmark = [pytest.mark.slow, pytest.mark.long, pytest.mark.timeout(600)]
 
 PAIRS, HELD = 24, 6
 """Preference pairs written for reward, DPO and KTO, and how many of them eval_fraction 0.25 holds out."""

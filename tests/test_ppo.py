@@ -254,7 +254,7 @@ def jobs(tmp_path):
     kill_live_runs(jobs)  # never leave a run process behind
 
 
-@pytest.mark.long  # 20 s or more: run by .ci/run after the README's suite (pytest -m long)
+@pytest.mark.long  # among the heaviest: run by .ci/run after the README's suite (pytest -m long)
 def test_sft_then_reward_then_ppo_through_the_run_system(jobs, tiny_base, tiny_chat, tmp_path):
     settings = jobs.settings
     data = str(settings.data_dir)

@@ -110,7 +110,7 @@ def test_a_reward_model_learns_a_separable_preference_and_reloads_to_the_same_sc
     assert len(checked.lengths()) == 6
 
 
-@pytest.mark.long  # 20 s or more: run by .ci/run after the README's suite (pytest -m long)
+@pytest.mark.long  # among the heaviest: run by .ci/run after the README's suite (pytest -m long)
 def test_a_reward_run_stops_and_resumes_its_step_count(setup):
     jobs, settings, data, base = setup
     folder = jobs.create("reward", RewardConfig(**common(settings, data, base, name="rm-stop", max_steps=400,
@@ -164,6 +164,7 @@ def test_dpo_widens_the_chosen_minus_rejected_margin_and_joins_compare(setup):
     assert after > before + 1.0, (before, after)  # on held-out pairs: log π(chosen) − log π(rejected) grew
 
 
+@pytest.mark.long  # among the heaviest: run by .ci/run after the README's suite (pytest -m long)
 def test_reward_and_dpo_can_start_from_an_sft_adapter(setup, tmp_path):
     jobs, settings, data, base = setup
     sft = build_adapter(base, settings.runs_dir / "sft-start" / "adapter")

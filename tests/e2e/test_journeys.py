@@ -180,7 +180,7 @@ def chart_is_readable(page, timeout: float) -> bool:
     return True
 
 
-@pytest.mark.long  # 20 s or more: run by .ci/run after the README's suite (pytest -m long)
+@pytest.mark.long  # among the heaviest: run by .ci/run after the README's suite (pytest -m long)
 @pytest.mark.timeout(600)  # a training process, twice, on shared CPU cores
 def test_train_stop_resume_then_compare_with_the_adapter(page, running_app, tmp_path, tiny_base):
     data = tmp_path / "mini.jsonl"

@@ -38,7 +38,7 @@ def status(page, number: int):
     return page.locator(f"#lecture-status-{number}")
 
 
-@pytest.mark.long  # 20 s or more: run by .ci/run after the README's suite (pytest -m long)
+@pytest.mark.long  # among the heaviest: run by .ci/run after the README's suite (pytest -m long)
 @pytest.mark.timeout(900)  # three training processes and an evaluation on shared CPU cores
 def test_the_lecture_tab_walks_all_five_steps_and_reads_them_back(page, running_app, tiny_base, tmp_path):
     started = laps = time.monotonic()
