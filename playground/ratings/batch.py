@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
+from playground.core.one_at_a_time import OneAtATime
 from playground.models.catalog import CatalogEntry, ModelSpec, resolve_choice
 from playground.models.generation import GenerationParams, StreamUpdate, answer
 from playground.models.loading import LoadOptions, ModelCache, shared_backend
@@ -137,22 +138,14 @@ class BatchRunner:
         self.store = store
         self.cache = cache
         self.entries = entries
-        self._lock = threading.Lock()
-        self._running: tuple[str, threading.Thread, threading.Event] | None = None
+        self._jobs = OneAtATime("Another batch is still generating: stop it first, or wait until it is done.")
         for batch in store.batches():  # a batch left "generating" by a previous app process is not running
             if batch.status == "generating":
                 store.set_batch_status(batch.id, "interrupted", "The app stopped while this batch was generating.")
 
     def running(self) -> str | None:
         """Id of the batch being generated now, if any."""
-        with self._lock:
-            return self._running_id()
-
-    def _running_id(self) -> str | None:
-        """:meth:`running` for a caller that holds ``self._lock``."""
-        if self._running and self._running[1].is_alive():
-            return self._running[0]
-        return None
+        return self._jobs.running()
 
     def start(self, name: str, prompts: Sequence[dict[str, str]], models: Sequence[str],
               settings: BatchSettings) -> Batch:
@@ -169,8 +162,8 @@ class BatchRunner:
             resolve_choice(model, entries)  # CatalogError (a ValueError) names the bad one before anything starts
         per_prompt = pair_count(1, len(models))
         total = len(prompts) * per_prompt + repeat_count(len(prompts), per_prompt, settings.repeat_share)
-        with self._lock:
-            self._refuse_if_running()
+        with self._jobs.lock:
+            self._jobs.refuse_if_running()
             batch = self.store.create_batch(name, models, total, prompts, settings.to_dict())
             self._launch(batch)
         return batch
@@ -181,37 +174,22 @@ class BatchRunner:
         batch = self.store.batch(batch_id)
         if batch is None:
             raise ValueError("That batch no longer exists.")
-        with self._lock:
-            self._refuse_if_running()
+        with self._jobs.lock:
+            self._jobs.refuse_if_running()
             self.store.set_batch_status(batch.id, "generating")
             self._launch(batch)
 
     def stop(self, batch_id: str) -> bool:
-        with self._lock:
-            if self._running and self._running[0] == batch_id:
-                self._running[2].set()
-                return True
-        return False
+        """Ask the batch to stop generating (after the answer it is on); False when it isn't the one generating."""
+        return self._jobs.stop(batch_id)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the running batch (if any) ends (tests and benchmarks)."""
-        with self._lock:
-            thread = self._running[1] if self._running else None
-        if thread is not None:
-            thread.join(timeout)
-
-    def _refuse_if_running(self) -> None:
-        """ValueError while a batch is generating; the caller holds ``self._lock``."""
-        if self._running_id():
-            raise ValueError("Another batch is still generating: stop it first, or wait until it is done.")
+        self._jobs.wait(timeout)
 
     def _launch(self, batch: Batch) -> None:
-        """Start generating ``batch`` in its thread; the caller holds ``self._lock``."""
-        stop = threading.Event()
-        thread = threading.Thread(target=self._generate, args=(batch, stop), name=f"batch-{batch.id[:8]}",
-                                  daemon=True)
-        self._running = (batch.id, thread, stop)
-        thread.start()
+        """Start generating ``batch`` in its thread; the caller holds the jobs' lock."""
+        self._jobs.launch(batch.id, lambda stop: self._generate(batch, stop), name=f"batch-{batch.id[:8]}")
 
     def _generate(self, batch: Batch, stop: threading.Event) -> None:
         try:

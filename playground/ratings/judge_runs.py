@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.core.files import write_atomic
+from playground.core.one_at_a_time import OneAtATime
 from playground.core.settings import Settings
 from playground.models.catalog import CatalogEntry, resolve_choice
 from playground.models.generation import GenerationParams
@@ -121,8 +122,7 @@ class JudgeRunner:
         self.cache = cache
         self.entries = entries
         self.folder = Path(folder)
-        self._lock = threading.Lock()
-        self._running: tuple[str, threading.Thread, threading.Event] | None = None
+        self._jobs = OneAtATime("Another judge run is going: stop it first, or wait until it is done.")
         for run in self.runs():  # a run left "judging" by a previous app process is not running
             if run.status == "judging":
                 self._save(replace(run, status="interrupted", error="The app stopped while this run was judging."))
@@ -163,14 +163,7 @@ class JudgeRunner:
 
     def running(self) -> str | None:
         """Id of the run judging now, if any."""
-        with self._lock:
-            return self._running_id()
-
-    def _running_id(self) -> str | None:
-        """:meth:`running` for a caller that holds ``self._lock``."""
-        if self._running and self._running[1].is_alive():
-            return self._running[0]
-        return None
+        return self._jobs.running()
 
     def start(self, choice: str, rubric: str, target: str, params: GenerationParams = JUDGE_PARAMS,
               options: LoadOptions | None = None) -> JudgeRun:
@@ -188,8 +181,8 @@ class JudgeRunner:
             if batch is None:
                 raise ValueError(f"There is no batch with id {target!r}: pick a Rate batch, or every comparison.")
             name = f"batch {batch.name}"
-        with self._lock:
-            self._refuse_if_running()
+        with self._jobs.lock:
+            self._jobs.refuse_if_running()
             run = self._save(JudgeRun(id=new_id(), judge=judge.to_dict(), target=target, target_name=name,
                                       status="judging", created_at=now()))
             self._launch(run)
@@ -204,40 +197,25 @@ class JudgeRunner:
             raise ValueError(f"There is no judge run with id {run_id!r}.")
         if run.target != ALL and self.store.batch(run.target) is None:
             raise ValueError(f"The batch this run judged ({run.target_name}) no longer exists.")
-        with self._lock:
-            if self._running_id() == run.id:
+        with self._jobs.lock:
+            if self._jobs.running_id() == run.id:
                 raise ValueError("This run is judging already.")
-            self._refuse_if_running()
+            self._jobs.refuse_if_running()
             run = self._save(replace(run, status="judging", error=""))
             self._launch(run)
         return run
 
     def stop(self, run_id: str) -> bool:
         """Ask the run to stop (after the pair it is judging); False when it isn't the one judging."""
-        with self._lock:
-            if self._running and self._running[0] == run_id and self._running[1].is_alive():
-                self._running[2].set()
-                return True
-        return False
+        return self._jobs.stop(run_id)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the running run (if any) ends (tests)."""
-        with self._lock:
-            thread = self._running[1] if self._running else None
-        if thread is not None:
-            thread.join(timeout)
-
-    def _refuse_if_running(self) -> None:
-        """ValueError while a run is judging; the caller holds ``self._lock``."""
-        if self._running_id():
-            raise ValueError("Another judge run is going: stop it first, or wait until it is done.")
+        self._jobs.wait(timeout)
 
     def _launch(self, run: JudgeRun) -> None:
-        """Start judging ``run`` in its thread; the caller holds ``self._lock``."""
-        stop = threading.Event()
-        thread = threading.Thread(target=self._judge, args=(run, stop), name=f"judge-{run.id[:8]}", daemon=True)
-        self._running = (run.id, thread, stop)
-        thread.start()
+        """Start judging ``run`` in its thread; the caller holds the jobs' lock."""
+        self._jobs.launch(run.id, lambda stop: self._judge(run, stop), name=f"judge-{run.id[:8]}")
 
     def _judge(self, run: JudgeRun, stop: threading.Event) -> None:
         try:

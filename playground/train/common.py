@@ -1,5 +1,6 @@
 """What every training stage does the same way, PPO's loop included: settings, the base model (4-bit for QLoRA),
-the LoRA config, the SFT adapter a later stage starts from, float32 master weights, and saving the final adapter.
+the LoRA config, the SFT adapter a later stage starts from, the reward run an RL stage maximises, float32 master
+weights, and saving the final adapter.
 (What only the TRL stages share — their trainer arguments and runner — is :mod:`playground.train.trl_stage`.)
 
 Every adapter a run saves sits directly on the base model the user picked (a stage that "starts from an SFT run"
@@ -24,6 +25,7 @@ from playground.models.loading import (
     pick_device,
     resolve_dtype,
 )
+from playground.runs.reward_model import RewardModelError, RewardRun, find_run
 from playground.runs.run_folder import RunFolder
 from playground.train.config import ConfigError, TrainConfig
 
@@ -121,6 +123,24 @@ def sft_adapter(cfg: Any, settings: Settings) -> Path | None:
         raise CatalogError(f"sft_run: {text!r} was trained on {trained_on!r}, not on {cfg.base_model!r}: pick that "
                            f"base model, or another SFT run.")
     return folder
+
+
+def reward_run_for(cfg: Any, settings: Settings, why_same_base: str, or_else: str = "") -> RewardRun:
+    """The reward run ``cfg.reward_run`` names, checked to be trained on ``cfg.base_model``; ConfigError (field
+    ``reward_run``) when none is named, none has that name, or it learnt on another base. ``why_same_base`` says in
+    the refusal why the stage needs the same base; ``or_else`` ends the "choose one" message with the stage's other
+    way to get a reward. The one check PPO, GRPO and RLOO share (PPO adds its own on 4-bit)."""
+    if not cfg.reward_run:
+        raise ConfigError("reward_run", f"choose a reward model (train one first: stage Reward model){or_else}")
+    try:
+        run = find_run(cfg.reward_run, settings)
+    except RewardModelError as error:
+        raise ConfigError("reward_run", str(error)) from error
+    if run.base_model != cfg.base_model:
+        raise ConfigError("reward_run", f"{run.name!r} was trained on {run.base_model!r}, not on "
+                                        f"{cfg.base_model!r}: {why_same_base}, so pick a reward model trained on "
+                                        f"{cfg.base_model!r} (or that base model).")
+    return run
 
 
 def gpu_memory_peaks() -> dict[str, float]:

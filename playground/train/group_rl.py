@@ -37,9 +37,9 @@ from playground.data.evaluation import HeldoutExample
 from playground.data.preference_pairs import encode_prompt
 from playground.data.prompt_sets import Prompt
 from playground.models.prompting import render
-from playground.runs.reward_model import RewardRun, find_run
+from playground.runs.reward_model import RewardRun
 from playground.runs.run_folder import RunFolder
-from playground.train import trl_stage
+from playground.train import common, trl_stage
 from playground.train.callbacks import RunCallback
 from playground.train.common import settings_for
 from playground.train.config import ConfigError, _GroupConfig
@@ -153,21 +153,8 @@ def prompt_rows(tasks: Sequence[Task], tokenizer: Any, cfg: _GroupConfig) -> tup
 def reward_run_for(cfg: _GroupConfig, settings: Settings) -> RewardRun:
     """The reward run named in the config, checked to be trained on the policy's base model (a reward model judges
     answers like those it learned from, of its own base), as PPO checks its own."""
-    from playground.runs.reward_model import RewardModelError
-
-    if not cfg.reward_run:
-        raise ConfigError("reward_run", "choose a reward model (train one first: stage Reward model), or set "
-                                        "reward_source to checks")
-    try:
-        run = find_run(cfg.reward_run, settings)
-    except RewardModelError as error:
-        raise ConfigError("reward_run", str(error)) from error
-    if run.base_model != cfg.base_model:
-        raise ConfigError("reward_run", f"{run.name!r} was trained on {run.base_model!r}, not on "
-                                        f"{cfg.base_model!r}: a reward model judges answers of the base it learned "
-                                        f"from, so pick a reward model trained on {cfg.base_model!r} (or that base "
-                                        f"model).")
-    return run
+    return common.reward_run_for(cfg, settings, "a reward model judges answers of the base it learned from",
+                                 or_else=", or set reward_source to checks")
 
 
 def example_of(row: dict[str, Any]) -> HeldoutExample:

@@ -40,9 +40,9 @@ from playground.core.settings import Settings
 from playground.data import prompt_sets
 from playground.data.preference_pairs import encode, encode_prompt
 from playground.data.prompt_sets import Prompt
-from playground.runs.reward_model import RewardRun, find_run
+from playground.runs.reward_model import RewardRun
 from playground.runs.run_folder import RunFolder
-from playground.train import ppo_math
+from playground.train import common, ppo_math
 from playground.train.common import gpu_memory_peaks, save_adapter, settings_for, uses_4bit
 from playground.train.config import ConfigError, PPOConfig
 from playground.train.ppo_roles import POLICY, REFERENCE, VALUE, SharedBase
@@ -374,19 +374,8 @@ def load_checkpoint(roles: SharedBase, checkpoint: Path, optimizer: Any, schedul
 
 
 def reward_run_for(cfg: PPOConfig, settings: Settings) -> RewardRun:
-    """The reward run named in the config, checked to share the policy's base model."""
-    from playground.runs.reward_model import RewardModelError
-
-    if not cfg.reward_run:
-        raise ConfigError("reward_run", "choose a reward model (train one first: stage Reward model)")
-    try:
-        run = find_run(cfg.reward_run, settings)
-    except RewardModelError as error:
-        raise ConfigError("reward_run", str(error)) from error
-    if run.base_model != cfg.base_model:
-        raise ConfigError("reward_run", f"{run.name!r} was trained on {run.base_model!r}, not on "
-                                        f"{cfg.base_model!r}: PPO shares one base model among its roles, so pick a "
-                                        f"reward model trained on {cfg.base_model!r} (or that base model).")
+    """The reward run named in the config, checked to share the policy's base model and its 4-bit setting."""
+    run = common.reward_run_for(cfg, settings, "PPO shares one base model among its roles")
     if run.quantized != uses_4bit(cfg):
         trained, here, setting = ("4-bit (QLoRA)", "in full precision", "4bit") if run.quantized else \
             ("full-precision", "in 4-bit", "none")
