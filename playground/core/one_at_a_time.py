@@ -50,8 +50,8 @@ class OneAtATime:
     def stop(self, job_id: str) -> bool:
         """Ask job ``job_id`` to stop (after the step it is on); False when it isn't the one running."""
         with self.lock:
-            if self.running_id() == job_id:
-                self._running[2].set()  # type: ignore[index]  # running_id() is set only while _running is
+            if self._running and self._running[0] == job_id and self._running[1].is_alive():
+                self._running[2].set()
                 return True
         return False
 
