@@ -25,6 +25,7 @@ each session also types its own rater name, which the app rightly ignores when t
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import platform
 import random
@@ -54,7 +55,8 @@ _VERDICT = re.compile(r"^Last vote: \*\*(.+?)\*\*")
 class Rater:
     """One rater's figures: latencies in ms (of its timer's ticks too), the votes the app acknowledged as (pair
     number, choice on screen), pairs it said already had a vote, votes whose call failed before its answer came
-    back (pair, choice: the app may have saved them, unacknowledged), and errors."""
+    back (pair, choice: the app may have saved them, unacknowledged), timer ticks the client dropped (its event
+    stream ended before the answer: a browser's timer just ticks again a second later), and errors."""
 
     opens: list[float] = field(default_factory=list)
     votes: list[float] = field(default_factory=list)
@@ -62,6 +64,7 @@ class Rater:
     acknowledged: list[tuple[int, str]] = field(default_factory=list)
     already_voted: int = 0
     unanswered: list[tuple[int, str]] = field(default_factory=list)
+    dropped_ticks: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -165,6 +168,8 @@ def rate(url: str, auth: tuple[str, str] | None, batch_ids: list[str], raters: i
                 prompt = timed(mine.ticks, client, batch, api_name="/rate_tick")[2]  # progress, status, prompt
                 if isinstance(prompt, str) and prompt:
                     mine.errors.append(f"/rate_tick: replaced the pair on screen with {prompt[:80]!r}")
+            except concurrent.futures.CancelledError:
+                mine.dropped_ticks += 1  # gradio_client's stream ended under it: a transport hiccup, not the app's
             except Exception as error:  # noqa: BLE001 - as in loop()
                 mine.errors.append(f"/rate_tick: {type(error).__name__}: {error}"[:300])
             time.sleep(max(0.0, started + 1 - time.monotonic()))
@@ -215,6 +220,7 @@ def report(result: Result, problems: list[str], args: argparse.Namespace, load: 
         result.acknowledged
     errors = [e for r in result.raters for e in r.errors]
     already = sum(r.already_voted for r in result.raters)
+    dropped = sum(r.dropped_ticks for r in result.raters)
     by_call = ", ".join(f"{n} on {call}" for call, n in Counter(e.split(":")[0] for e in errors).items())
     lines = [f"{args.raters} raters (one `gradio_client` session each, logged in with `--auth`) × "
              f"{result.seconds:.0f} s on {args.batches} batch{'es' if args.batches > 1 else ''} of pre-generated "
@@ -230,7 +236,8 @@ def report(result: Result, problems: list[str], args: argparse.Namespace, load: 
              "",
              f"- votes acknowledged: **{len(acknowledged)}** ({len(acknowledged) / result.seconds:.1f} / s); "
              f"answered \"that pair already has a vote\" (another rater's vote landed first): {already}; "
-             f"errors: {len(errors)}" + (f" ({by_call}; first: {errors[0]})" if errors else ""),
+             f"errors: {len(errors)}" + (f" ({by_call}; first: {errors[0]})" if errors else "")
+             + (f"; timer ticks dropped by the client: {dropped}" if dropped else ""),
              f"- in the database afterwards: {stored} votes; every acknowledged vote there with its verdict and "
              f"rater: **{'yes' if not problems else 'NO'}**"
              + (f"; {stored - len(acknowledged)} more from vote calls whose answer was lost (of "
