@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playground.core.distributed import is_main_process
 from playground.core.files import staged_folder
@@ -25,9 +25,11 @@ from playground.models.loading import (
     pick_device,
     resolve_dtype,
 )
-from playground.runs.reward_model import RewardModelError, RewardRun, find_run
 from playground.runs.run_folder import RunFolder
 from playground.train.config import ConfigError, TrainConfig
+
+if TYPE_CHECKING:
+    from playground.runs.reward_model import RewardRun
 
 ADAPTER_INFO = "playground.json"
 """Written beside adapter_config.json: which run made the adapter, its stage and the prompt format it used."""
@@ -130,6 +132,9 @@ def reward_run_for(cfg: Any, settings: Settings, why_same_base: str, or_else: st
     ``reward_run``) when none is named, none has that name, or it learnt on another base. ``why_same_base`` says in
     the refusal why the stage needs the same base; ``or_else`` ends the "choose one" message with the stage's other
     way to get a reward. The one check PPO, GRPO and RLOO share (PPO adds its own on 4-bit)."""
+    # Imported here: the reward-model module brings the ratings and pandas, which the other stages never need.
+    from playground.runs.reward_model import RewardModelError, find_run
+
     if not cfg.reward_run:
         raise ConfigError("reward_run", f"choose a reward model (train one first: stage Reward model){or_else}")
     try:
