@@ -3,8 +3,8 @@
 Each stage keeps what is its own — its data, its model (a fresh LoRA or the SFT run's), its TRL trainer class and
 the arguments only it sets — and hands them to :func:`build_trainer`; its ``main`` is :func:`run_stage`. Everything
 else is done here once, the same way for every stage: the arguments they share, the run's callback (metrics,
-heartbeat, Stop), float32 master weights, training from step 0 or the newest checkpoint, and saving the adapter.
-PPO has its own loop (:mod:`playground.train.ppo`): TRL has no PPO trainer since 1.13.
+heartbeat, Stop), float32 master weights, the LM head run only where a token is learned (:func:`head_on_labelled_tokens`),
+training from step 0 or the newest checkpoint, and saving the adapter. PPO has its own loop (:mod:`playground.train.ppo`): TRL has no PPO trainer since 1.13.
 """
 
 from __future__ import annotations
@@ -16,6 +16,39 @@ from playground.runs.run_folder import RunFolder
 from playground.train.callbacks import RunCallback
 from playground.train.common import gathered_weights, keep_trainable_fp32, save_adapter, uses_4bit
 from playground.train.config import TrainConfig
+
+
+def head_on_labelled_tokens() -> None:
+    """Make TRL's fused LM head project only the positions that have a label (not -100) on a CPU too, as it does on
+    CUDA: the prompt's and the padding's positions are never projected through the vocabulary.
+
+    Why by hand: TRL 1.16 trains SFT, DPO, KTO, GRPO and RLOO through ``trl.trainer.utils.add_fused_lm_head``, which
+    compacts to the labelled positions only when ``_use_triton(device)`` (CUDA, XPU) and otherwise scores every
+    position, so that XLA devices (Neuron) see one tile shape and don't recompile on every batch. A CPU compiles
+    nothing, and there the skipped work is most of a step: Gemma 3 270M's head is 168M of its 270M weights, and an
+    instruction's prompt is most of its tokens (the answer is a few words). Same losses and gradients, 2× faster
+    SFT steps on Gemma 3 270M on 2 cores (docs/BENCHMARKS.md, SFT). TRL has no setting for it: the choice is that
+    module-level ``_use_triton``, read at every call, which this replaces with one that also says yes for a CPU
+    (the kernel module's own ``_use_triton``, which picks Triton kernels, is left alone). Idempotent; if TRL no
+    longer has the name, it says so and changes nothing (steps are slower, not wrong)."""
+    import trl.trainer.utils as trl_utils
+
+    original = getattr(trl_utils, "_use_triton", None)
+    if getattr(original, "__qualname__", "").startswith(f"{_also_on_cpu.__qualname__}."):
+        return  # already replaced
+    if original is None or not hasattr(trl_utils, "add_fused_lm_head"):
+        print("This TRL has no trl.trainer.utils._use_triton: its LM head scores every position on a CPU (slower, "
+              "same result).", flush=True)
+        return
+
+    trl_utils._use_triton = _also_on_cpu(original)
+
+
+def _also_on_cpu(original: Any) -> Any:
+    """``original(device)``, and True for a CPU (see :func:`head_on_labelled_tokens`)."""
+    def use_compact(device: Any) -> bool:
+        return device.type == "cpu" or bool(original(device))
+    return use_compact
 
 
 def trainer_kwargs(cfg: TrainConfig, folder: RunFolder, precision: dict[str, Any], has_eval: bool) -> dict[str, Any]:
@@ -47,6 +80,7 @@ def build_trainer(trainer_class: type[Any], args_class: type[Any], cfg: TrainCon
         del shared["max_length"]  # GRPO and RLOO bound the answer alone (max_completion_length); their stage the prompt
     args = args_class(**stage_args, **shared)
     callback = RunCallback(folder)
+    head_on_labelled_tokens()
     trainer = trainer_class(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
                             processing_class=tokenizer, peft_config=peft_config, callbacks=[callback],
                             **(trainer_args or {}))
