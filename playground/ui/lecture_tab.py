@@ -28,9 +28,10 @@ from playground.ui.runs_tab import CHARTS, SAMPLE_COLUMNS, curves, samples_table
 INTRO = """
 The lecture on instruction tuning and RLHF, as five things to do here, in order. Each step says what it shows, has
 **one button** that does it with the shipped CPU recipe, shows how far it is and its result, and links to the tab with
-the details. On a CPU with the default models each run takes minutes (PPO's 20 steps about a minute each), and
-evaluating on every held-out example takes longer than training: fewer examples per family is quicker and rougher. Everything is read back from the data folder,
-so you can leave, restart the app and carry on; work done in the other tabs counts too.
+the details. On a CPU with the default models each run takes minutes (SFT about 5, PPO's 12 steps 15–40 s each),
+and evaluating on every held-out example one to two more: fewer examples per family is quicker and rougher.
+Everything is read back from the data folder, so you can leave, restart the app and carry on; work done in the other
+tabs counts too.
 """
 
 TAB_NAMES = {"compare": "Compare", "runs": "Runs", "rate": "Rate", "history": "History", "reward": "Reward"}
