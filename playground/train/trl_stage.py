@@ -3,8 +3,9 @@
 Each stage keeps what is its own — its data, its model (a fresh LoRA or the SFT run's), its TRL trainer class and
 the arguments only it sets — and hands them to :func:`build_trainer`; its ``main`` is :func:`run_stage`. Everything
 else is done here once, the same way for every stage: the arguments they share, the run's callback (metrics,
-heartbeat, Stop), float32 master weights, the LM head run only where a token is learned (:func:`head_on_labelled_tokens`),
-training from step 0 or the newest checkpoint, and saving the adapter. PPO has its own loop (:mod:`playground.train.ppo`): TRL has no PPO trainer since 1.13.
+heartbeat, Stop), float32 master weights, the LM head run only where a token is learned
+(:func:`head_on_labelled_tokens`), training from step 0 or the newest checkpoint, and saving the adapter. PPO has
+its own loop (:mod:`playground.train.ppo`): TRL has no PPO trainer since 1.13.
 """
 
 from __future__ import annotations
