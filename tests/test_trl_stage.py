@@ -84,3 +84,10 @@ def test_turning_it_on_twice_wraps_once(monkeypatch):
     trl_stage.head_on_labelled_tokens()
     assert trl_utils._use_triton is once and once(torch.device("cpu"))
     assert once(torch.device("meta")) == trl_kernels._use_triton(torch.device("meta"))  # other devices: TRL's choice
+
+
+def test_a_trl_without_the_name_gets_a_message_and_no_change(monkeypatch, capsys):
+    monkeypatch.delattr(trl_utils, "_use_triton")
+    trl_stage.head_on_labelled_tokens()
+    assert "scores every position on a CPU" in capsys.readouterr().out
+    assert not hasattr(trl_utils, "_use_triton")  # nothing added for a TRL that no longer reads it
