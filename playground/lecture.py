@@ -298,13 +298,32 @@ def _ppo_step(settings: Settings, names: dict[str, str]) -> StepState:
     if going is not None:
         return replace(going, blocked=blocked) if going.status == NOT_STARTED else going
     title, point = POINTS["ppo"]
-    scored = [m for m in folder.metrics() if m.get("score") is not None]
-    first, last = (scored[0], scored[-1]) if scored else ({}, {})
-    result = (f"Reward model score {first['score']:+.3f} at step {first['step']} → {last['score']:+.3f} at step "
-              f"{last['step']}; KL from the start {last.get('kl', float('nan')):.3f} nats." if scored else
-              "No scores logged.")
     return StepState(5, "ppo", title, point, TABS["ppo"], DONE, f"{names['ppo']} trained.", None, "Done",
-                     run=names["ppo"], result=result)
+                     run=names["ppo"], result=ppo_result(folder.metrics()))
+
+
+def ppo_result(metrics: list[dict[str, Any]]) -> str:
+    """Step 5's result: the reward model's score on the held-out prompts before PPO (or at the first check) and at
+    the last check — the same prompts, so the two are comparable — with the KL from the start. A training step's
+    score is not compared across steps: each step answers other prompts, and which prompt was asked moves the
+    score more than the policy does."""
+    held = [m for m in metrics if m.get("eval_score") is not None]
+    if len(held) >= 2:
+        first, last = held[0], held[-1]
+        start = "before PPO" if first["step"] == 0 else f"at step {first['step']}"
+        count = f"{last['eval_prompts']} " if last.get("eval_prompts") else ""
+        return (f"Reward model score on the {count}held-out prompts PPO never trained on (one sampled answer each): "
+                f"**{first['eval_score']:+.3f}** {start} → **{last['eval_score']:+.3f}** at step {last['step']}; KL "
+                f"from the start {last['eval_kl']:.2f} nats per answer. One answer per prompt is a rough measure, "
+                f"a few tenths either way can be chance: read the answers too.")
+    scored = [m for m in metrics if m.get("score") is not None]
+    if not scored:
+        return "No scores logged."
+    last = scored[-1]
+    return (f"Reward model score of step {last['step']}'s answers {last['score']:+.3f}; KL from the start "
+            f"{last.get('kl', float('nan')):.3f} nats. No held-out prompts were checked before and after (the "
+            f"recipe's eval_fraction), and each step answers other prompts, so its scores don't say whether PPO "
+            f"raised the score.")
 
 
 def lecture_state(settings: Settings, store: Store | None = None) -> list[StepState]:

@@ -163,10 +163,27 @@ def test_ppo_runs_once_both_runs_are_trained_and_shows_its_scores(settings):
     make_run(settings, "reward-gemma-cpu-demo", "reward", "finished", adapter="SEQ_CLS")
     assert states(settings)["ppo"].blocked == ""
     make_run(settings, "ppo-gemma-cpu-demo", "ppo", "finished", adapter="CAUSAL_LM", max_steps=2,
-             metrics=[{"step": 1, "score": -0.5, "kl": 0.0}, {"step": 2, "score": 0.25, "kl": 0.125}])
+             metrics=[{"step": 0, "eval_score": -0.5, "eval_kl": 0.0, "eval_prompts": 12},
+                      {"step": 1, "score": 3.0, "kl": 0.0},
+                      {"step": 2, "score": -1.0, "kl": 0.125, "eval_score": 0.25, "eval_kl": 1.5, "eval_prompts": 12}])
     step = states(settings)["ppo"]
     assert step.status == DONE and step.action is None
-    assert step.result == ("Reward model score -0.500 at step 1 → +0.250 at step 2; KL from the start 0.125 nats.")
+    # the held-out prompts before and after, not the training batches' scores (other prompts at each step)
+    assert step.result.startswith("Reward model score on the 12 held-out prompts PPO never trained on (one sampled "
+                                  "answer each): **-0.500** before PPO → **+0.250** at step 2; KL from the start "
+                                  "1.50 nats per answer.")
+
+
+def test_ppo_result_compares_the_first_and_last_held_out_checks_or_says_there_are_none():
+    older = [{"step": 1, "score": 0.0, "kl": 0.0}, {"step": 6, "score": 0.5, "kl": 1.0, "eval_score": -0.25,
+                                                     "eval_kl": 1.0}, {"step": 12, "eval_score": 0.5, "eval_kl": 2.0}]
+    assert lecture.ppo_result(older).startswith("Reward model score on the held-out prompts PPO never trained on "
+                                                "(one sampled answer each): **-0.250** at step 6 → **+0.500** at "
+                                                "step 12")
+    unchecked = [{"step": 1, "score": -0.5, "kl": 0.0}, {"step": 2, "score": 0.25, "kl": 0.125}]
+    assert lecture.ppo_result(unchecked).startswith("Reward model score of step 2's answers +0.250; KL from the "
+                                                    "start 0.125 nats. No held-out prompts")
+    assert lecture.ppo_result([]) == "No scores logged."
 
 
 def test_a_recipe_in_the_data_dir_replaces_the_shipped_one(settings):

@@ -314,14 +314,50 @@ def test_held_out_prompts_are_answered_and_scored_but_never_trained_on(peaked, t
                      eval_fraction=0.25, save_steps=2, samples_per_step=8)
     assert ppo.train(cfg, run, scorer=merge_share) == "finished"
     metrics = run.metrics()
-    assert [("eval_score" in m, "eval_kl" in m) for m in metrics] == [(False, False), (True, True), (True, True)]
-    assert all(0 <= m["eval_score"] <= 5 for m in metrics if "eval_score" in m)
     prompts = ppo.check_prompts(cfg, settings_for(cfg))
     _, held = ppo.split_prompts(prompts, cfg.eval_fraction, cfg.seed)
     assert len(held) == len(prompts) // 4
+    # before the first step (the starting policy: no KL from itself), then every save_steps steps and at the end
+    assert [(m["step"], "eval_score" in m, "score" in m) for m in metrics] == [
+        (0, True, False), (1, False, True), (2, True, True), (3, True, True)]
+    assert metrics[0]["eval_kl"] == pytest.approx(0.0, abs=1e-4)
+    assert all(0 <= m["eval_score"] <= 5 and m["eval_prompts"] == len(held) for m in metrics if "eval_score" in m)
     held_texts = {p.messages[-1]["content"][:300] for p in held}
     trained = {s["prompt"] for s in run.samples()}
     assert trained and not trained & held_texts
+
+
+def test_held_out_checks_sample_from_one_seed_and_leave_the_training_alone(peaked, tmp_path):
+    """The checks fork the random state: checking every step or every third gives the same training answers, and
+    each check of the same policy the same score (common random numbers across checks)."""
+    runs = {}
+    for save_steps in (1, 3):
+        run = RunFolder(tmp_path / f"every-{save_steps}")
+        run.path.mkdir()
+        cfg = ppo_config(peaked["none"], tmp_path / "data", max_steps=3, batch_size=8, mini_batch_size=8,
+                         ppo_epochs=1, eval_fraction=0.25, save_steps=save_steps, samples_per_step=8)
+        assert ppo.train(cfg, run, scorer=merge_share) == "finished"
+        runs[save_steps] = run
+    assert [s["answer"] for s in runs[1].samples()] == [s["answer"] for s in runs[3].samples()]
+    checks = {n: {m["step"]: m["eval_score"] for m in run.metrics() if "eval_score" in m} for n, run in runs.items()}
+    assert sorted(checks[1]) == [0, 1, 2, 3] and sorted(checks[3]) == [0, 3]
+    assert checks[1][0] == checks[3][0] and checks[1][3] == pytest.approx(checks[3][3])
+    roles = ppo_roles.SharedBase(cfg, settings_for(cfg), None)
+    _, held = ppo.split_prompts(ppo.check_prompts(cfg, settings_for(cfg)), cfg.eval_fraction, cfg.seed)
+    gen_config = ppo.generation_config(cfg, roles.tokenizer)
+    first = ppo.evaluate_held_out(roles, held, merge_share, cfg, gen_config, cfg.kl_coef)
+    torch.rand(1000)  # the training's sampling moves the random state on between two checks
+    assert ppo.evaluate_held_out(roles, held, merge_share, cfg, gen_config, cfg.kl_coef) == first
+
+
+def test_a_resumed_run_that_had_no_checkpoint_checks_the_starting_policy_once(peaked, tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    cfg = ppo_config(peaked["none"], tmp_path / "data", max_steps=1, batch_size=8, mini_batch_size=8, ppo_epochs=1,
+                     eval_fraction=0.25, save_steps=5, samples_per_step=1)
+    run.append_metrics({"step": 0, "max_steps": 1, "eval_score": 1.0, "eval_kl": 0.0, "eval_prompts": 2})
+    assert ppo.train(cfg, run, resume=True, scorer=merge_share) == "finished"  # killed before its first checkpoint
+    assert [m["step"] for m in run.metrics()] == [0, 1]
 
 
 def test_whitened_rewards_reach_gae_with_unit_variance(peaked, tmp_path, monkeypatch):

@@ -286,8 +286,8 @@ class PPOConfig(TrainConfig):
     lora_dropout: float = field(default=0.0, metadata={"help": (
         "Dropout on the LoRA input; 0 so that the sampled answers and the update see the same policy.")})
     eval_fraction: float = field(default=0.0, metadata={"help": (
-        "Fraction of the prompts held out: every save_steps steps the policy answers them and their mean reward is "
-        "logged (reward on prompts it never trained on; 0 = none).")})
+        "Fraction of the prompts held out: before the first step and every save_steps steps the policy answers "
+        "them and their mean reward is logged (reward on prompts it never trained on, before and after; 0 = none).")})
     save_steps: int = field(default=10, metadata={"help": (
         "Save a checkpoint every this many steps (Stop and Resume use them).")})
     warmup_ratio: float = field(default=0.0, metadata={"help": (

@@ -15,7 +15,8 @@ PPO (Schulman et al. 2017). TRL removed its PPOTrainer in 1.13, so the loop is o
         update      ppo_epochs passes over minibatches: clipped policy loss + vf_coef · clipped value loss,
                     gradient clipping, AdamW on the policy and value adapters only; no dropout anywhere
         log         metrics.jsonl (reward, KL, entropy, length, losses, clip fractions, timings) and a few answers
-                    in samples.jsonl, so reward hacking shows when it happens
+                    in samples.jsonl, so reward hacking shows when it happens; with held-out prompts, their score
+                    before the first step (step 0) and every save_steps steps, from one seed each time
         checkpoint  every save_steps steps and on Stop; Resume continues the step count
 
 The four roles share one base model (:mod:`playground.train.ppo_roles`); the maths is in
@@ -444,6 +445,10 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
           f"{f'resuming from {checkpoint.name}' if checkpoint else 'starting from step 0'}; {steps} PPO steps of "
           f"{cfg.batch_size} answers", flush=True)
     folder.update_status(state="running", step=step, max_steps=steps)
+    if held_prompts and step == 0 and not any(m.get("step") == 0 for m in folder.metrics()):
+        # the starting policy's held-out score: the "before" that every later held-out check is read against
+        folder.append_metrics({"step": 0, "max_steps": steps, "time": time.time(), "elapsed_s": 0.0,
+                               **evaluate_held_out(roles, held_prompts, scorer, cfg, gen_config, kl.value)})
     started, first_step, stopped = time.monotonic(), step, False
     while step < steps:
         t0 = time.monotonic()
@@ -499,16 +504,22 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
 
 def evaluate_held_out(roles: SharedBase, prompts: list[Prompt], scorer: Scorer, cfg: PPOConfig, gen_config: Any,
                       kl_coef: float) -> dict[str, float]:
-    """Mean score and KL of the policy's answers to the held-out prompts (sampled as in training)."""
+    """Mean score and KL of the policy's answers to the held-out prompts (sampled as in training), and how many
+    prompts were answered. Every check samples from the same seed (common random numbers: a difference between two
+    checks is less the luck of the draw and more the policy's change) on a forked random state, so the checks leave
+    the training's sampling exactly as it would be without them."""
     import torch
 
     scores, kls = [], []
-    for start in range(0, len(prompts), cfg.batch_size):
-        batch = evaluate_rollout(roles, rollout(roles, prompts[start:start + cfg.batch_size], cfg, gen_config),
-                                 scorer, cfg)
-        scores.append(batch.scores)
-        kls.append(ppo_math.masked_sum(ppo_math.kl_k1(batch.logprobs, batch.ref_logprobs), batch.mask, 1))
-    return {"eval_score": float(torch.cat(scores).mean()), "eval_kl": float(torch.cat(kls).mean())}
+    with torch.random.fork_rng():
+        torch.manual_seed(cfg.seed)
+        for start in range(0, len(prompts), cfg.batch_size):
+            batch = evaluate_rollout(roles, rollout(roles, prompts[start:start + cfg.batch_size], cfg, gen_config),
+                                     scorer, cfg)
+            scores.append(batch.scores)
+            kls.append(ppo_math.masked_sum(ppo_math.kl_k1(batch.logprobs, batch.ref_logprobs), batch.mask, 1))
+    return {"eval_score": float(torch.cat(scores).mean()), "eval_kl": float(torch.cat(kls).mean()),
+            "eval_prompts": len(prompts)}
 
 
 def main(cfg: PPOConfig, folder: RunFolder, resume: bool = False) -> str:
