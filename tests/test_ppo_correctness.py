@@ -345,9 +345,9 @@ def test_held_out_checks_sample_from_one_seed_and_leave_the_training_alone(peake
     roles = ppo_roles.SharedBase(cfg, settings_for(cfg), None)
     _, held = ppo.split_prompts(ppo.check_prompts(cfg, settings_for(cfg)), cfg.eval_fraction, cfg.seed)
     gen_config = ppo.generation_config(cfg, roles.tokenizer)
-    first = ppo.evaluate_held_out(roles, held, merge_share, cfg, gen_config, cfg.kl_coef)
+    first = ppo.evaluate_held_out(roles, held, merge_share, cfg, gen_config)
     torch.rand(1000)  # the training's sampling moves the random state on between two checks
-    assert ppo.evaluate_held_out(roles, held, merge_share, cfg, gen_config, cfg.kl_coef) == first
+    assert ppo.evaluate_held_out(roles, held, merge_share, cfg, gen_config) == first
 
 
 def test_a_resumed_run_that_had_no_checkpoint_checks_the_starting_policy_once(peaked, tmp_path):

@@ -448,7 +448,7 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
     if held_prompts and step == 0 and not any(m.get("step") == 0 for m in folder.metrics()):
         # the starting policy's held-out score: the "before" that every later held-out check is read against
         folder.append_metrics({"step": 0, "max_steps": steps, "time": time.time(), "elapsed_s": 0.0,
-                               **evaluate_held_out(roles, held_prompts, scorer, cfg, gen_config, kl.value)})
+                               **evaluate_held_out(roles, held_prompts, scorer, cfg, gen_config)})
     started, first_step, stopped = time.monotonic(), step, False
     while step < steps:
         t0 = time.monotonic()
@@ -479,7 +479,7 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
                "tokens_per_s": round(float(lengths.sum()) / max(t3 - t0, 1e-9), 1)}
         row["score_low"], row["score_high"] = row["score"] - row["score_std"], row["score"] + row["score_std"]
         if held_prompts and (step % cfg.save_steps == 0 or step == steps):
-            row |= evaluate_held_out(roles, held_prompts, scorer, cfg, gen_config, kl.value)
+            row |= evaluate_held_out(roles, held_prompts, scorer, cfg, gen_config)
         row |= gpu_memory_peaks()  # this step's, held-out answers included
         folder.append_metrics(row)
         with folder.samples_file.open("a") as out:
@@ -502,8 +502,8 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
     return "stopped" if stopped else "finished"
 
 
-def evaluate_held_out(roles: SharedBase, prompts: list[Prompt], scorer: Scorer, cfg: PPOConfig, gen_config: Any,
-                      kl_coef: float) -> dict[str, float]:
+def evaluate_held_out(roles: SharedBase, prompts: list[Prompt], scorer: Scorer, cfg: PPOConfig,
+                      gen_config: Any) -> dict[str, float]:
     """Mean score and KL of the policy's answers to the held-out prompts (sampled as in training), and how many
     prompts were answered. Every check samples from the same seed (common random numbers: a difference between two
     checks is less the luck of the draw and more the policy's change) on a forked random state, so the checks leave
