@@ -267,9 +267,7 @@ def _reward_step(settings: Settings, store: Store, name: str) -> StepState:
     if going is not None:
         return going
     title, point = POINTS["reward"]
-    held = [m["eval_accuracy"] for m in folder.metrics() if m.get("eval_accuracy") is not None]
-    lines = [f"Held-out accuracy (r_chosen > r_rejected on pairs it never trained on): **{held[-1]:.2f}**."
-             if held else "No held-out accuracy logged (the recipe holds out no pairs)."]
+    lines = [reward_accuracy_text(folder.metrics())]
     checked = reward_model.load_check(folder.path)
     ordered = any(r.winner in ("a", "b") for r in select(store.comparisons()))
     blocked = "" if ordered else ("No vote says one answer is better yet: vote Left or Right better in step 3 first, "
@@ -286,6 +284,18 @@ def _reward_step(settings: Settings, store: Store, name: str) -> StepState:
                  "Length bias: too few scored answers of different lengths to tell.")
     return StepState(4, "reward", title, point, TABS["reward"], DONE, f"{name} trained and checked.", "check",
                      "Check again", blocked=blocked, run=name, result="\n\n".join(lines))
+
+
+def reward_accuracy_text(metrics: list[dict[str, Any]]) -> str:
+    """Step 4's first result line: the reward model's held-out pair accuracy after training, and before it (the
+    untrained model's, at step 0) when the run logged one — about chance, which is the point of the step."""
+    held = [(m["step"], m["eval_accuracy"]) for m in metrics if m.get("eval_accuracy") is not None]
+    if not held:
+        return "No held-out accuracy logged (the recipe holds out no pairs)."
+    text = "Held-out accuracy (r_chosen > r_rejected on pairs it never trained on): "
+    if held[0][0] == 0 and len(held) > 1:
+        return text + f"**{held[0][1]:.2f}** before training (0.50 = chance) → **{held[-1][1]:.2f}** after."
+    return text + f"**{held[-1][1]:.2f}**."
 
 
 def _ppo_step(settings: Settings, names: dict[str, str]) -> StepState:

@@ -158,6 +158,17 @@ def test_step_4_shows_held_out_accuracy_then_the_check_against_the_votes(setting
     assert "Agrees with **50%** of 2 votes" in step.result and "Pearson r = +0.9" in step.result
 
 
+def test_step_4_reads_the_held_out_accuracy_before_training_against_the_last():
+    text = lecture.reward_accuracy_text([{"step": 0, "eval_accuracy": 0.48, "eval_loss": 0.7},
+                                         {"step": 5, "loss": 0.6}, {"step": 20, "eval_accuracy": 0.9},
+                                         {"step": 40, "eval_accuracy": 0.96}])
+    assert text.endswith("**0.48** before training (0.50 = chance) → **0.96** after.")
+    # a run from before the step-0 evaluation, or one stopped at once: the last figure alone
+    assert lecture.reward_accuracy_text([{"step": 20, "eval_accuracy": 0.9}]).endswith(": **0.90**.")
+    assert lecture.reward_accuracy_text([{"step": 0, "eval_accuracy": 0.5}]).endswith(": **0.50**.")
+    assert lecture.reward_accuracy_text([{"step": 3, "loss": 0.6}]).startswith("No held-out accuracy logged")
+
+
 def test_ppo_runs_once_both_runs_are_trained_and_shows_its_scores(settings):
     make_run(settings, "sft-gemma-cpu-demo", "sft", "stopped", adapter="CAUSAL_LM")
     make_run(settings, "reward-gemma-cpu-demo", "reward", "finished", adapter="SEQ_CLS")

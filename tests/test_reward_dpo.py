@@ -62,7 +62,9 @@ def test_a_reward_model_learns_a_separable_preference_and_reloads_to_the_same_sc
     assert jobs.wait("rm", 300) == "finished", folder.status().get("error")
     metrics = folder.metrics()
     assert [m["step"] for m in metrics if "loss" in m] == list(range(1, 31))
-    assert {"accuracy", "margin"} <= set(metrics[0]) and any("eval_accuracy" in m for m in metrics)
+    assert {"accuracy", "margin"} <= set(metrics[1])
+    # the held-out pairs before the first step (the untrained head's accuracy), every save_steps and at the end
+    assert [m["step"] for m in metrics if "eval_accuracy" in m] == [0, 10, 20, 30] and "loss" not in metrics[0]
     final = [m for m in metrics if "eval_accuracy" in m][-1]
 
     # Held-out pairs (never trained on), scored by a fresh load of the saved adapter + score head.

@@ -1,6 +1,8 @@
-"""The TRL stages run the LM head only where a token is learned (``trl_stage.head_on_labelled_tokens``): on a CPU,
-TRL's fused head would otherwise project every prompt and padding position through the vocabulary. Checked on the
-stages' own trainers: fewer positions projected, the same loss and the same gradients."""
+"""The TRL stages' shared runner (``trl_stage``). The LM head runs only where a token is learned
+(``head_on_labelled_tokens``): on a CPU, TRL's fused head would otherwise project every prompt and padding position
+through the vocabulary; checked on the stages' own trainers: fewer positions projected, the same loss and the same
+gradients. A run with held-out data evaluates once before its first step (``run_training``), without changing how
+it trains, and not again when it resumes."""
 
 from __future__ import annotations
 
@@ -14,24 +16,28 @@ from trl.kernels import ChunkedLogProbFunction
 
 from playground.core.settings import Settings
 from playground.runs.run_folder import RunFolder
-from playground.train import dpo, sft, trl_stage
-from playground.train.config import DPOConfig, SFTConfig
+from playground.train import dpo, reward, sft, trl_stage
+from playground.train.config import DPOConfig, RewardConfig, SFTConfig
 from tests.test_reward_dpo import toy_pairs
 
 pytestmark = pytest.mark.slow  # two tiny trainers, two forward/backward passes each: a few seconds
 
 
-def trainer_for(stage: str, base, tmp_path):
+def trainer_for(stage: str, base, tmp_path, name: str = "run", **overrides):
+    """A stage's trainer on tiny data (8 examples or pairs), one step and no held-out data unless ``overrides``
+    say otherwise."""
     settings = Settings(data_dir=tmp_path / "data")
     settings.ensure_dirs()
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps(r) + "\n" for r in toy_pairs(8)))
-    small = dict(name="run", base_model=str(base), data_dir=str(settings.data_dir), lora_r=8, lora_alpha=16,
-                 lora_dropout=0.0, max_steps=1, batch_size=4, gradient_accumulation=1, eval_fraction=0.0)
-    cfg = SFTConfig(**small, max_examples=8) if stage == "sft" else DPOConfig(**small, datasets=[str(pairs)])
-    folder = RunFolder(settings.runs_dir / "run")
-    folder.path.mkdir(parents=True)
-    return (sft if stage == "sft" else dpo).build_trainer(cfg, folder)[0]
+    small = dict(name=name, base_model=str(base), data_dir=str(settings.data_dir), lora_r=8, lora_alpha=16,
+                 lora_dropout=0.0, max_steps=1, batch_size=4, gradient_accumulation=1, eval_fraction=0.0) | overrides
+    config, module = {"sft": (SFTConfig, sft), "reward": (RewardConfig, reward), "dpo": (DPOConfig, dpo)}[stage]
+    cfg = config(**small, max_examples=8) if stage == "sft" else config(**small, datasets=[str(pairs)])
+    folder = RunFolder(settings.runs_dir / name)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)  # a fresh LoRA's initial weights are drawn before the trainer seeds itself
+    return module.build_trainer(cfg, folder)[0], folder
 
 
 def loss_and_gradients(trainer, batch, monkeypatch) -> tuple[float, dict[str, torch.Tensor], list[int]]:
@@ -57,7 +63,7 @@ def loss_and_gradients(trainer, batch, monkeypatch) -> tuple[float, dict[str, to
 @pytest.mark.parametrize("stage", ["sft", "dpo"])
 def test_the_lm_head_projects_only_learned_tokens_with_the_same_loss_and_gradients(stage, tiny_base, tmp_path,
                                                                                   monkeypatch):
-    trainer = trainer_for(stage, tiny_base, tmp_path)
+    trainer = trainer_for(stage, tiny_base, tmp_path)[0]
     assert trl_utils._use_triton(torch.device("cpu"))  # building a stage's trainer turned it on
     trainer.model.train()
     batch = next(iter(trainer.get_train_dataloader()))
@@ -91,3 +97,61 @@ def test_a_trl_without_the_name_gets_a_message_and_no_change(monkeypatch, capsys
     trl_stage.head_on_labelled_tokens()
     assert "scores every position on a CPU" in capsys.readouterr().out
     assert not hasattr(trl_utils, "_use_triton")  # nothing added for a TRL that no longer reads it
+
+
+HELD_OUT = dict(eval_fraction=0.25, max_steps=4, save_steps=2, lora_dropout=0.1)
+"""Two of the 8 examples held out, an eval every 2 steps; LoRA dropout draws from the random state at every step,
+so an evaluation that drew from it too would change the training losses."""
+
+
+@pytest.mark.parametrize("stage", ["sft", "reward", "dpo"])
+def test_held_out_figures_come_before_the_first_step_too_and_change_nothing_in_training(stage, tiny_base, tmp_path):
+    trainer, folder = trainer_for(stage, tiny_base, tmp_path, "with", **HELD_OUT)
+    trl_stage.run_training(trainer, folder, resume=False)
+    rows = folder.metrics()
+    assert [m["step"] for m in rows if "eval_loss" in m] == [0, 2, 4]
+    assert "eval_loss" in rows[0] and "loss" not in rows[0]  # the first row: the untrained model, held out
+
+    # The same run, trained by the trainer alone (no evaluation at step 0): the same losses, to the last bit.
+    plain, plain_folder = trainer_for(stage, tiny_base, tmp_path, "without", **HELD_OUT)
+    plain.train()
+    plain_rows = plain_folder.metrics()
+    assert [m["step"] for m in plain_rows if "eval_loss" in m] == [2, 4]
+    losses = [(m["step"], m["loss"]) for m in rows if "loss" in m]
+    assert len(losses) == 4 and losses == [(m["step"], m["loss"]) for m in plain_rows if "loss" in m]
+    assert [m["eval_loss"] for m in rows if m["step"] and "eval_loss" in m] == \
+        [m["eval_loss"] for m in plain_rows if "eval_loss" in m]
+
+
+def test_a_run_without_held_out_data_does_not_evaluate(tiny_base, tmp_path):
+    trainer, folder = trainer_for("sft", tiny_base, tmp_path, max_steps=2)
+    trl_stage.run_training(trainer, folder, resume=False)
+    assert not trainer.args.eval_on_start
+    rows = folder.metrics()
+    assert [m["step"] for m in rows if "loss" in m] == [1, 2] and not any("eval_loss" in m for m in rows)
+
+
+def test_a_resumed_run_evaluates_step_0_once(tiny_base, tmp_path):
+    trainer, folder = trainer_for("reward", tiny_base, tmp_path, **HELD_OUT)
+    trl_stage.run_training(trainer, folder, resume=False)
+    assert [m["step"] for m in folder.metrics() if "eval_loss" in m] == [0, 2, 4]
+    assert folder.last_checkpoint().name == "checkpoint-4"
+
+    # Killed after logging step 5, before its next checkpoint: resumed from step 4, no evaluation at its start.
+    folder.append_metrics({"step": 5, "loss": 9.0})
+    again, _ = trainer_for("reward", tiny_base, tmp_path, **HELD_OUT | {"max_steps": 6})
+    trl_stage.run_training(again, folder, resume=True)
+    rows = folder.metrics()
+    assert [m["step"] for m in rows if "eval_loss" in m] == [0, 2, 4, 6]
+    assert [m["step"] for m in rows if "loss" in m] == [1, 2, 3, 4, 5, 6] and 9.0 not in [m.get("loss") for m in rows]
+
+
+def test_a_run_resumed_without_a_checkpoint_starts_its_figures_over(tiny_base, tmp_path):
+    trainer, folder = trainer_for("sft", tiny_base, tmp_path, **HELD_OUT)
+    for row in ({"step": 0, "eval_loss": 7.0}, {"step": 1, "loss": 8.0}):  # a run killed before its first checkpoint
+        folder.append_metrics(row)
+    trl_stage.run_training(trainer, folder, resume=True)
+    rows = folder.metrics()
+    assert [m["step"] for m in rows if "eval_loss" in m] == [0, 2, 4]
+    assert [m["step"] for m in rows if "loss" in m] == [1, 2, 3, 4]
+    assert 7.0 not in [m["eval_loss"] for m in rows if "eval_loss" in m] and 8.0 not in [m.get("loss") for m in rows]

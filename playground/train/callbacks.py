@@ -1,7 +1,9 @@
-"""TrainerCallback for runs: metrics.jsonl lines, a heartbeat in status.json, and Stop → checkpoint → end."""
+"""TrainerCallback for runs: metrics.jsonl lines, a heartbeat in status.json, Stop → checkpoint → end, and an
+evaluation before the first step that leaves the training's random draws alone."""
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -30,12 +32,22 @@ class RunCallback(TrainerCallback):
         self.first_step: int | None = None
         self.first_tokens = 0
         self.stopped = False
+        self.before_evaluation: dict[str, Any] | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.started = time.monotonic()
         self.first_step = state.global_step  # > 0 when resuming: ETA and tokens/s count this session only
         self.first_tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)
         self.folder.update_status(state="running", step=state.global_step, max_steps=state.max_steps)
+        # The trainer evaluates next (eval_on_start, see trl_stage.run_training). Iterating its eval data draws a
+        # seed from torch's random state, and GRPO's and RLOO's evaluations sample answers: on_evaluate puts the
+        # state back, so the dropout masks and samples of the training that follows are those of a run without it.
+        self.before_evaluation = random_states() if args.eval_on_start else None
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.before_evaluation is not None:
+            set_random_states(self.before_evaluation)
+            self.before_evaluation = None
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         elapsed = time.monotonic() - self.started
@@ -64,3 +76,29 @@ class RunCallback(TrainerCallback):
         row |= {key: value for key, value in logs.items() if key not in row and key not in IGNORED
                 and isinstance(value, (int, float)) and not isinstance(value, bool)}
         self.folder.append_metrics(row)
+
+
+def random_states() -> dict[str, Any]:
+    """Every random state training draws from: Python's, NumPy's, torch's CPU one and each CUDA device's.
+
+    By hand because what the libraries offer doesn't fit: ``torch.random.fork_rng`` is a context manager (it can't
+    span two callbacks) and forks torch only; transformers saves these states to a checkpoint file only."""
+    import numpy as np
+    import torch
+
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_random_states(states: dict[str, Any]) -> None:
+    """Restore what :func:`random_states` returned."""
+    import numpy as np
+    import torch
+
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states:
+        torch.cuda.set_rng_state_all(states["cuda"])
