@@ -3,6 +3,7 @@ success messages, the clicked row, and the same for preference pairs."""
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -65,13 +66,20 @@ def test_a_good_upload_is_saved_picked_and_renamed_when_the_name_is_unsafe(setti
     assert data_tab.save(settings, None, "ignored")[0] == ""  # the file cleared: nothing to say
 
 
-def test_an_unwritable_datasets_folder_is_said_plainly(settings, tmp_path, monkeypatch):
-    def full_disk(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+@pytest.mark.parametrize("error, said", [
+    (OSError(errno.ENOSPC, "No space left on device"), "**Nothing was saved:** the disk is full: free some space"),
+    (PermissionError(errno.EACCES, "Permission denied"),
+     "**Nothing was saved:** the datasets folder isn't writable (Permission denied)")])
+def test_a_full_disk_or_an_unwritable_datasets_folder_is_said_plainly(settings, tmp_path, monkeypatch, error, said):
+    def failing(*args, **kwargs):
+        raise error
 
-    monkeypatch.setattr(data_tab, "save_upload", full_disk)
+    monkeypatch.setattr(data_tab, "save_upload", failing)
     note, table, _ = data_tab.save(settings, str(jsonl(tmp_path / "good.jsonl", GOOD)), "")
-    assert note.startswith("**Nothing was saved:** the datasets folder isn't writable") and skipped(table)
+    assert note.startswith(said) and skipped(table)
+    monkeypatch.setattr(data_tab.preference_pairs, "save_upload", failing)
+    note, table, _ = data_tab.save_preferences(settings, str(jsonl(tmp_path / "good.jsonl", GOOD)), "")
+    assert note.startswith(said) and skipped(table)
 
 
 def test_a_clicked_row_picks_its_dataset_and_a_click_outside_changes_nothing():

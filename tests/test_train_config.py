@@ -231,3 +231,29 @@ def test_a_base_plus_adapter_is_refused_as_base_model(settings, tiny_base, tiny_
             check_inputs(config, settings)  # …and refused when typed
         assert caught.value.field == "base_model"
     check_inputs(SFTConfig(base_model=str(tiny_base), **common), settings)  # the bare base is fine
+
+
+@pytest.mark.parametrize("damage, said", [("{not json", "can't be read"), ("[1, 2]", "holds no adapter settings"),
+                                          (b"\xff\xfe", "can't be read")])
+def test_a_damaged_sft_adapter_is_refused_on_its_field(settings, tiny_base, tiny_adapter, damage, said):
+    """An SFT start whose adapter_config.json is broken gets a message on sft_run, not a traceback."""
+    import shutil
+
+    from playground.train.checks import check_inputs
+
+    start = settings.runs_dir / "sft-broken" / "adapter"
+    shutil.copytree(tiny_adapter, start)
+    pairs = settings.data_dir / "pairs.jsonl"
+    pairs.write_text('{"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "Berlin."}\n' * 4)
+    config = DPOConfig(base_model=str(tiny_base), datasets=[str(pairs)], data_dir=str(settings.data_dir),
+                       sft_run="sft-broken")
+    check_inputs(config, settings)  # whole, the adapter is a fine start
+    (start / "adapter_config.json").write_bytes(damage if isinstance(damage, bytes) else damage.encode())
+    with pytest.raises(ConfigError, match=f"adapter_config.json {said}.*Pick another SFT run") as caught:
+        check_inputs(config, settings)
+    assert caught.value.field == "sft_run"
+    # the model lists (Compare, Rate, the base-model picker) skip it and go on listing the others
+    from playground.models.catalog import list_models
+
+    assert "gemma-3-270m" in [e.label for e in list_models(settings)]
+    assert not [e for e in list_models(settings) if "sft-broken" in e.label]

@@ -171,3 +171,12 @@ def publish_unique(folder: Path, write: Callable[[Path], object], names: Iterabl
         return None
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_failure(error: OSError, place: str) -> str:
+    """Why writing under ``place`` ("the datasets folder") failed, in words for a message: a full disk (or a used-up
+    quota) says so, since freeing space is the fix and permissions are not the problem; anything else says the
+    place isn't writable, with the system's reason."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full: free some space and try again"
+    return f"{place} isn't writable ({error.strerror or error})"

@@ -84,6 +84,9 @@ def _decode(data: bytes) -> str:
             from error
 
 
+TOO_DEEP = "not usable JSON: its lists or objects are nested thousands deep"
+
+
 def json_error_text(error: json.JSONDecodeError) -> str:
     """``not valid JSON (<why> at column <n>)``. Some of the json module's messages already end with "at"
     ("Unterminated string starting at"), so the column is added without a second "at"."""
@@ -99,6 +102,8 @@ def _jsonl(text: str, problems: Problems) -> Iterator[tuple[int, Any]]:
             yield number, json.loads(line)
         except json.JSONDecodeError as error:
             problems.add(number, "", json_error_text(error))
+        except RecursionError:  # the json module recurses once per level of [ or {: thousands of them overflow
+            problems.add(number, "", TOO_DEEP)
 
 
 def _json(text: str, problems: Problems) -> Iterator[tuple[int, Any]]:
@@ -111,6 +116,8 @@ def _json(text: str, problems: Problems) -> Iterator[tuple[int, Any]]:
         rows = json.loads(text)
     except json.JSONDecodeError as error:
         raise FileProblem(json_error_text(error), error.lineno) from error
+    except RecursionError as error:
+        raise FileProblem(TOO_DEEP, 1) from error
     yield from enumerate(rows, 1)
 
 

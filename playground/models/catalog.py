@@ -25,6 +25,7 @@ from typing import Callable, Literal
 
 from playground.core.settings import Settings
 from playground.models import endpoint
+from playground.models.adapters import AdapterError, adapter_config
 
 ModelKind = Literal["base", "instruct"]
 SourceType = Literal["package", "hub", "local", "endpoint"]
@@ -174,9 +175,9 @@ def adapter_name(adapter: str | Path) -> str:
 def adapter_base(adapter_dir: Path) -> str:
     """The base model an adapter folder was trained on (``base_model_name_or_path`` of its adapter_config.json)."""
     try:
-        config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise CatalogError(f"{adapter_dir} is not a readable LoRA adapter folder: {error}") from error
+        config = adapter_config(adapter_dir)
+    except AdapterError as error:
+        raise CatalogError(str(error)) from error
     base = config.get("base_model_name_or_path")
     if not base:
         raise CatalogError(f"{adapter_dir}/adapter_config.json does not name its base model.")
@@ -239,10 +240,9 @@ def endpoint_spec(server: endpoint.Endpoint) -> ModelSpec:
 def is_language_model_adapter(folder: Path) -> bool:
     """An adapter folder for a causal language model (not a reward model's sequence-classification adapter)."""
     try:
-        config = json.loads((folder / "adapter_config.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        return adapter_config(folder).get("task_type") in (None, "CAUSAL_LM")
+    except AdapterError:  # none, or a damaged one: not a model to list
         return False
-    return config.get("task_type") in (None, "CAUSAL_LM")
 
 
 def _subfolders(parent: Path) -> list[Path]:

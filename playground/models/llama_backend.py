@@ -19,7 +19,6 @@ from __future__ import annotations
 import atexit
 import hashlib
 import importlib.util
-import json
 import re
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from playground.models.adapters import AdapterError, adapter_config
 
 NAME = "llama.cpp"
 CONVERTER_VERSION = 1
@@ -150,9 +151,9 @@ def gguf_info(path: Path) -> GgufInfo:
 def unsupported_adapter(adapter_dir: Path) -> str | None:
     """Why this PEFT adapter can't be converted for llama.cpp (None when it can): plain LoRA on linear layers only."""
     try:
-        config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        return f"its adapter_config.json can't be read ({error})"
+        config = adapter_config(adapter_dir)
+    except AdapterError as error:
+        return str(error)
     if config.get("peft_type", "LORA") != "LORA":
         return f"it is a {config.get('peft_type')} adapter, not LoRA"
     for key, what in (("use_dora", "DoRA"), ("use_rslora", "rank-stabilized scaling"),
@@ -229,7 +230,7 @@ def lora_to_gguf(adapter_dir: Path, base: GgufInfo, out: Path) -> Path:
         raise BackendError(f"The adapter {adapter_dir.name} can't run on llama.cpp: {reason}.")
     if base.architecture not in SUPPORTED_ARCHITECTURES:
         raise BackendError(f"LoRA conversion for llama.cpp is not checked for the {base.architecture} architecture.")
-    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    config = adapter_config(adapter_dir)
     names = tensor_names(base.architecture, base.blocks)
     halves: dict[str, dict[str, Any]] = {}
     # Read with torch: numpy has no bfloat16, the dtype a GPU run saves its adapter in.

@@ -25,6 +25,7 @@ import pandas as pd
 from playground.core.files import write_atomic
 from playground.core.settings import Settings
 from playground.data.preference_pairs import encode
+from playground.models.adapters import AdapterError, adapter_config
 from playground.models.catalog import list_models, resolve_choice
 from playground.models.loading import ModelCache
 from playground.models.prompting import Message
@@ -66,11 +67,11 @@ def reward_runs(settings: Settings) -> list[RewardRun]:
 def read_run(adapter: Path) -> RewardRun:
     """The reward run whose adapter is in ``adapter`` (a run's ``adapter/`` folder)."""
     try:
-        config = json.loads((adapter / "adapter_config.json").read_text())
-        info = json.loads((adapter / "playground.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        config = adapter_config(adapter)
+        info = json.loads((adapter / "playground.json").read_text(encoding="utf-8"))
+    except (AdapterError, OSError, ValueError, RecursionError) as error:  # ValueError: not JSON, or not UTF-8
         raise RewardModelError(f"{adapter} holds no saved reward model ({error}).") from error
-    if config.get("task_type") != "SEQ_CLS" or info.get("stage") != "reward":
+    if not isinstance(info, dict) or config.get("task_type") != "SEQ_CLS" or info.get("stage") != "reward":
         raise RewardModelError(f"{adapter} is not a reward model's adapter.")
     return RewardRun(name=info.get("run", adapter.parent.name), adapter=adapter, base_model=info["base_model"],
                      prompt_format=info.get("prompt_format", "instruction"), max_length=int(info.get("max_length", 512)),

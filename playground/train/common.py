@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from playground.core.distributed import is_main_process
 from playground.core.files import staged_folder
 from playground.core.settings import Settings
+from playground.models.adapters import AdapterError, adapter_config
 from playground.models.catalog import CatalogError, ModelSpec, list_models, resolve_choice
 from playground.models.loading import (
     Head,
@@ -116,7 +117,10 @@ def sft_adapter(cfg: Any, settings: Settings) -> Path | None:
     if folder is None:
         raise CatalogError(f"sft_run: no adapter for {text!r}: name a finished or stopped SFT run (its adapter is "
                            f"saved when it ends) or an adapter folder.")
-    config = json.loads((folder / "adapter_config.json").read_text())
+    try:
+        config = adapter_config(folder)
+    except AdapterError as error:
+        raise CatalogError(f"sft_run: {error} Pick another SFT run.") from error
     if config.get("task_type") not in (None, "CAUSAL_LM"):
         raise CatalogError(f"sft_run: {text!r} is a {config.get('task_type')} adapter (a reward model?), not a "
                            f"language model's: pick an SFT run.")
@@ -187,10 +191,10 @@ def save_adapter(model: Any, cfg: TrainConfig, folder: RunFolder, *, state_dict:
     with staged_folder(folder.adapter) as staging:
         model.save_pretrained(str(staging), selected_adapters=["default"],
                               **({"state_dict": state_dict} if state_dict is not None else {}))
-        adapter_config = staging / "adapter_config.json"
-        data = json.loads(adapter_config.read_text())
+        config_file = staging / "adapter_config.json"
+        data = json.loads(config_file.read_text())
         data["base_model_name_or_path"] = cfg.base_model  # the catalog resolves it (a packaged key stays offline)
-        adapter_config.write_text(json.dumps(data, indent=2))
+        config_file.write_text(json.dumps(data, indent=2))
         (staging / ADAPTER_INFO).write_text(json.dumps({"run": cfg.name, "stage": cfg.stage,
                                                         "base_model": cfg.base_model,
                                                         "prompt_format": cfg.prompt_format, **info}, indent=2))

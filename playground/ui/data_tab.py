@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from playground.core.files import write_failure
 from playground.core.row_files import counted
 from playground.core.settings import Settings
 from playground.data import preference_pairs
@@ -99,7 +100,7 @@ def save(settings: Settings, path: str | None, typed_name: str) -> list[Any]:
     except DatasetError as error:
         return [f"**Nothing was saved.** {error}", gr.skip(), gr.skip()]
     except OSError as error:
-        return [f"**Nothing was saved:** the datasets folder isn't writable ({error}).", gr.skip(), gr.skip()]
+        return [f"**Nothing was saved:** {write_failure(error, 'the datasets folder')}.", gr.skip(), gr.skip()]
     renamed = f" (The name {typed_name!r} was taken or unsafe, so it is called {info.name!r}.)" \
         if typed_name and info.name != typed_name else ""
     message = f"Saved **{info.name}**: {counted(info.rows, 'example')} ({info.shape}), now in the list above and usable " \
@@ -210,7 +211,7 @@ def save_preferences(settings: Settings, path: str | None, typed: str) -> list[A
     except preference_pairs.PreferenceDataError as error:
         return [f"**Nothing was saved.** {error}", gr.skip(), gr.skip()]
     except OSError as error:
-        return [f"**Nothing was saved:** the datasets folder isn't writable ({error}).", gr.skip(), gr.skip()]
+        return [f"**Nothing was saved:** {write_failure(error, 'the datasets folder')}.", gr.skip(), gr.skip()]
     if saved.saved is None:
         return [saved.summary(), gr.skip(), gr.skip()]
     names = [s.name for s in preference_pairs.list_sets(settings)]
