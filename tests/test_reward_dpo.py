@@ -150,7 +150,9 @@ def test_dpo_widens_the_chosen_minus_rejected_margin_and_joins_compare(setup):
                                                    learning_rate=1e-3)))
     assert jobs.wait("dpo", 300) == "finished", folder.status().get("error")
     metrics = folder.metrics()
-    assert {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"} <= set(metrics[0])
+    assert {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"} <= set(metrics[1])
+    # before the first step the policy is its reference (the bare base, a fresh LoRA adding zero): implicit rewards 0
+    assert metrics[0]["step"] == 0 and metrics[0]["eval_rewards/margins"] == pytest.approx(0, abs=1e-6)
     entry = next(e for e in list_models(settings) if e.note == "trained here")
     assert entry.label == "tiny-base + dpo" and entry.spec.trained_format == "instruction"
 
@@ -186,6 +188,11 @@ def test_reward_and_dpo_can_start_from_an_sft_adapter(setup, tmp_path):
         # The LoRA weights began as the SFT run's (rank 4, random non-zero): two small steps later they are close.
         assert trained[key].shape == start[key].shape
         assert torch.allclose(trained[key], start[key], atol=0.05) and not torch.equal(trained[key], start[key])
+        if stage == "dpo":  # the reference is the SFT model (far from the bare base: its LoRA is random, rank 4):
+            # before the first step the policy is that model too, so every implicit reward β·log(π/π_ref) is 0
+            before = next(m for m in folder.metrics() if m["step"] == 0)
+            assert before["eval_rewards/chosen"] == pytest.approx(0, abs=1e-4)
+            assert before["eval_rewards/rejected"] == pytest.approx(0, abs=1e-4)
     # A reward model trained on another base can't be the start; nor can a missing run.
     with pytest.raises(Exception, match="sft_run"):
         from playground.train.common import sft_adapter

@@ -1,7 +1,8 @@
 """The GRPO, RLOO and KTO QLoRA GPU recipes run as written (4-bit NF4, gradient checkpointing, starting from the SFT
 recipe's run, GRPO and RLOO maximising the reward recipe's run) on a tiny model one NF4 block wide instead of
-Qwen2.5-0.5B, tiny data and two steps, as tests/test_recipe_settings.py runs the other stages' recipes. 4-bit NF4 and
-checkpointing run on the CPU too, so the settings a GPU user gets are the settings tested here."""
+Qwen2.5-0.5B, tiny data and two steps, as tests/test_recipe_settings.py runs the other stages' recipes and with the same
+checks: each run's base computes in 4-bit, its training passes through activation checkpoints, its adapter moves
+from the SFT run's. The CPU trains in float32: the bf16 / fp16 a GPU adds is tests/test_train_precision.py's."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from playground.runs.run_folder import RunFolder
 from playground.train import grpo, kto, reward, rloo, sft
 from playground.train.config import from_dict
 from playground.ui.train_tab import recipes
+from tests.recipe_checks import Spies, assert_moved
 from tests.test_reward_dpo import toy_pairs
 
 pytestmark = pytest.mark.slow  # five short 4-bit training runs on the CPU
@@ -29,12 +31,12 @@ def recipe(name: str) -> dict:
 
 
 @pytest.mark.timeout(1200)
-def test_the_rl_and_kto_qlora_gpu_recipes_run_as_written_on_a_tiny_model(tiny_base_4bit, tmp_path):
+def test_the_rl_and_kto_qlora_gpu_recipes_run_as_written_on_a_tiny_model(tiny_base_4bit, tmp_path, monkeypatch):
     settings = Settings(data_dir=tmp_path / "data")
     settings.ensure_dirs()
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps(r) + "\n" for r in toy_pairs(24)))
-    names = {}
+    names, spies = {}, Spies(monkeypatch)
     for stage in STAGES:
         data = recipe(f"{stage}-qwen-0.5b-qlora-gpu")
         assert data["quantization"] == "4bit" and data["gradient_checkpointing"] is True, stage
@@ -52,8 +54,19 @@ def test_the_rl_and_kto_qlora_gpu_recipes_run_as_written_on_a_tiny_model(tiny_ba
         folder = RunFolder(settings.runs_dir / cfg.name)
         folder.path.mkdir(parents=True)
         folder.config.write_text(cfg.to_yaml())
+        spies.stage = stage
         assert STAGES[stage].main(cfg, folder) == "finished", stage
         info = json.loads((folder.adapter / "playground.json").read_text())
         assert info["quantized"] is True, stage
+        # the recipe's settings took effect: its base ran in 4-bit, its training passes through activation
+        # checkpoints, and its adapter learnt (from a fresh LoRA, or from the SFT run's adapter)
+        assert spies.nf4[stage] > 0 and spies.checkpointed[stage] > 0, (stage, spies.nf4, spies.checkpointed)
+        assert_moved(folder.adapter, None if stage == "sft" else settings.runs_dir / names["sft"] / "adapter", stage)
+        if stage in ("dpo", "kto"):  # the reference is the SFT run's model (which learnt: assert_moved above), so
+            # before the first step, when the policy is that model too, every implicit reward β·log(π/π_ref) is 0 up
+            # to rounding (about 1e-6 here; with the bare base as the reference, DPO's are about 0.02)
+            before = next(m for m in folder.metrics() if m["step"] == 0)
+            assert before["eval_rewards/chosen"] == pytest.approx(0, abs=1e-4), (stage, before)
+            assert before["eval_rewards/rejected"] == pytest.approx(0, abs=1e-4), (stage, before)
         if stage in ("grpo", "rloo"):  # every answer of both steps reached the answer viewer
             assert [s["step"] for s in folder.samples()] == [1] * 4 + [2] * 4, stage

@@ -16,8 +16,9 @@ from playground.core.settings import Settings
 from playground.models import loading
 from playground.models.loading import LoadOptions
 from playground.runs.run_folder import RunFolder
-from playground.train import common, dpo, ppo, reward, sft
-from playground.train.config import DPOConfig, RewardConfig, SFTConfig
+from playground.train import common, dpo, group_rl, kto, ppo, reward, sft
+from playground.train.config import DPOConfig, GRPOConfig, KTOConfig, RewardConfig, RLOOConfig, SFTConfig
+from tests.test_group_rl import tasks_file
 from tests.test_ppo import merge_share, ppo_config
 from tests.test_reward_dpo import toy_pairs
 
@@ -48,7 +49,7 @@ def force(monkeypatch, dtype: str, quant: str) -> None:
 
 @pytest.mark.parametrize("quant", ["none", "4bit"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
-@pytest.mark.parametrize("stage", ["sft", "reward", "dpo"])
+@pytest.mark.parametrize("stage", ["sft", "reward", "dpo", "kto", "grpo", "rloo"])
 def test_every_trainable_parameter_is_float32_once_the_trainer_is_built(stage, dtype, quant, tiny_base_4bit,
                                                                        tmp_path, monkeypatch):
     force(monkeypatch, dtype, quant)
@@ -58,12 +59,24 @@ def test_every_trainable_parameter_is_float32_once_the_trainer_is_built(stage, d
     pairs.write_text("".join(json.dumps(r) + "\n" for r in toy_pairs(8)))
     small = dict(name="run", base_model=str(tiny_base_4bit), data_dir=str(settings.data_dir), lora_r=8,
                  lora_alpha=16, max_steps=1, batch_size=2, gradient_accumulation=1, eval_fraction=0.0)
+    # GRPO and RLOO: two answers to each prompt, rewarded by the tasks' own checks
+    group = dict(small, reward_source="checks", datasets=[str(tasks_file(tmp_path))], answers_per_prompt=2,
+                 response_length=8, max_length=128, samples_per_step=2)
     cfg = {"sft": lambda: SFTConfig(**small, max_examples=8),
            "reward": lambda: RewardConfig(**small, datasets=[str(pairs)]),
-           "dpo": lambda: DPOConfig(**small, datasets=[str(pairs)])}[stage]()
+           "dpo": lambda: DPOConfig(**small, datasets=[str(pairs)]),
+           "kto": lambda: KTOConfig(**small, datasets=[str(pairs)]),
+           "grpo": lambda: GRPOConfig(**group), "rloo": lambda: RLOOConfig(**group)}[stage]()
     folder = RunFolder(settings.runs_dir / "run")
     folder.path.mkdir(parents=True)
-    trainer, _ = {"sft": sft, "reward": reward, "dpo": dpo}[stage].build_trainer(cfg, folder)
+    if stage in ("grpo", "rloo"):
+        import trl
+
+        trainer_class, args_class = {"grpo": (trl.GRPOTrainer, trl.GRPOConfig),
+                                     "rloo": (trl.RLOOTrainer, trl.RLOOConfig)}[stage]
+        trainer, _ = group_rl.build_trainer(trainer_class, args_class, cfg, folder)
+    else:
+        trainer, _ = {"sft": sft, "reward": reward, "dpo": dpo, "kto": kto}[stage].build_trainer(cfg, folder)
     assert trainer.args.fp16 == (dtype == "float16") and trainer.args.bf16 == (dtype == "bfloat16")
     trainable = {name: p.dtype for name, p in trainer.model.named_parameters() if p.requires_grad}
     assert any("lora_" in name for name in trainable)

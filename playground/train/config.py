@@ -80,7 +80,8 @@ class TrainConfig:
         "Recompute activations in the backward pass: less memory, about 30 % slower.")})
     seed: int = field(default=42, metadata={"help": "Seed for data order, adapter initialisation and dropout."})
     eval_fraction: float = field(default=0.05, metadata={"help": (
-        "Fraction of the examples held out to compute an eval loss (0 = none).")})
+        "Fraction of the examples held out to compute an eval loss, before the first step and every save_steps "
+        "steps (0 = none).")})
     save_steps: int = field(default=25, metadata={"help": (
         "Save a checkpoint every this many steps (Stop and Resume use them).")})
     warmup_ratio: float = field(default=0.05, metadata={"help": (
@@ -153,7 +154,8 @@ class _PreferenceConfig(TrainConfig):
         "Start from an SFT run's adapter (its run name or adapter folder) instead of a fresh LoRA; it must be "
         "trained on the same base model. Empty = start from the base model.")})
     eval_fraction: float = field(default=0.1, metadata={"help": (
-        "Fraction of the pairs held out to measure accuracy on pairs the model never trained on (0 = none).")})
+        "Fraction of the pairs held out to measure accuracy on pairs the model never trained on, before the first "
+        "step (the start's figures) and every save_steps steps (0 = none).")})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -391,8 +393,8 @@ class _GroupConfig(TrainConfig):
     lora_dropout: float = field(default=0.0, metadata={"help": (
         "Dropout on the LoRA input; 0 so that the sampled answers and the update see the same policy.")})
     eval_fraction: float = field(default=0.1, metadata={"help": (
-        "Fraction of the prompts held out: every save_steps steps the policy answers each once and the mean reward "
-        "is logged (eval_reward: reward on prompts it never trained on; 0 = none).")})
+        "Fraction of the prompts held out: before the first step and every save_steps steps the policy answers each "
+        "once and the mean reward is logged (eval_reward: reward on prompts it never trained on; 0 = none).")})
     save_steps: int = field(default=10, metadata={"help": (
         "Save a checkpoint every this many steps (Stop and Resume use them).")})
     warmup_ratio: float = field(default=0.0, metadata={"help": (
@@ -487,8 +489,8 @@ class KTOConfig(_PreferenceConfig):
         "Weight of the thumbs-down answers' loss; raise it when there are fewer thumbs-down than thumbs-up "
         "ratings.")})
     eval_fraction: float = field(default=0.1, metadata={"help": (
-        "Fraction of the pairs held out (both their ratings) to measure the rewards on answers never trained on "
-        "(0 = none).")})
+        "Fraction of the pairs held out (both their ratings) to measure the rewards on answers never trained on, "
+        "before the first step and every save_steps steps (0 = none).")})
 
     stage: ClassVar[str] = "kto"
 

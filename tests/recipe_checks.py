@@ -1,0 +1,55 @@
+"""What the recipe tests (tests/test_recipe_settings.py, tests/test_rl_recipes.py) check beyond "the run finished":
+that each stage really ran its base in 4-bit and its training forward passes through activation checkpoints, and
+that its adapter moved away from where it started."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+
+class Spies:
+    """Counts, per stage, calls of the 4-bit layers' forward and of the activation checkpoint function that
+    transformers wraps each layer's training forward in (PPO's roles enable it through the same function)."""
+
+    def __init__(self, monkeypatch) -> None:
+        import bitsandbytes as bnb
+        import transformers.modeling_utils as modeling
+
+        self.stage = ""
+        self.nf4: Counter[str] = Counter()
+        self.checkpointed: Counter[str] = Counter()
+        forward, checkpoint = bnb.nn.Linear4bit.forward, modeling.checkpoint
+
+        def counted_forward(layer, *args, **kwargs):
+            self.nf4[self.stage] += 1
+            return forward(layer, *args, **kwargs)
+
+        def counted_checkpoint(*args, **kwargs):
+            self.checkpointed[self.stage] += 1
+            return checkpoint(*args, **kwargs)
+
+        monkeypatch.setattr(bnb.nn.Linear4bit, "forward", counted_forward)
+        monkeypatch.setattr(modeling, "checkpoint", counted_checkpoint)  # read when checkpointing is enabled
+
+
+def lora_weights(adapter: Path) -> dict[str, torch.Tensor]:
+    """An adapter's LoRA matrices by name (its score head and other saved modules left out)."""
+    return {k: v for k, v in load_file(str(adapter / "adapter_model.safetensors")).items() if "lora_" in k}
+
+
+def assert_moved(adapter: Path, start: Path | None, stage: str) -> None:
+    """The run's adapter differs from its start: the SFT adapter it started from, or (``start`` None) a fresh LoRA,
+    whose B matrices are zero until trained."""
+    trained = lora_weights(adapter)
+    assert trained, stage
+    if start is None:
+        assert any(v.abs().sum() > 0 for k, v in trained.items() if "lora_B" in k), stage
+        return
+    before = lora_weights(start)
+    shared = trained.keys() & before.keys()
+    assert shared, stage  # it started from that adapter: the same LoRA matrices
+    assert any(not torch.equal(trained[k], before[k]) for k in shared), stage
