@@ -293,9 +293,10 @@ def reward_accuracy_text(metrics: list[dict[str, Any]]) -> str:
     if not held:
         return "No held-out accuracy logged (the recipe holds out no pairs)."
     text = "Held-out accuracy (r_chosen > r_rejected on pairs it never trained on): "
-    if held[0][0] == 0 and len(held) > 1:
-        return text + f"**{held[0][1]:.2f}** before training (0.50 = chance) → **{held[-1][1]:.2f}** after."
-    return text + f"**{held[-1][1]:.2f}**."
+    before = f"**{held[0][1]:.2f}** before training (0.50 = chance)" if held[0][0] == 0 else ""
+    if before and len(held) == 1:  # stopped before its first step: nothing trained to measure yet
+        return text + before + "; none measured after training yet."
+    return text + (f"{before} → **{held[-1][1]:.2f}** after." if before else f"**{held[-1][1]:.2f}**.")
 
 
 def _ppo_step(settings: Settings, names: dict[str, str]) -> StepState:

@@ -180,10 +180,10 @@ BAD_FILES = {
     "ragged CSV": ("x.csv", "prompt,completion\nq,a\nq2,a2,extra\n", "row 2: has 3 fields but the header has 2"),
     # the json module recurses once per level: a small file of brackets would overflow it
     "nested thousands deep": ("x.jsonl", json.dumps(GOOD) + "\n" + "[" * 100_000 + "\n",
-                              "line 2: not usable JSON: its lists or objects are nested thousands deep"),
-    "a JSON array nested thousands deep": ("x.json", "[" * 100_000, "nested thousands deep"),
+                              "line 2: not usable JSON: its lists or objects are nested too deeply"),
+    "a JSON array nested thousands deep": ("x.json", "[" * 100_000, "nested too deeply"),
     "messages nested thousands deep in a CSV cell": ("x.csv", "messages\n" + "[" * 100_000 + "\n",
-                                                     "field 'messages': not a usable JSON message list: nested"),
+                                                     "field 'messages': not a usable JSON message list: nested too"),
 }
 
 

@@ -160,7 +160,15 @@ def test_a_full_disk_when_creating_a_run_leaves_nothing_behind(setup, monkeypatc
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr("playground.runs.run_folder.write_atomic", full)
-    with pytest.raises(JobError, match="disk full"):
+    with pytest.raises(JobError, match="Can't create the run: the disk is full: free some space"):
+        jobs.create("sft", config(settings, data, base))
+    assert not (settings.runs_dir / "tiny").exists()
+
+    def locked(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr("playground.runs.run_folder.write_atomic", locked)
+    with pytest.raises(JobError, match=r"Can't create the run: the runs folder isn't writable \(Permission denied\)"):
         jobs.create("sft", config(settings, data, base))
     assert not (settings.runs_dir / "tiny").exists()
 

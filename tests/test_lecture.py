@@ -163,9 +163,10 @@ def test_step_4_reads_the_held_out_accuracy_before_training_against_the_last():
                                          {"step": 5, "loss": 0.6}, {"step": 20, "eval_accuracy": 0.9},
                                          {"step": 40, "eval_accuracy": 0.96}])
     assert text.endswith("**0.48** before training (0.50 = chance) → **0.96** after.")
-    # a run from before the step-0 evaluation, or one stopped at once: the last figure alone
+    # a run from before the step-0 evaluation: the last figure alone; one stopped before its first step: the start's
     assert lecture.reward_accuracy_text([{"step": 20, "eval_accuracy": 0.9}]).endswith(": **0.90**.")
-    assert lecture.reward_accuracy_text([{"step": 0, "eval_accuracy": 0.5}]).endswith(": **0.50**.")
+    assert lecture.reward_accuracy_text([{"step": 0, "eval_accuracy": 0.5}]).endswith(
+        ": **0.50** before training (0.50 = chance); none measured after training yet.")
     assert lecture.reward_accuracy_text([{"step": 3, "loss": 0.6}]).startswith("No held-out accuracy logged")
 
 

@@ -350,14 +350,18 @@ def test_held_out_checks_sample_from_one_seed_and_leave_the_training_alone(peake
     assert ppo.evaluate_held_out(roles, held, merge_share, cfg, gen_config) == first
 
 
-def test_a_resumed_run_that_had_no_checkpoint_checks_the_starting_policy_once(peaked, tmp_path):
+@pytest.mark.parametrize("resume", [False, True])  # the app starts such a run over without --resume
+def test_a_run_started_over_before_its_first_checkpoint_checks_the_starting_policy_once(resume, peaked, tmp_path):
     run = RunFolder(tmp_path / "run")
     run.path.mkdir()
     cfg = ppo_config(peaked["none"], tmp_path / "data", max_steps=1, batch_size=8, mini_batch_size=8, ppo_epochs=1,
                      eval_fraction=0.25, save_steps=5, samples_per_step=1)
+    # killed before its first checkpoint, after logging its step-0 check and step 1
     run.append_metrics({"step": 0, "max_steps": 1, "eval_score": 1.0, "eval_kl": 0.0, "eval_prompts": 2})
-    assert ppo.train(cfg, run, resume=True, scorer=merge_share) == "finished"  # killed before its first checkpoint
-    assert [m["step"] for m in run.metrics()] == [0, 1]
+    run.append_metrics({"step": 1, "max_steps": 1, "score": 99.0})
+    assert ppo.train(cfg, run, resume=resume, scorer=merge_share) == "finished"
+    assert [(m["step"], m.get("eval_score")) for m in run.metrics()][0] == (0, 1.0)  # kept, not checked again
+    assert [m["step"] for m in run.metrics()] == [0, 1] and run.metrics()[1]["score"] != 99.0
 
 
 def test_whitened_rewards_reach_gae_with_unit_variance(peaked, tmp_path, monkeypatch):

@@ -61,7 +61,7 @@ def test_the_qlora_gpu_recipes_run_as_written_on_a_tiny_model(tiny_base_4bit, tm
         # checkpoints, and its adapter learnt (from a fresh LoRA, or from the SFT run's adapter)
         assert spies.nf4[stage] > 0 and spies.checkpointed[stage] > 0, (stage, spies.nf4, spies.checkpointed)
         assert_moved(folder.adapter, None if stage == "sft" else settings.runs_dir / names["sft"] / "adapter", stage)
-        if stage in ("dpo", "kto"):  # the reference is the SFT run's model (which learnt: assert_moved above), so
+        if stage == "dpo":  # the reference is the SFT run's model (which learnt: assert_moved above), so
             # before the first step, when the policy is that model too, every implicit reward β·log(π/π_ref) is 0 up
             # to rounding (about 1e-6 here; with the bare base as the reference, DPO's are about 0.02)
             before = next(m for m in folder.metrics() if m["step"] == 0)

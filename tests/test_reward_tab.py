@@ -12,6 +12,7 @@ import pytest
 from playground.ratings.store import Store
 from playground.runs.jobs import Jobs
 from playground.runs.reward_model import RewardModelError, RewardModels
+from playground.runs.run_folder import RunFolder
 from playground.ui import reward_tab
 from tests.preference_records import EARLIER, record
 
@@ -64,6 +65,18 @@ def test_a_reward_run_turns_the_buttons_on(settings):
     assert "tiny-base" in text and score["interactive"] is True and check["interactive"] is True
     text, score, check = reward_tab.run_view(settings, jobs, "no-such-run")
     assert "No reward model 'no-such-run'" in text and score["interactive"] is False
+
+
+def test_the_description_gives_the_trained_models_held_out_accuracy(settings):
+    make_reward_run(settings)
+    folder = RunFolder(settings.runs_dir / "rm-1")
+    folder.config.write_text("name: rm-1\n")
+    folder.append_metrics({"step": 0, "eval_accuracy": 0.5})  # the untrained score head's, before the first step
+    text, _ = reward_tab.describe(settings, Jobs(settings), "rm-1")
+    assert "held-out accuracy" not in text  # nothing trained measured yet
+    folder.append_metrics({"step": 20, "eval_accuracy": 0.925})
+    text, _ = reward_tab.describe(settings, Jobs(settings), "rm-1")
+    assert "held-out accuracy 0.93 (last eval)" in text
 
 
 def test_a_tab_built_with_a_reward_run_picks_it_and_is_usable(settings):

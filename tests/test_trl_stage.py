@@ -10,14 +10,16 @@ import json
 
 import pytest
 import torch
+import trl
 import trl.kernels.chunked_logprob as trl_kernels
 import trl.trainer.utils as trl_utils
 from trl.kernels import ChunkedLogProbFunction
 
 from playground.core.settings import Settings
 from playground.runs.run_folder import RunFolder
-from playground.train import dpo, reward, sft, trl_stage
-from playground.train.config import DPOConfig, RewardConfig, SFTConfig
+from playground.train import dpo, group_rl, reward, sft, trl_stage
+from playground.train.config import DPOConfig, GRPOConfig, RewardConfig, SFTConfig
+from tests.test_group_rl import tasks_file
 from tests.test_reward_dpo import toy_pairs
 
 pytestmark = pytest.mark.slow  # two tiny trainers, two forward/backward passes each: a few seconds
@@ -32,11 +34,16 @@ def trainer_for(stage: str, base, tmp_path, name: str = "run", **overrides):
     pairs.write_text("".join(json.dumps(r) + "\n" for r in toy_pairs(8)))
     small = dict(name=name, base_model=str(base), data_dir=str(settings.data_dir), lora_r=8, lora_alpha=16,
                  lora_dropout=0.0, max_steps=1, batch_size=4, gradient_accumulation=1, eval_fraction=0.0) | overrides
-    config, module = {"sft": (SFTConfig, sft), "reward": (RewardConfig, reward), "dpo": (DPOConfig, dpo)}[stage]
-    cfg = config(**small, max_examples=8) if stage == "sft" else config(**small, datasets=[str(pairs)])
     folder = RunFolder(settings.runs_dir / name)
     folder.path.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)  # a fresh LoRA's initial weights are drawn before the trainer seeds itself
+    if stage == "grpo":  # two sampled answers to each task, rewarded by the tasks' checks
+        cfg = GRPOConfig(**small | dict(batch_size=4, answers_per_prompt=2, response_length=6, max_length=96,
+                                        samples_per_step=4, learning_rate=1e-3),
+                         reward_source="checks", datasets=[str(tasks_file(tmp_path))])
+        return group_rl.build_trainer(trl.GRPOTrainer, trl.GRPOConfig, cfg, folder)[0], folder
+    config, module = {"sft": (SFTConfig, sft), "reward": (RewardConfig, reward), "dpo": (DPOConfig, dpo)}[stage]
+    cfg = config(**small, max_examples=8) if stage == "sft" else config(**small, datasets=[str(pairs)])
     return module.build_trainer(cfg, folder)[0], folder
 
 
@@ -100,27 +107,44 @@ def test_a_trl_without_the_name_gets_a_message_and_no_change(monkeypatch, capsys
 
 
 HELD_OUT = dict(eval_fraction=0.25, max_steps=4, save_steps=2, lora_dropout=0.1)
-"""Two of the 8 examples held out, an eval every 2 steps; LoRA dropout draws from the random state at every step,
-so an evaluation that drew from it too would change the training losses."""
+"""A quarter of the examples held out, an eval every 2 steps, LoRA dropout on."""
+
+
+def evaluated_steps(rows: list[dict]) -> list[int]:
+    return [m["step"] for m in rows if any(key.startswith("eval_") for key in m)]
 
 
 @pytest.mark.parametrize("stage", ["sft", "reward", "dpo"])
-def test_held_out_figures_come_before_the_first_step_too_and_change_nothing_in_training(stage, tiny_base, tmp_path):
+def test_held_out_figures_come_before_the_first_step_too(stage, tiny_base, tmp_path):
+    trainer, folder = trainer_for(stage, tiny_base, tmp_path, **HELD_OUT)
+    trl_stage.run_training(trainer, folder, resume=False)
+    rows = folder.metrics()
+    assert evaluated_steps(rows) == [0, 2, 4]
+    assert "eval_loss" in rows[0] and "loss" not in rows[0]  # the first row: the untrained model, held out
+
+
+@pytest.mark.parametrize("stage", ["sft", "grpo"])
+def test_the_evaluation_before_the_first_step_changes_nothing_in_training(stage, tiny_base, tmp_path):
+    """Iterating the eval data draws from torch's random state, and GRPO's evaluation samples answers: what the
+    training then draws (SFT's LoRA dropout masks, GRPO's sampled answers) would differ without the callback
+    putting the state back. (Reward and DPO training draw nothing from it: TRL turns their dropout off.)"""
     trainer, folder = trainer_for(stage, tiny_base, tmp_path, "with", **HELD_OUT)
     trl_stage.run_training(trainer, folder, resume=False)
     rows = folder.metrics()
-    assert [m["step"] for m in rows if "eval_loss" in m] == [0, 2, 4]
-    assert "eval_loss" in rows[0] and "loss" not in rows[0]  # the first row: the untrained model, held out
+    assert evaluated_steps(rows)[0] == 0
 
-    # The same run, trained by the trainer alone (no evaluation at step 0): the same losses, to the last bit.
+    # The same run, trained by the trainer alone (no evaluation at step 0): the same numbers, to the last bit.
     plain, plain_folder = trainer_for(stage, tiny_base, tmp_path, "without", **HELD_OUT)
     plain.train()
     plain_rows = plain_folder.metrics()
-    assert [m["step"] for m in plain_rows if "eval_loss" in m] == [2, 4]
-    losses = [(m["step"], m["loss"]) for m in rows if "loss" in m]
-    assert len(losses) == 4 and losses == [(m["step"], m["loss"]) for m in plain_rows if "loss" in m]
-    assert [m["eval_loss"] for m in rows if m["step"] and "eval_loss" in m] == \
-        [m["eval_loss"] for m in plain_rows if "eval_loss" in m]
+    assert evaluated_steps(plain_rows) == evaluated_steps(rows)[1:]
+    trained = ("loss", "grad_norm", "rewards/score/mean", "completions/mean_length")
+    numbers = [(m["step"], [m.get(key) for key in trained]) for m in rows if "loss" in m]
+    assert len(numbers) == 4 and numbers == [(m["step"], [m.get(key) for key in trained])
+                                             for m in plain_rows if "loss" in m]
+    if stage == "grpo":  # the same answers were sampled at every step
+        assert [s["answer"] for s in folder.samples()] == [s["answer"] for s in plain_folder.samples()]
+        assert len(folder.samples()) == 16
 
 
 def test_a_run_without_held_out_data_does_not_evaluate(tiny_base, tmp_path):
@@ -146,12 +170,15 @@ def test_a_resumed_run_evaluates_step_0_once(tiny_base, tmp_path):
     assert [m["step"] for m in rows if "loss" in m] == [1, 2, 3, 4, 5, 6] and 9.0 not in [m.get("loss") for m in rows]
 
 
-def test_a_run_resumed_without_a_checkpoint_starts_its_figures_over(tiny_base, tmp_path):
+@pytest.mark.parametrize("resume", [False, True])  # the app starts such a run over without --resume
+def test_a_run_started_over_before_its_first_checkpoint_logs_each_step_once(resume, tiny_base, tmp_path):
     trainer, folder = trainer_for("sft", tiny_base, tmp_path, **HELD_OUT)
     for row in ({"step": 0, "eval_loss": 7.0}, {"step": 1, "loss": 8.0}):  # a run killed before its first checkpoint
         folder.append_metrics(row)
-    trl_stage.run_training(trainer, folder, resume=True)
+    trl_stage.run_training(trainer, folder, resume=resume)
     rows = folder.metrics()
-    assert [m["step"] for m in rows if "eval_loss" in m] == [0, 2, 4]
-    assert [m["step"] for m in rows if "loss" in m] == [1, 2, 3, 4]
-    assert 7.0 not in [m["eval_loss"] for m in rows if "eval_loss" in m] and 8.0 not in [m.get("loss") for m in rows]
+    # its step-0 figures kept (the same untrained model: not evaluated again), its steps logged once, anew
+    assert not trainer.args.eval_on_start
+    assert [(m["step"], m["eval_loss"]) for m in rows if "eval_loss" in m][0] == (0, 7.0)
+    assert evaluated_steps(rows) == [0, 2, 4]
+    assert [m["step"] for m in rows if "loss" in m] == [1, 2, 3, 4] and 8.0 not in [m.get("loss") for m in rows]

@@ -84,7 +84,7 @@ def _decode(data: bytes) -> str:
             from error
 
 
-TOO_DEEP = "not usable JSON: its lists or objects are nested thousands deep"
+TOO_DEEP = "not usable JSON: its lists or objects are nested too deeply (hundreds of levels or more)"
 
 
 def json_error_text(error: json.JSONDecodeError) -> str:
@@ -102,7 +102,7 @@ def _jsonl(text: str, problems: Problems) -> Iterator[tuple[int, Any]]:
             yield number, json.loads(line)
         except json.JSONDecodeError as error:
             problems.add(number, "", json_error_text(error))
-        except RecursionError:  # the json module recurses once per level of [ or {: thousands of them overflow
+        except RecursionError:  # the json module recurses once per level of [ or {: about a thousand overflow
             problems.add(number, "", TOO_DEEP)
 
 

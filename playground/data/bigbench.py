@@ -111,8 +111,8 @@ def load_task(path: Path) -> BigBenchTask:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise BigBenchError(f"{path} does not exist.") from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BigBenchError(f"{path.name} is not readable JSON: {error}") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:  # Recursion: nested deep
+        raise BigBenchError(f"{path.name} is not readable JSON: {error!s:.300}") from error
     return parse_task(data, path.parent.name)
 
 
@@ -136,8 +136,8 @@ def load_archive_tasks(archive: Path, names: list[str]) -> list[BigBenchTask]:
                 handle = tar.extractfile(member)
                 try:
                     data = json.loads(handle.read().decode("utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                    raise BigBenchError(f"{name}: task.json is not readable JSON: {error}") from error
+                except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+                    raise BigBenchError(f"{name}: task.json is not readable JSON: {error!s:.300}") from error
                 found[name] = parse_task(data, name)
                 if len(found) == len(set(names)):
                     break

@@ -29,7 +29,7 @@ import plotly.graph_objects as go
 from scipy.stats import bootstrap
 
 from playground.core.files import write_atomic
-from playground.core.row_files import json_error_text
+from playground.core.row_files import TOO_DEEP, json_error_text
 from playground.models.catalog import ModelSpec
 from playground.models.generation import GenerationParams, StreamUpdate, answer
 from playground.models.loading import LoadOptions, ModelCache
@@ -212,6 +212,8 @@ def load_heldout(path: Path = HELDOUT) -> list[HeldoutExample]:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             raise HeldoutError(f"{where}: {json_error_text(error)}.") from error
+        except RecursionError as error:
+            raise HeldoutError(f"{where}: {TOO_DEEP}.") from error
         example = _example(row, where)
         if example.id in seen:
             raise HeldoutError(f"{where}: id {example.id!r} is already used on line {seen[example.id]}.")
@@ -508,6 +510,6 @@ def load_saved(folder: Path) -> list[EvalResult] | None:
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
         return [EvalResult(**{k: v for k, v in item.items() if k in names}) for item in payload["results"]]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
         raise ValueError(f"{path} is damaged ({type(error).__name__}: {error}); evaluate again to replace it.") \
             from error

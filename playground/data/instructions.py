@@ -118,7 +118,7 @@ def _message_list(value: Any, name: str) -> list[Message]:
         except json.JSONDecodeError as error:
             raise RowProblem(name, f"not a valid JSON message list ({error.msg})") from None
         except RecursionError:
-            raise RowProblem(name, "not a usable JSON message list: nested thousands deep") from None
+            raise RowProblem(name, "not a usable JSON message list: nested too deeply") from None
     if not isinstance(value, list):
         raise RowProblem(name, f"expected a list of {{\"role\", \"content\"}} messages, got {describe(value)}")
     messages = []

@@ -9,7 +9,8 @@ from typing import Any
 
 
 class AdapterError(Exception):
-    """An adapter folder whose settings can't be read; the message says which file and why."""
+    """An adapter folder whose settings can't be read; the message says which file and why (no final full stop: the
+    callers put it inside their own sentences)."""
 
 
 def adapter_config(adapter_dir: Path) -> dict[str, Any]:
@@ -20,8 +21,8 @@ def adapter_config(adapter_dir: Path) -> dict[str, Any]:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as error:  # ValueError: not JSON, or not UTF-8
         raise AdapterError(f"{adapter_dir} is not a readable LoRA adapter folder: {path.name} can't be read "
-                           f"({error}).") from error
+                           f"({error})") from error
     if not isinstance(config, dict):
         raise AdapterError(f"{adapter_dir} is not a readable LoRA adapter folder: {path.name} holds no adapter "
-                           f"settings (a JSON object).")
+                           f"settings (a JSON object)")
     return config

@@ -177,7 +177,7 @@ def adapter_base(adapter_dir: Path) -> str:
     try:
         config = adapter_config(adapter_dir)
     except AdapterError as error:
-        raise CatalogError(str(error)) from error
+        raise CatalogError(f"{error}.") from error
     base = config.get("base_model_name_or_path")
     if not base:
         raise CatalogError(f"{adapter_dir}/adapter_config.json does not name its base model.")

@@ -27,6 +27,7 @@ from typing import Any
 import psutil
 from filelock import FileLock
 
+from playground.core.files import write_failure
 from playground.core.settings import Settings
 from playground.runs.run_folder import ACTIVE, RunFolder
 
@@ -249,7 +250,8 @@ class Jobs:
             except FileExistsError as error:
                 raise JobError(f"A run named {config.name!r} already exists: choose another name.") from error
             except OSError as error:
-                raise JobError(f"Can't create the run folder {folder.path}: {error.strerror or error}") from error
+                raise JobError(f"Can't create the run folder {folder.path}: {write_failure(error, 'the runs folder')}.") \
+                    from error
             try:
                 folder.config.write_text(config.to_yaml())
                 folder.update_status(state="queued", stage=stage, base_model=config.base_model, created=time.time(),
@@ -257,8 +259,7 @@ class Jobs:
                                      processes=int(getattr(config, "processes", 1) or 1))
             except OSError as error:
                 shutil.rmtree(folder.path, ignore_errors=True)
-                raise JobError(f"Can't write the run's files ({error.strerror or error}); is the disk full?") \
-                    from error
+                raise JobError(f"Can't create the run: {write_failure(error, 'the runs folder')}.") from error
         self.pump()
         return folder
 

@@ -48,6 +48,7 @@ class RunCallback(TrainerCallback):
         if self.before_evaluation is not None:
             set_random_states(self.before_evaluation)
             self.before_evaluation = None
+            self.started = time.monotonic()  # the ETA and tokens/s are the training's, the evaluation left out
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         elapsed = time.monotonic() - self.started

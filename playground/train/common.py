@@ -120,7 +120,7 @@ def sft_adapter(cfg: Any, settings: Settings) -> Path | None:
     try:
         config = adapter_config(folder)
     except AdapterError as error:
-        raise CatalogError(f"sft_run: {error} Pick another SFT run.") from error
+        raise CatalogError(f"sft_run: {error}. Pick another SFT run.") from error
     if config.get("task_type") not in (None, "CAUSAL_LM"):
         raise CatalogError(f"sft_run: {text!r} is a {config.get('task_type')} adapter (a reward model?), not a "
                            f"language model's: pick an SFT run.")

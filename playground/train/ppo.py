@@ -439,8 +439,9 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
     checkpoint = folder.last_checkpoint() if resume else None
     if checkpoint is not None:
         step = load_checkpoint(roles, checkpoint, optimizer, scheduler, kl, generator, scaler)
-    if resume:
-        folder.forget_after(step)  # steps logged after the checkpoint run again: the charts must not double them
+    # Steps logged after the start run again: the charts must not double them. That includes a run killed before
+    # its first checkpoint, which the app starts over (without --resume); its step-0 check stays (the same policy).
+    folder.forget_after(step)
     print(f"{len(train_prompts)} prompts ({len(held_prompts)} held out); "
           f"{f'resuming from {checkpoint.name}' if checkpoint else 'starting from step 0'}; {steps} PPO steps of "
           f"{cfg.batch_size} answers", flush=True)

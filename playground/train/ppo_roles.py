@@ -20,13 +20,13 @@ four small adapters (see docs/BENCHMARKS.md, ppo).
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from playground.core.settings import Settings
+from playground.models.adapters import adapter_config
 from playground.runs.reward_model import RewardRun
 from playground.train import ppo_math
 from playground.train.common import keep_trainable_fp32, load_base, lora_config, sft_adapter
@@ -209,7 +209,7 @@ class SharedBase:
         for p in self._adapter_parameters(REWARD):
             p.requires_grad_(False)
         self.score_head = weights[heads[0]].to(self.device, torch.float32)  # (1, H)
-        config = json.loads((reward.adapter / "adapter_config.json").read_text())
+        config = adapter_config(reward.adapter)
         print(f"Reward model {reward.name}: LoRA r{config.get('r')} + score head, on the shared base", flush=True)
         return weights
 

@@ -95,15 +95,16 @@ def run_training(trainer: Any, folder: RunFolder, resume: bool, final_eval_every
     step already was an eval step."""
     checkpoint = folder.last_checkpoint() if resume else None
     print(f"Resuming from {checkpoint.name}" if checkpoint else "Starting from step 0", flush=True)
-    if resume:
-        # steps logged after the checkpoint run again: the charts and the answer viewer must not hold them twice
-        # (without a checkpoint the run starts over, so nothing logged before counts, its step-0 figures included)
-        folder.forget_after(int(checkpoint.name.split("-")[-1]) if checkpoint is not None else -1)
+    # Steps logged after the start run again: the charts and the answer viewer must not hold them twice. That
+    # includes a run killed before its first checkpoint, which the app starts over (without --resume).
+    folder.forget_after(int(checkpoint.name.split("-")[-1]) if checkpoint is not None else 0)
     # The untrained model's held-out figures at step 0 (TRL's eval_on_start), the "before" every later eval is read
-    # against, as PPO checks its held-out prompts before its first step. Not on a resume from a checkpoint: step 0
-    # is logged already, and the trainer would evaluate again at the checkpoint's step. The run's callback puts the
-    # random state back after it, so the run trains exactly as it would without it (tests/test_trl_stage.py).
-    trainer.args.eval_on_start = checkpoint is None and trainer.eval_dataset is not None
+    # against, as PPO checks its held-out prompts before its first step. Once only: not on a resume from a
+    # checkpoint (the trainer would evaluate again at the checkpoint's step), nor when a run started over has them
+    # (the same model, the same figures). The run's callback puts the random state back after it, so the run trains
+    # exactly as it would without it (tests/test_trl_stage.py).
+    logged = any(m.get("step") == 0 and any(key.startswith("eval_") for key in m) for m in folder.metrics())
+    trainer.args.eval_on_start = checkpoint is None and trainer.eval_dataset is not None and not logged
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if final_eval_every and trainer.eval_dataset is not None and trainer.state.global_step % final_eval_every:
         trainer.evaluate()

@@ -40,7 +40,8 @@ def describe(settings: Settings, jobs: Jobs, name: str | None) -> tuple[str, boo
         found = reward_model.find_run(name, settings)
     except RewardModelError as error:
         return str(error), False
-    held = [m["eval_accuracy"] for m in jobs.folder(name).metrics() if "eval_accuracy" in m] \
+    # the trained model's figures (step 0's are the untrained one's, logged again when a run is started over)
+    held = [m["eval_accuracy"] for m in jobs.folder(name).metrics() if "eval_accuracy" in m and m.get("step")] \
         if (settings.runs_dir / name / "config.yaml").is_file() else []
     accuracy = f" · held-out accuracy {held[-1]:.2f} (last eval)" if held else ""
     return (f"Base **{found.base_model}** · prompts in the *{found.prompt_format}* format · sequences up to "
