@@ -111,7 +111,7 @@ def load_task(path: Path) -> BigBenchTask:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise BigBenchError(f"{path} does not exist.") from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:  # Recursion: nested deep
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:  # RecursionError: nested too deeply
         raise BigBenchError(f"{path.name} is not readable JSON: {error!s:.300}") from error
     return parse_task(data, path.parent.name)
 
