@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -53,3 +54,19 @@ def assert_moved(adapter: Path, start: Path | None, stage: str) -> None:
     shared = trained.keys() & before.keys()
     assert shared, stage  # it started from that adapter: the same LoRA matrices
     assert any(not torch.equal(trained[k], before[k]) for k in shared), stage
+
+
+def assert_recipe_took_effect(spies: Spies, stage: str, adapter: Path, start: Path | None) -> None:
+    """The recipe's settings took effect: its base ran in 4-bit, its training passed through activation checkpoints,
+    and its adapter learnt (from a fresh LoRA, ``start`` None, or from the SFT run's adapter)."""
+    assert spies.nf4[stage] > 0 and spies.checkpointed[stage] > 0, (stage, spies.nf4, spies.checkpointed)
+    assert_moved(adapter, start, stage)
+
+
+def assert_reference_is_the_start(metrics: list[dict], stage: str) -> None:
+    """A DPO or KTO run from an SFT run's model (which learnt: :func:`assert_moved`) has that model as reference:
+    before the first step, when the policy is that model too, every implicit reward β·log(π/π_ref) is 0 up to
+    rounding (about 1e-6 on the tiny model; with the bare base as the reference, DPO's are about 0.02)."""
+    before = next(m for m in metrics if m["step"] == 0)
+    assert before["eval_rewards/chosen"] == pytest.approx(0, abs=1e-4), (stage, before)
+    assert before["eval_rewards/rejected"] == pytest.approx(0, abs=1e-4), (stage, before)

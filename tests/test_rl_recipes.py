@@ -16,7 +16,7 @@ from playground.runs.run_folder import RunFolder
 from playground.train import grpo, kto, reward, rloo, sft
 from playground.train.config import from_dict
 from playground.ui.train_tab import recipes
-from tests.recipe_checks import Spies, assert_moved
+from tests.recipe_checks import Spies, assert_recipe_took_effect, assert_reference_is_the_start
 from tests.test_reward_dpo import toy_pairs
 
 pytestmark = pytest.mark.slow  # five short 4-bit training runs on the CPU
@@ -58,15 +58,9 @@ def test_the_rl_and_kto_qlora_gpu_recipes_run_as_written_on_a_tiny_model(tiny_ba
         assert STAGES[stage].main(cfg, folder) == "finished", stage
         info = json.loads((folder.adapter / "playground.json").read_text())
         assert info["quantized"] is True, stage
-        # the recipe's settings took effect: its base ran in 4-bit, its training passes through activation
-        # checkpoints, and its adapter learnt (from a fresh LoRA, or from the SFT run's adapter)
-        assert spies.nf4[stage] > 0 and spies.checkpointed[stage] > 0, (stage, spies.nf4, spies.checkpointed)
-        assert_moved(folder.adapter, None if stage == "sft" else settings.runs_dir / names["sft"] / "adapter", stage)
-        if stage == "kto":  # the reference is the SFT run's model (which learnt: assert_moved above), so
-            # before the first step, when the policy is that model too, every implicit reward β·log(π/π_ref) is 0 up
-            # to rounding (about 1e-6 here; with the bare base as the reference, DPO's are about 0.02)
-            before = next(m for m in folder.metrics() if m["step"] == 0)
-            assert before["eval_rewards/chosen"] == pytest.approx(0, abs=1e-4), (stage, before)
-            assert before["eval_rewards/rejected"] == pytest.approx(0, abs=1e-4), (stage, before)
+        start = None if stage == "sft" else settings.runs_dir / names["sft"] / "adapter"
+        assert_recipe_took_effect(spies, stage, folder.adapter, start)
+        if stage == "kto":
+            assert_reference_is_the_start(folder.metrics(), stage)
         if stage in ("grpo", "rloo"):  # every answer of both steps reached the answer viewer
             assert [s["step"] for s in folder.samples()] == [1] * 4 + [2] * 4, stage
