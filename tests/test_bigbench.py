@@ -78,6 +78,7 @@ def test_tasks_are_read_from_the_source_archive_without_unpacking(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ("{not json", "not readable JSON"),
+    ("[" * 100_000, "not readable JSON"),  # nested too deeply for the json module
     ('{"examples": 3}', "not a BIG-Bench JSON task"),
     ('{"examples": [{"input": "x"}]}', "no example has a 'target'"),
 ])

@@ -178,6 +178,7 @@ def test_load_heldout_reads_rows(tmp_path):
     ([GOOD, '{"id": "h2", "task"'], "h.jsonl line 2: not valid JSON"),
     ([GOOD, '{"id": "h2", "task": "cap'], "line 2: not valid JSON (Unterminated string starting at column 22)"),
     ([GOOD, '["a list"]'], "line 2: expected an object"),
+    ([GOOD, "[" * 100_000], "line 2: not usable JSON: its lists or objects are nested too deeply"),
     ([{k: v for k, v in GOOD.items() if k != "answer"}], "line 1: 'answer' is missing"),
     ([{**GOOD, "answer": "  "}], "line 1: 'answer' is empty"),
     ([{**GOOD, "answer": 5}], "line 1: 'answer' is missing or not text"),
