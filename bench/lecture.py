@@ -144,9 +144,10 @@ def reward_checks(settings: Any, run: Path) -> dict[str, Any]:
     lengths = pd.DataFrame({"words": [len(a.split()) for p in pairs for a in (p.chosen, p.rejected)],
                             "reward": scores})
     r, p = length_correlation(lengths)
-    logged = [m["eval_accuracy"] for m in _metrics(run) if "eval_accuracy" in m]
+    logged = [(m["step"], m["eval_accuracy"]) for m in _metrics(run) if "eval_accuracy" in m]
     return {"pairs": len(pairs), "accuracy": sum(c > w for c, w in zip(chosen, rejected)) / len(pairs),
-            "length_r": r, "length_p": p, "logged_accuracy": logged[-1] if logged else None}
+            "length_r": r, "length_p": p, "logged_accuracy": logged[-1][1] if logged else None,
+            "before_accuracy": logged[0][1] if logged and logged[0][0] == 0 else None}
 
 
 def _metrics(run: Path) -> list[dict[str, Any]]:
@@ -296,6 +297,12 @@ def _interval(row: Any) -> str:
     return "" if low != low or high != high else f" [{low:+.1f}, {high:+.1f}]"  # NaN is not equal to itself
 
 
+def _before(accuracy: float | None) -> str:
+    """``0.50 before training → `` from the run's evaluation at step 0 (its untrained score head), or nothing when
+    it logged none (a run from before the TRL stages evaluated at step 0)."""
+    return "" if accuracy is None else f"{accuracy:.2f} before training → "
+
+
 def report(result: dict[str, Any]) -> str:
     """The Markdown section body: stage table, then each stage's effect."""
     times, sft, rm, ppo, dpo = (result[k] for k in ("times", "sft", "reward", "ppo", "dpo"))
@@ -307,7 +314,8 @@ def report(result: dict[str, Any]) -> str:
              f"{overall['base %']:.1f} % → {overall['tuned %']:.1f} % ({overall['change']:+.1f} points"
              f"{_interval(overall)}, {sft['examples']} examples) |",
              f"| reward | `{result['runs']['reward']}` | {times['reward']:.0f} s | held-out pair accuracy "
-             f"**{rm['accuracy']:.2f}** ({rm['pairs']} pairs); reward vs length r = {rm['length_r']:.2f} |",
+             f"{_before(rm['before_accuracy'])}**{rm['accuracy']:.2f}** ({rm['pairs']} pairs); reward vs length "
+             f"r = {rm['length_r']:.2f} |",
              f"| PPO | `{result['runs']['ppo']}` | {times['ppo']:.0f} s | held-out score {ppo['before']:+.3f} → "
              f"{ppo['after']:+.3f}: {ppo['diff']:+.3f} [95 % CI {ppo['low']:+.3f}, {ppo['high']:+.3f}] = "
              f"**{ppo['rise_sd']:+.2f} SD**; KL {ppo['kl']:.2f} nats/answer |",

@@ -36,7 +36,8 @@ def test_the_lecture_trains_every_stage_and_writes_every_figure(tiny_base, tmp_p
     number = r"[+-]?\d+\.\d+"
     assert re.search(rf"held-out accuracy {number} % → {number} % \({number} points( \[{number}, {number}\])?, "
                      rf"2 examples\)", section)
-    assert re.search(rf"held-out pair accuracy \*\*{number}\*\* \(\d+ pairs\); reward vs length r = {number}", section)
+    assert re.search(rf"held-out pair accuracy {number} before training → \*\*{number}\*\* \(\d+ pairs\); reward vs "
+                     rf"length r = {number}", section)  # its untrained score head's accuracy at step 0, then the trained
     assert re.search(rf"held-out score {number} → {number}: {number} \[95 % CI {number}, {number}\] = \*\*{number} SD"
                      rf"\*\*; KL {number} nats/answer", section)
     assert re.search(rf"implicit-reward held-out accuracy \*\*{number}\*\*; held-out score {number} → {number}",
