@@ -299,7 +299,7 @@ def _interval(row: Any) -> str:
 
 def _before(accuracy: float | None) -> str:
     """``0.50 before training → `` from the run's evaluation at step 0 (its untrained score head), or nothing when
-    it logged none (a run from before the TRL stages evaluated at step 0)."""
+    it logged none (no held-out pairs, or a run from before the TRL stages evaluated at step 0)."""
     return "" if accuracy is None else f"{accuracy:.2f} before training → "
 
 
