@@ -303,6 +303,12 @@ def _before(accuracy: float | None) -> str:
     return "" if accuracy is None else f"{accuracy:.2f} before training → "
 
 
+def _logged_before(accuracy: float | None) -> str:
+    """``0.50 at step 0 and `` when the run logged its accuracy before training: the table's before is the run's own
+    figure (TRL's evaluation), the after is this bench's scoring of the same pairs."""
+    return "" if accuracy is None else f"{accuracy:.2f} at step 0 (the table's before) and "
+
+
 def report(result: dict[str, Any]) -> str:
     """The Markdown section body: stage table, then each stage's effect."""
     times, sft, rm, ppo, dpo = (result[k] for k in ("times", "sft", "reward", "ppo", "dpo"))
@@ -328,7 +334,8 @@ def report(result: dict[str, Any]) -> str:
     lines += [f"| {r['task']} | {r['base %']:.1f} | {r['tuned %']:.1f} | {r['change']:+.1f}{_interval(r)} | {r['n']} |"
               for _, r in sft["table"].iterrows()]
     lines += ["", f"**Reward model**: {rm['accuracy']:.3f} of {rm['pairs']} held-out pairs ranked right (the run "
-              f"logged {_fmt(rm['logged_accuracy'])} at its last evaluation); Pearson's r between answer length "
+              f"logged {_logged_before(rm['before_accuracy'])}{_fmt(rm['logged_accuracy'])} at its last "
+              f"evaluation); Pearson's r between answer length "
               f"(words) and reward over those {2 * rm['pairs']} answers {rm['length_r']:.2f} (p = {rm['length_p']:.2g}).",
               "", f"**PPO**: {result['prompts']} held-out prompts × {result['samples']} sampled answers "
               f"(temperature {result['temperature']}), scored by the reward run. SFT policy {ppo['before']:+.3f} "

@@ -38,6 +38,8 @@ def test_the_lecture_trains_every_stage_and_writes_every_figure(tiny_base, tmp_p
                      rf"2 examples\)", section)
     assert re.search(rf"held-out pair accuracy {number} before training → \*\*{number}\*\* \(\d+ pairs\); reward vs "
                      rf"length r = {number}", section)  # its untrained score head's accuracy at step 0, then the trained
+    assert re.search(rf"the run logged {number} at step 0 \(the table's before\) and {number} at its last "
+                     rf"evaluation", section)
     assert re.search(rf"held-out score {number} → {number}: {number} \[95 % CI {number}, {number}\] = \*\*{number} SD"
                      rf"\*\*; KL {number} nats/answer", section)
     assert re.search(rf"implicit-reward held-out accuracy \*\*{number}\*\*; held-out score {number} → {number}",
