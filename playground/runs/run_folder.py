@@ -163,6 +163,11 @@ class RunFolder:
         """PPO's answers per step (complete lines only, like :meth:`metrics`)."""
         return _json_lines(self.samples_file)
 
+    def evaluated_at_start(self) -> bool:
+        """Whether the run logged held-out figures at step 0 (its starting model's, the "before" every later
+        evaluation is read against): a run started over keeps them and must not log them twice."""
+        return any(m.get("step") == 0 and any(key.startswith("eval_") for key in m) for m in self.metrics())
+
     def forget_after(self, step: int) -> None:
         """Drop metrics and samples lines logged after ``step``: a run resumed from the checkpoint at ``step`` logs
         those steps again (it was killed after logging them but before its next checkpoint). Skipped on a process

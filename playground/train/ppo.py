@@ -446,7 +446,7 @@ def train(cfg: PPOConfig, folder: RunFolder, resume: bool = False, scorer: Score
           f"{f'resuming from {checkpoint.name}' if checkpoint else 'starting from step 0'}; {steps} PPO steps of "
           f"{cfg.batch_size} answers", flush=True)
     folder.update_status(state="running", step=step, max_steps=steps)
-    if held_prompts and step == 0 and not any(m.get("step") == 0 for m in folder.metrics()):
+    if held_prompts and step == 0 and not folder.evaluated_at_start():
         # the starting policy's held-out score: the "before" that every later held-out check is read against
         folder.append_metrics({"step": 0, "max_steps": steps, "time": time.time(), "elapsed_s": 0.0,
                                **evaluate_held_out(roles, held_prompts, scorer, cfg, gen_config)})

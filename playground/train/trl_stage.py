@@ -103,8 +103,8 @@ def run_training(trainer: Any, folder: RunFolder, resume: bool, final_eval_every
     # checkpoint (the trainer would evaluate again at the checkpoint's step), nor when a run started over has them
     # (the same model, the same figures). The run's callback puts the random state back after it, so the run trains
     # exactly as it would without it (tests/test_trl_stage.py).
-    logged = any(m.get("step") == 0 and any(key.startswith("eval_") for key in m) for m in folder.metrics())
-    trainer.args.eval_on_start = checkpoint is None and trainer.eval_dataset is not None and not logged
+    trainer.args.eval_on_start = checkpoint is None and trainer.eval_dataset is not None \
+        and not folder.evaluated_at_start()
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if final_eval_every and trainer.eval_dataset is not None and trainer.state.global_step % final_eval_every:
         trainer.evaluate()

@@ -40,7 +40,7 @@ def describe(settings: Settings, jobs: Jobs, name: str | None) -> tuple[str, boo
         found = reward_model.find_run(name, settings)
     except RewardModelError as error:
         return str(error), False
-    # the trained model's figures (step 0's are the untrained one's, logged again when a run is started over)
+    # the trained model's figures: step 0's are the untrained score head's (about chance), not the model's
     held = [m["eval_accuracy"] for m in jobs.folder(name).metrics() if "eval_accuracy" in m and m.get("step")] \
         if (settings.runs_dir / name / "config.yaml").is_file() else []
     accuracy = f" · held-out accuracy {held[-1]:.2f} (last eval)" if held else ""
